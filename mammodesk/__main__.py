@@ -1,0 +1,3 @@
+from mammodesk.cli import main
+
+raise SystemExit(main())

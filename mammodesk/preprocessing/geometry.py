@@ -1,0 +1,112 @@
+"""Where output pixels came from. Every geometry-changing op (crop, flip,
+resize, pad, preview downscale) composes an affine map from source pixel
+coordinates to output coordinates; its inverse carries points and heat maps
+back to the source image.
+
+Coordinates: x = column, y = row, pixel centres at integers. A resize from
+n to m pixels maps x -> (x + 0.5) * m / n - 0.5, which is what OpenCV's
+INTER_LINEAR / INTER_AREA assume, so maps and pixels stay aligned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Geometry:
+    source_shape: tuple[int, int]
+    output_shape: tuple[int, int]
+    matrix: np.ndarray  # 3x3, source (x, y, 1) -> output (x, y, 1)
+
+    @classmethod
+    def identity(cls, shape: tuple[int, int]) -> "Geometry":
+        shape = (int(shape[0]), int(shape[1]))
+        return cls(shape, shape, np.eye(3))
+
+    def then(self, step: np.ndarray, output_shape: tuple[int, int]) -> "Geometry":
+        """Compose with a further source->output step applied after this one."""
+        return Geometry(self.source_shape, (int(output_shape[0]), int(output_shape[1])),
+                        np.asarray(step, dtype=np.float64) @ self.matrix)
+
+    def crop(self, y0: int, x0: int, height: int, width: int) -> "Geometry":
+        return self.then(_affine(1, 1, -x0, -y0), (height, width))
+
+    def flip_horizontal(self) -> "Geometry":
+        width = self.output_shape[1]
+        return self.then(_affine(-1, 1, width - 1, 0), self.output_shape)
+
+    def scale_to(self, height: int, width: int, offset_y: float = 0.0, offset_x: float = 0.0,
+                 content_shape: tuple[int, int] | None = None) -> "Geometry":
+        """Resize the current output to `content_shape` (default: the full
+        (height, width)) and place it at (offset_y, offset_x) inside height x width."""
+        h, w = self.output_shape
+        ch, cw = content_shape or (height, width)
+        sx, sy = cw / w, ch / h
+        step = _affine(sx, sy, 0.5 * sx - 0.5 + offset_x, 0.5 * sy - 0.5 + offset_y)
+        return self.then(step, (height, width))
+
+    @property
+    def inverse_matrix(self) -> np.ndarray:
+        return np.linalg.inv(self.matrix)
+
+    def forward_points(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) source (x, y) -> output (x, y)."""
+        return _apply(self.matrix, points)
+
+    def inverse_points(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) output (x, y) -> source (x, y)."""
+        return _apply(self.inverse_matrix, points)
+
+    def inverse_map(self, heat: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        """Resample a map over the output (any resolution: a 7x7 CAM over a
+        224x224 input is fine) onto the source pixel grid, bilinearly.
+        Source pixels that the output never covered get `fill`."""
+        heat = np.asarray(heat, dtype=np.float32)
+        if heat.ndim != 2:
+            raise ValueError(f"inverse_map needs a 2-D map, got shape {heat.shape}")
+        out_h, out_w = self.output_shape
+        hh, hw = heat.shape
+        to_heat = _affine(hw / out_w, hh / out_h, 0.5 * hw / out_w - 0.5, 0.5 * hh / out_h - 0.5)
+        source_to_heat = (to_heat @ self.matrix)[:2]
+        rows, cols = self.source_shape
+        # Pad by one pixel (edge values) so the map reaches the border of its footprint.
+        padded = cv2.copyMakeBorder(heat, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+        shift = source_to_heat.copy()
+        shift[:, 2] += 1.0
+        result = cv2.warpAffine(padded, shift, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        covered = self.coverage_mask()
+        result[~covered] = fill
+        return result
+
+    def coverage_mask(self) -> np.ndarray:
+        """Source pixels whose centre lands inside the output (or a map over it)."""
+        out_h, out_w = self.output_shape
+        rows, cols = self.source_shape
+        m = self.matrix
+        if m[0, 1] == 0 and m[1, 0] == 0:  # axis-aligned: the mask is separable
+            ox = m[0, 0] * np.arange(cols) + m[0, 2]
+            oy = m[1, 1] * np.arange(rows) + m[1, 2]
+            return np.outer((oy >= -0.5) & (oy <= out_h - 0.5), (ox >= -0.5) & (ox <= out_w - 0.5))
+        ys, xs = np.mgrid[0:rows, 0:cols]
+        ox = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+        oy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+        return (ox >= -0.5) & (ox <= out_w - 0.5) & (oy >= -0.5) & (oy <= out_h - 0.5)
+
+    def to_dict(self) -> dict:
+        return {"source_shape": list(self.source_shape), "output_shape": list(self.output_shape),
+                "matrix": self.matrix.tolist()}
+
+
+def _affine(sx: float, sy: float, tx: float, ty: float) -> np.ndarray:
+    return np.array([[sx, 0.0, tx], [0.0, sy, ty], [0.0, 0.0, 1.0]])
+
+
+def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    homogeneous = np.hstack([pts, np.ones((len(pts), 1))])
+    return (homogeneous @ matrix.T)[:, :2]

@@ -1,0 +1,164 @@
+"""Geometry-changing ops: crop to the breast, flip to a standard side,
+resize (keeping aspect, padding). Each records what it did in the frame's
+`Geometry`, so heat maps and points map back to source pixels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from mammodesk.preprocessing.intensity import value_range
+from mammodesk.preprocessing.registry import Frame, Op, Param, register_op
+
+MASK_WORK_SIZE = 512  # the breast mask is found on a copy this wide at most: fast, and plenty
+
+
+def breast_mask(pixels: np.ndarray, valid: np.ndarray | None = None, opening_px: float = 15.0,
+                value_lo: float | None = None, value_hi: float | None = None) -> np.ndarray:
+    """Foreground (breast) mask: Otsu threshold, morphological opening to cut
+    off film labels and tape, largest connected component, holes filled.
+
+    `valid` marks pixels that may belong to the breast (False = DICOM padding).
+    Returns a bool array of `pixels`' shape; all False for a blank image.
+    """
+    grey = pixels if pixels.ndim == 2 else pixels.mean(axis=2)
+    lo = float(grey.min()) if value_lo is None else value_lo
+    hi = float(grey.max()) if value_hi is None else value_hi
+    rows, cols = grey.shape
+    factor = min(1.0, MASK_WORK_SIZE / max(rows, cols))
+    small_size = (max(1, round(cols * factor)), max(1, round(rows * factor)))
+    small = cv2.resize(grey.astype(np.float32), small_size, interpolation=cv2.INTER_AREA)
+    eight = np.clip((small - lo) * (255.0 / max(hi - lo, 1e-12)), 0, 255).astype(np.uint8)
+    if valid is not None:
+        small_valid = cv2.resize(valid.astype(np.uint8), small_size, interpolation=cv2.INTER_NEAREST) > 0
+        eight[~small_valid] = 0
+    if eight.max() == eight.min():
+        return np.zeros(grey.shape, dtype=bool)
+    _, binary = cv2.threshold(eight, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    k = max(1, int(round(opening_px * factor)))
+    if k > 1:
+        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if count <= 1:
+        return np.zeros(grey.shape, dtype=bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    component = (labels == largest).astype(np.uint8)
+    contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros_like(component)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return cv2.resize(filled, (cols, rows), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+@register_op
+class CropToBreast(Op):
+    name = "crop_to_breast"
+    geometric = True
+    doc = "Crop to the breast (largest bright component); labels, tape and padding removed."
+    params = (
+        Param("opening", float, 15.0, minimum=0.0, maximum=200.0, scales=True,
+              doc="opening size that removes thin labels, px"),
+        Param("margin", int, 0, minimum=0, maximum=500, scales=True, doc="extra border kept, px"),
+        Param("mask_background", bool, True, doc="set pixels outside the breast to black"),
+    )
+
+    def apply(self, frame: Frame) -> Frame:
+        lo, hi = value_range(frame)
+        mask = breast_mask(frame.pixels, frame.mask, self.opening * frame.scale, lo, hi)
+        if not mask.any():
+            return frame  # blank image: nothing to crop to
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        m = self.scaled(self.margin, frame, minimum=0)
+        y0, y1 = max(0, rows[0] - m), min(mask.shape[0], rows[-1] + 1 + m)
+        x0, x1 = max(0, cols[0] - m), min(mask.shape[1], cols[-1] + 1 + m)
+        pixels = frame.pixels[y0:y1, x0:x1].copy()
+        mask = mask[y0:y1, x0:x1]
+        if self.mask_background:
+            pixels[~mask] = pixels.dtype.type(lo)
+        geometry = frame.geometry.crop(y0, x0, y1 - y0, x1 - x0)
+        return frame.evolve(pixels=pixels, mask=mask, geometry=geometry)
+
+
+def chest_wall_side(pixels: np.ndarray, laterality: str | None = None) -> str:
+    """'left' or 'right': the side whose outer third holds more tissue; when the
+    pixels don't say clearly (within 5%), the laterality tag decides (a left
+    breast has its chest wall on the left edge in MIAS and CBIS-DDSM)."""
+    grey = pixels if pixels.ndim == 2 else pixels[:, :, 0]
+    third = max(1, grey.shape[1] // 3)
+    left, right = float(grey[:, :third].mean()), float(grey[:, -third:].mean())
+    if abs(left - right) > 0.05 * max(left, right, 1e-12) or laterality not in ("L", "R"):
+        return "left" if left >= right else "right"
+    return "left" if laterality == "L" else "right"
+
+
+@register_op
+class FlipLaterality(Op):
+    name = "flip_laterality"
+    geometric = True
+    doc = "Mirror horizontally so the chest wall is on a chosen side for every breast."
+    params = (
+        Param("chest_wall", str, "left", choices=("left", "right"), doc="where the chest wall should be"),
+        Param("method", str, "auto", choices=("auto", "tags"),
+              doc="auto: from the pixels (tag as tie-break); tags: from laterality only"),
+    )
+
+    def apply(self, frame: Frame) -> Frame:
+        laterality = frame.meta.laterality
+        if self.method == "tags" and laterality in ("L", "R"):
+            current = "left" if laterality == "L" else "right"
+        else:
+            current = chest_wall_side(frame.pixels, laterality)
+        if current == self.chest_wall:
+            return frame
+        mask = None if frame.mask is None else frame.mask[:, ::-1].copy()
+        return frame.evolve(pixels=frame.pixels[:, ::-1].copy(), mask=mask,
+                            geometry=frame.geometry.flip_horizontal())
+
+
+@register_op
+class Resize(Op):
+    name = "resize"
+    geometric = True
+    doc = "Resize to width x height; optionally keep the aspect ratio and pad."
+    params = (
+        Param("width", int, 224, minimum=1, maximum=8192),
+        Param("height", int, 224, minimum=1, maximum=8192),
+        Param("keep_aspect", bool, True),
+        Param("align", str, "center", choices=("center", "top-left", "chest-wall"),
+              doc="where the image sits when padded (chest-wall: against the side it is on)"),
+        Param("pad_value", float, 0.0),
+    )
+
+    def apply(self, frame: Frame) -> Frame:
+        rows, cols = frame.pixels.shape[:2]
+        if self.keep_aspect:
+            factor = min(self.width / cols, self.height / rows)
+            content = (max(1, round(rows * factor)), max(1, round(cols * factor)))
+        else:
+            content = (self.height, self.width)
+        off_y, off_x = self._offsets(frame, content)
+        shrinking = content[0] < rows or content[1] < cols
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        resized = cv2.resize(frame.pixels, (content[1], content[0]), interpolation=interpolation)
+        if resized.ndim < frame.pixels.ndim:  # OpenCV drops a trailing single channel
+            resized = resized[:, :, None]
+        out_shape = (self.height, self.width) + frame.pixels.shape[2:]
+        out = np.full(out_shape, self.pad_value, dtype=frame.pixels.dtype)
+        out[off_y:off_y + content[0], off_x:off_x + content[1]] = resized
+        mask = None
+        if frame.mask is not None:
+            mask = np.zeros((self.height, self.width), dtype=bool)
+            small = cv2.resize(frame.mask.astype(np.uint8), (content[1], content[0]), interpolation=cv2.INTER_NEAREST)
+            mask[off_y:off_y + content[0], off_x:off_x + content[1]] = small > 0
+        geometry = frame.geometry.scale_to(self.height, self.width, off_y, off_x, content)
+        # After a resize to a fixed size, later kernels act on that size whatever the preview scale.
+        return frame.evolve(pixels=out, mask=mask, geometry=geometry, scale=1.0)
+
+    def _offsets(self, frame: Frame, content: tuple[int, int]) -> tuple[int, int]:
+        spare_y, spare_x = self.height - content[0], self.width - content[1]
+        if self.align == "top-left":
+            return 0, 0
+        if self.align == "chest-wall":
+            side = chest_wall_side(frame.pixels, frame.meta.laterality)
+            return spare_y // 2, 0 if side == "left" else spare_x
+        return spare_y // 2, spare_x // 2

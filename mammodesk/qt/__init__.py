@@ -1,0 +1,1 @@
+"""The Qt layer: the only part of MammoDesk that imports PySide6 or pyqtgraph."""
