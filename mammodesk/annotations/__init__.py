@@ -5,10 +5,11 @@ from mammodesk.annotations.inbreast import read_inbreast_sheet, read_inbreast_xm
 from mammodesk.annotations.mias import read_mias_info
 from mammodesk.annotations.model import (
     Circle, Ellipse, Finding, FindingKind, ImageLabels, MaskRef, Pathology, Point, Polygon, Rect, Shape,
+    findings_off_mask,
 )
 
 __all__ = [
     "Circle", "Ellipse", "Finding", "FindingKind", "ImageLabels", "MaskRef", "Pathology", "Point",
     "Polygon", "Rect", "Shape", "read_cbis_csv", "read_inbreast_sheet", "read_inbreast_xml",
-    "read_mias_info",
+    "read_mias_info", "findings_off_mask",
 ]

@@ -10,6 +10,7 @@ import io
 import plistlib
 import re
 from pathlib import Path
+from xml.parsers.expat import ExpatError
 
 from mammodesk.annotations.model import Finding, FindingKind, ImageLabels, Point, Polygon
 from mammodesk.errors import LabelReadError
@@ -100,7 +101,7 @@ def read_inbreast_xml(path: str | Path) -> tuple[Finding, ...]:
     try:
         data = plistlib.loads(path.read_bytes())
         images = data["Images"]
-    except (OSError, plistlib.InvalidFileException, KeyError, TypeError, ValueError) as exc:
+    except (OSError, plistlib.InvalidFileException, ExpatError, KeyError, TypeError, ValueError) as exc:
         raise LabelReadError(path, f"not an INbreast/OsiriX ROI plist ({exc})") from exc
     findings = []
     for image in images:

@@ -159,3 +159,19 @@ class ImageLabels:
     @property
     def located_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.shape is not None)
+
+
+def findings_off_mask(labels: ImageLabels, mask) -> tuple[Finding, ...]:
+    """Located findings whose centre is not on the (breast) mask: annotation
+    quirks such as MIAS mdb212/mdb214, calcification centres marked on the
+    background. Callers decide whether to warn, skip or keep them."""
+    rows, cols = mask.shape
+    off = []
+    for finding in labels.located_findings:
+        box = finding.shape.bbox()
+        if box is None:
+            continue
+        col, row = round((box[0] + box[2]) / 2), round((box[1] + box[3]) / 2)
+        if not (0 <= row < rows and 0 <= col < cols and mask[row, col]):
+            off.append(finding)
+    return tuple(off)

@@ -36,9 +36,20 @@ def sniff_dicom(head: bytes) -> bool:
 
 def read_dicom(path: str | Path, *, keep_identifying: bool = False) -> Image:
     path = Path(path)
+    warns: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = _read(path, keep_identifying, warns)
+    # pydicom warns about non-conformant values; the user sees them with the image's metadata.
+    library = list(dict.fromkeys(f"pydicom: {str(w.message).split(' Please see')[0]}" for w in caught))
+    if library:
+        image = image.with_meta(warnings=image.meta.warnings + tuple(library[:5]))
+    return image
+
+
+def _read(path: Path, keep_identifying: bool, warns: list[str]) -> Image:
     ds = _parse(path)
     _check_supported(path, ds)
-    warns: list[str] = []
     modality = str(ds.get("Modality", "") or "")
     if modality != "MG":
         warns.append(f"modality is {modality or 'missing'}, not MG (mammography); loaded anyway")
@@ -80,9 +91,7 @@ def read_dicom(path: str | Path, *, keep_identifying: bool = False) -> Image:
 
 def _parse(path: Path) -> Dataset:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns on benign VR quirks
-            return pydicom.dcmread(path, force=True)
+        return pydicom.dcmread(path, force=True)
     except (InvalidDicomError, EOFError, ValueError, OSError, KeyError, TypeError) as exc:
         raise CorruptFileError(path, f"DICOM header is damaged ({exc})") from exc
 
@@ -125,9 +134,7 @@ def _check_supported(path: Path, ds: Dataset) -> None:
 
 def _decode(path: Path, ds: Dataset) -> np.ndarray:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            array = ds.pixel_array
+        array = ds.pixel_array
     except BaseException as exc:
         # Plugins raise ValueError, RuntimeError, struct.error... and the Rust RLE decoder
         # panics with pyo3's PanicException, a BaseException: damaged bytes must not kill the app.

@@ -97,11 +97,11 @@ class NonLocalMeans(Op):
         def run(x: np.ndarray) -> np.ndarray:
             single = frame.evolve(pixels=x)
             if x.dtype == np.uint8:
-                return cv2.fastNlMeansDenoising(x, None, h=self.h, templateWindowSize=template,
+                return cv2.fastNlMeansDenoising(x, h=self.h, templateWindowSize=template,
                                                 searchWindowSize=search)
             wide, lo, hi = to_uint16(single)
             # 16-bit needs the L1 norm; its distances grow with the value scale (x257 from 8-bit).
-            out = cv2.fastNlMeansDenoising(wide, None, h=[self.h * 257.0], templateWindowSize=template,
+            out = cv2.fastNlMeansDenoising(wide, h=[self.h * 257.0], templateWindowSize=template,
                                            searchWindowSize=search, normType=cv2.NORM_L1)
             return from_uint16(out, lo, hi, x.dtype)
 
@@ -123,7 +123,9 @@ class Clahe(Op):
         def run(x: np.ndarray) -> np.ndarray:
             if x.dtype == np.uint8:
                 return clahe.apply(x)
-            # Spread over the full 16-bit range so clip_limit means the same at every bit depth.
+            # Spread the nominal range over all 16 bits: 12- and 16-bit versions of one scene then
+            # give the same result. (OpenCV's 16-bit CLAHE uses 65536 bins, so it is not identical
+            # to 8-bit CLAHE at the same clip_limit; it keeps the full precision instead.)
             wide, lo, hi = to_uint16(frame.evolve(pixels=x))
             return from_uint16(clahe.apply(wide), lo, hi, x.dtype)
 
