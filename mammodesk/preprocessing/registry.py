@@ -4,14 +4,13 @@ are declared once (`Param`), checked in `__init__`, and the op transforms a
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from mammodesk.errors import SpecError
+from mammodesk.errors import SpecError, did_you_mean
 from mammodesk.io.image import ImageMeta
 from mammodesk.preprocessing.geometry import Geometry
 
@@ -42,8 +41,7 @@ class Param:
             return self._check_tuple(op, value)
         value = self._coerce(op, value)
         if self.choices is not None and value not in self.choices:
-            hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
-            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            suggestion = did_you_mean(str(value), self.choices)
             raise SpecError(f"{op}.{self.name} must be one of {list(self.choices)}, got {value!r}{suggestion}")
         if self.kind in (int, float):
             if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
@@ -104,8 +102,7 @@ class Op:
         known = {p.name: p for p in self.params}
         for key in kwargs:
             if key not in known:
-                hint = difflib.get_close_matches(key, list(known), n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                suggestion = did_you_mean(key, known)
                 options = ", ".join(known) or "none"
                 raise SpecError(f"{self.name} has no parameter {key!r}{suggestion} (parameters: {options})")
         self.values = {name: p.check(self.name, kwargs.get(name, p.default)) for name, p in known.items()}
@@ -148,6 +145,5 @@ def get_op(name: str) -> type[Op]:
     try:
         return OPS[name]
     except KeyError:
-        hint = difflib.get_close_matches(name, list(OPS), n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        suggestion = did_you_mean(name, OPS)
         raise SpecError(f"unknown op {name!r}{suggestion} (known ops: {', '.join(sorted(OPS))})") from None

@@ -49,6 +49,23 @@ def breast_mask(pixels: np.ndarray, valid: np.ndarray | None = None, opening_px:
     return cv2.resize(filled, (cols, rows), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
+def resize_pixels(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area averaging along axes that shrink, bilinear along axes that grow.
+    One cv2.resize call with mixed directions takes OpenCV's bilinear path,
+    which skips pixels when shrinking: a calcification can vanish."""
+    rows, cols = pixels.shape[:2]
+    height, width = shape
+    out = pixels
+    if (height < rows) != (width < cols) and height != rows and width != cols:
+        interim = (width, rows) if width < cols else (cols, height)  # shrink first
+        out = cv2.resize(out, interim, interpolation=cv2.INTER_AREA)
+    shrinking = height < out.shape[0] or width < out.shape[1]
+    out = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    if out.ndim < pixels.ndim:  # OpenCV drops a trailing single channel
+        out = out[:, :, None]
+    return out
+
+
 @register_op
 class CropToBreast(Op):
     name = "crop_to_breast"
@@ -137,11 +154,7 @@ class Resize(Op):
         else:
             content = (self.height, self.width)
         off_y, off_x = self._offsets(frame, content)
-        shrinking = content[0] < rows or content[1] < cols
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        resized = cv2.resize(frame.pixels, (content[1], content[0]), interpolation=interpolation)
-        if resized.ndim < frame.pixels.ndim:  # OpenCV drops a trailing single channel
-            resized = resized[:, :, None]
+        resized = resize_pixels(frame.pixels, content)
         out_shape = (self.height, self.width) + frame.pixels.shape[2:]
         out = np.full(out_shape, self.pad_value, dtype=frame.pixels.dtype)
         out[off_y:off_y + content[0], off_x:off_x + content[1]] = resized

@@ -1,0 +1,23 @@
+"""The README opens with the two set-up commands, and CI runs the second one verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())
+
+
+def test_readme_opens_with_launch_and_test_commands():
+    launch, test = _readme_commands()[:2]
+    assert "pip install" in launch and "mammodesk --demo" in launch
+    assert "pip install torch==2.13.0" in test and '".[train,test]"' in test and "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert _readme_commands()[1] in ci_lines
