@@ -3,6 +3,7 @@ grey to three channels. Helpers shared with the filters live here too."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from mammodesk.errors import SpecError
@@ -32,15 +33,20 @@ def to_uint16(frame: Frame) -> tuple[np.ndarray, float, float]:
     lo, hi = value_range(frame)
     if frame.pixels.dtype == np.uint16 and lo == 0.0 and hi == 65535.0:
         return frame.pixels, lo, hi
-    scaled = (frame.pixels.astype(np.float32) - np.float32(lo)) * np.float32(65535.0 / (hi - lo))
-    return np.clip(scaled + 0.5, 0, 65535).astype(np.uint16), lo, hi
+    return _affine_cast(frame.pixels, 65535.0 / (hi - lo), -lo * 65535.0 / (hi - lo), cv2.CV_16U), lo, hi
 
 
 def from_uint16(array: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
     if dtype == np.uint16 and lo == 0.0 and hi == 65535.0:
         return array
-    out = array.astype(np.float32) * np.float32((hi - lo) / 65535.0) + np.float32(lo)
-    return cast_like(out, dtype)
+    depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U}.get(np.dtype(dtype), cv2.CV_32F)
+    return _affine_cast(array, (hi - lo) / 65535.0, lo, depth)
+
+
+def _affine_cast(x: np.ndarray, alpha: float, beta: float, depth: int) -> np.ndarray:
+    """saturate(round(x * alpha + beta)) in one SIMD pass (OpenCV's addWeighted with a zero
+    second term): several times faster than the same arithmetic in float32 numpy."""
+    return cv2.addWeighted(x, alpha, x, 0.0, beta, dtype=depth)
 
 
 def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -133,7 +139,10 @@ class Normalise(Op):
         if self.mode == "zscore":
             mean, std = float(values.mean()), float(values.std())
             return frame.evolve(pixels=((x - mean) / (std if std > 0 else 1.0)).astype(np.float32))
-        lo, hi = (float(v) for v in np.percentile(values, [self.low_percentile, self.high_percentile]))
+        if self.low_percentile == 0.0 and self.high_percentile == 100.0:
+            lo, hi = float(values.min()), float(values.max())  # no sort needed
+        else:
+            lo, hi = (float(v) for v in np.percentile(values, [self.low_percentile, self.high_percentile]))
         out = (x - lo) / (hi - lo if hi > lo else 1.0)
         return frame.evolve(pixels=np.clip(out, 0.0, 1.0).astype(np.float32))
 
@@ -147,4 +156,4 @@ class ToRgb(Op):
     def apply(self, frame: Frame) -> Frame:
         if frame.pixels.ndim == 3:
             return frame
-        return frame.evolve(pixels=np.repeat(frame.pixels[:, :, None], 3, axis=2))
+        return frame.evolve(pixels=cv2.merge([frame.pixels] * 3))
