@@ -1,0 +1,286 @@
+"""The model contract: what a MammoDesk ONNX file must carry in its
+`metadata_props` so that any model runs the same way. Training writes it
+(`build_metadata`), the app reads and checks it (`read_card`) before a
+session is ever created.
+
+Keys (all values are strings; structured ones are JSON):
+
+| key | content |
+|---|---|
+| mammodesk.contract_version | "1" |
+| mammodesk.family / .name / .task | model family, unique model name, task |
+| mammodesk.labels | ordered class labels, JSON list |
+| mammodesk.preprocessing | the full preprocessing spec (JSON, `PipelineSpec.to_dict`) |
+| mammodesk.input | {"name", "channels", "height", "width", "dtype": "float32"} (NCHW) |
+| mammodesk.output | {"logits": "logits", "activation": "softmax" or "sigmoid"} |
+| mammodesk.cams | null, or {"output": "cams", "layer": ..., "branches": {name: {"output", "layer"}}} |
+| mammodesk.roi | {"mode": "whole" / "roi" / "patches", "size", "spacing_mm", "patch_size", "patches", "seed"} |
+| mammodesk.training | {"dataset", "split", ...}: what it was trained on and how data was split |
+| mammodesk.metrics | {"how": "...", name: {"mean", "sd"} or number}: measured, with how |
+| mammodesk.weights_sha256 / .tool_version | provenance |
+
+`logits` is batch x classes (a single logit with two labels means binary
+sigmoid). `cams` is batch x classes x h x w holding raw Grad-CAM (the
+gradient-weighted sum of activations, before ReLU), computed in the graph.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mammodesk.errors import MammoDeskError, SpecError
+from mammodesk.inference.onnx_meta import NotOnnxError, read_metadata_props
+from mammodesk.preprocessing import PipelineSpec
+
+CONTRACT_VERSION = 1
+PREFIX = "mammodesk."
+REQUIRED_KEYS = ("contract_version", "family", "name", "task", "labels", "preprocessing", "input",
+                 "output", "roi", "training", "metrics", "weights_sha256", "tool_version")
+OPTIONAL_KEYS = ("cams", "description")
+ROI_MODES = ("whole", "roi", "patches")
+
+
+class ModelContractError(MammoDeskError, ValueError):
+    """A model file breaks the contract; names the file and what is wrong."""
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path.name if self.path else '<model>'}: {problem}")
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    name: str
+    channels: int
+    height: int
+    width: int
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class CamOutput:
+    output: str
+    layer: str
+
+
+@dataclass(frozen=True)
+class RoiMode:
+    mode: str = "whole"
+    size: int | None = None          # ROI side in model pixels, before the spec
+    spacing_mm: float | None = None  # pixel spacing the ROI size refers to (training data)
+    patch_size: int | None = None
+    patches: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    path: Path
+    family: str
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    spec: PipelineSpec
+    input: InputLayout
+    logits_output: str
+    activation: str
+    cams: Mapping[str, CamOutput]  # "combined" and optional branch names; empty = no explanations
+    roi: RoiMode
+    training: Mapping[str, Any]
+    metrics: Mapping[str, Any]
+    weights_sha256: str
+    tool_version: str
+    description: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_cams(self) -> bool:
+        return bool(self.cams)
+
+    @property
+    def binary_sigmoid(self) -> bool:
+        return self.activation == "sigmoid" and len(self.labels) == 2
+
+
+def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec: PipelineSpec,
+                   input: InputLayout, activation: str, roi: RoiMode, training: Mapping[str, Any],
+                   metrics: Mapping[str, Any], weights_sha256: str, tool_version: str,
+                   cams: Mapping[str, CamOutput] | None = None, logits: str = "logits",
+                   description: str = "") -> dict[str, str]:
+    """The metadata_props an exporter writes (strings only)."""
+    cam_json = None
+    if cams:
+        combined = cams.get("combined")
+        cam_json = {"output": combined.output, "layer": combined.layer} if combined else {}
+        branches = {k: {"output": v.output, "layer": v.layer} for k, v in cams.items() if k != "combined"}
+        if branches:
+            cam_json["branches"] = branches
+    values = {
+        "contract_version": str(CONTRACT_VERSION), "family": family, "name": name, "task": task,
+        "labels": json.dumps(list(labels)), "preprocessing": spec.to_json(indent=None),
+        "input": json.dumps(input.__dict__), "output": json.dumps({"logits": logits, "activation": activation}),
+        "cams": json.dumps(cam_json), "roi": json.dumps(roi.__dict__), "training": json.dumps(training),
+        "metrics": json.dumps(metrics), "weights_sha256": weights_sha256, "tool_version": tool_version,
+        "description": description,
+    }
+    return {PREFIX + k: v for k, v in values.items()}
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """Read and validate a model's metadata. Nothing is executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelContractError(path, "model file not found")
+    try:
+        props = read_metadata_props(path)
+    except NotOnnxError as exc:
+        raise ModelContractError(path, f"not an ONNX model ({exc})") from exc
+    except OSError as exc:
+        raise ModelContractError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    return parse_card(path, props)
+
+
+def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
+    ours = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+    if not ours:
+        raise ModelContractError(path, "no MammoDesk metadata: this ONNX file was not exported by mammodesk-train")
+    version = ours.get("contract_version")
+    if version != str(CONTRACT_VERSION):
+        raise ModelContractError(path, f"contract version {version!r} is not supported "
+                                       f"(this MammoDesk reads version {CONTRACT_VERSION})")
+    missing = [k for k in REQUIRED_KEYS if k not in ours]
+    if missing:
+        raise ModelContractError(path, f"metadata is missing {', '.join(PREFIX + k for k in missing)}")
+    unknown = sorted(set(ours) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    data = {k: _json(path, k, ours[k]) for k in ("labels", "input", "output", "roi", "training", "metrics")}
+    labels = data["labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        raise ModelContractError(path, "mammodesk.labels must be a non-empty list of class names")
+    if len(set(labels)) != len(labels):
+        raise ModelContractError(path, f"duplicate class labels {labels}")
+    try:
+        spec = PipelineSpec.from_json(ours["preprocessing"])
+    except SpecError as exc:
+        raise ModelContractError(path, f"embedded preprocessing spec is invalid: {exc}") from exc
+    layout = _input(path, data["input"])
+    output = data["output"]
+    activation = output.get("activation") if isinstance(output, dict) else None
+    if activation not in ("softmax", "sigmoid"):
+        raise ModelContractError(path, f"mammodesk.output.activation must be softmax or sigmoid, got {activation!r}")
+    card = ModelCard(
+        path=path, family=ours["family"], name=ours["name"], task=ours["task"], labels=tuple(labels),
+        spec=spec, input=layout, logits_output=str(output.get("logits", "logits")), activation=activation,
+        cams=_cams(path, _json(path, "cams", ours.get("cams", "null"))), roi=_roi(path, data["roi"]),
+        training=data["training"], metrics=data["metrics"], weights_sha256=ours["weights_sha256"],
+        tool_version=ours["tool_version"], description=ours.get("description", ""),
+        extra={k: ours[k] for k in unknown},
+    )
+    _check_spec_matches_input(card)
+    return card
+
+
+def _json(path: Path, key: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelContractError(path, f"{PREFIX}{key} is not valid JSON ({exc.msg})") from exc
+
+
+def _input(path: Path, data: Any) -> InputLayout:
+    try:
+        layout = InputLayout(str(data["name"]), int(data["channels"]), int(data["height"]), int(data["width"]),
+                             str(data.get("dtype", "float32")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelContractError(path, f"mammodesk.input needs name, channels, height, width ({exc})") from exc
+    if layout.channels not in (1, 3) or layout.height < 1 or layout.width < 1:
+        raise ModelContractError(path, f"mammodesk.input {layout} is not a 1- or 3-channel image")
+    if layout.dtype != "float32":
+        raise ModelContractError(path, f"input dtype {layout.dtype} is not supported (float32 only)")
+    return layout
+
+
+def _cams(path: Path, data: Any) -> dict[str, CamOutput]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ModelContractError(path, "mammodesk.cams must be null or an object")
+    cams = {}
+    try:
+        if "output" in data:
+            cams["combined"] = CamOutput(str(data["output"]), str(data.get("layer", "")))
+        for name, branch in (data.get("branches") or {}).items():
+            cams[str(name)] = CamOutput(str(branch["output"]), str(branch.get("layer", "")))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ModelContractError(path, f"mammodesk.cams is malformed ({exc})") from exc
+    return cams
+
+
+def _roi(path: Path, data: Any) -> RoiMode:
+    if not isinstance(data, dict) or data.get("mode") not in ROI_MODES:
+        raise ModelContractError(path, f"mammodesk.roi.mode must be one of {list(ROI_MODES)}")
+    try:
+        roi = RoiMode(**{k: data[k] for k in RoiMode.__dataclass_fields__ if k in data})
+    except TypeError as exc:
+        raise ModelContractError(path, f"mammodesk.roi is malformed ({exc})") from exc
+    if roi.mode == "patches" and not (roi.patch_size and roi.patches and roi.patches > 0):
+        raise ModelContractError(path, "patch models need roi.patch_size and roi.patches (votes per ROI)")
+    return roi
+
+
+def _check_spec_matches_input(card: ModelCard) -> None:
+    """The spec's last resize and channel op must produce what the input expects."""
+    resizes = [op for op in card.spec.ops if op.name == "resize"]
+    channels = 3 if any(op.name == "to_rgb" for op in card.spec.ops) else 1
+    if channels != card.input.channels:
+        raise ModelContractError(card.path, f"the spec makes {channels}-channel images, "
+                                            f"the model input has {card.input.channels}")
+    if not resizes:
+        raise ModelContractError(card.path, "the spec has no resize op, so its output size is unknown")
+    last = resizes[-1]
+    expected = (card.roi.patch_size, card.roi.patch_size) if card.roi.mode == "patches" else (
+        card.input.height, card.input.width)
+    if card.roi.mode == "patches":
+        if (card.input.height, card.input.width) != expected:
+            raise ModelContractError(card.path, f"patch size {card.roi.patch_size} does not match the model input "
+                                                f"{card.input.height}x{card.input.width}")
+        if last.height < expected[0] or last.width < expected[1]:
+            raise ModelContractError(card.path, f"the spec makes {last.width}x{last.height} ROIs, smaller than "
+                                                f"the {expected[0]}-pixel patches")
+    elif (last.height, last.width) != expected:
+        raise ModelContractError(card.path, f"the spec resizes to {last.width}x{last.height} but the model "
+                                            f"input is {card.input.width}x{card.input.height}")
+
+
+def check_session(card: ModelCard, session) -> None:
+    """Compare the graph's real inputs and outputs with the card (onnxruntime session)."""
+    path = card.path
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].name != card.input.name:
+        raise ModelContractError(path, f"the graph's inputs {[i.name for i in inputs]} are not the declared "
+                                       f"single input {card.input.name!r}")
+    expected = [None, card.input.channels, card.input.height, card.input.width]
+    shape = list(inputs[0].shape)
+    if len(shape) != 4 or any(isinstance(s, int) and e is not None and s != e for s, e in zip(shape, expected)):
+        raise ModelContractError(path, f"input shape {shape} contradicts the metadata "
+                                       f"(N x {card.input.channels} x {card.input.height} x {card.input.width})")
+    if inputs[0].type != "tensor(float)":
+        raise ModelContractError(path, f"input type {inputs[0].type} is not float32")
+    outputs = {o.name: o for o in session.get_outputs()}
+    logits = outputs.get(card.logits_output)
+    if logits is None:
+        raise ModelContractError(path, f"no output named {card.logits_output!r} (outputs: {sorted(outputs)})")
+    classes = 1 if card.binary_sigmoid else len(card.labels)
+    if len(logits.shape) != 2 or (isinstance(logits.shape[1], int) and logits.shape[1] != classes):
+        raise ModelContractError(path, f"logits shape {logits.shape} does not give {classes} value(s) per image "
+                                       f"for labels {list(card.labels)}")
+    for name, cam in card.cams.items():
+        out = outputs.get(cam.output)
+        if out is None:
+            raise ModelContractError(path, f"declared CAM output {cam.output!r} ({name}) is not in the graph")
+        if len(out.shape) != 4 or (isinstance(out.shape[1], int) and out.shape[1] != classes):
+            raise ModelContractError(path, f"CAM output {cam.output!r} has shape {out.shape}; expected "
+                                           f"batch x {classes} x h x w")
