@@ -61,38 +61,52 @@ class Geometry:
         """(N, 2) output (x, y) -> source (x, y)."""
         return _apply(self.inverse_matrix, points)
 
-    def inverse_map(self, heat: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    def source_window(self) -> tuple[int, int, int, int]:
+        """(y0, x0, height, width): the part of the source the output covers, clipped."""
+        out_h, out_w = self.output_shape
+        corners = self.inverse_points([[-0.5, -0.5], [out_w - 0.5, -0.5], [-0.5, out_h - 0.5], [out_w - 0.5, out_h - 0.5]])
+        rows, cols = self.source_shape
+        x0 = int(np.clip(np.floor(corners[:, 0].min() + 0.5), 0, cols))
+        x1 = int(np.clip(np.ceil(corners[:, 0].max() + 0.5), 0, cols))
+        y0 = int(np.clip(np.floor(corners[:, 1].min() + 0.5), 0, rows))
+        y1 = int(np.clip(np.ceil(corners[:, 1].max() + 0.5), 0, rows))
+        return y0, x0, y1 - y0, x1 - x0
+
+    def inverse_map(self, heat: np.ndarray, fill: float = np.nan,
+                    window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Resample a map over the output (any resolution: a 7x7 CAM over a
         224x224 input is fine) onto the source pixel grid, bilinearly.
-        Source pixels that the output never covered get `fill`."""
+        Source pixels that the output never covered get `fill`. With `window`
+        (y0, x0, height, width) only that part of the source grid is produced."""
         heat = np.asarray(heat, dtype=np.float32)
         if heat.ndim != 2:
             raise ValueError(f"inverse_map needs a 2-D map, got shape {heat.shape}")
         out_h, out_w = self.output_shape
         hh, hw = heat.shape
+        y0, x0, rows, cols = window or (0, 0, *self.source_shape)
         to_heat = _affine(hw / out_w, hh / out_h, 0.5 * hw / out_w - 0.5, 0.5 * hh / out_h - 0.5)
-        source_to_heat = (to_heat @ self.matrix)[:2]
-        rows, cols = self.source_shape
+        window_to_source = _affine(1, 1, x0, y0)
         # Pad by one pixel (edge values) so the map reaches the border of its footprint.
+        step = (_affine(1, 1, 1, 1) @ to_heat @ self.matrix @ window_to_source)[:2]
         padded = cv2.copyMakeBorder(heat, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-        shift = source_to_heat.copy()
-        shift[:, 2] += 1.0
-        result = cv2.warpAffine(padded, shift, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        if rows == 0 or cols == 0:
+            return np.zeros((rows, cols), np.float32)
+        result = cv2.warpAffine(padded, step, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-        covered = self.coverage_mask()
+        covered = self.coverage_mask((y0, x0, rows, cols))
         result[~covered] = fill
         return result
 
-    def coverage_mask(self) -> np.ndarray:
-        """Source pixels whose centre lands inside the output (or a map over it)."""
+    def coverage_mask(self, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Source pixels (of `window`, default all) whose centre lands inside the output."""
         out_h, out_w = self.output_shape
-        rows, cols = self.source_shape
+        y0, x0, rows, cols = window or (0, 0, *self.source_shape)
         m = self.matrix
         if m[0, 1] == 0 and m[1, 0] == 0:  # axis-aligned: the mask is separable
-            ox = m[0, 0] * np.arange(cols) + m[0, 2]
-            oy = m[1, 1] * np.arange(rows) + m[1, 2]
+            ox = m[0, 0] * np.arange(x0, x0 + cols) + m[0, 2]
+            oy = m[1, 1] * np.arange(y0, y0 + rows) + m[1, 2]
             return np.outer((oy >= -0.5) & (oy <= out_h - 0.5), (ox >= -0.5) & (ox <= out_w - 0.5))
-        ys, xs = np.mgrid[0:rows, 0:cols]
+        ys, xs = np.mgrid[y0:y0 + rows, x0:x0 + cols]
         ox = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
         oy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
         return (ox >= -0.5) & (ox <= out_w - 0.5) & (oy >= -0.5) & (oy <= out_h - 0.5)

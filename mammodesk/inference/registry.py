@@ -1,0 +1,73 @@
+"""The models a user can run: those bundled under resources/models/ and any
+folder the user adds. A broken file is listed with its error, never hidden."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from mammodesk.inference.contract import ModelCard, ModelContractError, read_card
+from mammodesk.resources import resources_dir
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    path: Path
+    card: ModelCard | None
+    error: str | None = None
+    bundled: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.card.name if self.card else self.path.stem
+
+
+class ModelRegistry:
+    def __init__(self, folders: Iterable[str | Path] = (), *, include_bundled: bool = True):
+        self._folders: list[tuple[Path, bool]] = []
+        if include_bundled:
+            self._folders.append((resources_dir() / "models", True))
+        self._folders += [(Path(f), False) for f in folders]
+        self._runners: dict[Path, object] = {}
+        self._lock = threading.Lock()
+        self.entries: list[ModelEntry] = []
+        self.refresh()
+
+    def add_folder(self, folder: str | Path) -> None:
+        self._folders.append((Path(folder), False))
+        self.refresh()
+
+    def refresh(self) -> None:
+        entries = []
+        for folder, bundled in self._folders:
+            for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
+                try:
+                    entries.append(ModelEntry(path, read_card(path), bundled=bundled))
+                except ModelContractError as exc:
+                    entries.append(ModelEntry(path, None, exc.problem, bundled))
+        self.entries = entries
+
+    def find(self, name_or_path: str | Path) -> ModelEntry:
+        """By model name, file stem, or a path to any .onnx file."""
+        candidate = Path(name_or_path)
+        if candidate.suffix == ".onnx" and candidate.is_file():
+            return ModelEntry(candidate, read_card(candidate))
+        for entry in self.entries:
+            if str(name_or_path) in (entry.name, entry.path.stem):
+                if entry.card is None:
+                    raise ModelContractError(entry.path, entry.error or "invalid model")
+                return entry
+        known = ", ".join(e.name for e in self.entries if e.card) or "none"
+        raise KeyError(f"no model named {name_or_path!r} (available: {known})")
+
+    def runner(self, name_or_path: str | Path, **options):
+        """A shared `ModelRunner` per model file (sessions are costly to create)."""
+        from mammodesk.inference.runner import ModelRunner
+
+        entry = self.find(name_or_path)
+        with self._lock:
+            if entry.path not in self._runners:
+                self._runners[entry.path] = ModelRunner(entry.path, **options)
+            return self._runners[entry.path]

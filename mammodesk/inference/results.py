@@ -1,0 +1,114 @@
+"""What a prediction returns: probabilities, votes for patch models, and
+heat maps that know how to map themselves back to source pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mammodesk.preprocessing import Geometry
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """A map over a window of the source image: rows y0.., columns x0..
+    `values` is float32 with NaN where the model saw nothing."""
+
+    y0: int
+    x0: int
+    values: np.ndarray
+
+    def full(self, shape: tuple[int, int], fill: float = np.nan) -> np.ndarray:
+        out = np.full(shape, fill, dtype=np.float32)
+        rows, cols = self.values.shape
+        out[self.y0:self.y0 + rows, self.x0:self.x0 + cols] = self.values
+        return out
+
+    def peak(self) -> tuple[int, int]:
+        """(row, column) of the maximum, in source pixels."""
+        row, col = np.unravel_index(np.nanargmax(self.values), self.values.shape)
+        return self.y0 + int(row), self.x0 + int(col)
+
+
+class HeatMaps:
+    """Maps in model space (one K x h x w array per CAM output) plus the
+    geometry from source pixels to that space. `source()` resamples one class
+    map onto the source grid, restricted to the window the model saw."""
+
+    def __init__(self, maps: dict[str, np.ndarray], geometry: Geometry, binary_sigmoid: bool = False,
+                 normalise: bool = True):
+        self.raw = maps
+        self.geometry = geometry
+        self.binary_sigmoid = binary_sigmoid
+        self.normalise = normalise
+        self._cache: dict[tuple[str, int], SourceMap] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.raw)
+
+    def model_space(self, name: str, class_index: int) -> np.ndarray:
+        """Grad-CAM for one class: ReLU of the raw map, scaled to [0, 1] when `normalise`.
+        A binary sigmoid model has one raw map, for the positive class; the
+        negative class's Grad-CAM is its opposite."""
+        raw = self.raw[name]
+        if self.binary_sigmoid:
+            cam = raw[0] if class_index == 1 else -raw[0]
+        else:
+            cam = raw[class_index]
+        cam = np.maximum(np.nan_to_num(cam, nan=0.0), 0).astype(np.float32)
+        if self.normalise:
+            top = float(cam.max())
+            cam = cam / top if top > 0 else cam
+        nan = np.isnan(raw[0])
+        if nan.any():
+            cam[nan] = np.nan
+        return cam
+
+    def source(self, class_index: int, name: str = "combined") -> SourceMap:
+        key = (name, class_index)
+        if key not in self._cache:
+            window = self.geometry.source_window()
+            self._cache[key] = SourceMap(window[0], window[1],
+                                         self.geometry.inverse_map(self.model_space(name, class_index), window=window))
+        return self._cache[key]
+
+
+@dataclass
+class Prediction:
+    model: str
+    labels: tuple[str, ...]
+    probabilities: np.ndarray          # one per class
+    provider: str                      # the execution provider that really ran it
+    heatmaps: HeatMaps | None = None   # None: the model has no explanations
+    votes: np.ndarray | None = None    # patch models: patches voting for each class
+    vote_maps: HeatMaps | None = None  # patch models: per-class vote fraction over the ROI
+    patch_boxes: np.ndarray | None = None  # patch models: (N, 4) x0, y0, x1, y1 in processed-ROI pixels
+    roi_box: tuple[int, int, int, int] | None = None  # source x0, y0, x1, y1 actually analysed
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    weights_sha256: str = ""
+
+    @property
+    def predicted_index(self) -> int:
+        if self.votes is not None:
+            top = self.votes.max()
+            tied = np.flatnonzero(self.votes == top)
+            return int(tied[np.argmax(self.probabilities[tied])])  # ties: the higher mean probability
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def predicted_label(self) -> str:
+        return self.labels[self.predicted_index]
+
+    def as_row(self) -> dict[str, object]:
+        row: dict[str, object] = {"model": self.model, "weights_sha256": self.weights_sha256,
+                                  "predicted": self.predicted_label, "provider": self.provider}
+        for label, p in zip(self.labels, self.probabilities):
+            row[f"p_{label}"] = round(float(p), 6)
+        if self.votes is not None:
+            for label, v in zip(self.labels, self.votes):
+                row[f"votes_{label}"] = int(v)
+        if self.roi_box is not None:
+            row["roi"] = " ".join(str(v) for v in self.roi_box)
+        return row

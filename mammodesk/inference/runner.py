@@ -1,0 +1,220 @@
+"""`ModelRunner`: runs any contract-conformant ONNX model on an `Image`, the
+same way for every family: embedded spec, onnxruntime (CUDA first, CPU
+fallback, reported honestly), probabilities, and heat maps in source pixels."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from mammodesk.annotations.model import Shape
+from mammodesk.errors import MammoDeskError
+from mammodesk.inference.contract import ModelCard, ModelContractError, check_session, read_card
+from mammodesk.inference.patches import count_votes, cut_patches, mosaic, patch_positions, vote_map
+from mammodesk.inference.results import HeatMaps, Prediction
+from mammodesk.io import Image
+from mammodesk.preprocessing import Frame, Geometry, ProcessedImage
+
+log = logging.getLogger(__name__)
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+_OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")
+
+
+class ModelInputError(MammoDeskError, ValueError):
+    """The image or ROI cannot be given to this model (e.g. an ROI model without an ROI)."""
+
+
+class ModelRunner:
+    """Thread-safe: `predict` may be called from worker threads concurrently."""
+
+    def __init__(self, path: str | Path, *, prefer_gpu: bool = True, threads: int = 0, warm_up: bool = True):
+        self.card: ModelCard = read_card(path)  # validated before anything runs
+        self._threads = threads
+        self._lock = threading.Lock()
+        self.fallback_reason: str | None = None
+        wanted = [CUDA, CPU] if prefer_gpu and CUDA in ort.get_available_providers() else [CPU]
+        self._session = self._create_session(wanted)
+        check_session(self.card, self._session)
+        if warm_up:
+            shape = (1, self.card.input.channels, self.card.input.height, self.card.input.width)
+            self._run(np.zeros(shape, np.float32))
+
+    # --- session ---------------------------------------------------------
+    def _create_session(self, providers: list[str]) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = self._threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(self.card.path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelContractError(self.card.path, f"onnxruntime cannot load the graph ({exc})") from exc
+        if CUDA in providers and session.get_providers()[0] != CUDA:
+            # onnxruntime-gpu falls back silently when the CUDA libraries are missing.
+            self.fallback_reason = "CUDA requested but unavailable (CUDA/cuDNN libraries not found); running on CPU"
+        return session
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    @property
+    def device(self) -> str:
+        return "CUDA" if self.providers[0] == CUDA else "CPU"
+
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        names = [self.card.logits_output] + [c.output for c in self.card.cams.values()]
+        session = self._session
+        try:
+            values = session.run(names, {self.card.input.name: batch})
+        except Exception as exc:
+            if self.device != "CUDA" or not any(m in str(exc).lower() for m in _OOM_MARKERS):
+                raise
+            with self._lock:
+                if self._session is session:  # first thread to hit it switches everyone to the CPU
+                    log.warning("GPU out of memory running %s; retrying on the CPU", self.card.name)
+                    self._session = self._create_session([CPU])
+                    self.fallback_reason = f"GPU ran out of memory ({str(exc)[:120]}); switched to CPU"
+            values = self._session.run(names, {self.card.input.name: batch})
+        return dict(zip(names, values))
+
+    # --- prediction -------------------------------------------------------
+    def predict(self, image: Image, roi: Shape | Sequence[float] | None = None) -> Prediction:
+        mode = self.card.roi.mode
+        if mode != "whole" and roi is None:
+            raise ModelInputError(f"{self.card.name} classifies {'ROIs' if mode == 'roi' else 'ROI patches'}; "
+                                  "select an ROI first")
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        processed = self._prepare(image, roi)
+        timings["preprocess"] = _ms(start)
+        if mode == "patches":
+            return self._predict_patches(processed, timings)
+        start = time.perf_counter()
+        outputs = self._run(to_nchw(processed.array[None]))
+        timings["inference"] = _ms(start)
+        return self._prediction(outputs, 0, processed.geometry, timings, processed)
+
+    def predict_many(self, images: Sequence[Image], batch_size: int = 8) -> list[Prediction]:
+        """Whole-image models: batched inference over several images."""
+        if self.card.roi.mode != "whole":
+            raise ModelInputError(f"{self.card.name} needs an ROI per image; call predict() per ROI")
+        results: list[Prediction] = []
+        for first in range(0, len(images), batch_size):
+            chunk = [self._prepare(image, None) for image in images[first:first + batch_size]]
+            start = time.perf_counter()
+            outputs = self._run(to_nchw(np.stack([p.array for p in chunk])))
+            elapsed = _ms(start) / len(chunk)
+            results += [self._prediction(outputs, i, p.geometry, {"inference": elapsed}, p)
+                        for i, p in enumerate(chunk)]
+        return results
+
+    def _prepare(self, image: Image, roi) -> ProcessedImage:
+        if roi is None:
+            return self.card.spec.apply(image)
+        y0, x0, rows, cols = self.roi_window(image, roi)
+        return self.card.spec.run(_cropped_frame(image, y0, x0, rows, cols))
+
+    def roi_window(self, image: Image, roi) -> tuple[int, int, int, int]:
+        """(y0, x0, rows, cols) of the source region the model analyses for `roi`:
+        the ROI's box, or a square of the model's ROI size around its centre
+        (converted to this image's pixel spacing when both spacings are known)."""
+        box = roi.bbox() if hasattr(roi, "bbox") else tuple(float(v) for v in roi)
+        if box is None or len(box) != 4:
+            raise ModelInputError("an ROI is a shape with a bounding box, or x0, y0, x1, y1")
+        x0, y0, x1, y1 = box
+        size = self.card.roi.size
+        if size:
+            spacing = image.meta.pixel_spacing_mm
+            if self.card.roi.spacing_mm and spacing:
+                size = size * self.card.roi.spacing_mm / spacing[0]
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            x0, x1, y0, y1 = cx - size / 2, cx + size / 2, cy - size / 2, cy + size / 2
+        rows, cols = image.shape
+        left, top = int(np.floor(x0 + 0.5)), int(np.floor(y0 + 0.5))
+        width, height = max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0)))
+        if left >= cols or top >= rows or left + width <= 0 or top + height <= 0:
+            raise ModelInputError(f"the ROI ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) lies outside the "
+                                  f"{cols}x{rows} image")
+        return top, left, height, width
+
+    def _predict_patches(self, processed: ProcessedImage, timings: dict[str, float]) -> Prediction:
+        roi_mode, array = self.card.roi, processed.array
+        try:
+            positions = patch_positions(array.shape[:2], roi_mode.patch_size, roi_mode.patches, roi_mode.seed)
+        except ValueError as exc:
+            raise ModelInputError(str(exc)) from exc
+        start = time.perf_counter()
+        outputs = self._run(to_nchw(cut_patches(array, positions, roi_mode.patch_size)))
+        timings["inference"] = _ms(start)
+        probs = self._probabilities(outputs[self.card.logits_output])
+        classes = len(self.card.labels)
+        maps = {name: mosaic(outputs[cam.output], positions, roi_mode.patch_size, array.shape[:2])
+                for name, cam in self.card.cams.items()}
+        heat = HeatMaps(maps, processed.geometry, self.card.binary_sigmoid) if maps else None
+        votes = vote_map(probs, positions, roi_mode.patch_size, array.shape[:2])
+        size = roi_mode.patch_size
+        boxes = np.column_stack([positions[:, 1], positions[:, 0], positions[:, 1] + size, positions[:, 0] + size])
+        return Prediction(
+            model=self.card.name, labels=self.card.labels, probabilities=probs.mean(axis=0), provider=self.providers[0],
+            heatmaps=heat, votes=count_votes(probs, classes),
+            vote_maps=HeatMaps({"votes": votes}, processed.geometry, normalise=False),
+            patch_boxes=boxes, roi_box=_roi_box(processed.geometry), timings_ms=timings,
+            weights_sha256=self.card.weights_sha256)
+
+    def _prediction(self, outputs, index, geometry: Geometry, timings, processed) -> Prediction:
+        probs = self._probabilities(outputs[self.card.logits_output][index:index + 1])[0]
+        heat = None
+        if self.card.cams:
+            maps = {name: outputs[cam.output][index] for name, cam in self.card.cams.items()}
+            heat = HeatMaps(maps, geometry, self.card.binary_sigmoid)
+        roi_box = _roi_box(geometry) if self.card.roi.mode == "roi" else None
+        return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
+                          provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,
+                          weights_sha256=self.card.weights_sha256)
+
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+        logits = logits.astype(np.float64)
+        if self.card.activation == "sigmoid":
+            p = 1.0 / (1.0 + np.exp(-logits))
+            return np.concatenate([1 - p, p], axis=1) if self.card.binary_sigmoid else p
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def to_nchw(batch: np.ndarray) -> np.ndarray:
+    """(N, H, W[, C]) float -> contiguous (N, C, H, W) float32."""
+    if batch.ndim == 3:
+        batch = batch[:, None]
+    else:
+        batch = batch.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def _cropped_frame(image: Image, y0: int, x0: int, rows: int, cols: int) -> Frame:
+    """A pipeline frame over a source window; parts outside the image are zero and marked invalid."""
+    src_rows, src_cols = image.shape
+    pixels = np.zeros((rows, cols), image.dtype)
+    valid = np.zeros((rows, cols), bool)
+    ys, xs = slice(max(0, y0), min(src_rows, y0 + rows)), slice(max(0, x0), min(src_cols, x0 + cols))
+    target = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+    pixels[target] = image.pixels[ys, xs]
+    padding = image.meta.padding_mask
+    valid[target] = True if padding is None else ~padding[ys, xs]
+    return Frame(pixels=pixels, geometry=Geometry.identity(image.shape).crop(y0, x0, rows, cols),
+                 meta=image.meta, mask=valid)
+
+
+def _roi_box(geometry: Geometry) -> tuple[int, int, int, int]:
+    y0, x0, rows, cols = geometry.source_window()
+    return x0, y0, x0 + cols, y0 + rows
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
