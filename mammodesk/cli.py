@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mammodesk import __version__
 
@@ -12,7 +13,8 @@ from mammodesk import __version__
 def gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mammodesk", description="Read, label and analyse mammograms.",
-        epilog="Other commands: 'mammodesk info FILE...' prints what MammoDesk reads from files.")
+        epilog="Other commands: 'mammodesk info FILE...' prints what MammoDesk reads from files; "
+               "'mammodesk predict PATHS... --model NAME --out results.csv' runs a model headless.")
     parser.add_argument("--version", action="version", version=f"mammodesk {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="open the malignant-mass CBIS-DDSM case of the 'mammograms' package")
@@ -36,10 +38,26 @@ def info_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mammodesk predict",
+                                     description="Run a model over image files and folders, without a window.")
+    parser.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
+    parser.add_argument("--model", required=True, help="a bundled model's name, or a path to an .onnx file")
+    parser.add_argument("--models-dir", action="append", default=[], help="extra folder of models (repeatable)")
+    parser.add_argument("--roi", help="x0,y0,x1,y1 in source pixels, for ROI and patch models")
+    parser.add_argument("--out", required=True, type=Path, help="results.csv or results.json")
+    parser.add_argument("--cams", type=Path, help="folder for heat maps of the predicted class")
+    parser.add_argument("--cam-format", choices=("png", "npy"), default="png", help="16-bit PNG or float NPY")
+    parser.add_argument("--cpu", action="store_true", help="do not try the GPU")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["info"]:
         return _info(info_parser().parse_args(argv[1:]).paths)
+    if argv[:1] == ["predict"]:
+        return _predict(predict_parser().parse_args(argv[1:]))
     args = gui_parser().parse_args(argv)
     files = demo_files() + args.files if args.demo else args.files
     from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
@@ -68,3 +86,44 @@ def _info(paths: list[str]) -> int:
         for warning in meta.warnings:
             print(f"  warning: {warning}")
     return 1 if failures else 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mammodesk.errors import MammoDeskError
+    from mammodesk.inference import ModelRegistry
+    from mammodesk.inference.batch import run_batch, terminal_progress, write_report
+
+    roi = None
+    if args.roi:
+        try:
+            roi = [float(v) for v in args.roi.split(",")]
+            if len(roi) != 4:
+                raise ValueError
+        except ValueError:
+            print(f"mammodesk predict: --roi must be x0,y0,x1,y1, got {args.roi!r}", file=sys.stderr)
+            return 2
+    if args.out.suffix.lower() not in (".csv", ".json"):
+        print("mammodesk predict: --out must end in .csv or .json", file=sys.stderr)
+        return 2
+    try:
+        runner = ModelRegistry(args.models_dir).runner(args.model, prefer_gpu=not args.cpu)
+    except (KeyError, MammoDeskError) as exc:
+        print(f"mammodesk predict: {exc}", file=sys.stderr)
+        return 2
+    print(f"{runner.card.name}: running on {', '.join(runner.providers)}", file=sys.stderr)
+    if runner.fallback_reason:
+        print(f"note: {runner.fallback_reason}", file=sys.stderr)
+    report = run_batch(runner, args.paths, roi=roi, cams_dir=args.cams, cam_format=args.cam_format,
+                       progress=terminal_progress())
+    try:
+        write_report(report, args.out, runner)
+    except OSError as exc:
+        print(f"mammodesk predict: could not write {args.out} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    for row in report.rows:
+        if row["status"] != "ok":
+            print(f"failed: {row['file']}: {row['error']}", file=sys.stderr)
+    print(f"{report.succeeded} image(s) done, {report.failed} failed"
+          + (f", {report.ignored} non-image file(s) ignored" if report.ignored else "")
+          + f"; results in {args.out}", file=sys.stderr)
+    return 1 if report.failed else 0

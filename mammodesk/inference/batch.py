@@ -1,0 +1,131 @@
+"""Headless batch inference over files and folders (`mammodesk predict`).
+A file that can't be read is reported and skipped; the batch goes on."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
+from mammodesk.inference.runner import ModelRunner, Prediction
+from mammodesk.io import find_reader, read_image
+
+
+@dataclass
+class BatchReport:
+    rows: list[dict[str, object]] = field(default_factory=list)
+    failed: int = 0
+    ignored: int = 0  # non-image files found while walking folders
+
+    @property
+    def succeeded(self) -> int:
+        return len(self.rows) - self.failed
+
+
+def expand_paths(paths: Sequence[str | Path], report: BatchReport) -> Iterator[Path]:
+    """Files as given; folders walked recursively, keeping what a reader recognises."""
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            yield path
+            continue
+        for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            try:
+                find_reader(child)
+            except UnsupportedFormatError:
+                report.ignored += 1
+                continue
+            except ImageReadError:
+                pass  # empty or unreadable: let the read report it
+            yield child
+
+
+def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence[float] | None = None,
+              cams_dir: Path | None = None, cam_format: str = "png",
+              progress: Callable[[int, str], None] | None = None) -> BatchReport:
+    report = BatchReport()
+    for index, path in enumerate(expand_paths(paths, report), start=1):
+        if progress:
+            progress(index, path.name)
+        row: dict[str, object] = {"file": str(path)}
+        try:
+            image = read_image(path)
+            prediction = runner.predict(image, roi)
+            row.update(status="ok", error="", **prediction.as_row())
+            if cams_dir is not None and prediction.heatmaps is not None:
+                save_heatmaps(prediction, image.shape, path, cams_dir, cam_format)
+        except (MammoDeskError, OSError) as exc:
+            report.failed += 1
+            row.update(status="failed", error=str(exc))
+        report.rows.append(row)
+    return report
+
+
+def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, folder: Path, fmt: str) -> None:
+    """The predicted class's maps over the whole source image: 16-bit PNG
+    (0..65535 for 0..1, 0 where the model saw nothing) or float32 NPY (NaN there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    label = prediction.predicted_label
+    for name in prediction.heatmaps.names:
+        values = prediction.heatmaps.source(prediction.predicted_index, name).full(shape)
+        stem = f"{source.stem}.{prediction.model}.{name}.{label}"
+        if fmt == "npy":
+            np.save(folder / f"{stem}.npy", values)
+        else:
+            scaled = np.nan_to_num(np.clip(values, 0, 1), nan=0.0) * 65535.0
+            if not cv2.imwrite(str(folder / f"{stem}.png"), np.rint(scaled).astype(np.uint16)):
+                raise OSError(f"could not write {folder / stem}.png")
+
+
+def write_report(report: BatchReport, out: Path, runner: ModelRunner) -> None:
+    """CSV (one row per image) or JSON (rows plus the run's model and providers),
+    written atomically so an interrupted run never leaves half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        card = runner.card
+        document = {"model": {"name": card.name, "family": card.family, "task": card.task,
+                              "labels": list(card.labels), "weights_sha256": card.weights_sha256},
+                    "providers": runner.providers, "fallback": runner.fallback_reason,
+                    "failed": report.failed, "ignored_non_images": report.ignored, "results": report.rows}
+        text = json.dumps(document, indent=2)
+    else:
+        columns: list[str] = []
+        for row in report.rows:
+            columns += [key for key in row if key not in columns]
+        with tempfile.SpooledTemporaryFile(mode="w+", newline="") as buffer:
+            writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(report.rows)
+            buffer.seek(0)
+            text = buffer.read()
+    _atomic_write(out, text)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def terminal_progress(total_hint: str = "") -> Callable[[int, str], None]:
+    def show(index: int, name: str) -> None:
+        end = "\r" if sys.stderr.isatty() else "\n"
+        print(f"[{index}{total_hint}] {name}", end=end, file=sys.stderr, flush=True)
+
+    return show

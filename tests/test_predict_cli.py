@@ -1,0 +1,68 @@
+"""`mammodesk predict`: batch inference over files and folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from onnx_models import build_model
+
+from mammodesk.cli import main
+
+
+def _folder(tmp_path, mias_images):
+    folder = tmp_path / "images"
+    (folder / "nested").mkdir(parents=True)
+    for path in mias_images[:3]:
+        shutil.copy(path, folder / path.name)
+    shutil.copy(mias_images[3], folder / "nested" / mias_images[3].name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x00")
+    return folder
+
+
+def test_predict_folder_to_csv_with_cams(tmp_path, mias_images, capsys):
+    model = build_model(tmp_path / "tiny.onnx")
+    out = tmp_path / "out" / "results.csv"
+    code = main(["predict", str(_folder(tmp_path, mias_images)), "--model", str(model), "--out", str(out),
+                 "--cams", str(tmp_path / "cams"), "--cpu"])
+    assert code == 1  # one broken file
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 5 and sum(r["status"] == "ok" for r in rows) == 4
+    broken = next(r for r in rows if r["file"].endswith("broken.dcm"))
+    assert broken["status"] == "failed" and "broken.dcm" in broken["error"]
+    good = next(r for r in rows if r["status"] == "ok")
+    assert float(good["p_normal"]) + float(good["p_abnormal"]) == pytest.approx(1.0, abs=2e-6)
+    assert good["provider"] == "CPUExecutionProvider" and good["weights_sha256"] == "0" * 64
+    maps = sorted((tmp_path / "cams").glob("*.png"))
+    assert len(maps) == 4
+    heat = cv2.imread(str(maps[0]), cv2.IMREAD_UNCHANGED)
+    assert heat.dtype == np.uint16 and heat.shape == (1024, 1024) and heat.max() > 60000
+    err = capsys.readouterr().err
+    assert "4 image(s) done, 1 failed, 1 non-image file(s) ignored" in err
+
+
+def test_predict_json_with_roi_and_npy(tmp_path, mias_images):
+    model = build_model(tmp_path / "roi.onnx", mode="roi", roi={"mode": "roi", "size": 64})
+    out = tmp_path / "r.json"
+    code = main(["predict", str(mias_images[0]), "--model", str(model), "--roi", "500,500,560,560",
+                 "--out", str(out), "--cams", str(tmp_path / "c"), "--cam-format", "npy", "--cpu"])
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["model"]["labels"] == ["normal", "abnormal"] and document["failed"] == 0
+    assert document["results"][0]["roi"] == "498 498 562 562"
+    heat = np.load(next((tmp_path / "c").glob("*.npy")))
+    assert heat.shape == (1024, 1024) and np.isnan(heat[0, 0]) and np.nanmax(heat) > 0.8
+
+
+def test_predict_argument_errors(tmp_path, capsys):
+    model = build_model(tmp_path / "tiny.onnx")
+    assert main(["predict", "x.pgm", "--model", str(model), "--out", str(tmp_path / "o.txt")]) == 2
+    assert main(["predict", "x.pgm", "--model", str(model), "--roi", "1,2,3", "--out", str(tmp_path / "o.csv")]) == 2
+    assert main(["predict", "x.pgm", "--model", "no-such-model", "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--out must end in .csv or .json" in err and "x0,y0,x1,y1" in err and "no model named" in err
