@@ -1,0 +1,178 @@
+"""Export a trained network to a contract-conformant ONNX file with Grad-CAM
+computed inside the graph, then verify it (timm's "export means export and
+verify"): onnx.checker, onnxruntime vs torch logits, ONNX CAMs vs autograd.
+
+Recipe (measured in DESIGN.md): split the network into `trunk` (input ->
+target activations) and `head` (activations -> logits); in `forward`, get the
+head's vector-Jacobian product for every class with `torch.func.vjp`; trace
+with make_fx (symbolic, with decompositions for pooling backward), export
+the traced graph with the dynamo exporter into a single file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+from torch._decomp import get_decompositions
+from torch.fx.experimental.proxy_tensor import make_fx
+
+Activations = torch.Tensor | dict[str, torch.Tensor]
+_DECOMPOSITIONS = get_decompositions([
+    torch.ops.aten.max_pool2d_with_indices_backward,
+    torch.ops.aten._adaptive_avg_pool2d_backward,
+    torch.ops.aten.avg_pool2d_backward,
+])
+
+
+class GradCamGraph(nn.Module):
+    """forward(x) -> (logits, cams[, cams per branch]). Raw Grad-CAM: the sum over
+    channels of activations weighted by the spatial mean of d logit_k / d activation.
+    With named branches (a dict of activations on one grid), the combined map is
+    the sum of the branch maps, which is exactly Grad-CAM on their concatenation."""
+
+    def __init__(self, trunk: nn.Module, head: nn.Module, classes: int):
+        super().__init__()
+        self.trunk, self.head, self.classes = trunk, head, classes
+
+    def forward(self, x: torch.Tensor):
+        acts = self.trunk(x)
+        logits, vjp = torch.func.vjp(self.head, acts)
+        per_class: list[dict[str, torch.Tensor] | torch.Tensor] = []
+        for k in range(self.classes):
+            seed = torch.zeros_like(logits)
+            seed[:, k] = 1.0
+            (grads,) = vjp(seed)
+            per_class.append(_weighted(acts, grads))
+        if isinstance(acts, torch.Tensor):
+            return logits, torch.stack(per_class, dim=1)
+        names = list(acts)
+        branches = [torch.stack([cams[n] for cams in per_class], dim=1) for n in names]
+        return (logits, sum(branches), *branches)
+
+
+def _weighted(acts: Activations, grads: Activations):
+    if isinstance(acts, torch.Tensor):
+        return (grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1)
+    return {n: (grads[n].mean(dim=(2, 3), keepdim=True) * acts[n]).sum(dim=1) for n in acts}
+
+
+def autograd_gradcam(trunk: nn.Module, head: nn.Module, x: torch.Tensor, class_index: int,
+                     branch: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference a researcher writes: forward, backward of one logit, raw Grad-CAM."""
+    acts = trunk(x)
+    leaves = {n: a.detach().requires_grad_(True) for n, a in acts.items()} if isinstance(acts, dict) else \
+        acts.detach().requires_grad_(True)
+    logits = head(leaves)
+    target = leaves[branch] if branch else leaves
+    if isinstance(target, dict):
+        raise ValueError("name a branch for multi-branch activations")
+    (grad,) = torch.autograd.grad(logits[:, class_index].sum(), target)
+    return logits.detach(), (grad.mean(dim=(2, 3), keepdim=True) * target).sum(dim=1).detach()
+
+
+def weights_sha256(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    max_logit_error: float
+    cam_correlation: dict[str, float]
+
+    def check(self, logit_tolerance: float = 1e-4, min_correlation: float = 0.99) -> "ExportReport":
+        if self.max_logit_error > logit_tolerance:
+            raise RuntimeError(f"{self.path.name}: onnxruntime logits differ from torch by {self.max_logit_error:.2e}")
+        weak = {k: v for k, v in self.cam_correlation.items() if v < min_correlation}
+        if weak:
+            raise RuntimeError(f"{self.path.name}: ONNX CAMs disagree with autograd Grad-CAM (correlation {weak})")
+        return self
+
+
+def export_with_cams(trunk: nn.Module, head: nn.Module, example: torch.Tensor, path: str | Path,
+                     metadata: Mapping[str, str], *, classes: int, input_name: str = "image",
+                     branch_outputs: Mapping[str, str] | None = None, verify: bool = True) -> ExportReport:
+    """Trace, export, embed the contract metadata, and verify against torch.
+
+    `example` is one input batch (N >= 2 so the batch dimension stays symbolic).
+    `branch_outputs` maps branch names (keys of the trunk's dict) to output names.
+    """
+    path = Path(path)
+    wrapper = GradCamGraph(trunk, head, classes).eval()
+    if example.shape[0] < 2:
+        example = example.expand(2, *example.shape[1:]).contiguous()
+    names = ["logits", "cams", *(branch_outputs or {}).values()]
+    with _quiet_exporter():
+        traced = make_fx(wrapper, tracing_mode="symbolic", decomposition_table=_DECOMPOSITIONS,
+                         _allow_non_fake_inputs=True)(example)
+        program = torch.onnx.export(traced, (example,), dynamo=True, external_data=False,
+                                    input_names=[input_name], output_names=names,
+                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+                                    verbose=False)
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, dict(metadata))
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, path)
+    return verify_export(wrapper, path, example, branch_outputs) if verify else ExportReport(path, 0.0, {})
+
+
+def verify_export(wrapper: GradCamGraph, path: Path, example: torch.Tensor,
+                  branch_outputs: Mapping[str, str] | None = None) -> ExportReport:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.cat([example, torch.flip(example, dims=[0])])[: max(3, example.shape[0])]  # a new batch size
+    feeds = {session.get_inputs()[0].name: x.numpy()}
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    with torch.no_grad():
+        reference_logits = wrapper.head(wrapper.trunk(x))
+    error = float(np.abs(outputs["logits"] - reference_logits.numpy()).max())
+    branches = dict(branch_outputs or {})
+    correlation: dict[str, float] = {}
+    for output, branch in {"cams": None, **{out: name for name, out in branches.items()}}.items():
+        worst = 1.0
+        for k in range(wrapper.classes):
+            if branch is None and branches:  # combined map = sum of the branch maps
+                reference = sum(autograd_gradcam(wrapper.trunk, wrapper.head, x, k, name)[1] for name in branches)
+            else:
+                reference = autograd_gradcam(wrapper.trunk, wrapper.head, x, k, branch)[1]
+            worst = min(worst, _correlation(outputs[output][:, k], reference.numpy()))
+        correlation[output] = worst
+    return ExportReport(path, error, correlation)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    if np.allclose(a, b, atol=1e-7):
+        return 1.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter prints progress lines to stdout and warns a lot."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
