@@ -47,3 +47,22 @@ def test_coverage_mask_general_matrix_path():
     rotate = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # transpose
     g = Geometry.identity((4, 6)).then(rotate, (6, 4))
     assert g.coverage_mask().all()
+
+
+def test_padding_after_a_crop_never_maps_onto_source_outside_the_crop():
+    """Crop to a narrow region, then resize with aspect-keeping padding: the padded
+    columns map (affinely) onto source pixels the output never contained."""
+    g = Geometry.identity((100, 100)).crop(10, 40, 80, 20).scale_to(80, 80, 0, 30, (80, 20))
+    window = g.source_window()
+    assert window == (10, 40, 80, 20)
+    back = g.inverse_map(np.ones((8, 8), np.float32))
+    assert np.isnan(back[:, :40]).all() and np.isnan(back[:, 60:]).all()
+    assert not np.isnan(back[10:90, 40:60]).any()
+    cover = g.coverage_mask()
+    assert cover.sum() == 80 * 20 and cover[10:90, 40:60].all()
+
+
+def test_crop_box_survives_flip_and_resize():
+    g = Geometry.identity((50, 60)).crop(5, 10, 30, 20).flip_horizontal().scale_to(60, 40)
+    assert g.source_window() == (5, 10, 30, 20)
+    np.testing.assert_allclose(g.source_box, (9.5, 4.5, 29.5, 34.5))

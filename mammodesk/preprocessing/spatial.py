@@ -21,13 +21,13 @@ def breast_mask(pixels: np.ndarray, valid: np.ndarray | None = None, opening_px:
     `valid` marks pixels that may belong to the breast (False = DICOM padding).
     Returns a bool array of `pixels`' shape; all False for a blank image.
     """
-    grey = pixels if pixels.ndim == 2 else pixels.mean(axis=2)
+    grey = pixels if pixels.ndim == 2 else pixels.mean(axis=2, dtype=np.float32)
     lo = float(grey.min()) if value_lo is None else value_lo
     hi = float(grey.max()) if value_hi is None else value_hi
     rows, cols = grey.shape
     factor = min(1.0, MASK_WORK_SIZE / max(rows, cols))
     small_size = (max(1, round(cols * factor)), max(1, round(rows * factor)))
-    small = cv2.resize(grey.astype(np.float32), small_size, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(grey, small_size, interpolation=cv2.INTER_AREA).astype(np.float32)  # native dtype: fast
     eight = np.clip((small - lo) * (255.0 / max(hi - lo, 1e-12)), 0, 255).astype(np.uint8)
     if valid is not None:
         small_valid = cv2.resize(valid.astype(np.uint8), small_size, interpolation=cv2.INTER_NEAREST) > 0
@@ -89,9 +89,9 @@ class CropToBreast(Op):
         y0, y1 = max(0, rows[0] - m), min(mask.shape[0], rows[-1] + 1 + m)
         x0, x1 = max(0, cols[0] - m), min(mask.shape[1], cols[-1] + 1 + m)
         pixels = frame.pixels[y0:y1, x0:x1].copy()
-        mask = mask[y0:y1, x0:x1]
+        mask = np.ascontiguousarray(mask[y0:y1, x0:x1])
         if self.mask_background:
-            pixels[~mask] = pixels.dtype.type(lo)
+            np.copyto(pixels, pixels.dtype.type(lo), where=~mask)
         geometry = frame.geometry.crop(y0, x0, y1 - y0, x1 - x0)
         return frame.evolve(pixels=pixels, mask=mask, geometry=geometry)
 

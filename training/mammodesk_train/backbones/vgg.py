@@ -27,6 +27,10 @@ class VGG(nn.Module):
             self.block_ends.append(len(layers) - 1)
             layers.append(nn.MaxPool2d(2, 2))
         self.features = nn.Sequential(*layers)  # torchvision naming: features.{i}.weight
+        for module in self.features:
+            if isinstance(module, nn.Conv2d):  # torchvision's init: keeps activations alive through 13+ layers
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
         self.out_channels = channels
         self.block_channels = [max(8, int(round(b[-1] * width))) for b in CONFIGS[config]]
 
