@@ -11,10 +11,8 @@ ops against copying the same pixels (np.copy).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -22,10 +20,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dicom_factory import compress, make_dataset, write  # noqa: E402
+from timing import timed as _timed  # noqa: E402
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless  # noqa: E402
 
 from mammodesk.io import Image, ImageMeta, read_image  # noqa: E402
 from mammodesk.preprocessing import PipelineSpec, initial_frame  # noqa: E402
+
+
+def timed(fn, repeat: int) -> float:
+    """Median ms."""
+    return _timed(fn, repeat)[0]
 
 ROWS, COLS = 4096, 3328
 VIEW_WIDTH = 1024
@@ -47,17 +51,6 @@ def mammogram_like(rows: int = ROWS, cols: int = COLS, seed: int = 0) -> np.ndar
     texture = cv2.resize(texture, (cols, rows), interpolation=cv2.INTER_CUBIC)
     image = np.where(breast, 2200 + 600 * texture, 120) + rng.normal(0, 25, (rows, cols))
     return np.clip(image, 0, 4095).astype(np.uint16)
-
-
-def timed(fn, repeat: int) -> float:
-    """Median wall time in ms over `repeat` runs, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def bench_decode(pixels: np.ndarray, folder: Path, repeat: int) -> None:

@@ -16,7 +16,6 @@ Run on demand:  .venv/bin/python tests/benchmarks/bench_engine.py [--repeat 10] 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from mammodesk.io import read_image
 from mammodesk.preprocessing import PipelineSpec
 from mammodesk_train.backbones import vgg16
 from mammodesk_train.export import export_with_cams
+from timing import interleaved, timed
 
 SPEC = PipelineSpec([{"op": "crop_to_breast"}, {"op": "flip_laterality"},
                      {"op": "resize", "params": {"width": 224, "height": 224}}, {"op": "normalise"},
@@ -100,29 +100,6 @@ def baseline(trunk, head, image, all_classes: bool):
 def engine(runner, image):
     prediction = runner.predict(image)
     return prediction.probabilities, prediction.heatmaps.source(prediction.predicted_index)
-
-
-def interleaved(paths, repeat):
-    """{name: (median ms, min ms)}, running the paths round-robin after one warm-up each."""
-    for fn in paths.values():
-        fn()
-    times = {name: [] for name in paths}
-    for _ in range(repeat):
-        for name, fn in paths.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
-
-
-def timed(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times)
 
 
 def main() -> None:
