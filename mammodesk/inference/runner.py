@@ -19,9 +19,10 @@ from mammodesk.inference.contract import ModelCard, ModelContractError, check_se
 from mammodesk.inference.patches import count_votes, cut_patches, mosaic, patch_positions, vote_map
 from mammodesk.inference.results import HeatMaps, Prediction
 from mammodesk.io import Image
-from mammodesk.preprocessing import Frame, Geometry, ProcessedImage
+from mammodesk.preprocessing import Geometry, ProcessedImage, crop_frame
 
 log = logging.getLogger(__name__)
+ort.set_default_logger_severity(3)  # the runner reports provider fallbacks itself (fallback_reason)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 _OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")
 
@@ -119,7 +120,7 @@ class ModelRunner:
         if roi is None:
             return self.card.spec.apply(image)
         y0, x0, rows, cols = self.roi_window(image, roi)
-        return self.card.spec.run(_cropped_frame(image, y0, x0, rows, cols))
+        return self.card.spec.run(crop_frame(image, y0, x0, rows, cols))
 
     def roi_window(self, image: Image, roi) -> tuple[int, int, int, int]:
         """(y0, x0, rows, cols) of the source region the model analyses for `roi`:
@@ -195,20 +196,6 @@ def to_nchw(batch: np.ndarray) -> np.ndarray:
     else:
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.float32)
-
-
-def _cropped_frame(image: Image, y0: int, x0: int, rows: int, cols: int) -> Frame:
-    """A pipeline frame over a source window; parts outside the image are zero and marked invalid."""
-    src_rows, src_cols = image.shape
-    pixels = np.zeros((rows, cols), image.dtype)
-    valid = np.zeros((rows, cols), bool)
-    ys, xs = slice(max(0, y0), min(src_rows, y0 + rows)), slice(max(0, x0), min(src_cols, x0 + cols))
-    target = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-    pixels[target] = image.pixels[ys, xs]
-    padding = image.meta.padding_mask
-    valid[target] = True if padding is None else ~padding[ys, xs]
-    return Frame(pixels=pixels, geometry=Geometry.identity(image.shape).crop(y0, x0, rows, cols),
-                 meta=image.meta, mask=valid)
 
 
 def _roi_box(geometry: Geometry) -> tuple[int, int, int, int]:

@@ -137,6 +137,21 @@ def initial_frame(image: Image, scale: float = 1.0) -> Frame:
     return Frame(pixels=pixels, geometry=geometry, meta=image.meta, mask=valid, scale=scale)
 
 
+def crop_frame(image: Image, y0: int, x0: int, rows: int, cols: int) -> Frame:
+    """A frame over a source window (an ROI); parts outside the image are zero
+    and marked invalid in the mask, and the geometry remembers the crop."""
+    src_rows, src_cols = image.shape
+    pixels = np.zeros((rows, cols), image.dtype)
+    valid = np.zeros((rows, cols), bool)
+    ys, xs = slice(max(0, y0), min(src_rows, y0 + rows)), slice(max(0, x0), min(src_cols, x0 + cols))
+    target = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+    pixels[target] = image.pixels[ys, xs]
+    padding = image.meta.padding_mask
+    valid[target] = True if padding is None else ~padding[ys, xs]
+    return Frame(pixels=pixels, geometry=Geometry.identity(image.shape).crop(y0, x0, rows, cols),
+                 meta=image.meta, mask=valid)
+
+
 def _as_op_spec(index: int, step: OpSpec | Mapping[str, Any]) -> OpSpec:
     if isinstance(step, OpSpec):
         return step

@@ -132,6 +132,24 @@ def export_with_cams(trunk: nn.Module, head: nn.Module, example: torch.Tensor, p
     return verify_export(wrapper, path, example, branch_outputs) if verify else ExportReport(path, 0.0, {})
 
 
+def export_plain(module: nn.Module, example: torch.Tensor, path: str | Path, *, input_name: str = "image",
+                 output_names: tuple[str, ...] = ("output",), metadata: Mapping[str, str] | None = None) -> Path:
+    """A plain forward export (no CAMs) with a dynamic batch, in one file."""
+    path = Path(path)
+    if example.shape[0] < 2:
+        example = example.expand(2, *example.shape[1:]).contiguous()
+    with _quiet_exporter():
+        program = torch.onnx.export(module.eval(), (example,), dynamo=True, external_data=False,
+                                    input_names=[input_name], output_names=list(output_names),
+                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    proto = program.model_proto
+    if metadata:
+        onnx.helper.set_model_props(proto, dict(metadata))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+    return path
+
+
 def verify_export(wrapper: GradCamGraph, path: Path, example: torch.Tensor,
                   branch_outputs: Mapping[str, str] | None = None) -> ExportReport:
     import onnxruntime as ort

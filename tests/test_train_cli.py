@@ -1,0 +1,55 @@
+"""mammodesk-train end to end on a tiny MIAS-layout dataset: fit (CV + final),
+report, export, evaluate through the app's engine; and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+from train_fixtures import mias_folder  # noqa: E402
+
+from mammodesk_train.entry import main  # noqa: E402
+
+
+def test_fit_export_evaluate(tmp_path, capsys):
+    data = f"mias:{mias_folder(tmp_path / 'data')}"
+    run = tmp_path / "runs" / "tiny-density"
+    code = main(["fit", "--preset", "vae-cnn-lite", "--data", data, "--task", "normal_abnormal", "--folds", "2",
+                 "--out", str(run), "--epochs-scale", "0.03", "--device", "cpu"])
+    assert code == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["samples"] == 16 and metrics["patients"] == 8 and metrics["folds"] == 2
+    assert all(fold["ok"] for fold in metrics["leakage"]) and len(metrics["leakage"]) == 2
+    assert set(metrics["cv_summary"]) >= {"accuracy", "auc", "f1_weighted"}
+    assert "not a test set" in metrics["evaluation"]
+    html = (run / "report.html").read_text()
+    assert html.count("<svg") == 3 and "Leakage check" in html
+    assert (run / "fold1" / "vae.jsonl").is_file() and (run / "final" / "model.pt").is_file()
+
+    model = tmp_path / "tiny.onnx"
+    assert main(["export", str(run), "--out", str(model)]) == 0
+    from mammodesk.inference import read_card
+
+    card = read_card(model)
+    assert card.metrics["accuracy"]["mean"] == pytest.approx(metrics["cv_summary"]["accuracy"]["mean"])
+    assert "patient-level" in card.training["split"] and len(card.training["patient_key_hashes"]) == 8
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(model), "--data", data, "--out", str(out)]) == 0
+    evaluation = json.loads(out.read_text())
+    assert evaluation["n"] == 16 and evaluation["training_patient_overlap"] == 16
+    assert "not test results" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["fit", "--preset", "vae-cnn-huge", "--data", "mias:/x", "--task", "density", "--out", "o"], "unknown preset"),
+    (["fit", "--preset", "vae-cnn-lite", "--data", "mias:/no/such", "--task", "density", "--out", "o"], "not found"),
+    (["fit", "--preset", "vae-cnn-lite", "--data", "nope", "--task", "density", "--out", "o"], "KIND:PATH"),
+    (["export", "/no/run", "--out", "x.onnx"], "No such file"),
+])
+def test_errors_are_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

@@ -1,0 +1,172 @@
+"""mammodesk-train list | fit | evaluate | export."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mammodesk_train import __version__
+from mammodesk_train.data.sources import SOURCES, DataError, load_source
+from mammodesk_train.data.tasks import TASKS, get_task
+from mammodesk_train.families.vae_cnn import PRESETS, VaeCnnFamily
+
+
+class CliError(Exception):
+    """One clear line for the user; exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mammodesk-train", description="Train, evaluate and export MammoDesk models.")
+    parser.add_argument("--version", action="version", version=f"mammodesk-train {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("env", help="print the training environment (torch, devices, exporters)")
+    sub.add_parser("list", help="presets, tasks and data sources")
+    fit = sub.add_parser("fit", help="patient-level cross-validation, then a final model on all data")
+    fit.add_argument("--preset", required=True)
+    fit.add_argument("--data", required=True, help="SOURCE:PATH, e.g. mias:../shared/data/mias-dev.tar.gz")
+    fit.add_argument("--task", required=True)
+    fit.add_argument("--folds", type=int, default=5)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--out", required=True, type=Path)
+    fit.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    fit.add_argument("--no-final", action="store_true", help="skip the final model trained on all data")
+    fit.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every epoch count (smoke runs)")
+    export = sub.add_parser("export", help="export a run's final model to ONNX with its CV metrics")
+    export.add_argument("run", type=Path)
+    export.add_argument("--out", required=True, type=Path)
+    export.add_argument("--name", help="model name (default: the run folder's name)")
+    evaluate = sub.add_parser("evaluate", help="run an exported model through the app's engine on labelled data")
+    evaluate.add_argument("model", type=Path)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--task", help="default: the model's task")
+    evaluate.add_argument("--out", type=Path, help="write metrics.json here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CliError, DataError, ValueError, KeyError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"mammodesk-train {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+def _env(args) -> int:
+    import onnx
+    import torch
+
+    cuda = torch.cuda.is_available()
+    devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
+    print(f"torch {torch.__version__} (CUDA {'available: ' + ', '.join(devices) if cuda else 'not available'})")
+    print(f"onnx {onnx.__version__}, threads {torch.get_num_threads()}")
+    return 0
+
+
+def _list(args) -> int:
+    print("presets:")
+    for name, preset in PRESETS.items():
+        print(f"  {name:<18} {preset.family:<10} {preset.description}")
+    print("tasks:")
+    for name, task in TASKS.items():
+        print(f"  {name:<24} {task.description} [{', '.join(task.classes)}]")
+    print("  folder                   the sub-folder of each image (folder:PATH data)")
+    print(f"data sources: {', '.join(f'{k}:PATH' for k in SOURCES)}")
+    return 0
+
+
+def _preset(name: str):
+    if name not in PRESETS:
+        from mammodesk.errors import did_you_mean
+
+        raise CliError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)} (presets: {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+def _fit(args) -> int:
+    from mammodesk_train.cv import run_cv
+
+    preset = _preset(args.preset)
+    if args.epochs_scale != 1.0:
+        preset = preset.scaled(args.epochs_scale)
+    records = load_source(args.data)
+    task = get_task(args.task, records)
+    family = VaeCnnFamily(preset, device=args.device)
+    document = run_cv(family, records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
+                      final=not args.no_final)
+    summary = document["cv_summary"]
+    print(f"{args.folds}-fold patient-level CV ({document['samples']} images, {document['patients']} patients):")
+    for key in ("auc", "accuracy", "f1_weighted"):
+        if key in summary:
+            print(f"  {key:<12} {summary[key]['mean']:.3f} ± {summary[key]['sd']:.3f}")
+    print(f"wall time {document['wall_time_s']:.0f} s; report: {args.out / 'report.html'}")
+    return 0
+
+
+def _export(args) -> int:
+    from mammodesk_train.cv import load_final
+    from mammodesk_train.families.vae_cnn import TrainedVaeCnn
+    from mammodesk_train.models.vae_cnn import VAE, LatentClassifier
+
+    run = json.loads((args.run / "run.json").read_text())
+    metrics = json.loads((args.run / "metrics.json").read_text())
+    if "final_model" not in metrics:
+        raise CliError(f"{args.run} has no final model (it was fitted with --no-final)")
+    preset = _preset(run["preset"])
+    task = get_task(run["task"])
+    skeleton = TrainedVaeCnn(VAE(preset.height, preset.width, preset.channels, preset.latent),
+                             LatentClassifier(len(task.classes)))
+    model = load_final(skeleton, args.run / "final")
+    summary = metrics["cv_summary"]
+    card_metrics = {"how": metrics["evaluation"] + f", seed {run['seed']}, {metrics['samples']} images of "
+                           f"{metrics['patients']} patients; the shipped model is retrained on all of them",
+                    **{k: {"mean": v["mean"], "sd": v["sd"]} for k, v in summary.items()}}
+    training = {"dataset": run["data"], "split": metrics["evaluation"], "samples": metrics["samples"],
+                "patients": metrics["patients"],
+                "patient_key_hashes": metrics["final_model"]["patient_key_hashes"]}
+    family = VaeCnnFamily(preset, device="cpu", progress=False)
+    path = family.export(model, task, args.out, training, card_metrics, args.name or args.run.name)
+    print(f"exported {path} (+ {path.stem}.decoder.onnx); parity with torch verified")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from mammodesk.inference import ModelRunner
+
+    from mammodesk_train.metrics import classification_metrics
+
+    runner = ModelRunner(args.model)
+    task = get_task(args.task or runner.card.task)
+    if tuple(task.classes) != runner.card.labels:
+        raise CliError(f"task {task.name} has classes {list(task.classes)}, the model {list(runner.card.labels)}")
+    records = load_source(args.data)
+    trained = set(runner.card.training.get("patient_key_hashes", []))
+    y, probs, overlap = [], [], 0
+    for record in records:
+        label = task.label(record, None)
+        if label is None:
+            continue
+        overlap += hashlib.sha256(record.patient_key.encode()).hexdigest()[:16] in trained
+        y.append(label)
+        probs.append(runner.predict(record.load()).probabilities)
+    metrics = classification_metrics(np.array(y), np.array(probs), task.classes)
+    metrics["providers"] = runner.providers
+    metrics["training_patient_overlap"] = overlap
+    if overlap:
+        print(f"warning: {overlap} of {len(y)} images belong to patients the model was trained on; "
+              "these figures are not test results", file=sys.stderr)
+    print(f"{runner.card.name} on {args.data} ({len(y)} images, {runner.providers[0]}): accuracy "
+          f"{metrics['accuracy']:.3f}, AUC {metrics['auc'] if metrics['auc'] is None else round(metrics['auc'], 3)}, "
+          f"weighted F1 {metrics['f1_weighted']:.3f}")
+    if args.out:
+        args.out.write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+COMMANDS = {"env": _env, "list": _list, "fit": _fit, "export": _export, "evaluate": _evaluate}

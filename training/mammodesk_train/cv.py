@@ -1,0 +1,93 @@
+"""Patient-level cross-validation for any family, and the final fit on all
+data. Splits happen on records before any augmentation; the leakage check
+runs on every fold and is written into the report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mammodesk_train.data.sources import Record
+from mammodesk_train.data.tasks import Task
+from mammodesk_train.metrics import aggregate_folds, classification_metrics
+from mammodesk_train.report import write_report
+from mammodesk_train.splits import check_leakage, patient_kfold
+
+
+def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, seed: int, out: Path,
+           final: bool = True) -> dict:
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    primary, secondary = family.build_samples(records, task)
+    groups = primary.groups
+    hashes = primary.hashes
+    fold_metrics, leakage = [], []
+    oof = np.full((len(primary), len(task.classes)), np.nan)
+    for fold in patient_kfold(primary.y, groups, folds, seed):
+        train_records = np.unique(primary.record_index[fold.train])
+        test_records = np.unique(primary.record_index[fold.test])
+        leakage.append({"fold": fold.index + 1, **check_leakage(records, train_records, test_records, hashes)})
+        print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples",
+              flush=True)
+        model = family.train(primary, secondary, fold.train, len(task.classes), seed + fold.index,
+                             out / f"fold{fold.index + 1}")
+        oof[fold.test] = family.predict(model, primary.x[fold.test])
+        metrics = classification_metrics(primary.y[fold.test], oof[fold.test], task.classes, bootstrap=0)
+        fold_metrics.append(metrics)
+        print(f"  accuracy {metrics['accuracy']:.3f}, AUC {_fmt(metrics['auc'])}, "
+              f"weighted F1 {metrics['f1_weighted']:.3f}", flush=True)
+    pooled = classification_metrics(primary.y, oof, task.classes, seed=seed)
+    document = {
+        "run": out.name, "preset": family.preset.name, "family": family.preset.family, "task": task.name,
+        "classes": list(task.classes), "data": data, "samples": int(len(primary)),
+        "patients": int(len(set(groups.tolist()))), "folds": folds, "seed": seed,
+        "evaluation": f"{folds}-fold patient-level stratified cross-validation (development data; not a test set)",
+        "folds_detail": fold_metrics, "cv_summary": aggregate_folds(fold_metrics), "pooled": pooled,
+        "leakage": leakage, "device": _device_name(family.device),
+    }
+    if final:
+        everything = np.arange(len(primary))
+        model = family.train(primary, secondary, everything, len(task.classes), seed, out / "final")
+        _save_final(model, out / "final")
+        document["final_model"] = {"trained_on": "all samples", "samples": int(len(primary)),
+                                   "patient_key_hashes": _key_hashes(groups)}
+    document["wall_time_s"] = time.perf_counter() - started
+    write_report(out, document, primary.y, oof)
+    (out / "run.json").write_text(json.dumps({"preset": family.preset.name, "task": task.name, "data": data,
+                                              "seed": seed, "folds": folds}, indent=2))
+    return document
+
+
+def _save_final(model, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: module.state_dict() for name, module in vars(model).items() if isinstance(module, torch.nn.Module)}
+    torch.save(state, folder / "model.pt")
+
+
+def load_final(model, folder: Path):
+    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    for name, module in vars(model).items():
+        if isinstance(module, torch.nn.Module):
+            module.load_state_dict(state[name])
+    return model
+
+
+def _key_hashes(groups: np.ndarray) -> list[str]:
+    import hashlib
+
+    return sorted({hashlib.sha256(key.encode()).hexdigest()[:16] for key in groups.tolist()})
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

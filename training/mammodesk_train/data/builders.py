@@ -1,0 +1,127 @@
+"""Dataset builders on top of the app's readers and preprocessing spec:
+whole images, ROI crops around findings (plus random normal ROIs inside the
+breast), and random patches from ROIs. They return plain arrays, each sample
+tagged with its record so splits stay at the patient level. Augmentation is
+not here: it happens after splitting, on training samples only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from mammodesk.annotations import Finding, FindingKind
+from mammodesk.preprocessing import PipelineSpec, breast_mask, crop_frame
+
+from mammodesk_train.data.sources import Record
+from mammodesk_train.data.tasks import Task
+
+
+@dataclass
+class Samples:
+    x: np.ndarray              # N x C x H x W float32
+    y: np.ndarray              # N int64
+    record_index: np.ndarray   # N: which record each sample came from
+    records: list[Record]
+    hashes: dict[int, str] = field(default_factory=dict)  # record index -> pixel sha256
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, mask_or_index) -> "Samples":
+        return Samples(self.x[mask_or_index], self.y[mask_or_index], self.record_index[mask_or_index],
+                       self.records, self.hashes)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Patient key of each sample (for grouped splitting)."""
+        return np.array([self.records[i].patient_key for i in self.record_index])
+
+
+def to_chw(array: np.ndarray) -> np.ndarray:
+    return (array[None] if array.ndim == 2 else array.transpose(2, 0, 1)).astype(np.float32)
+
+
+def whole_images(records: Sequence[Record], task: Task, spec: PipelineSpec) -> Samples:
+    xs, ys, index, hashes = [], [], [], {}
+    for i, record in enumerate(records):
+        label = task.label(record, None)
+        if label is None:
+            continue
+        image = record.load()
+        hashes[i] = image.pixel_hash
+        xs.append(to_chw(spec.apply(image).array))
+        ys.append(label)
+        index.append(i)
+    return _samples(xs, ys, index, records, hashes)
+
+
+def roi_crops(records: Sequence[Record], task: Task, spec: PipelineSpec, size: int, *,
+              normals_per_image: int = 1, seed: int = 0, min_breast_fraction: float = 0.9) -> Samples:
+    """Square `size`-pixel ROIs centred on each located finding, and
+    `normals_per_image` random ROIs inside the breast of normal images
+    (at least `min_breast_fraction` tissue). Findings whose centre lies off the
+    breast mask (MIAS mdb212-style quirks) are kept: the label is the truth."""
+    rng = np.random.default_rng(seed)
+    normal = Finding(FindingKind.NORMAL)
+    xs, ys, index, hashes = [], [], [], {}
+    for i, record in enumerate(records):
+        findings = [f for f in record.labels.located_findings if task.label(record, f) is not None]
+        wants_normals = record.labels.is_normal and task.label(record, normal) is not None
+        if not findings and not wants_normals:
+            continue
+        image = record.load()
+        hashes[i] = image.pixel_hash
+        for finding in findings:
+            x0, y0, x1, y1 = finding.shape.bbox()
+            top, left = int(round((y0 + y1) / 2 - size / 2)), int(round((x0 + x1) / 2 - size / 2))
+            xs.append(to_chw(spec.run(crop_frame(image, top, left, size, size)).array))
+            ys.append(task.label(record, finding))
+            index.append(i)
+        if wants_normals:
+            for top, left in _normal_positions(image.pixels, size, normals_per_image, rng, min_breast_fraction):
+                xs.append(to_chw(spec.run(crop_frame(image, top, left, size, size)).array))
+                ys.append(task.label(record, normal))
+                index.append(i)
+    return _samples(xs, ys, index, records, hashes)
+
+
+def _normal_positions(pixels: np.ndarray, size: int, count: int, rng: np.random.Generator,
+                      min_fraction: float) -> list[tuple[int, int]]:
+    mask = breast_mask(pixels)
+    rows, cols = mask.shape
+    integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    positions: list[tuple[int, int]] = []
+    for _ in range(count * 200):  # rejection sampling; gives up quietly on tiny breasts
+        if len(positions) == count or rows <= size or cols <= size:
+            break
+        top, left = int(rng.integers(0, rows - size)), int(rng.integers(0, cols - size))
+        inside = (integral[top + size, left + size] - integral[top, left + size]
+                  - integral[top + size, left] + integral[top, left])
+        if inside >= min_fraction * size * size:
+            positions.append((top, left))
+    return positions
+
+
+def random_patches(rois: Samples, patch: int, per_class: dict[int, int], seed: int = 0) -> Samples:
+    """`per_class[c]` random `patch`-pixel crops from each ROI of class c."""
+    rng = np.random.default_rng(seed)
+    _, _, height, width = rois.x.shape
+    if height < patch or width < patch:
+        raise ValueError(f"ROIs of {width}x{height} are smaller than {patch}-pixel patches")
+    xs, ys, index = [], [], []
+    for roi, label, record in zip(rois.x, rois.y, rois.record_index):
+        for _ in range(per_class.get(int(label), 0)):
+            top, left = rng.integers(0, height - patch + 1), rng.integers(0, width - patch + 1)
+            xs.append(roi[:, top:top + patch, left:left + patch])
+            ys.append(label)
+            index.append(record)
+    return _samples(xs, ys, index, rois.records, rois.hashes)
+
+
+def _samples(xs, ys, index, records, hashes) -> Samples:
+    if not xs:
+        raise ValueError("no samples: no record has a label for this task")
+    return Samples(np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), np.asarray(index, np.int64),
+                   list(records), dict(hashes))

@@ -1,0 +1,143 @@
+"""Dataset sources: each turns a location on disk into `Record`s (one per
+image: where it is, whose it is, its labels). Images are read lazily through
+the app's own readers, so training sees exactly what the app sees.
+
+`--data` strings: `mias:PATH` (folder or the original tarball), `cbis:PATH`
+(a folder with the case-description CSVs and the DICOM or PNG images),
+`inbreast:PATH` (AllDICOMs/, AllXML/ and INbreast.csv|xls), `folder:PATH`
+(one sub-folder per class)."""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mammodesk.annotations import ImageLabels, read_cbis_csv, read_inbreast_sheet, read_inbreast_xml
+from mammodesk.annotations.mias import read_mias_info
+from mammodesk.io import Image, read_image
+from mammodesk.io.naming import hashed_key
+
+
+class DataError(ValueError):
+    """The data location is missing, or not laid out as its source expects."""
+
+
+@dataclass(frozen=True)
+class Record:
+    image_id: str
+    path: Path
+    patient_key: str
+    labels: ImageLabels
+    source: str
+    class_name: str | None = None  # folder-per-class layout only
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def load(self) -> Image:
+        return read_image(self.path)
+
+
+def load_source(spec: str, cache_dir: Path | None = None) -> list[Record]:
+    kind, _, location = spec.partition(":")
+    if not location:
+        raise DataError(f"--data must look like KIND:PATH (kinds: {', '.join(SOURCES)}), got {spec!r}")
+    if kind not in SOURCES:
+        raise DataError(f"unknown data source {kind!r} (known: {', '.join(SOURCES)})")
+    path = Path(location).expanduser()
+    if not path.exists():
+        raise DataError(f"{kind} data not found at {path}")
+    records = SOURCES[kind](path, cache_dir)
+    if not records:
+        raise DataError(f"no images found in {path} for source {kind}")
+    return records
+
+
+def mias(path: Path, cache_dir: Path | None = None) -> list[Record]:
+    if path.is_file() and tarfile.is_tarfile(path):
+        target = Path(tempfile.mkdtemp(prefix="mias-", dir=cache_dir))
+        with tarfile.open(path) as archive:
+            archive.extractall(target, filter="data")
+        path = target
+    infos = sorted(path.rglob("Info.txt"))
+    if not infos:
+        raise DataError(f"no Info.txt under {path}: not a MIAS folder")
+    labels = read_mias_info(infos[0])
+    folder = infos[0].parent
+    records = []
+    for ref, label in labels.items():
+        image = folder / f"{ref}.pgm"
+        if image.is_file():
+            records.append(Record(ref, image, label.patient_key, label, "mias"))
+    return records
+
+
+def cbis(path: Path, cache_dir: Path | None = None) -> list[Record]:
+    csvs = sorted(path.rglob("*case_description*.csv"))
+    if not csvs:
+        raise DataError(f"no CBIS-DDSM case-description CSVs under {path}")
+    labels: dict[str, ImageLabels] = {}
+    for csv_path in csvs:
+        labels.update(read_cbis_csv(csv_path))
+    files: dict[str, Path] = {}
+    by_folder: dict[str, Path] = {}
+    for p in sorted(path.rglob("*")):
+        if p.suffix.lower() in (".dcm", ".png"):
+            files.setdefault(p.stem, p)
+            by_folder.setdefault(p.relative_to(path).parts[0], p)
+    records = []
+    for image_id, label in labels.items():
+        image = files.get(image_id) or _cbis_image(path, label, by_folder.get(image_id))
+        if image is not None:
+            records.append(Record(image_id, image, label.patient_key, label, "cbis"))
+    return records
+
+
+def _cbis_image(root: Path, label: ImageLabels, fallback: Path | None) -> Path | None:
+    relative = root / str(label.extra.get("image_file", ""))
+    if relative.is_file():
+        return relative
+    return fallback  # the TCIA download nests each image in a folder named by its image id
+
+
+def inbreast(path: Path, cache_dir: Path | None = None) -> list[Record]:
+    sheets = sorted(path.rglob("INbreast.csv")) or sorted(path.rglob("INbreast.xls"))
+    if not sheets:
+        raise DataError(f"no INbreast.csv or INbreast.xls under {path}")
+    labels = read_inbreast_sheet(sheets[0])
+    xmls = {p.stem: p for p in path.rglob("*.xml")}
+    records = []
+    for dicom in sorted(path.rglob("*.dcm")):
+        file_name = dicom.name.split("_")[0]
+        label = labels.get(file_name)
+        if label is None:
+            continue
+        findings = read_inbreast_xml(xmls[file_name]) if file_name in xmls else ()
+        parts = dicom.stem.split("_")
+        # INbreast file names carry an anonymised patient hash as the second field.
+        patient = hashed_key("inbreast", parts[1] if len(parts) > 1 else file_name)
+        label = ImageLabels(file_name, findings, label.density, label.density_system, label.birads,
+                            label.laterality, label.view, patient, label.extra)
+        records.append(Record(file_name, dicom, patient, label, "inbreast"))
+    return records
+
+
+def folder_per_class(path: Path, cache_dir: Path | None = None) -> list[Record]:
+    """One sub-folder per class; every image is its own patient unless its name
+    carries a patient hint (MIAS or CBIS naming)."""
+    from mammodesk.io.naming import infer_from_name
+
+    records = []
+    for class_dir in sorted(p for p in path.iterdir() if p.is_dir()):
+        for image in sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            hint = infer_from_name(image.stem).patient_key
+            patient = hint or hashed_key("file", str(image.relative_to(path)))
+            label = ImageLabels(image.stem, patient_key=patient)
+            records.append(Record(image.stem, image, patient, label, "folder", class_name=class_dir.name))
+    return records
+
+
+SOURCES: dict[str, Callable[[Path, Path | None], list[Record]]] = {
+    "mias": mias, "cbis": cbis, "inbreast": inbreast, "folder": folder_per_class,
+}

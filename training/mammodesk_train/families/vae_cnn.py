@@ -1,0 +1,144 @@
+"""VAE-CNN recipe: per fold, pretrain the VAE on the training fold's images
+only (original and CLAHE versions, each also flipped: x4), encode, train the
+latent classifier, predict the held-out fold. Then export encoder + classifier
+as one ONNX file with Grad-CAM on the encoder's last convolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
+from mammodesk.preprocessing import PipelineSpec
+
+from mammodesk_train import __version__
+from mammodesk_train.data.builders import Samples, whole_images
+from mammodesk_train.data.sources import Record
+from mammodesk_train.data.tasks import Task
+from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
+from mammodesk_train.export import export_plain, export_with_cams, weights_sha256
+from mammodesk_train.models.vae_cnn import (
+    VAE, LatentClassifier, VaeCnnHead, VaeCnnTrunk, classifier_loss, latent_features, vae_loss,
+)
+
+
+@dataclass(frozen=True)
+class VaeCnnPreset:
+    name: str
+    description: str
+    width: int
+    height: int
+    channels: tuple[int, ...]
+    latent: int
+    vae: FitConfig
+    classifier: FitConfig
+    family: str = "vae-cnn"
+
+    def spec(self, clahe: bool = True) -> PipelineSpec:
+        ops = [{"op": "clahe", "params": {"clip_limit": 2.0, "tiles": 8}}] if clahe else []
+        ops += [{"op": "resize", "params": {"width": self.width, "height": self.height, "keep_aspect": False}},
+                {"op": "normalise"}]
+        return PipelineSpec(ops)
+
+    def scaled(self, epochs_factor: float) -> "VaeCnnPreset":
+        """The same preset with fewer epochs (for smoke runs and tests)."""
+        return replace(self, vae=replace(self.vae, epochs=max(1, int(self.vae.epochs * epochs_factor))),
+                       classifier=replace(self.classifier, epochs=max(1, int(self.classifier.epochs * epochs_factor))))
+
+
+PRESETS = {
+    "vae-cnn-paper": VaeCnnPreset(
+        "vae-cnn-paper", "MODELS.md sizes: 640x800 input, 640-d latent (channel counts are not published; "
+        "(32, 64, 5) gives an encoder of 51.3M parameters, paper 52.2M); RMSprop 1e-3, 100 VAE epochs; "
+        "Adam 1e-3 for the classifier (the paper's 10,000 epochs cut to 2,000)",
+        640, 800, (32, 64, 5), 640,
+        FitConfig(epochs=100, batch_size=16, lr=1e-3, optimizer="rmsprop"),
+        FitConfig(epochs=2000, batch_size=16, lr=1e-3, optimizer="adam")),
+    "vae-cnn-lite": VaeCnnPreset(
+        "vae-cnn-lite", "same design scaled for 2 CPU cores: 80x96 input (1/8 per side), channels "
+        "(8, 16, 16), 64-d latent, 30 VAE epochs, 400 classifier epochs",
+        80, 96, (8, 16, 16), 64,
+        FitConfig(epochs=30, batch_size=16, lr=1e-3, optimizer="rmsprop"),
+        FitConfig(epochs=400, batch_size=16, lr=1e-3, optimizer="adam")),
+}
+
+
+@dataclass
+class TrainedVaeCnn:
+    vae: VAE
+    classifier: LatentClassifier
+
+
+class VaeCnnFamily:
+    def __init__(self, preset: VaeCnnPreset, device: str = "auto", progress: bool = True):
+        self.preset = preset
+        self.device = pick_device(device)
+        self.progress = progress
+
+    def build_samples(self, records: list[Record], task: Task) -> tuple[Samples, Samples]:
+        """Classifier inputs (CLAHE) and the plain versions the VAE also learns from."""
+        return whole_images(records, task, self.preset.spec(True)), whole_images(records, task, self.preset.spec(False))
+
+    def train(self, clahe: Samples, plain: Samples, train_index: np.ndarray, classes: int, seed: int,
+              out_dir: Path | None = None) -> TrainedVaeCnn:
+        seed_everything(seed)
+        p = self.preset
+        images = np.concatenate([clahe.x[train_index], plain.x[train_index]])
+        images = np.concatenate([images, images[:, :, :, ::-1]])  # horizontal flips: x4 in all
+        vae = VAE(p.height, p.width, p.channels, p.latent)
+        fit(vae, vae_loss, TensorDataset(torch.from_numpy(np.ascontiguousarray(images))),
+            replace(p.vae, seed=seed), device=self.device, out_dir=out_dir, name="vae", progress=self.progress)
+        features = self.encode(vae, clahe.x[train_index])
+        classifier = LatentClassifier(classes)
+        labels = torch.from_numpy(clahe.y[train_index])
+        fit(classifier, classifier_loss, TensorDataset(features, labels), replace(p.classifier, seed=seed),
+            device=self.device, out_dir=out_dir, name="classifier", progress=False)
+        return TrainedVaeCnn(vae.cpu().eval(), classifier.cpu().eval())
+
+    @torch.no_grad()
+    def encode(self, vae: VAE, x: np.ndarray) -> torch.Tensor:
+        vae.eval().to(self.device)
+        chunks = [latent_features(*vae.encode(torch.from_numpy(x[i:i + 32]).to(self.device))).cpu()
+                  for i in range(0, len(x), 32)]
+        return torch.cat(chunks)
+
+    @torch.no_grad()
+    def predict(self, model: TrainedVaeCnn, x: np.ndarray) -> np.ndarray:
+        logits = model.classifier(self.encode(model.vae, x).cpu())
+        return torch.softmax(logits, dim=1).numpy()
+
+    def export(self, model: TrainedVaeCnn, task: Task, path: Path, training: dict, metrics: dict,
+               name: str) -> Path:
+        p = self.preset
+        trunk, head = VaeCnnTrunk(model.vae).eval(), VaeCnnHead(model.vae, model.classifier).eval()
+        metadata = build_metadata(
+            family=p.family, name=name, task=task.name, labels=list(task.classes), spec=p.spec(True),
+            input=InputLayout("image", 1, p.height, p.width), activation="softmax", roi=RoiMode("whole"),
+            training=training, metrics=metrics, weights_sha256=weights_sha256(head),
+            tool_version=f"mammodesk-train {__version__}",
+            cams={"combined": CamOutput("cams", "encoder last convolution (VAE convs[-2])")},
+            description=f"{p.name}: {p.description}")
+        example = torch.rand(2, 1, p.height, p.width)
+        report = export_with_cams(trunk, head, example, path, metadata, classes=len(task.classes))
+        report.check()
+        self.export_decoder(model.vae, path.with_name(path.stem + ".decoder.onnx"))
+        return path
+
+    def export_decoder(self, vae: VAE, path: Path) -> Path:
+        """The reconstruction view: image -> VAE reconstruction, as a companion file."""
+        class Reconstruct(torch.nn.Module):
+            def __init__(self, inner: VAE):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x):
+                return self.inner.decode(self.inner.encode(x)[0])
+
+        example = torch.rand(2, 1, self.preset.height, self.preset.width)
+        return export_plain(Reconstruct(vae), example, path, output_names=("reconstruction",),
+                            metadata={"mammodesk.companion": "vae-reconstruction",
+                                      "mammodesk.companion_of": path.name.replace(".decoder.onnx", ".onnx")})
