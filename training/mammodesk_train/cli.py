@@ -95,6 +95,9 @@ def _fit(args) -> int:
     preset = _preset(args.preset)
     if args.epochs_scale != 1.0:
         preset = preset.scaled(args.epochs_scale)
+    from mammodesk_train.engine import init_distributed_from_env
+
+    init_distributed_from_env()  # a no-op unless launched by torchrun
     records = load_source(args.data)
     task = get_task(args.task, records)
     family = VaeCnnFamily(preset, device=args.device)

@@ -14,6 +14,7 @@ import torch
 
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
+from mammodesk_train.engine import distributed
 from mammodesk_train.metrics import aggregate_folds, classification_metrics
 from mammodesk_train.report import write_report
 from mammodesk_train.splits import check_leakage, patient_kfold
@@ -53,10 +54,13 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
     if final:
         everything = np.arange(len(primary))
         model = family.train(primary, secondary, everything, len(task.classes), seed, out / "final")
-        _save_final(model, out / "final")
+        if distributed()[0] == 0:
+            _save_final(model, out / "final")
         document["final_model"] = {"trained_on": "all samples", "samples": int(len(primary)),
                                    "patient_key_hashes": _key_hashes(groups)}
     document["wall_time_s"] = time.perf_counter() - started
+    if distributed()[0] != 0:
+        return document  # under torchrun every rank trains; rank 0 alone writes
     write_report(out, document, primary.y, oof)
     (out / "run.json").write_text(json.dumps({"preset": family.preset.name, "task": task.name, "data": data,
                                               "seed": seed, "folds": folds}, indent=2))

@@ -60,11 +60,23 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(requested: str = "auto") -> torch.device:
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))  # set by torchrun: one GPU per process
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
     return torch.device(requested)
+
+
+def init_distributed_from_env() -> bool:
+    """Join the process group when launched by torchrun (NCCL on GPUs, gloo on CPUs)."""
+    if "RANK" not in os.environ or torch.distributed.is_initialized():
+        return False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    torch.distributed.init_process_group(backend)
+    return True
 
 
 def distributed() -> tuple[int, int]:
@@ -188,7 +200,7 @@ def _run_epoch(model, loss_fn, loader, device, optimizer, scaler, cuda, config) 
     model.train(training)
     total, count = 0.0, 0
     with torch.set_grad_enabled(training):
-        for batch in loader:
+        for batch in _progress(loader, training):
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
             if cuda and config.channels_last and batch[0].dim() == 4:
                 batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
@@ -205,6 +217,17 @@ def _run_epoch(model, loss_fn, loader, device, optimizer, scaler, cuda, config) 
     if distributed()[1] > 1:
         torch.distributed.all_reduce(stats)
     return float(stats[0] / max(1.0, float(stats[1])))
+
+
+def _progress(loader: DataLoader, training: bool):
+    """A batch progress bar on an interactive terminal (tqdm); plain iteration in logs and CI."""
+    if not (training and sys.stderr.isatty() and distributed()[0] == 0):
+        return loader
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return loader
+    return tqdm(loader, leave=False, unit="batch", dynamic_ncols=True)
 
 
 def _save_checkpoint(path: Path, model, optimizer, scheduler, result: FitResult, epoch: int) -> None:
