@@ -23,3 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from mammodesk_train.cli import main as cli_main
 
     return cli_main(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":  # torchrun -m mammodesk_train.entry fit ...
+    raise SystemExit(main())
