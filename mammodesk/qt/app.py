@@ -3,6 +3,7 @@ this window already opens images through the core, off the UI thread."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -82,4 +83,6 @@ def run_app(files: list[str]) -> int:
     window.show()
     for path in files[:1]:
         window.open_path(path)
+    if os.environ.get("MAMMODESK_QUIT_WHEN_SHOWN"):  # start-up timing: leave once the window is on screen
+        QtCore.QTimer.singleShot(0, app.quit)
     return app.exec()

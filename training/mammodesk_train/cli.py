@@ -115,6 +115,7 @@ def _fit(args) -> int:
 def _export(args) -> int:
     from mammodesk_train.cv import load_final
     from mammodesk_train.families.vae_cnn import TrainedVaeCnn
+    from mammodesk_train.model_card import write_model_card
     from mammodesk_train.models.vae_cnn import VAE, LatentClassifier
 
     run = json.loads((args.run / "run.json").read_text())
@@ -134,8 +135,10 @@ def _export(args) -> int:
                 "patients": metrics["patients"],
                 "patient_key_hashes": metrics["final_model"]["patient_key_hashes"]}
     family = VaeCnnFamily(preset, device="cpu", progress=False)
-    path = family.export(model, task, args.out, training, card_metrics, args.name or args.run.name)
-    print(f"exported {path} (+ {path.stem}.decoder.onnx); parity with torch verified")
+    name = args.name or args.run.name
+    path = family.export(model, task, args.out, training, card_metrics, name)
+    card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description)
+    print(f"exported {path} (+ {path.stem}.decoder.onnx, model card {card.name}); parity with torch verified")
     return 0
 
 
