@@ -95,6 +95,9 @@ def test_roi_mode_uses_model_size_and_spacing(tmp_path, mias_dir, mdb001):
     finer = mdb001.with_meta(pixel_spacing_mm=(0.1, 0.1))  # the same ROI is 240 pixels at 100 microns
     fx0, fy0, fx1, fy1 = runner.predict(finer, finding.shape).roi_box
     assert (fx1 - fx0, fy1 - fy0) == (240, 240)
+    assert prediction.notes == []
+    no_spacing = mdb001.with_meta(pixel_spacing_mm=None)
+    assert "no pixel spacing" in runner.predict(no_spacing, finding.shape).notes[0]
 
 
 def test_roi_models_need_an_roi(tmp_path, mdb001):

@@ -88,6 +88,7 @@ class Prediction:
     roi_box: tuple[int, int, int, int] | None = None  # source x0, y0, x1, y1 actually analysed
     timings_ms: dict[str, float] = field(default_factory=dict)
     weights_sha256: str = ""
+    notes: list[str] = field(default_factory=list)  # caveats the user should see with the result
 
     @property
     def predicted_index(self) -> int:

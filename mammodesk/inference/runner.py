@@ -96,11 +96,15 @@ class ModelRunner:
         processed = self._prepare(image, roi)
         timings["preprocess"] = _ms(start)
         if mode == "patches":
-            return self._predict_patches(processed, timings)
+            prediction = self._predict_patches(processed, timings)
+            prediction.notes += self._roi_notes(image, roi)
+            return prediction
         start = time.perf_counter()
         outputs = self._run(to_nchw(processed.array[None]))
         timings["inference"] = _ms(start)
-        return self._prediction(outputs, 0, processed.geometry, timings, processed)
+        prediction = self._prediction(outputs, 0, processed.geometry, timings)
+        prediction.notes += self._roi_notes(image, roi)
+        return prediction
 
     def predict_many(self, images: Sequence[Image], batch_size: int = 8) -> list[Prediction]:
         """Whole-image models: batched inference over several images."""
@@ -112,7 +116,7 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = self._run(to_nchw(np.stack([p.array for p in chunk])))
             elapsed = _ms(start) / len(chunk)
-            results += [self._prediction(outputs, i, p.geometry, {"inference": elapsed}, p)
+            results += [self._prediction(outputs, i, p.geometry, {"inference": elapsed})
                         for i, p in enumerate(chunk)]
         return results
 
@@ -145,6 +149,13 @@ class ModelRunner:
                                   f"{cols}x{rows} image")
         return top, left, height, width
 
+    def _roi_notes(self, image: Image, roi) -> list[str]:
+        roi_mode = self.card.roi
+        if roi is None or not roi_mode.size or not roi_mode.spacing_mm or image.meta.pixel_spacing_mm:
+            return []
+        return [f"the image has no pixel spacing, so the ROI was taken as {roi_mode.size} pixels; the model was "
+                f"trained at {roi_mode.spacing_mm} mm per pixel, so the ROI's physical size may be wrong"]
+
     def _predict_patches(self, processed: ProcessedImage, timings: dict[str, float]) -> Prediction:
         roi_mode, array = self.card.roi, processed.array
         try:
@@ -169,7 +180,7 @@ class ModelRunner:
             patch_boxes=boxes, roi_box=_roi_box(processed.geometry), timings_ms=timings,
             weights_sha256=self.card.weights_sha256)
 
-    def _prediction(self, outputs, index, geometry: Geometry, timings, processed) -> Prediction:
+    def _prediction(self, outputs, index, geometry: Geometry, timings) -> Prediction:
         probs = self._probabilities(outputs[self.card.logits_output][index:index + 1])[0]
         heat = None
         if self.card.cams:
