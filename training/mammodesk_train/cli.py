@@ -131,6 +131,8 @@ def _export(args) -> int:
     card_metrics = {"how": metrics["evaluation"] + f", seed {run['seed']}, {metrics['samples']} images of "
                            f"{metrics['patients']} patients; the shipped model is retrained on all of them",
                     **{k: {"mean": v["mean"], "sd": v["sd"]} for k, v in summary.items()}}
+    kind, _, location = run["data"].partition(":")
+    run = {**run, "data": f"{kind}:{Path(location).name}"}  # no local folder names in shipped files
     training = {"dataset": run["data"], "split": metrics["evaluation"], "samples": metrics["samples"],
                 "patients": metrics["patients"],
                 "patient_key_hashes": metrics["final_model"]["patient_key_hashes"]}

@@ -52,7 +52,7 @@ cross-validation figures, not results on an independent test set.
 ## Rebuild
 
 ```bash
-mammodesk-train fit --preset {metrics['preset']} --data {run['data']} --task {metrics['task']} --folds {run['folds']} --seed {run['seed']} --out runs/{name}
+mammodesk-train fit --preset {metrics['preset']} --data {run['data'].replace(':', ':PATH/TO/', 1)} --task {metrics['task']} --folds {run['folds']} --seed {run['seed']} --out runs/{name}
 mammodesk-train export runs/{name} --out resources/models/{name}.onnx
 ```
 """
