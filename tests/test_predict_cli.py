@@ -33,6 +33,7 @@ def test_predict_folder_to_csv_with_cams(tmp_path, mias_images, capsys):
     assert code == 1  # one broken file
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 5 and sum(r["status"] == "ok" for r in rows) == 4
+    assert [r["file"] for r in rows] == sorted(r["file"] for r in rows)  # file order, whatever the batching
     broken = next(r for r in rows if r["file"].endswith("broken.dcm"))
     assert broken["status"] == "failed" and "broken.dcm" in broken["error"]
     good = next(r for r in rows if r["status"] == "ok")

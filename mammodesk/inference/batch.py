@@ -50,24 +50,67 @@ def expand_paths(paths: Sequence[str | Path], report: BatchReport) -> Iterator[P
 
 
 def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence[float] | None = None,
-              cams_dir: Path | None = None, cam_format: str = "png",
+              cams_dir: Path | None = None, cam_format: str = "png", batch_size: int = 4,
               progress: Callable[[int, str], None] | None = None) -> BatchReport:
+    """Whole-image models run `batch_size` images per onnxruntime call; ROI and
+    patch models run per image (their patches are batched inside predict)."""
     report = BatchReport()
+    batched = runner.card.roi.mode == "whole" and roi is None
+    pending: list[tuple[Path, object]] = []  # (path, image or the read error)
+
+    def flush() -> None:
+        images = [image for _, image in pending if not isinstance(image, Exception)]
+        try:
+            predictions = iter(runner.predict_many(images, batch_size=max(1, len(images))) if images else [])
+        except (MammoDeskError, OSError) as exc:  # a batch-level failure marks its images, the run goes on
+            predictions = iter([exc] * len(images))
+        for path, image in pending:  # rows stay in file order
+            if isinstance(image, Exception):
+                _record(report, path, None, image, cams_dir, cam_format)
+            else:
+                _record(report, path, image, next(predictions), cams_dir, cam_format)
+        pending.clear()
+
     for index, path in enumerate(expand_paths(paths, report), start=1):
         if progress:
             progress(index, path.name)
-        row: dict[str, object] = {"file": str(path)}
         try:
             image = read_image(path)
-            prediction = runner.predict(image, roi)
-            row.update(status="ok", error="", **prediction.as_row())
-            if cams_dir is not None and prediction.heatmaps is not None:
-                save_heatmaps(prediction, image.shape, path, cams_dir, cam_format)
         except (MammoDeskError, OSError) as exc:
-            report.failed += 1
-            row.update(status="failed", error=str(exc))
-        report.rows.append(row)
+            image = exc
+        if batched:
+            pending.append((path, image))
+            if sum(not isinstance(i, Exception) for _, i in pending) == batch_size:
+                flush()
+            continue
+        if isinstance(image, Exception):
+            _record(report, path, None, image, cams_dir, cam_format)
+            continue
+        try:
+            prediction = runner.predict(image, roi)
+        except (MammoDeskError, OSError) as exc:
+            prediction = exc
+        _record(report, path, image, prediction, cams_dir, cam_format)
+    flush()
     return report
+
+
+def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str) -> None:
+    row: dict[str, object] = {"file": str(path)}
+    if isinstance(outcome, Exception):
+        report.failed += 1
+        row.update(status="failed", error=str(outcome))
+    else:
+        row.update(status="ok", error="", **outcome.as_row())
+        if outcome.notes:
+            row["notes"] = "; ".join(outcome.notes)
+        if cams_dir is not None and outcome.heatmaps is not None:
+            try:
+                save_heatmaps(outcome, image.shape, path, cams_dir, cam_format)
+            except OSError as exc:
+                report.failed += 1
+                row.update(status="failed", error=f"heat maps not written: {exc}")
+    report.rows.append(row)
 
 
 def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, folder: Path, fmt: str) -> None:
