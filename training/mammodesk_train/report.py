@@ -45,14 +45,14 @@ td,th{{padding:2px 10px;text-align:left}} svg{{margin:6px}}</style>
     (out / "report.html").write_text(body)
 
 
-def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
+def _axes(title: str, xlabel: str, ylabel: str, ticks: bool = True) -> list[str]:
     s, p = SIZE, PAD
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{s + 2 * p}" height="{s + 2 * p}" '
              f'font-size="11"><text x="{p}" y="14" font-weight="bold">{html.escape(title)}</text>',
              f'<rect x="{p}" y="{p}" width="{s}" height="{s}" fill="none" stroke="#888"/>',
              f'<text x="{p + s / 2}" y="{s + 2 * p - 6}" text-anchor="middle">{xlabel}</text>',
              f'<text x="10" y="{p + s / 2}" transform="rotate(-90 10 {p + s / 2})" text-anchor="middle">{ylabel}</text>']
-    for tick in (0, 0.5, 1):
+    for tick in (0, 0.5, 1) if ticks else ():
         parts.append(f'<text x="{p + tick * s}" y="{p + s + 12}" text-anchor="middle">{tick:g}</text>')
         parts.append(f'<text x="{p - 4}" y="{p + (1 - tick) * s + 4}" text-anchor="end">{tick:g}</text>')
     return parts
@@ -82,7 +82,7 @@ def _curves(title, xlabel, ylabel, y_true, probs, classes, kind) -> str:
 
 
 def _confusion(cm: np.ndarray, classes) -> str:
-    parts = _axes("Confusion matrix (pooled)", "predicted", "true")
+    parts = _axes("Confusion matrix (pooled)", "predicted", "true", ticks=False)
     s, p, k = SIZE, PAD, len(classes)
     cell, top = s / k, max(1, cm.max())
     for i in range(k):
@@ -93,6 +93,7 @@ def _confusion(cm: np.ndarray, classes) -> str:
             parts.append(f'<text x="{p + (j + 0.5) * cell}" y="{p + (i + 0.5) * cell + 4}" '
                          f'text-anchor="middle">{cm[i, j]}</text>')
         parts.append(f'<text x="{p + (i + 0.5) * cell}" y="{p - 4}" text-anchor="middle">{html.escape(classes[i])}</text>')
+        parts.append(f'<text x="{p - 4}" y="{p + (i + 0.5) * cell + 4}" text-anchor="end">{html.escape(classes[i])}</text>')
     return "".join(parts) + "</svg>"
 
 
