@@ -60,7 +60,7 @@ def test_threshold_roi_8bit_level_193():
 
 def test_threshold_roi_is_relative_to_bit_depth():
     cutoff = 4095 * 193 / 255  # 3099.2
-    pixels = np.array([[3099, 3100]], dtype=np.uint16)
+    pixels = np.array([[int(cutoff), int(cutoff) + 1]], dtype=np.uint16)
     np.testing.assert_array_equal(run("threshold_roi", grey(pixels, 12), level=193).pixels, [[0, 3100]])
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mammodesk.errors import CorruptFileError, UnsupportedFormatError, UnsupportedImageError
+from mammodesk.errors import CorruptFileError, UnsupportedFormatError
 from mammodesk.io import read_image
 
 

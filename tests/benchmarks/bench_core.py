@@ -87,8 +87,8 @@ def bench_ops(pixels: np.ndarray, repeat: int) -> None:
     for name, params in OPS:
         spec = PipelineSpec([{"op": name, "params": params}])
         reps = 1 if name in SLOW else repeat
-        full = timed(lambda: spec.run(full_frame), reps)
-        view = timed(lambda: spec.run(view_frame), reps)
+        full = timed(lambda spec=spec: spec.run(full_frame), reps)
+        view = timed(lambda spec=spec: spec.run(view_frame), reps)
         print(f"{name:<16}{full:>10.1f}{full / copy_full:>9.0f}{view:>10.1f}{view / copy_view:>9.0f}")
 
 
