@@ -1,0 +1,103 @@
+"""EfficientNet-B0..B7 (Tan & Le 2019) as Keras builds them with
+`include_top=False`: compound-scaled widths and depths, MBConv blocks with
+squeeze-excitation and stochastic depth, and the 1x1 top convolution (1280
+channels at B0, 2560 at B7). Keras also counts the 7 statistics of its input
+Normalization layer (mean, variance, count); `input_stats` holds them so
+Keras-converted weights load and the counts agree.
+
+Block outputs by name: `stem`, `block1` .. `block7` (end of each stage), `top`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+# (kernel, repeats, filters_in, filters_out, expand_ratio, stride) of B0; squeeze-excitation ratio 0.25
+BASE_BLOCKS = ((3, 1, 32, 16, 1, 1), (3, 2, 16, 24, 6, 2), (5, 2, 24, 40, 6, 2), (3, 3, 40, 80, 6, 2),
+               (5, 3, 80, 112, 6, 1), (5, 4, 112, 192, 6, 2), (3, 1, 192, 320, 6, 1))
+# width, depth, resolution, dropout
+VARIANTS = {"b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2), "b2": (1.1, 1.2, 260, 0.3),
+            "b3": (1.2, 1.4, 300, 0.3), "b4": (1.4, 1.8, 380, 0.4), "b5": (1.6, 2.2, 456, 0.4),
+            "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5)}
+BN_EPS = 1e-3  # Keras' BatchNormalization default
+
+
+def round_filters(filters: float, width: float, divisor: int = 8) -> int:
+    filters *= width
+    rounded = max(divisor, int(filters + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * filters else rounded)
+
+
+def _conv_bn(in_c: int, out_c: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
+    layers: list[nn.Module] = [nn.Conv2d(in_c, out_c, kernel, stride, kernel // 2, groups=groups, bias=False),
+                               nn.BatchNorm2d(out_c, eps=BN_EPS)]
+    if act:
+        layers.append(nn.SiLU())
+    return nn.Sequential(*layers)
+
+
+class MBConv(nn.Module):
+    def __init__(self, in_c: int, out_c: int, kernel: int, stride: int, expand: int, drop: float,
+                 se_ratio: float = 0.25):
+        super().__init__()
+        mid = in_c * expand
+        self.expand = _conv_bn(in_c, mid) if expand != 1 else nn.Identity()
+        self.depthwise = _conv_bn(mid, mid, kernel, stride, groups=mid)
+        squeezed = max(1, int(in_c * se_ratio))
+        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(mid, squeezed, 1), nn.SiLU(),
+                                nn.Conv2d(squeezed, mid, 1), nn.Sigmoid())
+        self.project = _conv_bn(mid, out_c, act=False)
+        self.residual = stride == 1 and in_c == out_c
+        self.drop = drop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.depthwise(self.expand(x))
+        y = self.project(y * self.se(y))
+        if not self.residual:
+            return y
+        if self.training and self.drop > 0:  # stochastic depth: drop the whole branch per sample
+            keep = torch.rand(y.shape[0], 1, 1, 1, device=y.device, dtype=y.dtype) >= self.drop
+            y = y * keep / (1 - self.drop)
+        return x + y
+
+
+class EfficientNet(nn.Module):
+    def __init__(self, variant: str = "b0", in_channels: int = 3, drop_connect: float = 0.2,
+                 width_override: float | None = None):
+        super().__init__()
+        width, depth, self.resolution, self.dropout = VARIANTS[variant]
+        width = width_override or width
+        self.register_buffer("input_stats", torch.tensor([0.485, 0.456, 0.406, 0.229**2, 0.224**2, 0.225**2, 0.0]))
+        self.stem = _conv_bn(in_channels, round_filters(32, width), 3, 2)
+        total = sum(math.ceil(depth * b[1]) for b in BASE_BLOCKS)
+        index = 0
+        stages = []
+        for kernel, repeats, f_in, f_out, expand, stride in BASE_BLOCKS:
+            f_in, f_out = round_filters(f_in, width), round_filters(f_out, width)
+            blocks = []
+            for r in range(math.ceil(depth * repeats)):
+                blocks.append(MBConv(f_in if r == 0 else f_out, f_out, kernel, stride if r == 0 else 1, expand,
+                                     drop_connect * index / total))
+                index += 1
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = round_filters(1280, width)
+        self.top = _conv_bn(round_filters(320, width), self.out_channels)
+
+    def blocks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = {"stem": self.stem(x)}
+        x = outputs["stem"]
+        for i, stage in enumerate(self.stages, start=1):
+            x = stage(x)
+            outputs[f"block{i}"] = x
+        outputs["top"] = self.top(x)
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)["top"]
+
+
+def efficientnet(variant: str, **kwargs) -> EfficientNet:
+    return EfficientNet(variant, **kwargs)
