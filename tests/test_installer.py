@@ -36,7 +36,9 @@ def test_bundle_self_test_passes_offscreen(bundle):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "read synthetic DICOM" in result.stdout and "JPEG 2000" in result.stdout
     assert "Qt platform plugin: platform offscreen" in result.stdout and "self-test passed" in result.stdout
-    models = list((ROOT / "resources" / "models").glob("*.onnx"))
+    from mammodesk.inference import ModelRegistry
+
+    models = ModelRegistry().entries
     assert f"bundled models: {len(models)}" in result.stdout
     assert result.stdout.count("CPUExecutionProvider") >= len(models)
 

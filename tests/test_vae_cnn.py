@@ -56,6 +56,10 @@ def test_export_parity_and_engine(tmp_path):
         features = torch.stack([mu, torch.exp(0.5 * logvar), mu], dim=1)  # [mu, sigma, z = mu]
         expected = torch.softmax(model.classifier(features), dim=1)[0].numpy()
     np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)
+    from mammodesk.inference import ModelRegistry
+
+    (entry,) = ModelRegistry([tmp_path], include_bundled=False).entries  # the decoder is a companion, not a model
+    assert entry.companions == {"vae-reconstruction": tmp_path / "tiny.decoder.onnx"}
     decoder = ort.InferenceSession(str(tmp_path / "tiny.decoder.onnx"), providers=["CPUExecutionProvider"])
     (reconstruction,) = decoder.run(None, {"image": x.numpy()})
     with torch.no_grad():

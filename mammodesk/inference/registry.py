@@ -4,11 +4,12 @@ folder the user adds. A broken file is listed with its error, never hidden."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from mammodesk.inference.contract import ModelCard, ModelContractError, read_card
+from mammodesk.inference.onnx_meta import NotOnnxError, read_metadata_props
 from mammodesk.resources import resources_dir
 
 
@@ -18,6 +19,7 @@ class ModelEntry:
     card: ModelCard | None
     error: str | None = None
     bundled: bool = False
+    companions: dict[str, Path] = field(default_factory=dict)  # e.g. "vae-reconstruction": decoder file
 
     @property
     def name(self) -> str:
@@ -40,14 +42,18 @@ class ModelRegistry:
         self.refresh()
 
     def refresh(self) -> None:
-        entries = []
+        entries, companions = [], {}
         for folder, bundled in self._folders:
             for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
+                kind, parent = _companion(path)
+                if kind:
+                    companions.setdefault(path.with_name(parent), {})[kind] = path
+                    continue
                 try:
                     entries.append(ModelEntry(path, read_card(path), bundled=bundled))
                 except ModelContractError as exc:
                     entries.append(ModelEntry(path, None, exc.problem, bundled))
-        self.entries = entries
+        self.entries = [ModelEntry(e.path, e.card, e.error, e.bundled, companions.get(e.path, {})) for e in entries]
 
     def find(self, name_or_path: str | Path) -> ModelEntry:
         """By model name, file stem, or a path to any .onnx file."""
@@ -71,3 +77,13 @@ class ModelRegistry:
             if entry.path not in self._runners:
                 self._runners[entry.path] = ModelRunner(entry.path, **options)
             return self._runners[entry.path]
+
+
+def _companion(path: Path) -> tuple[str | None, str]:
+    """(kind, parent file name) for a companion file (e.g. a VAE decoder), else (None, "")."""
+    try:
+        props = read_metadata_props(path)
+    except (NotOnnxError, OSError):
+        return None, ""
+    kind = props.get("mammodesk.companion")
+    return (kind, props.get("mammodesk.companion_of", "")) if kind else (None, "")

@@ -18,6 +18,8 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
                      f"{', '.join(f'{v:.3f}' for v in summary[key]['folds'])} |"
                      for key in SUMMARY_KEYS if key in summary)
     source = run["data"].split(":", 1)[0]
+    support = [c["support"] for c in metrics["pooled"]["per_class"].values()]
+    majority = max(support) / max(1, sum(support))
     card = f"""# {name}
 
 **Not for clinical use.** Research software; this model is not a medical device.
@@ -42,6 +44,9 @@ cross-validation figures, not results on an independent test set.
 | metric | mean ± sd over {run['folds']} folds | per fold |
 |---|---|---|
 {rows}
+
+For reference: chance AUC is 0.5, and always answering the most frequent class
+gives accuracy {majority:.3f}.
 
 ## Limits
 
