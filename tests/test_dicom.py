@@ -235,3 +235,18 @@ def test_empty_and_missing_files(tmp_path):
         read_image(tmp_path / "nope.dcm")
     with pytest.raises(ImageReadError, match="folder"):
         read_image(tmp_path)
+
+
+def test_pydicom_messages_reach_the_image_per_thread(tmp_path):
+    """Non-conformant data is reported with the image that has it, even when files are read concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bad = make_dataset(phantom(bits=12), bits_stored=12)
+    bad.SeriesInstanceUID = "1.2.3.abc"  # letters are not allowed in a UID
+    bad_path = write(bad, tmp_path / "bad_uid.dcm")
+    good_path = write(make_dataset(phantom(bits=12), bits_stored=12), tmp_path / "good.dcm")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(read_image, [bad_path, good_path] * 8))
+    for index, image in enumerate(results):
+        flagged = any("pydicom" in w for w in image.meta.warnings)
+        assert flagged == (index % 2 == 0), (index, image.meta.warnings)

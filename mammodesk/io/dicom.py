@@ -5,6 +5,9 @@ display is identical; see `mammodesk.io.voi`)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 import warnings
 from pathlib import Path
 
@@ -34,59 +37,81 @@ def sniff_dicom(head: bytes) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] < b"\x20\x00"
 
 
+class _PerThreadMessages(logging.Handler):
+    """pydicom reports non-conformant data through `warn_and_log`: a log record
+    (thread-safe, tagged with its thread) plus a Python warning. Collecting the
+    records per thread lets concurrent reads each keep their own messages,
+    which `warnings.catch_warnings` (process-wide state) cannot do."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._active: dict[int, list[str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        messages = self._active.get(record.thread)
+        if messages is not None:
+            messages.append(record.getMessage().split(" Please see")[0])
+
+    @contextlib.contextmanager
+    def collect(self):
+        ident = threading.get_ident()
+        self._active[ident] = messages = []
+        try:
+            yield messages
+        finally:
+            self._active.pop(ident, None)
+
+
+_PYDICOM_MESSAGES = _PerThreadMessages()
+logging.getLogger("pydicom").addHandler(_PYDICOM_MESSAGES)
+# The same messages also arrive as Python warnings; they are shown with the image instead.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+
+
 def read_dicom(path: str | Path, *, keep_identifying: bool = False) -> Image:
     path = Path(path)
     warns: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        image = _read(path, keep_identifying, warns)
-    # pydicom warns about non-conformant values; the user sees them with the image's metadata.
-    library = list(dict.fromkeys(f"pydicom: {str(w.message).split(' Please see')[0]}" for w in caught))
-    if library:
-        image = image.with_meta(warnings=image.meta.warnings + tuple(library[:5]))
-    return image
-
-
-def _read(path: Path, keep_identifying: bool, warns: list[str]) -> Image:
-    ds = _parse(path)
-    _check_supported(path, ds)
-    modality = str(ds.get("Modality", "") or "")
-    if modality != "MG":
-        warns.append(f"modality is {modality or 'missing'}, not MG (mammography); loaded anyway")
-
-    stored = _decode(path, ds)
+    with _PYDICOM_MESSAGES.collect() as messages:
+        ds = _parse(path)
+        _check_supported(path, ds)
+        header = _header(path, ds, warns)
+        stored = _decode(path, ds)
+    warns += [f"pydicom: {m}" for m in dict.fromkeys(messages)][:5]
     padding = _padding_mask(ds, stored)
     pixels, value_range = _modality_lut(ds, stored)
-    presets = _window_presets(ds, path, warns)
-
-    photometric = str(ds.PhotometricInterpretation)
-    if photometric == "MONOCHROME1":
+    presets = header.pop("presets")
+    if header["photometric_interpretation"] == "MONOCHROME1":
         k = value_range[0] + value_range[1]
         pixels = _invert(pixels, k)
         presets = [mirror_preset(p, k) for p in presets]
     if not presets:
         presets = [auto_window(pixels, padding)]
-
-    public, identifying = split_tags(ds)
-    hints = infer_from_name(str(ds.get("PatientID", "")) + " " + path.stem)
+    public, identifying = header.pop("tags")
     meta = ImageMeta(
-        source_path=path,
-        format="DICOM",
-        modality=modality,
-        laterality=_laterality(ds) or hints.laterality,  # type: ignore[arg-type]
-        view=_view(ds) or hints.view,
-        photometric_interpretation=photometric,
-        bits_stored=int(ds.get("BitsStored", stored.itemsize * 8)),
-        pixel_spacing_mm=_spacing(ds),
-        window_presets=tuple(presets),
-        padding_mask=padding,
-        patient_key=hints.patient_key or _patient_key(ds),
-        study_key=hashed_key("study", str(ds.StudyInstanceUID)) if ds.get("StudyInstanceUID") else None,
-        tags=public,
-        identifying=identifying if keep_identifying else None,
-        warnings=tuple(warns),
-    )
+        source_path=path, format="DICOM", bits_stored=int(ds.get("BitsStored", stored.itemsize * 8)),
+        window_presets=tuple(presets), padding_mask=padding, tags=public,
+        identifying=identifying if keep_identifying else None, warnings=tuple(warns), **header)
     return Image(pixels, meta)
+
+
+def _header(path: Path, ds: Dataset, warns: list[str]) -> dict:
+    """Everything but the pixels. Touches every top-level element (split_tags iterates them)."""
+    modality = str(ds.get("Modality", "") or "")
+    if modality != "MG":
+        warns.append(f"modality is {modality or 'missing'}, not MG (mammography); loaded anyway")
+    hints = infer_from_name(str(ds.get("PatientID", "")) + " " + path.stem)
+    study = ds.get("StudyInstanceUID")
+    return {
+        "tags": split_tags(ds),
+        "presets": _window_presets(ds, path, warns),
+        "modality": modality,
+        "laterality": _laterality(ds) or hints.laterality,
+        "view": _view(ds) or hints.view,
+        "photometric_interpretation": str(ds.PhotometricInterpretation),
+        "pixel_spacing_mm": _spacing(ds),
+        "patient_key": hints.patient_key or _patient_key(ds),
+        "study_key": hashed_key("study", str(study)) if study else None,
+    }
 
 
 def _parse(path: Path) -> Dataset:
