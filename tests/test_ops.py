@@ -163,6 +163,11 @@ def test_crop_to_breast_drops_label_and_background():
     assert corner[0] == 0 and corner[1] > 0
 
 
+def test_crop_to_breast_on_rgb():
+    rgb = PipelineSpec([{"op": "to_rgb"}, {"op": "crop_to_breast"}]).apply(grey(phantom(200, 160, bits=8)))
+    assert rgb.array.ndim == 3 and (rgb.array[~rgb.mask] == 0).all()
+
+
 def test_flip_laterality_puts_chest_wall_left():
     pixels = phantom(100, 80, bits=8)[:, ::-1].copy()  # chest wall on the right
     out = run("flip_laterality", grey(pixels))

@@ -91,7 +91,7 @@ class CropToBreast(Op):
         pixels = frame.pixels[y0:y1, x0:x1].copy()
         mask = np.ascontiguousarray(mask[y0:y1, x0:x1])
         if self.mask_background:
-            np.copyto(pixels, pixels.dtype.type(lo), where=~mask)
+            np.copyto(pixels, pixels.dtype.type(lo), where=~mask if pixels.ndim == 2 else ~mask[:, :, None])
         geometry = frame.geometry.crop(y0, x0, y1 - y0, x1 - x0)
         return frame.evolve(pixels=pixels, mask=mask, geometry=geometry)
 
