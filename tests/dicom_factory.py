@@ -12,7 +12,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
-    JPEG2000Lossless, JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, RLELossless,
+    JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1, JPEGLSLossless, RLELossless,
     ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid,
 )
 
@@ -89,6 +89,9 @@ def compress(ds: Dataset, pixels: np.ndarray, syntax: str) -> Dataset:
         ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 100])
         assert ok
         frame = encoded.tobytes()
+        ds.LossyImageCompression = "01"
+    elif syntax == JPEGExtended12Bit:
+        frame = imagecodecs.jpeg8_encode(pixels, level=95, bitspersample=bits)
         ds.LossyImageCompression = "01"
     elif syntax == JPEGLosslessSV1:
         frame = imagecodecs.jpeg8_encode(pixels, lossless=True, predictor=1, bitspersample=bits)

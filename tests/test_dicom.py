@@ -9,7 +9,7 @@ from dicom_factory import PHI, compress, make_dataset, phantom, write
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import (
-    JPEG2000Lossless, JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, RLELossless, UID,
+    JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1, JPEGLSLossless, RLELossless, UID,
 )
 
 from mammodesk.errors import (
@@ -108,12 +108,14 @@ def test_rescale_gives_float_modality_values(tmp_path):
 @pytest.mark.parametrize("syntax,bits", [
     (RLELossless, 16), (RLELossless, 12), (JPEGLosslessSV1, 12), (JPEGLosslessSV1, 16),
     (JPEGLSLossless, 12), (JPEG2000Lossless, 12), (JPEG2000Lossless, 16), (JPEGBaseline8Bit, 8),
+    (JPEGExtended12Bit, 12),
 ])
 def test_compressed_syntaxes_decode(tmp_path, syntax, bits):
     pixels = phantom(bits=bits)
     ds = compress(make_dataset(pixels, bits_stored=bits), pixels, syntax)
     image = read_image(write(ds, tmp_path / "c.dcm"))
-    tolerance = 2 if syntax == JPEGBaseline8Bit else 0  # baseline JPEG is lossy even at quality 100
+    # baseline (quality 100) and extended (quality 95) JPEG are lossy; the rest must be exact
+    tolerance = {JPEGBaseline8Bit: 2, JPEGExtended12Bit: 16}.get(syntax, 0)
     assert image.shape == pixels.shape
     assert np.abs(image.pixels.astype(int) - pixels.astype(int)).max() <= tolerance
 

@@ -80,8 +80,11 @@ class VaeCnnFamily:
         self.progress = progress
 
     def build_samples(self, records: list[Record], task: Task) -> tuple[Samples, Samples]:
-        """Classifier inputs (CLAHE) and the plain versions the VAE also learns from."""
-        return whole_images(records, task, self.preset.spec(True)), whole_images(records, task, self.preset.spec(False))
+        """Classifier inputs (CLAHE) and the plain versions the VAE also learns from, aligned sample by sample."""
+        clahe, plain = whole_images(records, task, self.preset.spec(True)), whole_images(records, task, self.preset.spec(False))
+        if not np.array_equal(clahe.record_index, plain.record_index):  # train() indexes both with one index
+            raise RuntimeError("CLAHE and plain samples are not aligned")
+        return clahe, plain
 
     def train(self, clahe: Samples, plain: Samples, train_index: np.ndarray, classes: int, seed: int,
               out_dir: Path | None = None) -> TrainedVaeCnn:
