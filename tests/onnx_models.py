@@ -25,6 +25,7 @@ def build_model(path: Path, *, mode: str = "whole", labels=("normal", "abnormal"
                 channels: int = 1, activation: str = "softmax", spec: list | None = None, cams: bool = True,
                 cam_hw: tuple[int, int] = (8, 8), cam_peak: tuple[int, int] = (2, 5), roi: dict | None = None,
                 graph_size: int | None = None, graph_classes: int | None = None, branches: bool = False,
+                threshold: float = 0.5,
                 metadata: dict[str, Any] | None = None, drop_keys: tuple[str, ...] = ()) -> Path:
     classes = graph_classes or (1 if activation == "sigmoid" and len(labels) == 2 else len(labels))
     side = graph_size or size
@@ -35,7 +36,7 @@ def build_model(path: Path, *, mode: str = "whole", labels=("normal", "abnormal"
         helper.make_node("Add", ["scaled", "B"], ["logits"]),
     ]
     weights = np.linspace(-10, 10, classes, dtype=np.float32)[None] if classes > 1 else np.array([[20.0]], np.float32)
-    bias = -weights * 0.5
+    bias = -weights * threshold  # the positive class wins when the mean exceeds `threshold`
     inits = [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias.astype(np.float32), "B")]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])]
     cam_outputs: dict[str, CamOutput] = {}

@@ -138,6 +138,28 @@ def test_patch_votes_are_deterministic_and_counted(tmp_path):
     assert prediction.heatmaps.source(1).values.shape == (120, 120)
 
 
+def test_patch_votes_on_a_real_mias_lesion(tmp_path, mias_dir, mdb001):
+    roi = {"mode": "patches", "size": 120, "spacing_mm": 0.2, "patch_size": 72, "patches": 25, "seed": 11}
+    spec = [{"op": "median", "params": {"ksize": 3}}, {"op": "clahe"},
+            {"op": "resize", "params": {"width": 120, "height": 120}}, {"op": "normalise"}]
+    finding = read_mias_info(mias_dir / "Info.txt")["mdb001"].located_findings[0]
+    from mammodesk.preprocessing import PipelineSpec, crop_frame
+
+    top, left = round(finding.shape.cy - 60), round(finding.shape.cx - 60)  # 120 px at 0.2 mm, as the model asks
+    processed = PipelineSpec(spec).run(crop_frame(mdb001, top, left, 120, 120)).array
+    means = np.array([processed[y:y + 72, x:x + 72].mean() for y, x in patch_positions((120, 120), 72, 25, 11)])
+    threshold = float(np.median(means))  # so the votes split
+    runner = ModelRunner(build_model(tmp_path / "fusion.onnx", mode="patches", size=72, roi=roi, spec=spec,
+                                     threshold=threshold))
+    prediction = runner.predict(mdb001, finding.shape)
+    expected = np.bincount((means > threshold).astype(int), minlength=2)
+    assert expected.min() >= 5
+    np.testing.assert_array_equal(prediction.votes, expected)
+    assert prediction.roi_box == (left, top, left + 120, top + 120)
+    votes = prediction.vote_maps.source(1, "votes")
+    assert votes.values.shape == (120, 120) and 0.0 < np.nanmean(votes.values) < 1.0
+
+
 def test_batch_equals_single(tmp_path, mias_images):
     runner = ModelRunner(build_model(tmp_path / "whole.onnx"))
     images = [read_image(path) for path in mias_images[:5]]

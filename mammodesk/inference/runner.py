@@ -22,7 +22,9 @@ from mammodesk.io import Image
 from mammodesk.preprocessing import Geometry, ProcessedImage, crop_frame
 
 log = logging.getLogger(__name__)
-ort.set_default_logger_severity(3)  # the runner reports provider fallbacks itself (fallback_reason)
+# onnxruntime-gpu logs an ERROR whenever its CUDA library cannot load (any CPU-only machine); the runner
+# reports that itself (fallback_reason), and real failures raise exceptions, so only FATAL is printed.
+ort.set_default_logger_severity(4)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 _OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")
 
