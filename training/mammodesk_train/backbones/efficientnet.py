@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # (kernel, repeats, filters_in, filters_out, expand_ratio, stride) of B0; squeeze-excitation ratio 0.25
@@ -30,12 +31,39 @@ def round_filters(filters: float, width: float, divisor: int = 8) -> int:
     return int(rounded + divisor if rounded < 0.9 * filters else rounded)
 
 
-def _conv_bn(in_c: int, out_c: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
-    layers: list[nn.Module] = [nn.Conv2d(in_c, out_c, kernel, stride, kernel // 2, groups=groups, bias=False),
-                               nn.BatchNorm2d(out_c, eps=BN_EPS)]
-    if act:
-        layers.append(nn.SiLU())
-    return nn.Sequential(*layers)
+class StridedPad:
+    """Padding before a strided convolution (a plain object, so state-dict names stay
+    put). "same" is TensorFlow's SAME, the odd pixel at the bottom/right, as Keras
+    weights were trained; "symmetric" is PyTorch's, as torchvision weights were."""
+
+    def __init__(self, kernel: int, stride: int):
+        self.kernel, self.stride, self.mode = kernel, stride, "same"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "symmetric":
+            p = self.kernel // 2
+            return F.pad(x, (p, p, p, p))
+        pads = []
+        for size in (x.shape[3], x.shape[2]):  # F.pad takes the last dimension first
+            total = max((math.ceil(size / self.stride) - 1) * self.stride + self.kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.pad(x, pads)
+
+
+class ConvBN(nn.Sequential):
+    """Convolution, BatchNorm, optional SiLU; indices 0/1 as torchvision's Conv2dNormActivation."""
+
+    def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
+        layers: list[nn.Module] = [nn.Conv2d(in_c, out_c, kernel, stride, 0 if stride > 1 else kernel // 2,
+                                             groups=groups, bias=False), nn.BatchNorm2d(out_c, eps=BN_EPS)]
+        super().__init__(*layers, *([nn.SiLU()] if act else []))
+        self.pad = StridedPad(kernel, stride) if stride > 1 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.pad(x) if self.pad is not None else x)
+
+
+_conv_bn = ConvBN
 
 
 class MBConv(nn.Module):
@@ -85,6 +113,14 @@ class EfficientNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.out_channels = round_filters(1280, width)
         self.top = _conv_bn(round_filters(320, width), self.out_channels)
+
+    def set_padding(self, mode: str) -> None:
+        """"same" (Keras weights) or "symmetric" (torchvision weights) for the strided layers."""
+        if mode not in ("same", "symmetric"):
+            raise ValueError(f"padding mode must be same or symmetric, got {mode!r}")
+        for module in self.modules():
+            if isinstance(module, ConvBN) and module.pad is not None:
+                module.pad.mode = mode
 
     def blocks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = {"stem": self.stem(x)}

@@ -51,7 +51,9 @@ class ResNet50V2(nn.Module):
             self.pool = nn.Identity()
         else:
             self.stem = nn.Conv2d(in_channels, stem, 7, stride=2, padding=3)
-            self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+            # Keras zero-pads, then max-pools: the stem has no ReLU before the pool, so padding with
+            # zeros (not -inf, as MaxPool2d(padding=1) would) changes border values.
+            self.pool = nn.Sequential(nn.ZeroPad2d(1), nn.MaxPool2d(3, stride=2))
         self.stacks = nn.ModuleDict()
         channels = stem
         for name, filters, blocks, stride in STACKS:
