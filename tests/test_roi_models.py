@@ -1,0 +1,36 @@
+"""Deep-fusion VGG and the hybrid concat network: sizes, options and shapes."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from mammodesk_train.models.fusion import FusionVGG  # noqa: E402
+from mammodesk_train.models.hybrid import HybridConcat  # noqa: E402
+
+
+@pytest.mark.parametrize("model", [1, 2])
+@pytest.mark.parametrize("blocks", [(1, 2, 3, 4, 5), (3, 4, 5)])
+def test_fusion_shapes(model, blocks):
+    net = FusionVGG(2, model=model, blocks=blocks, width=0.25).eval()
+    assert net(torch.zeros(2, 3, 72, 72)).shape == (2, 2)
+    expected = sum((16, 32, 64, 128, 128)[b - 1] for b in blocks)  # width 0.25 of 64..512
+    assert net.head[0].num_features == expected
+
+
+def test_fusion_full_width_features_and_frozen_trunk():
+    net = FusionVGG(2, freeze_trunk=True)
+    assert net.head[0].num_features == 1472  # 64 + 128 + 256 + 512 + 512
+    assert not any(p.requires_grad for p in net.trunk.parameters())
+    assert all(p.requires_grad for p in net.head.parameters())
+    with pytest.raises(ValueError):
+        FusionVGG(2, blocks=(6,))
+
+
+def test_hybrid_paper_size_and_shapes():
+    net = HybridConcat(2, efficientnet="b0", resnet_width=0.25, pooling="max").eval()
+    assert net(torch.zeros(1, 3, 65, 65)).shape == (1, 1)  # odd sizes: branch grids are aligned
+    paper = HybridConcat(2)
+    assert paper.output[1].in_features == 4608  # 2048 + 2560
+    trainable = sum(p.numel() for p in paper.parameters())
+    assert 86e6 < trainable < 88.5e6  # MODELS.md: 87.7M parameters
