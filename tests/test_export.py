@@ -53,11 +53,11 @@ class ConcatHead(nn.Module):
         return self.inner(torch.cat([acts["a"], acts["b"]], dim=1))
 
 
-def _metadata(name, classes, cams):
+def _metadata(name, classes, cams, size=32):
     labels = [f"c{i}" for i in range(classes)]
-    spec = PipelineSpec([{"op": "resize", "params": {"width": 32, "height": 32}}, {"op": "normalise"}])
+    spec = PipelineSpec([{"op": "resize", "params": {"width": size, "height": size}}, {"op": "normalise"}])
     return build_metadata(family="test", name=name, task="t", labels=labels, spec=spec,
-                          input=InputLayout("image", 1, 32, 32), activation="softmax", roi=RoiMode(),
+                          input=InputLayout("image", 1, size, size), activation="softmax", roi=RoiMode(),
                           training={"dataset": "none"}, metrics={"how": "not evaluated"},
                           weights_sha256="0" * 64, tool_version="test", cams=cams)
 
@@ -67,6 +67,18 @@ def _randomise_bn(module):
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
+
+
+def _calibrate_bn(net, batch):
+    """Set BatchNorm statistics from data, as training would, then switch to eval."""
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # cumulative average
+    net.train()
+    with torch.no_grad():
+        for chunk in batch.split(4):
+            net(chunk)
+    net.eval()
 
 
 def test_export_parity_and_engine(tmp_path):
@@ -117,3 +129,36 @@ def test_vgg_parameter_counts_and_blocks():
     blocks = vgg16(width=0.125).blocks(torch.zeros(1, 3, 64, 64))
     assert [tuple(b.shape[1:]) for b in blocks.values()] == [(8, 64, 64), (16, 32, 32), (32, 16, 16),
                                                                (64, 8, 8), (64, 4, 4)]
+
+
+def test_fusion_vgg_export_cams_on_block5(tmp_path):
+    from mammodesk_train.export import MethodModule
+    from mammodesk_train.models.fusion import FusionVGG
+
+    torch.manual_seed(2)
+    net = FusionVGG(2, model=2, width=0.125, in_channels=1).eval()
+    _randomise_bn(net)
+    report = export_with_cams(MethodModule(net.block_outputs), MethodModule(net.fuse), torch.randn(2, 1, 32, 32),
+                              tmp_path / "fusion.onnx", _metadata("fusion", 2, {"combined": CamOutput("cams", "block5")}),
+                              classes=2, cam_keys=["block5"])
+    report.check()
+    assert report.cam_correlation["cams"] > 0.99
+
+
+def test_hybrid_export_branch_cams(tmp_path):
+    from mammodesk_train.export import MethodModule
+    from mammodesk_train.models.hybrid import HybridConcat
+
+    torch.manual_seed(3)
+    net = HybridConcat(3, efficientnet="b0", resnet_width=0.125, efficientnet_width=0.25, in_channels=1)
+    _calibrate_bn(net, torch.randn(16, 1, 64, 64))  # realistic activations: default init leaves a branch near zero
+    cams = {"combined": CamOutput("cams", "concat"), "resnet50v2": CamOutput("cams_resnet50v2", "post"),
+            "efficientnet": CamOutput("cams_efficientnet", "top")}
+    report = export_with_cams(MethodModule(net.branches), MethodModule(net.combine), torch.randn(2, 1, 64, 64),
+                              tmp_path / "hybrid.onnx", _metadata("hybrid", 3, cams, size=64), classes=3,
+                              branch_outputs={"resnet50v2": "cams_resnet50v2", "efficientnet": "cams_efficientnet"})
+    report.check()
+    image = Image((np.random.default_rng(4).random((80, 80)) * 255).astype(np.uint8), ImageMeta())
+    raw = ModelRunner(report.path, prefer_gpu=False).predict(image).heatmaps.raw
+    assert np.abs(raw["efficientnet"]).max() > 1e-4 * np.abs(raw["resnet50v2"]).max()  # both branches are alive
+    np.testing.assert_allclose(raw["combined"], raw["resnet50v2"] + raw["efficientnet"], rtol=1e-4, atol=1e-6)

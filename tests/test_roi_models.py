@@ -34,3 +34,18 @@ def test_hybrid_paper_size_and_shapes():
     assert paper.output[1].in_features == 4608  # 2048 + 2560
     trainable = sum(p.numel() for p in paper.parameters())
     assert 86e6 < trainable < 88.5e6  # MODELS.md: 87.7M parameters
+
+
+def test_pointwise_equals_a_1x1_convolution():
+    from mammodesk_train.models.fusion import Pointwise
+
+    layer = Pointwise(6, 4)
+    x = torch.randn(2, 6, 5, 5)
+    torch.testing.assert_close(layer(x), torch.nn.functional.conv2d(x, layer.weight, layer.bias))
+
+
+def test_avgpool_equals_torch_on_odd_sizes():
+    from mammodesk_train.models.fusion import AvgPool2x2
+
+    x = torch.randn(2, 3, 9, 7)
+    torch.testing.assert_close(AvgPool2x2()(x), torch.nn.functional.avg_pool2d(x, 2))

@@ -30,7 +30,7 @@ from mammodesk.inference.results import HeatMaps
 from mammodesk.io import read_image
 from mammodesk.preprocessing import PipelineSpec
 from mammodesk_train.backbones import vgg16
-from mammodesk_train.export import export_with_cams
+from mammodesk_train.export import MethodModule, export_with_cams
 from timing import interleaved, timed
 
 SPEC = PipelineSpec([{"op": "crop_to_breast"}, {"op": "flip_laterality"},
@@ -112,7 +112,7 @@ def main() -> None:
     backbone = vgg16(width=args.width).eval()
     trunk = backbone.trunk_to_block5
     head = Head(backbone.out_channels, len(LABELS)).eval()
-    wrapper_trunk = _Callable(trunk)
+    wrapper_trunk = MethodModule(trunk)
     image = demo_image()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "vgg16-bench.onnx"
@@ -154,18 +154,6 @@ def main() -> None:
     print(f"{'path':<40}{'median ms':>10}{'min ms':>9}{'path / engine':>15}")
     for name, (median, best) in results.items():
         print(f"{name:<40}{median:>10.1f}{best:>9.1f}{median / engine_ms:>15.2f}")
-
-
-class _Callable(nn.Module):
-    """Wraps a bound method (VGG.trunk_to_block5) as a module for export."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.owner = fn.__self__
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 if __name__ == "__main__":

@@ -38,33 +38,52 @@ _DECOMPOSITIONS = get_decompositions([
 class GradCamGraph(nn.Module):
     """forward(x) -> (logits, cams[, cams per branch]). Raw Grad-CAM: the sum over
     channels of activations weighted by the spatial mean of d logit_k / d activation.
-    With named branches (a dict of activations on one grid), the combined map is
-    the sum of the branch maps, which is exactly Grad-CAM on their concatenation."""
+    When the trunk returns a dict of activations, CAMs are computed for `cam_keys`
+    (default: all) and the combined map is their sum, which for branches on one grid
+    is exactly Grad-CAM on their concatenation; other entries (e.g. the earlier VGG
+    blocks of deep fusion) still feed the head."""
 
-    def __init__(self, trunk: nn.Module, head: nn.Module, classes: int):
+    def __init__(self, trunk: nn.Module, head: nn.Module, classes: int, cam_keys: list[str] | None = None,
+                 branch_outputs: bool = False):
         super().__init__()
         self.trunk, self.head, self.classes = trunk, head, classes
+        self.cam_keys, self.branch_outputs = cam_keys, branch_outputs
 
     def forward(self, x: torch.Tensor):
         acts = self.trunk(x)
         logits, vjp = torch.func.vjp(self.head, acts)
-        per_class: list[dict[str, torch.Tensor] | torch.Tensor] = []
+        per_class = []
         for k in range(self.classes):
             seed = torch.zeros_like(logits)
             seed[:, k] = 1.0
             (grads,) = vjp(seed)
-            per_class.append(_weighted(acts, grads))
+            per_class.append(_weighted(acts, grads, self.cam_keys))
         if isinstance(acts, torch.Tensor):
             return logits, torch.stack(per_class, dim=1)
-        names = list(acts)
+        names = self.cam_keys or list(acts)
         branches = [torch.stack([cams[n] for cams in per_class], dim=1) for n in names]
-        return (logits, sum(branches), *branches)
+        combined = branches[0]
+        for branch in branches[1:]:
+            combined = combined + branch
+        return (logits, combined, *branches) if self.branch_outputs else (logits, combined)
 
 
-def _weighted(acts: Activations, grads: Activations):
+class MethodModule(nn.Module):
+    """A bound method (e.g. `FusionVGG.block_outputs`) as a module, to split a network into trunk and head."""
+
+    def __init__(self, method):
+        super().__init__()
+        self.owner = method.__self__  # registers the owner's parameters
+        self.method_name = method.__name__
+
+    def forward(self, x):
+        return getattr(self.owner, self.method_name)(x)
+
+
+def _weighted(acts: Activations, grads: Activations, keys: list[str] | None = None):
     if isinstance(acts, torch.Tensor):
         return (grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1)
-    return {n: (grads[n].mean(dim=(2, 3), keepdim=True) * acts[n]).sum(dim=1) for n in acts}
+    return {n: (grads[n].mean(dim=(2, 3), keepdim=True) * acts[n]).sum(dim=1) for n in keys or acts}
 
 
 def autograd_gradcam(trunk: nn.Module, head: nn.Module, x: torch.Tensor, class_index: int,
@@ -106,14 +125,17 @@ class ExportReport:
 
 def export_with_cams(trunk: nn.Module, head: nn.Module, example: torch.Tensor, path: str | Path,
                      metadata: Mapping[str, str], *, classes: int, input_name: str = "image",
-                     branch_outputs: Mapping[str, str] | None = None, verify: bool = True) -> ExportReport:
+                     branch_outputs: Mapping[str, str] | None = None, cam_keys: list[str] | None = None,
+                     verify: bool = True) -> ExportReport:
     """Trace, export, embed the contract metadata, and verify against torch.
 
     `example` is one input batch (N >= 2 so the batch dimension stays symbolic).
-    `branch_outputs` maps branch names (keys of the trunk's dict) to output names.
+    `branch_outputs` maps branch names (keys of the trunk's dict) to output names;
+    `cam_keys` picks which dict entries the combined CAM covers (default: the branches, or all).
     """
     path = Path(path)
-    wrapper = GradCamGraph(trunk, head, classes).eval()
+    keys = list(branch_outputs) if branch_outputs else cam_keys
+    wrapper = GradCamGraph(trunk, head, classes, keys, branch_outputs=bool(branch_outputs)).eval()
     if example.shape[0] < 2:
         example = example.expand(2, *example.shape[1:]).contiguous()
     names = ["logits", "cams", *(branch_outputs or {}).values()]
@@ -162,12 +184,13 @@ def verify_export(wrapper: GradCamGraph, path: Path, example: torch.Tensor,
         reference_logits = wrapper.head(wrapper.trunk(x))
     error = float(np.abs(outputs["logits"] - reference_logits.numpy()).max())
     branches = dict(branch_outputs or {})
+    combined_keys = wrapper.cam_keys or list(branches)
     correlation: dict[str, float] = {}
     for output, branch in {"cams": None, **{out: name for name, out in branches.items()}}.items():
         worst = 1.0
         for k in range(wrapper.classes):
-            if branch is None and branches:  # combined map = sum of the branch maps
-                reference = sum(autograd_gradcam(wrapper.trunk, wrapper.head, x, k, name)[1] for name in branches)
+            if branch is None and combined_keys:  # combined map = sum of the chosen maps
+                reference = sum(autograd_gradcam(wrapper.trunk, wrapper.head, x, k, name)[1] for name in combined_keys)
             else:
                 reference = autograd_gradcam(wrapper.trunk, wrapper.head, x, k, branch)[1]
             worst = min(worst, _correlation(outputs[output][:, k], reference.numpy()))

@@ -12,6 +12,28 @@ from torch import nn
 from mammodesk_train.backbones.vgg import VGG
 
 
+class Pointwise(nn.Conv2d):
+    """A 1x1 convolution computed as a channel matmul. Identical result; its
+    gradient needs no convolution_backward, which the ONNX exporter cannot translate
+    (Model 2's mixers sit inside the Grad-CAM head)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nchw,oc->nohw", x, self.weight[:, :, 0, 0]) + self.bias[None, :, None, None]
+
+
+class AvgPool2x2(nn.Module):
+    """nn.AvgPool2d(2) (floor mode) as crop + reshape + mean: its gradient exports to ONNX,
+    avg_pool2d_backward does not."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x[:, :, : h // 2 * 2, : w // 2 * 2]
+        return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
+
+
 class FusionVGG(nn.Module):
     def __init__(self, classes: int, *, model: int = 1, blocks: tuple[int, ...] = (1, 2, 3, 4, 5),
                  config: str = "vgg16", width: float = 1.0, in_channels: int = 3, fc: tuple[int, int] = (256, 128),
@@ -23,7 +45,7 @@ class FusionVGG(nn.Module):
         self.blocks = tuple(sorted(blocks))
         channels = [self.trunk.block_channels[b - 1] for b in self.blocks]
         self.mixers = nn.ModuleDict({
-            f"block{b}": nn.Sequential(nn.BatchNorm2d(c), nn.AvgPool2d(2), nn.Conv2d(c, c, 1), nn.ReLU())
+            f"block{b}": nn.Sequential(nn.BatchNorm2d(c), AvgPool2x2(), Pointwise(c, c), nn.ReLU())
             for b, c in zip(self.blocks, channels)} if model == 2 else {})
         features = sum(channels)
         self.head = nn.Sequential(nn.BatchNorm1d(features), nn.Linear(features, fc[0]), nn.ReLU(), nn.Dropout(dropout),
