@@ -29,13 +29,14 @@ def test_fit_export_evaluate(tmp_path, capsys):
     assert (run / "fold1" / "vae.jsonl").is_file() and (run / "final" / "model.pt").is_file()
 
     model = tmp_path / "tiny.onnx"
-    assert main(["export", str(run), "--out", str(model)]) == 0
+    assert main(["export", str(run), "--out", str(model), "--note", "Maps highlight film labels."]) == 0
     from mammodesk.inference import read_card
 
     card = read_card(model)
     text = model.with_suffix(".md").read_text()
     assert "Not for clinical use" in text and "not results on an independent test set" in text
     assert "mammodesk-train fit --preset vae-cnn-lite" in text
+    assert "- Maps highlight film labels.\n" in text
     assert card.metrics["accuracy"]["mean"] == pytest.approx(metrics["cv_summary"]["accuracy"]["mean"])
     assert "patient-level" in card.training["split"] and len(card.training["patient_key_hashes"]) == 8
 

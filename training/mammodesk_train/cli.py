@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", type=Path)
     export.add_argument("--out", required=True, type=Path)
     export.add_argument("--name", help="model name (default: the run folder's name)")
+    export.add_argument("--note", action="append", default=[],
+                        help="an observation for the model card's limits, e.g. what its Grad-CAM maps show (repeatable)")
     evaluate = sub.add_parser("evaluate", help="run an exported model through the app's engine on labelled data")
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument("--data", required=True)
@@ -139,7 +141,7 @@ def _export(args) -> int:
     family = VaeCnnFamily(preset, device="cpu", progress=False)
     name = args.name or args.run.name
     path = family.export(model, task, args.out, training, card_metrics, name)
-    card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description)
+    card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description, args.note)
     print(f"exported {path} (+ {path.stem}.decoder.onnx, model card {card.name}); parity with torch verified")
     return 0
 

@@ -12,7 +12,8 @@ LIMITS = {
 }
 
 
-def write_model_card(path: Path, name: str, metrics: dict, run: dict, description: str) -> Path:
+def write_model_card(path: Path, name: str, metrics: dict, run: dict, description: str,
+                     notes: list[str] = ()) -> Path:
     summary = metrics["cv_summary"]
     rows = "\n".join(f"| {key} | {format_mean_sd(summary, key)} | "
                      f"{', '.join(f'{v:.3f}' for v in summary[key]['folds'])} |"
@@ -53,7 +54,7 @@ gives accuracy {majority:.3f}.
 - {LIMITS.get(source, 'Trained on one dataset: expect lower performance on images from other sites and devices.')}
 - {metrics['samples']} images is a small sample: the spread across folds is the honest uncertainty.
 - Grad-CAM maps show where the prediction is sensitive, not where a lesion is.
-
+{"".join(f"- {note}{chr(10)}" for note in notes)}
 ## Rebuild
 
 ```bash
