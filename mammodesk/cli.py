@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return _predict(predict_parser().parse_args(argv[1:]))
     args = gui_parser().parse_args(argv)
     if args.self_test:
+        from mammodesk.qt.app import self_check
         from mammodesk.selftest import run_self_test
 
-        return 1 if run_self_test(extra_checks=[("Qt platform plugin", _qt_check)]) else 0
+        return 1 if run_self_test(extra_checks=[("Qt platform plugin", self_check)]) else 0
     files = demo_files() + args.files if args.demo else args.files
     from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
 
@@ -134,17 +135,3 @@ def _predict(args: argparse.Namespace) -> int:
           + f"; results in {args.out}", file=sys.stderr)
     return 1 if report.failed else 0
 
-
-def _qt_check() -> str:
-    """Create the main window offscreen: proves the Qt plugins and pyqtgraph load."""
-    import os
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtWidgets
-
-    from mammodesk.qt.app import MainWindow
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["mammodesk-self-test"])
-    window = MainWindow()
-    window.close()
-    return f"platform {app.platformName()}, Qt {__import__('PySide6').QtCore.qVersion()}"

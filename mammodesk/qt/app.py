@@ -86,3 +86,12 @@ def run_app(files: list[str]) -> int:
     if os.environ.get("MAMMODESK_QUIT_WHEN_SHOWN"):  # start-up timing: leave once the window is on screen
         QtCore.QTimer.singleShot(0, app.quit)
     return app.exec()
+
+
+def self_check() -> str:
+    """For `mammodesk --self-test`: build the main window offscreen (proves the Qt plugins and pyqtgraph load)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["mammodesk-self-test"])
+    window = MainWindow()
+    window.close()
+    return f"platform {app.platformName()}, Qt {QtCore.qVersion()}"
