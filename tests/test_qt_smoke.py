@@ -23,6 +23,7 @@ def test_opens_dicom_in_background(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.view.image is not None, timeout=5000)
     assert window.view.image.shape == (96, 80)
     assert "80x96" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window._tasks, timeout=5000)  # finished reads are released
 
 
 def test_bad_file_is_reported_not_fatal(window, qtbot, tmp_path):
@@ -30,3 +31,4 @@ def test_bad_file_is_reported_not_fatal(window, qtbot, tmp_path):
     bad.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
     window.open_path(str(bad))
     qtbot.waitUntil(lambda: "Could not open" in window.statusBar().currentMessage(), timeout=5000)
+    assert not window._tasks

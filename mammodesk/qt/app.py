@@ -18,11 +18,13 @@ from mammodesk.resources import icon_path
 
 
 class _ReadSignals(QtCore.QObject):
-    loaded = QtCore.Signal(object)
+    loaded = QtCore.Signal(object, object)  # Image, display array (float32, windowed)
     failed = QtCore.Signal(str)
 
 
 class _ReadTask(QtCore.QRunnable):
+    """Decodes and windows in a pool thread: the UI thread only hands the result to the view."""
+
     def __init__(self, path: str):
         super().__init__()
         self.path = path
@@ -30,9 +32,13 @@ class _ReadTask(QtCore.QRunnable):
 
     def run(self) -> None:
         try:
-            self.signals.loaded.emit(read_image(self.path))
+            image = read_image(self.path)
         except ImageReadError as exc:
             self.signals.failed.emit(str(exc))
+            return
+        preset = image.meta.default_window
+        shown = apply_window(image.pixels, preset) if preset else image.pixels.astype(np.float32)
+        self.signals.loaded.emit(image, shown)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -55,7 +61,10 @@ class MainWindow(QtWidgets.QMainWindow):
         task = _ReadTask(path)
         task.signals.loaded.connect(self._on_loaded)
         task.signals.failed.connect(self._on_failed)
+        # Keep the signals object alive until its result is delivered, then let it go.
         self._tasks.append(task)
+        task.signals.loaded.connect(lambda *_: self._tasks.remove(task))
+        task.signals.failed.connect(lambda *_: self._tasks.remove(task))
         QtCore.QThreadPool.globalInstance().start(task)
 
     def _on_open(self) -> None:
@@ -63,9 +72,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.open_path(path)
 
-    def _on_loaded(self, image: Image) -> None:
-        preset = image.meta.default_window
-        shown = apply_window(image.pixels, preset) if preset else image.pixels.astype(np.float32)
+    def _on_loaded(self, image: Image, shown: np.ndarray) -> None:
         self.view.setImage(shown, levels=(0.0, 1.0), autoRange=True)
         name = image.meta.source_path.name if image.meta.source_path else "image"
         self.statusBar().showMessage(f"{name}: {image.shape[1]}x{image.shape[0]} {image.meta.format}")
