@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -150,6 +149,7 @@ def _evaluate(args) -> int:
     from mammodesk.inference import ModelRunner
 
     from mammodesk_train.metrics import classification_metrics
+    from mammodesk_train.splits import patient_key_hash
 
     runner = ModelRunner(args.model)
     task = get_task(args.task or runner.card.task)
@@ -162,7 +162,7 @@ def _evaluate(args) -> int:
         label = task.label(record, None)
         if label is None:
             continue
-        overlap += hashlib.sha256(record.patient_key.encode()).hexdigest()[:16] in trained
+        overlap += patient_key_hash(record.patient_key) in trained
         y.append(label)
         probs.append(runner.predict(record.load()).probabilities)
     metrics = classification_metrics(np.array(y), np.array(probs), task.classes)

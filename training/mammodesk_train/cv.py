@@ -17,7 +17,7 @@ from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import distributed
 from mammodesk_train.metrics import aggregate_folds, classification_metrics
 from mammodesk_train.report import write_report
-from mammodesk_train.splits import check_leakage, patient_kfold
+from mammodesk_train.splits import check_leakage, patient_key_hash, patient_kfold
 
 
 def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, seed: int, out: Path,
@@ -82,9 +82,7 @@ def load_final(model, folder: Path):
 
 
 def _key_hashes(groups: np.ndarray) -> list[str]:
-    import hashlib
-
-    return sorted({hashlib.sha256(key.encode()).hexdigest()[:16] for key in groups.tolist()})
+    return sorted({patient_key_hash(key) for key in groups.tolist()})
 
 
 def _device_name(device: torch.device) -> str:

@@ -5,6 +5,7 @@ hash) is on both sides."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -12,6 +13,12 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from mammodesk_train.data.sources import Record
+
+
+def patient_key_hash(key: str) -> str:
+    """What a model's metadata stores about each training patient: enough to detect
+    overlap with evaluation data (`mammodesk-train evaluate`), nothing more."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 class LeakageError(RuntimeError):
