@@ -19,6 +19,9 @@ class ImageReadError(MammoDeskError, ValueError):
         where = f"{self.path.name}: " if self.path is not None else ""
         super().__init__(f"{where}{cause}")
 
+    def __reduce__(self):  # crosses process boundaries (decoding runs in worker processes)
+        return type(self), (self.path, self.cause)
+
 
 class UnsupportedFormatError(ImageReadError):
     """No registered reader recognises the file's content."""

@@ -1,5 +1,5 @@
-"""Application start-up. The full reading room comes with the viewer issue;
-this window already opens images through the core, off the UI thread."""
+"""The reading room's main window: wires the Qt-free `ViewerState` to the
+canvas area, the panels, the workers and the settings."""
 
 from __future__ import annotations
 
@@ -7,78 +7,302 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk import __version__
-from mammodesk.errors import ImageReadError
-from mammodesk.io import Image, apply_window, read_image
-from mammodesk.resources import icon_path
+from mammodesk.qt.actions import ShortcutsDialog, build_actions
+from mammodesk.qt.metadata_panel import MetadataPanel
+from mammodesk.qt.pipeline_panel import PipelinePanel
+from mammodesk.qt.study_browser import StudyBrowser
+from mammodesk.qt.views import ViewerArea
+from mammodesk.qt.workers import LoaderBridge, ProcessingRunner
+from mammodesk.resources import icon_path, resources_dir
+from mammodesk.state.loading import FileSummary, Loaded, folder_files
+from mammodesk.state.processing import ProcessedView, preview_scale
+from mammodesk.state.viewer import Document, ViewerState
+
+AUTO_OPEN_LIMIT = 4  # a folder with at most this many files opens as a study
 
 
-class _ReadSignals(QtCore.QObject):
-    loaded = QtCore.Signal(object, object)  # Image, display array (float32, windowed)
-    failed = QtCore.Signal(str)
-
-
-class _ReadTask(QtCore.QRunnable):
-    """Decodes and windows in a pool thread: the UI thread only hands the result to the view."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-        self.signals = _ReadSignals()
-
-    def run(self) -> None:
-        try:
-            image = read_image(self.path)
-        except ImageReadError as exc:
-            self.signals.failed.emit(str(exc))
-            return
-        preset = image.meta.default_window
-        shown = apply_window(image.pixels, preset) if preset else image.pixels.astype(np.float32)
-        self.signals.loaded.emit(image, shown)
+def default_settings() -> QtCore.QSettings:
+    return QtCore.QSettings(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
+                            "MammoDesk", "MammoDesk")
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self) -> None:
+    def __init__(self, settings: QtCore.QSettings | None = None) -> None:
         super().__init__()
+        pg.setConfigOptions(imageAxisOrder="row-major")
         self.setWindowTitle(f"MammoDesk {__version__}")
-        self.view = pg.ImageView()
-        self.view.ui.roiBtn.hide()
-        self.view.ui.menuBtn.hide()
-        self.setCentralWidget(self.view)
-        self.statusBar().showMessage("Open a mammogram: File > Open (Ctrl+O)")
-        open_action = QtGui.QAction("&Open...", self, shortcut=QtGui.QKeySequence.StandardKey.Open)
-        open_action.triggered.connect(self._on_open)
-        self.menuBar().addMenu("&File").addAction(open_action)
-        self._tasks: list[_ReadTask] = []
-        self.resize(1100, 800)
+        self.setAcceptDrops(True)
+        self.settings = settings or default_settings()
+        self.state = ViewerState()
+        self.loader = LoaderBridge(self)
+        self.runner = ProcessingRunner(self)
+        self.area = ViewerArea(self.state, self)
+        self.setCentralWidget(self.area)
+        self.pipeline_panel = PipelinePanel(self.state)
+        self.browser = StudyBrowser()
+        self.metadata = MetadataPanel()
+        self.docks = {
+            "pipeline": self._dock("Preprocessing", self.pipeline_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
+            "browser": self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
+            "metadata": self._dock("Metadata", self.metadata, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
+        }
+        self.actions_ = build_actions(self)
+        self._recent_menu = self.menuBar().actions()[0].menu().addMenu("Open &Recent")
+        self._cursor = QtWidgets.QLabel()
+        self._busy = QtWidgets.QProgressBar()
+        self._busy.setRange(0, 0)
+        self._busy.setMaximumWidth(120)
+        self._busy.hide()
+        self.statusBar().addPermanentWidget(self._cursor)
+        self.statusBar().addPermanentWidget(self._busy)
+        self.runner_busy = 0
+        self._scheduled: dict[int, str] = {}  # document id -> spec JSON its processing was started for
+        self._connect()
+        self._restore_settings()
+        self.statusBar().showMessage("Open a mammogram: File > Open (Ctrl+O), a folder (Ctrl+Shift+O), or drop files here")
+
+    # --- construction ------------------------------------------------------------------
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _connect(self) -> None:
+        a, state = self.actions_, self.state
+        a["open"].triggered.connect(self._on_open)
+        a["open_folder"].triggered.connect(self._on_open_folder)
+        a["close"].triggered.connect(lambda: state.active and state.close(state.active))
+        a["close_all"].triggered.connect(state.close_all)
+        a["quit"].triggered.connect(self.close)
+        a["fit"].triggered.connect(self.area.fit)
+        a["one_to_one"].triggered.connect(self.area.one_to_one)
+        a["zoom_in"].triggered.connect(lambda: self._zoom(0.8))
+        a["zoom_out"].triggered.connect(lambda: self._zoom(1.25))
+        a["layout"].toggled.connect(lambda on: state.set_layout("2x2" if on else "single"))
+        a["show"].triggered.connect(state.cycle_show)
+        a["orientation"].toggled.connect(lambda on: state.standardised == on and state.toggle_orientation())
+        a["loupe"].toggled.connect(self.area.set_loupe)
+        a["next_image"].triggered.connect(lambda: state.step_active(+1))
+        a["prev_image"].triggered.connect(lambda: state.step_active(-1))
+        a["invert"].triggered.connect(lambda: state.active and state.invert(state.active))
+        a["next_preset"].triggered.connect(lambda: state.active and state.next_preset(state.active))
+        a["reset"].triggered.connect(self._on_reset)
+        a["stop"].triggered.connect(self._on_stop)
+        a["help"].triggered.connect(lambda: ShortcutsDialog(self).exec())
+        for key, dock in self.docks.items():
+            action = a[f"panel_{key}"]
+            action.toggled.connect(dock.setVisible)
+            dock.visibilityChanged.connect(lambda visible, act=action: _set_checked(act, visible))
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_failed)
+        self.loader.summarised.connect(self.browser.set_summary)
+        self.loader.identifying.connect(self.metadata.set_identifying)
+        self.loader.pending_changed.connect(self._on_pending)
+        self.runner.result.connect(self._on_processed)
+        self.runner.failed.connect(self._on_processing_failed)
+        self.runner.busy_changed.connect(self._on_busy)
+        self.browser.open_requested.connect(self.open_path)
+        self.metadata.reveal_requested.connect(self.loader.reveal)
+        self.area.cursor_text.connect(self._cursor.setText)
+        self.pipeline_panel.stop_requested.connect(self._on_stop)
+        self.pipeline_panel.load_requested.connect(self._on_load_spec)
+        self.pipeline_panel.save_requested.connect(self._on_save_spec)
+        self.pipeline_panel.model_requested.connect(self._on_spec_from_model)
+        state.active_changed.connect(self.metadata.show_document)
+        state.active_changed.connect(lambda *_: self._schedule_visible())
+        state.documents_changed.connect(self._schedule_visible)
+        state.layout_changed.connect(self._on_layout_changed)
+        state.show_changed.connect(lambda *_: self._schedule_visible())
+        state.recent_changed.connect(self._rebuild_recent)
+        state.pipeline.changed.connect(lambda _: self._schedule_visible(respec=True))
+
+    # --- opening --------------------------------------------------------------------------
+    def open_paths(self, paths: list[str]) -> None:
+        for path in paths:
+            if Path(path).is_dir():
+                self.open_folder(path)
+            else:
+                self.open_path(path)
 
     def open_path(self, path: str) -> None:
-        self.statusBar().showMessage(f"Reading {Path(path).name}...")
-        task = _ReadTask(path)
-        task.signals.loaded.connect(self._on_loaded)
-        task.signals.failed.connect(self._on_failed)
-        # Keep the signals object alive until its result is delivered, then let it go.
-        self._tasks.append(task)
-        task.signals.loaded.connect(lambda *_: self._tasks.remove(task))
-        task.signals.failed.connect(lambda *_: self._tasks.remove(task))
-        QtCore.QThreadPool.globalInstance().start(task)
+        self.browser.add_entries([path])
+        self.loader.open(path)
+
+    def open_folder(self, folder: str) -> None:
+        try:
+            files = folder_files(folder)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not list {folder}: {exc.strerror or exc}")
+            return
+        self.settings.setValue("last_folder", folder)
+        self.browser.add_entries(files)
+        if len(files) <= AUTO_OPEN_LIMIT:
+            for path in files:
+                self.loader.open(path)
+            if len(files) > 1:
+                self.state.set_layout("2x2")
+        else:
+            for path in files:
+                self.loader.summarise(path)
+            self.statusBar().showMessage(f"{len(files)} files listed in the study browser; double-click to open")
 
     def _on_open(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open mammogram")
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(
+            self, "Open mammograms", str(self.settings.value("last_folder", "")),
+            "Images (*.dcm *.dicom *.pgm *.png *.tif *.tiff);;All files (*)")
+        if paths:
+            self.settings.setValue("last_folder", str(Path(paths[0]).parent))
+            self.open_paths(paths)
+
+    def _on_open_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open study folder",
+                                                            str(self.settings.value("last_folder", "")))
+        if folder:
+            self.open_folder(folder)
+
+    def _on_loaded(self, loaded: Loaded) -> None:
+        document = self.state.add_image(loaded.image, window=loaded.window, flip=loaded.flip)
+        self.browser.set_summary(loaded.summary)
+        meta = loaded.image.meta
+        warnings = f"; {len(meta.warnings)} warning(s), see Metadata" if meta.warnings else ""
+        self.statusBar().showMessage(f"{document.name}: {loaded.image.shape[1]}x{loaded.image.shape[0]} "
+                                     f"{meta.format} {meta.bits_stored}-bit{warnings}")
+
+    def _on_failed(self, path: str, message: str) -> None:
+        self.state.add_error(path, message)
+        self.browser.set_summary(FileSummary(path, error=message))
+        self.statusBar().showMessage(f"Could not open {Path(path).name}: {message}")
+
+    def _on_pending(self, count: int) -> None:
+        self._busy.setVisible(count > 0 or self.runner_busy > 0)
+        if count:
+            self.statusBar().showMessage(f"Reading {count} file(s)...")
+
+    # --- processing -------------------------------------------------------------------------
+    def _schedule_visible(self, respec: bool = False) -> None:
+        """Start (or supersede) processing for the documents on screen whose
+        result is missing or was computed for another spec."""
+        spec = self.state.pipeline.spec
+        key = spec.to_json(indent=None)
+        if self.state.show == "original" and not respec:
+            return
+        for canvas in self.area.visible_canvases():
+            document = canvas.document
+            if document is None or (self._scheduled.get(document.id) == key and not respec):
+                continue
+            self._scheduled[document.id] = key
+            if not spec.ops:
+                self.runner.generations.cancel(document.id)
+                self.state.set_processed(document, None)
+                continue
+            ratio = canvas.devicePixelRatioF()
+            scale = preview_scale(document.image.shape, (int(canvas.width() * ratio), int(canvas.height() * ratio)))
+            self.runner.schedule(document, spec, scale)
+
+    def _on_processed(self, document: Document, view: ProcessedView, generation: int) -> None:
+        if self.runner.is_current(document, generation):
+            self.state.set_processed(document, view)
+            stage = "preview" if view.preview else "full resolution"
+            self.statusBar().showMessage(f"{document.name}: {stage} in {view.elapsed_ms:.0f} ms")
+
+    def _on_processing_failed(self, document: Document, message: str) -> None:
+        self._scheduled.pop(document.id, None)
+        self.pipeline_panel.error.setText(f"{document.name}: {message}")
+
+    def _on_busy(self, count: int) -> None:
+        self.runner_busy = count
+        self._busy.setVisible(count > 0 or self.loader.pending > 0)
+        self.pipeline_panel.status.setText("Processing..." if count else "")
+
+    def _on_stop(self) -> None:
+        self.runner.stop()
+        self._scheduled.clear()  # the next edit or view change starts again
+        self.statusBar().showMessage("Processing stopped")
+
+    def _on_layout_changed(self, layout: str) -> None:
+        _set_checked(self.actions_["layout"], layout == "2x2")
+        self._schedule_visible()
+
+    def _on_load_spec(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load preprocessing spec", "", "Spec (*.json)")
         if path:
-            self.open_path(path)
+            self.state.pipeline.load(path)
 
-    def _on_loaded(self, image: Image, shown: np.ndarray) -> None:
-        self.view.setImage(shown, levels=(0.0, 1.0), autoRange=True)
-        name = image.meta.source_path.name if image.meta.source_path else "image"
-        self.statusBar().showMessage(f"{name}: {image.shape[1]}x{image.shape[0]} {image.meta.format}")
+    def _on_save_spec(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save preprocessing spec", "spec.json", "Spec (*.json)")
+        if path:
+            self.state.pipeline.save(path)
 
-    def _on_failed(self, message: str) -> None:
-        self.statusBar().showMessage(f"Could not open: {message}")
+    def _on_spec_from_model(self) -> None:
+        models = resources_dir() / "models"
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Spec of a model", str(models), "Models (*.onnx)")
+        if path and self.state.pipeline.load_from_model(path):
+            self.state.set_show("processed" if self.state.layout == "2x2" else "side_by_side")
+
+    # --- view commands ----------------------------------------------------------------------
+    def _zoom(self, factor: float) -> None:
+        canvas = self.area.active_canvas()
+        if canvas is not None:
+            canvas.view_box.scaleBy((factor, factor))
+
+    def _on_reset(self) -> None:
+        if self.state.active is not None:
+            self.state.reset(self.state.active)
+        self.area.fit()
+
+    # --- recent files, settings, drops ---------------------------------------------------------
+    def _rebuild_recent(self) -> None:
+        self._recent_menu.clear()
+        for path in self.state.recent:
+            action = self._recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        self._recent_menu.setEnabled(bool(self.state.recent))
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1400, 900)
+        state = self.settings.value("window_state")
+        if state is not None:
+            self.restoreState(state)
+        recent = self.settings.value("recent", [])
+        self.state.recent = [str(p) for p in (recent if isinstance(recent, list) else [recent]) if p]
+        self._rebuild_recent()
+        self.actions_["loupe"].setChecked(self.settings.value("loupe", False, type=bool))
+
+    def save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("recent", self.state.recent)
+        self.settings.setValue("loupe", self.actions_["loupe"].isChecked())
+        self.settings.sync()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt naming
+        self.save_settings()
+        self.runner.shutdown()
+        self.loader.shutdown()
+        super().closeEvent(event)
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+
+def _set_checked(action: QtGui.QAction, checked: bool) -> None:
+    with QtCore.QSignalBlocker(action):
+        action.setChecked(checked)
 
 
 def run_app(files: list[str]) -> int:
@@ -88,8 +312,9 @@ def run_app(files: list[str]) -> int:
     app.setWindowIcon(QtGui.QIcon(str(icon_path())))
     window = MainWindow()
     window.show()
-    for path in files[:1]:
-        window.open_path(path)
+    window.open_paths(files)
+    if len(files) > 1:
+        window.state.set_layout("2x2")
     if os.environ.get("MAMMODESK_QUIT_WHEN_SHOWN"):  # start-up timing: leave once the window is on screen
         QtCore.QTimer.singleShot(0, app.quit)
     return app.exec()
@@ -99,6 +324,7 @@ def self_check() -> str:
     """For `mammodesk --self-test`: build the main window offscreen (proves the Qt plugins and pyqtgraph load)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["mammodesk-self-test"])
-    window = MainWindow()
+    window = MainWindow(QtCore.QSettings(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
+                                         "MammoDesk", "self-test"))
     window.close()
     return f"platform {app.platformName()}, Qt {QtCore.qVersion()}"

@@ -1,0 +1,258 @@
+"""One image view: pyqtgraph ViewBox + ImageItem, driven by a `Document`.
+
+The item holds the native-dtype pixels (or the processed result) and a
+window LUT, so window/level changes re-map without touching the pixels.
+Display flips and the processed result's geometry are item transforms: the
+view's coordinates are always source pixels as displayed, which is what the
+cursor readout, the loupe and layout synchronisation work in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from mammodesk.io.image import WindowPreset
+from mammodesk.state.display import lut_size, window_lut
+from mammodesk.state.hanging import slot_label
+from mammodesk.state.viewer import Document
+
+LOUPE_SIZE = 180
+LOUPE_ZOOM = 3
+
+
+class CanvasViewBox(pg.ViewBox):
+    """Left drag pans, wheel zooms (pyqtgraph defaults); right drag is window/level."""
+
+    window_dragged = QtCore.Signal(float, float)
+
+    def __init__(self) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
+        if ev.button() == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()
+            delta = ev.screenPos() - ev.lastScreenPos()
+            self.window_dragged.emit(float(delta.x()), float(delta.y()))
+        else:
+            super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - no context menu on right click
+        if ev.button() == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()
+        else:
+            super().mouseClickEvent(ev)
+
+
+class ImageCanvas(pg.GraphicsView):
+    """Shows one document, original or processed."""
+
+    window_dragged = QtCore.Signal(object, float, float, bool)  # document, dx, dy, processed
+    cursor_moved = QtCore.Signal(str)  # readout text ("" when the cursor leaves the image)
+    activated = QtCore.Signal(object)  # document clicked
+    range_changed = QtCore.Signal(object)  # this canvas, after a user or programmatic change
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent, background="k")
+        self.view_box = CanvasViewBox()
+        self.setCentralItem(self.view_box)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.view_box.addItem(self.image_item)
+        self.document: Document | None = None
+        self.processed = False
+        self.flip = False
+        self.caption = ""
+        self._shown: np.ndarray | None = None
+        self._geometry_matrix = np.eye(3)
+        self._lut_key: tuple | None = None
+        self._info = QtWidgets.QLabel(self)
+        self._info.setStyleSheet("color: #e8e8e8; background: rgba(0,0,0,120); padding: 3px; font-size: 11px;")
+        self._info.move(6, 6)
+        self._info.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.loupe = QtWidgets.QLabel(self)
+        self.loupe.setFixedSize(LOUPE_SIZE, LOUPE_SIZE)
+        self.loupe.setStyleSheet("border: 2px solid #f0c040; background: black;")
+        self.loupe.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.loupe.hide()
+        self.loupe_enabled = False
+        self.view_box.window_dragged.connect(self._on_window_dragged)
+        self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.scene().sigMouseClicked.connect(self._on_clicked)
+        self.setMouseTracking(True)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
+        self.setMinimumSize(120, 120)
+
+    # --- content -----------------------------------------------------------------
+    def show_document(self, document: Document | None, *, processed: bool, flip: bool, caption: str = "") -> None:
+        """(Re)bind to a document; keeps the zoom when only the content changes."""
+        changed = document is not self.document
+        self.document, self.flip, self.caption = document, flip, caption
+        view = document.processed if (document is not None and processed) else None
+        self.processed = view is not None
+        if document is None:
+            self._shown = None
+            self.image_item.clear()
+            self._lut_key = None
+            self._update_info()
+            return
+        if view is not None:
+            shown, matrix = view.shown, view.result.geometry.inverse_matrix
+        else:
+            shown, matrix = document.image.pixels, np.eye(3)
+        if shown is not self._shown:
+            self._shown = shown
+            self._lut_key = None
+            self.image_item.setImage(shown, autoLevels=False, levels=(0, lut_size(shown) - 1))
+        self._geometry_matrix = matrix
+        self.image_item.setTransform(self._item_transform(document))
+        self.refresh_window()
+        if changed:
+            self.fit()
+        self._update_info()
+
+    def refresh_window(self) -> None:
+        document = self.document
+        if document is None or self._shown is None:
+            return
+        preset = self._preset()
+        if preset is None:
+            return
+        key = (id(self._shown), _preset_key(preset), document.inverted)
+        if key != self._lut_key:
+            self._lut_key = key
+            self.image_item.setLookupTable(window_lut(preset, lut_size(self._shown), inverted=document.inverted))
+        self._update_info()
+
+    def _preset(self) -> WindowPreset | None:
+        if self.document is None:
+            return None
+        return self.document.processed_window if self.processed else self.document.window
+
+    def _item_transform(self, document: Document) -> QtGui.QTransform:
+        # Item coordinates are pixel edges of the shown array; the geometry works on pixel
+        # centres, hence the half-pixel shifts around it.
+        half = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+        to_source = half @ self._geometry_matrix @ np.linalg.inv(half)
+        if self.flip:
+            cols = document.image.shape[1]
+            to_source = np.array([[-1, 0, cols], [0, 1, 0], [0, 0, 1]]) @ to_source
+        m = to_source
+        return QtGui.QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2])
+
+    # --- zoom --------------------------------------------------------------------
+    def fit(self) -> None:
+        if self.document is not None:
+            rows, cols = self.document.image.shape
+            self.view_box.setRange(QtCore.QRectF(0, 0, cols, rows), padding=0.01)
+
+    def one_to_one(self) -> None:
+        """One source pixel per screen pixel, around the current centre."""
+        centre = self.view_box.viewRect().center()
+        ratio = self.devicePixelRatioF()
+        width, height = self.view_box.width() / ratio, self.view_box.height() / ratio
+        self.view_box.setRange(QtCore.QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height),
+                               padding=0)
+
+    def zoom_percent(self) -> float:
+        size = self.view_box.viewPixelSize()[0]
+        return 100.0 / size / self.devicePixelRatioF() if size > 0 else 100.0
+
+    def source_range(self) -> QtCore.QRectF:
+        return self.view_box.viewRect()
+
+    # --- events ----------------------------------------------------------------
+    def _on_window_dragged(self, dx: float, dy: float) -> None:
+        if self.document is not None:
+            self.window_dragged.emit(self.document, dx, dy, self.processed)
+
+    def _on_range_changed(self) -> None:
+        self._update_info()
+        self.range_changed.emit(self)
+
+    def _on_clicked(self, event) -> None:
+        if self.document is not None:
+            self.activated.emit(self.document)
+
+    def _on_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        document = self.document
+        if document is None or self._shown is None:
+            self.cursor_moved.emit("")
+            return
+        point = self.image_item.mapFromScene(scene_pos)
+        col, row = math.floor(point.x()), math.floor(point.y())
+        rows, cols = self._shown.shape[:2]
+        if not (0 <= row < rows and 0 <= col < cols):
+            self.loupe.hide()
+            self.cursor_moved.emit("")
+            return
+        self.cursor_moved.emit(self._readout(col, row))
+        if self.loupe_enabled:
+            self._show_loupe(col, row, self.mapFromScene(scene_pos))
+
+    def _readout(self, col: int, row: int) -> str:
+        document = self.document
+        assert document is not None and self._shown is not None
+        value = self._shown[row, col]
+        if self.processed and document.processed is not None:
+            x, y = document.processed.result.geometry.inverse_points(np.array([[col, row]], float))[0]
+            value_text = f"processed {float(document.processed.result.array[row, col]):.4g}"
+        else:
+            x, y = col, row
+            value_text = f"value {int(value)}"
+        text = f"{document.name}  x {x:.0f}  y {y:.0f}"
+        spacing = document.image.meta.pixel_spacing_mm
+        if spacing:
+            text += f"  ({x * spacing[1]:.1f} mm, {y * spacing[0]:.1f} mm)"
+        return f"{text}  {value_text}"
+
+    def _show_loupe(self, col: int, row: int, at: QtCore.QPoint) -> None:
+        image = self.image_item.qimage
+        if image is None:
+            return
+        half = LOUPE_SIZE // (2 * LOUPE_ZOOM)
+        crop = image.copy(col - half, row - half, 2 * half, 2 * half)
+        if self.flip:
+            crop = crop.mirrored(True, False)
+        pixmap = QtGui.QPixmap.fromImage(crop).scaled(
+            LOUPE_SIZE, LOUPE_SIZE, QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+            QtCore.Qt.TransformationMode.FastTransformation)
+        self.loupe.setPixmap(pixmap)
+        x = at.x() + 24 if at.x() + 24 + LOUPE_SIZE < self.width() else at.x() - 24 - LOUPE_SIZE
+        y = min(max(0, at.y() - LOUPE_SIZE // 2), max(0, self.height() - LOUPE_SIZE))
+        self.loupe.move(int(x), int(y))
+        self.loupe.show()
+
+    def set_loupe(self, enabled: bool) -> None:
+        self.loupe_enabled = enabled
+        if not enabled:
+            self.loupe.hide()
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.loupe.hide()
+        self.cursor_moved.emit("")
+        super().leaveEvent(event)
+
+    def _update_info(self) -> None:
+        document = self.document
+        if document is None:
+            self._info.setText(self.caption or "empty")
+        else:
+            preset = self._preset()
+            lines = [f"{self.caption or slot_label(document.image.meta)}  {document.name}"]
+            if preset is not None:
+                lines.append(f"W {preset.width:.0f}  L {preset.center:.0f}" + ("  inverted" if document.inverted else ""))
+            state = ""
+            if self.processed and document.processed is not None:
+                state = "  processed (preview)" if document.processed.preview else "  processed"
+            lines.append(f"zoom {self.zoom_percent():.0f}%{state}" + ("  mirrored" if self.flip else ""))
+            self._info.setText("\n".join(lines))
+        self._info.adjustSize()
+
+
+def _preset_key(preset: WindowPreset) -> tuple:
+    lut = None if preset.lut is None else id(preset.lut)
+    return preset.center, preset.width, preset.function, lut, preset.lut_first

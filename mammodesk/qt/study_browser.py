@@ -1,0 +1,63 @@
+"""The study browser: every candidate file of a folder with its thumbnail,
+side/view, size, or the reason it could not be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from mammodesk.state.loading import FileSummary
+
+THUMB = 96
+PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole
+
+
+class StudyBrowser(QtWidgets.QListWidget):
+    open_requested = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setIconSize(QtCore.QSize(THUMB, THUMB))
+        self.setUniformItemSizes(False)
+        self.setWordWrap(True)
+        self.itemActivated.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
+        self._items: dict[str, QtWidgets.QListWidgetItem] = {}
+
+    def add_entries(self, paths: list[str]) -> None:
+        """List files (once each); their rows fill in as summaries arrive."""
+        for path in paths:
+            if path in self._items:
+                continue
+            item = QtWidgets.QListWidgetItem(f"{Path(path).name}\nreading...")
+            item.setData(PATH_ROLE, path)
+            item.setToolTip(path)
+            self.addItem(item)
+            self._items[path] = item
+
+    def set_summary(self, summary: FileSummary) -> None:
+        item = self._items.get(summary.path)
+        if item is None:
+            return
+        name = Path(summary.path).name
+        if summary.error:
+            item.setText(f"{name}\ncannot open: {summary.error}")
+            item.setForeground(QtGui.QColor("#e06060"))
+            item.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MessageBoxWarning))
+            item.setToolTip(f"{summary.path}\n{summary.error}")
+            return
+        rows, cols = summary.size or (0, 0)
+        item.setText(f"{name}\n{summary.laterality or '?'} {summary.view or '?'}  {cols}x{rows}")
+        if summary.thumbnail is not None:
+            item.setIcon(QtGui.QIcon(QtGui.QPixmap.fromImage(_grey_qimage(summary.thumbnail))))
+
+    def entry_text(self, path: str) -> str:
+        item = self._items.get(path)
+        return item.text() if item is not None else ""
+
+
+def _grey_qimage(pixels: np.ndarray) -> QtGui.QImage:
+    data = np.ascontiguousarray(pixels)
+    image = QtGui.QImage(data.data, data.shape[1], data.shape[0], data.strides[0], QtGui.QImage.Format.Format_Grayscale8)
+    return image.copy()  # own the bytes: `data` goes away

@@ -1,0 +1,143 @@
+"""The canvas area: one image (original, processed, or both side by side) or
+the 2x2 hanging, with zoom/pan synchronised across the views."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from mammodesk.qt.canvas import ImageCanvas
+from mammodesk.state.hanging import SLOTS
+from mammodesk.state.viewer import Document, ViewerState
+
+
+class ViewerArea(QtWidgets.QWidget):
+    cursor_text = QtCore.Signal(str)
+
+    def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.canvases = [ImageCanvas(self) for _ in range(4)]
+        self._grid = QtWidgets.QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setSpacing(2)
+        self._syncing = False
+        self._loupe = False
+        for canvas in self.canvases:
+            canvas.window_dragged.connect(self._on_window_dragged)
+            canvas.cursor_moved.connect(self.cursor_text)
+            canvas.activated.connect(state.set_active)
+            canvas.range_changed.connect(self._on_range_changed)
+        state.documents_changed.connect(self.rebuild)
+        state.active_changed.connect(lambda *_: self.rebuild())
+        state.layout_changed.connect(lambda *_: self.rebuild(fit=True))
+        state.show_changed.connect(lambda *_: self.rebuild())
+        state.orientation_changed.connect(lambda: self.rebuild(fit=True))
+        state.window_changed.connect(self._on_window_changed)
+        state.processed_changed.connect(self._on_processed)
+        self.rebuild()
+
+    # --- what goes where ----------------------------------------------------------
+    def assignments(self) -> list[tuple[Document | None, bool, str]]:
+        """(document, processed?, caption) for each visible canvas."""
+        state = self.state
+        processed = state.show != "original"
+        if state.layout == "2x2":
+            hanging = state.hanging()
+            return [(hanging.get(slot), processed, slot) for slot in SLOTS]
+        if state.show == "side_by_side":
+            return [(state.active, False, "original"), (state.active, True, "processed")]
+        return [(state.active, processed, "")]
+
+    def visible_canvases(self) -> list[ImageCanvas]:
+        return [c for c in self.canvases if c.isVisible()]
+
+    def rebuild(self, fit: bool = False) -> None:
+        plan = self.assignments()
+        for canvas in self.canvases:
+            self._grid.removeWidget(canvas)
+            canvas.hide()
+        columns = 2 if len(plan) > 1 else 1
+        for index in range(2):  # equal cells, whatever each canvas would like
+            self._grid.setRowStretch(index, 1 if index < (len(plan) + columns - 1) // columns else 0)
+            self._grid.setColumnStretch(index, 1 if index < columns else 0)
+        for index, (document, processed, caption) in enumerate(plan):
+            canvas = self.canvases[index]
+            self._grid.addWidget(canvas, index // columns, index % columns)
+            canvas.show()
+            flip = document is not None and self.state.displayed_flip(document)
+            refit = fit or document is not canvas.document or flip != canvas.flip
+            canvas.show_document(document, processed=processed, flip=flip, caption=caption)
+            canvas.set_loupe(self._loupe)
+            if refit:
+                canvas.fit()
+            active = document is not None and document is self.state.active and len(plan) > 1
+            canvas.setStyleSheet("ImageCanvas { border: 2px solid #3a78c8; }" if active else "")
+        if len(plan) == 2:  # side by side: the same coordinates, so a plain link
+            self.canvases[1].view_box.setXLink(self.canvases[0].view_box)
+            self.canvases[1].view_box.setYLink(self.canvases[0].view_box)
+        else:
+            self.canvases[1].view_box.setXLink(None)
+            self.canvases[1].view_box.setYLink(None)
+
+    def canvases_showing(self, document: Document) -> list[ImageCanvas]:
+        return [c for c in self.visible_canvases() if c.document is document]
+
+    # --- commands ---------------------------------------------------------------------
+    def fit(self) -> None:
+        for canvas in self.visible_canvases():
+            canvas.fit()
+
+    def one_to_one(self) -> None:
+        canvas = self.active_canvas()
+        if canvas is not None:
+            canvas.one_to_one()
+
+    def active_canvas(self) -> ImageCanvas | None:
+        visible = self.visible_canvases()
+        for canvas in visible:
+            if canvas.document is self.state.active and canvas.document is not None:
+                return canvas
+        return visible[0] if visible else None
+
+    def set_loupe(self, enabled: bool) -> None:
+        self._loupe = enabled
+        for canvas in self.canvases:
+            canvas.set_loupe(enabled)
+
+    # --- state -> view ---------------------------------------------------------------
+    def _on_window_changed(self, document: Document) -> None:
+        for canvas in self.canvases_showing(document):
+            canvas.refresh_window()
+
+    def _on_processed(self, document: Document) -> None:
+        for canvas in self.canvases_showing(document):
+            if self.state.show != "original":
+                canvas.show_document(document, processed=canvas.processed or canvas.caption != "original",
+                                     flip=canvas.flip, caption=canvas.caption)
+
+    def _on_window_dragged(self, document: Document, dx: float, dy: float, processed: bool) -> None:
+        self.state.set_active(document)
+        self.state.drag_window(document, dx, dy, processed=processed)
+
+    # --- zoom/pan synchronisation in the hanging ---------------------------------------------
+    def _on_range_changed(self, source: ImageCanvas) -> None:
+        """In the 2x2 layout the other views follow in relative coordinates,
+        mirrored between left and right breasts so chest walls stay matched."""
+        if self._syncing or self.state.layout != "2x2" or source.document is None:
+            return
+        rect = source.source_range()
+        rows, cols = source.document.image.shape
+        u0, u1 = rect.left() / cols, rect.right() / cols
+        v0, v1 = rect.top() / rows, rect.bottom() / rows
+        source_side = self.state.displayed_chest_wall(source.document)
+        self._syncing = True
+        try:
+            for canvas in self.visible_canvases():
+                if canvas is source or canvas.document is None:
+                    continue
+                r, c = canvas.document.image.shape
+                side = self.state.displayed_chest_wall(canvas.document)
+                a, b = (u0, u1) if side == source_side else (1 - u1, 1 - u0)
+                canvas.view_box.setRange(QtCore.QRectF(a * c, v0 * r, (b - a) * c, (v1 - v0) * r), padding=0)
+        finally:
+            self._syncing = False

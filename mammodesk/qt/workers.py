@@ -1,0 +1,137 @@
+"""Bridges from worker pools to the UI thread: results arrive as Qt signals
+(queued, because they are emitted from pool threads), so state is only ever
+changed on the UI thread."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import threading
+
+from PySide6 import QtCore
+
+from mammodesk.preprocessing import PipelineSpec
+from mammodesk.state.loading import ImageLoader, LoadFailure, load, read_identifying, summarise
+from mammodesk.state.processing import Cancelled, Generations, process_for_display
+from mammodesk.state.viewer import Document
+
+CRASHED = "the decoder crashed on this file (its worker process died); other files are unaffected"
+
+
+class LoaderBridge(QtCore.QObject):
+    loaded = QtCore.Signal(object)  # Loaded
+    failed = QtCore.Signal(str, str)  # path, message
+    summarised = QtCore.Signal(object)  # FileSummary
+    identifying = QtCore.Signal(str, object)  # path, dict of identifying tags
+    pending_changed = QtCore.Signal(int)
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.loader = ImageLoader()
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def open(self, path: str) -> None:
+        self._submit(load, path, self._on_loaded)
+
+    def summarise(self, path: str) -> None:
+        self._submit(summarise, path, self.summarised.emit)
+
+    def reveal(self, path: str) -> None:
+        self._submit(read_identifying, path, lambda tags: self.identifying.emit(path, tags))
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()
+
+    def _submit(self, function, path: str, deliver) -> None:
+        self._count(+1)
+        future = self.loader.submit(function, path)
+        future.add_done_callback(lambda f: self._finish(f, path, deliver))
+
+    def _finish(self, future: futures.Future, path: str, deliver) -> None:
+        try:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is None:
+                deliver(future.result())
+            elif isinstance(error, futures.process.BrokenProcessPool):
+                self.loader.notice_broken(future)
+                self.failed.emit(path, CRASHED)
+            else:
+                self.failed.emit(path, f"unexpected {type(error).__name__}: {error}")
+        finally:
+            self._count(-1)
+
+    def _on_loaded(self, result) -> None:
+        if isinstance(result, LoadFailure):
+            self.failed.emit(result.path, result.message)
+        else:
+            self.loaded.emit(result)
+
+    def _count(self, step: int) -> None:
+        with self._lock:
+            self._pending += step
+            pending = self._pending
+        self.pending_changed.emit(pending)
+
+
+class ProcessingRunner(QtCore.QObject):
+    """Runs the spec per document: a view-resolution preview first, then full
+    resolution. Scheduling again for a document supersedes its running job."""
+
+    result = QtCore.Signal(object, object, int)  # document, ProcessedView, generation
+    failed = QtCore.Signal(object, str)  # document, message
+    busy_changed = QtCore.Signal(int)  # jobs running
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.generations = Generations()
+        self._pool = futures.ThreadPoolExecutor(2, thread_name_prefix="mammodesk-preprocess")
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def schedule(self, document: Document, spec: PipelineSpec, preview_scale: float) -> int:
+        generation = self.generations.start(document.id)
+        self._pool.submit(self._run, document, spec, preview_scale, generation)
+        return generation
+
+    def is_current(self, document: Document, generation: int) -> bool:
+        return self.generations.is_current(document.id, generation)
+
+    def stop(self) -> None:
+        """Supersede every running job; each ends at its next op boundary."""
+        self.generations.cancel_all()
+
+    def shutdown(self) -> None:
+        self.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, document: Document, spec: PipelineSpec, preview_scale: float, generation: int) -> None:
+        def stale() -> bool:
+            return not self.generations.is_current(document.id, generation)
+
+        self._count(+1)
+        try:
+            scales = [preview_scale, 1.0] if preview_scale < 0.999 else [1.0]
+            for scale in scales:
+                view = process_for_display(document.image, spec, scale=scale, should_stop=stale)
+                if stale():
+                    return
+                self.result.emit(document, view, generation)
+        except Cancelled:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the worker boundary: report, never take the app down
+            if not stale():
+                self.failed.emit(document, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._count(-1)
+
+    def _count(self, step: int) -> None:
+        with self._lock:
+            self._busy += step
+            busy = self._busy
+        self.busy_changed.emit(busy)
