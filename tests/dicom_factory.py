@@ -39,6 +39,17 @@ def phantom(rows: int = 96, cols: int = 80, bits: int = 12, seed: int = 0) -> np
     return np.clip(image, 0, top).astype(np.uint16 if bits > 8 else np.uint8)
 
 
+def mammogram_like(rows: int = 4096, cols: int = 3328, seed: int = 0) -> np.ndarray:
+    """Breast-shaped 12-bit-in-16 image with smooth texture and noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    breast = (xx / (0.8 * cols)) ** 2 + ((yy - rows / 2) / (0.45 * rows)) ** 2 < 1
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (rows // 8, cols // 8)).astype(np.float32), (0, 0), 3)
+    texture = cv2.resize(texture, (cols, rows), interpolation=cv2.INTER_CUBIC)
+    image = np.where(breast, 2200 + 600 * texture, 120) + rng.normal(0, 25, (rows, cols))
+    return np.clip(image, 0, 4095).astype(np.uint16)
+
+
 def make_dataset(pixels: np.ndarray, *, bits_stored: int | None = None, photometric: str = "MONOCHROME2",
                  modality: str = "MG", phi: bool = True, signed: bool = False, **attributes: Any) -> Dataset:
     ds = Dataset()

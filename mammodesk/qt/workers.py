@@ -11,7 +11,7 @@ from PySide6 import QtCore
 
 from mammodesk.preprocessing import PipelineSpec
 from mammodesk.state.loading import ImageLoader, LoadFailure, load, read_identifying, summarise
-from mammodesk.state.processing import Cancelled, Generations, process_for_display
+from mammodesk.state.processing import Cancelled, FrameCache, Generations, process_for_display
 from mammodesk.state.viewer import Document
 
 CRASHED = "the decoder crashed on this file (its worker process died); other files are unaffected"
@@ -80,48 +80,64 @@ class LoaderBridge(QtCore.QObject):
 
 
 class ProcessingRunner(QtCore.QObject):
-    """Runs the spec per document: a view-resolution preview first, then full
-    resolution. Scheduling again for a document supersedes its running job."""
+    """Runs the spec per document: a view-resolution preview, then full
+    resolution. Previews have their own thread, so a slider step never waits
+    behind a long full-resolution pass; scheduling again for a document
+    supersedes its queued and running jobs (they stop at the next op)."""
 
     result = QtCore.Signal(object, object, int)  # document, ProcessedView, generation
     failed = QtCore.Signal(object, str)  # document, message
-    busy_changed = QtCore.Signal(int)  # jobs running
+    busy_changed = QtCore.Signal(int)  # jobs queued or running
 
     def __init__(self, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.generations = Generations()
-        self._pool = futures.ThreadPoolExecutor(2, thread_name_prefix="mammodesk-preprocess")
+        self.frames = FrameCache()
+        self._previews = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-preview")
+        self._full = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-full")
         self._busy = 0
         self._lock = threading.Lock()
 
     def schedule(self, document: Document, spec: PipelineSpec, preview_scale: float) -> int:
         generation = self.generations.start(document.id)
-        self._pool.submit(self._run, document, spec, preview_scale, generation)
+        if preview_scale < 0.999:
+            self._submit(self._previews, document, spec, preview_scale, generation)
+        else:
+            self._submit(self._full, document, spec, 1.0, generation)
         return generation
 
     def is_current(self, document: Document, generation: int) -> bool:
         return self.generations.is_current(document.id, generation)
 
     def stop(self) -> None:
-        """Supersede every running job; each ends at its next op boundary."""
+        """Supersede every job; running ones end at their next op boundary."""
         self.generations.cancel_all()
 
     def shutdown(self) -> None:
         self.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._previews.shutdown(wait=False, cancel_futures=True)
+        self._full.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self, document: Document, spec: PipelineSpec, preview_scale: float, generation: int) -> None:
+    def _submit(self, pool, document: Document, spec: PipelineSpec, scale: float, generation: int) -> None:
+        self._count(+1)
+        try:
+            pool.submit(self._run, document, spec, scale, generation)
+        except RuntimeError:  # shut down while closing
+            self._count(-1)
+
+    def _run(self, document: Document, spec: PipelineSpec, scale: float, generation: int) -> None:
         def stale() -> bool:
             return not self.generations.is_current(document.id, generation)
 
-        self._count(+1)
         try:
-            scales = [preview_scale, 1.0] if preview_scale < 0.999 else [1.0]
-            for scale in scales:
-                view = process_for_display(document.image, spec, scale=scale, should_stop=stale)
-                if stale():
-                    return
-                self.result.emit(document, view, generation)
+            if stale():
+                return
+            view = process_for_display(document.image, spec, scale=scale, should_stop=stale, cache=self.frames)
+            if stale():
+                return
+            self.result.emit(document, view, generation)
+            if scale < 1.0:
+                self._submit(self._full, document, spec, 1.0, generation)
         except Cancelled:
             pass
         except Exception as exc:  # noqa: BLE001 - the worker boundary: report, never take the app down

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from mammodesk.io.image import Image, WindowPreset
 from mammodesk.io.voi import auto_window
-from mammodesk.preprocessing import PipelineSpec, ProcessedImage, initial_frame
+from mammodesk.preprocessing import Frame, PipelineSpec, ProcessedImage, initial_frame
 from mammodesk.state.display import to_display_integers
 
 
@@ -43,10 +44,36 @@ def preview_scale(image_shape: tuple[int, int], view_size: tuple[int, int]) -> f
     return float(min(1.0, max(width / cols, height / rows, 1e-3)))
 
 
+class FrameCache:
+    """The downscaled starting frame of recent previews: downscaling a
+    4096x3328 image costs more than a median on the result, and every slider
+    step of an image starts from the same frame."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._frames: OrderedDict[tuple[int, float], tuple[Image, Frame]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, image: Image, scale: float) -> Frame:
+        key = (id(image), round(scale, 4))
+        with self._lock:
+            hit = self._frames.get(key)
+            if hit is not None and hit[0] is image:
+                self._frames.move_to_end(key)
+                return hit[1]
+        frame = initial_frame(image, scale)
+        with self._lock:
+            self._frames[key] = (image, frame)  # holding the image keeps id() unambiguous
+            while len(self._frames) > self._size:
+                self._frames.popitem(last=False)
+        return frame
+
+
 def process_for_display(image: Image, spec: PipelineSpec, *, scale: float = 1.0,
-                        should_stop: Callable[[], bool] = lambda: False) -> ProcessedView:
+                        should_stop: Callable[[], bool] = lambda: False,
+                        cache: FrameCache | None = None) -> ProcessedView:
     start = time.perf_counter()
-    frame = initial_frame(image, scale)
+    frame = cache.get(image, scale) if cache is not None and scale < 1.0 else initial_frame(image, scale)
     for op in spec.ops:
         if should_stop():
             raise Cancelled

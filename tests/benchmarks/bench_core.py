@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dicom_factory import compress, make_dataset, write  # noqa: E402
+from dicom_factory import compress, make_dataset, mammogram_like, write  # noqa: E402
 from timing import timed as _timed  # noqa: E402
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless  # noqa: E402
 
@@ -40,17 +40,6 @@ OPS = [
     ("to_rgb", {}),
 ]
 SLOW = {"nlmeans"}
-
-
-def mammogram_like(rows: int = ROWS, cols: int = COLS, seed: int = 0) -> np.ndarray:
-    """Breast-shaped 12-bit-in-16 image with smooth texture and noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    breast = (xx / (0.8 * cols)) ** 2 + ((yy - rows / 2) / (0.45 * rows)) ** 2 < 1
-    texture = cv2.GaussianBlur(rng.normal(0, 1, (rows // 8, cols // 8)).astype(np.float32), (0, 0), 3)
-    texture = cv2.resize(texture, (cols, rows), interpolation=cv2.INTER_CUBIC)
-    image = np.where(breast, 2200 + 600 * texture, 120) + rng.normal(0, 25, (rows, cols))
-    return np.clip(image, 0, 4095).astype(np.uint16)
 
 
 def bench_decode(pixels: np.ndarray, folder: Path, repeat: int) -> None:
