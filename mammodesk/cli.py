@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         from mammodesk.qt.app import self_check
         from mammodesk.selftest import run_self_test
+        from mammodesk.state.loading import check_worker_decoding
 
-        return 1 if run_self_test(extra_checks=[("Qt platform plugin", self_check)]) else 0
+        checks = [("decoding in a worker process", check_worker_decoding), ("Qt platform plugin", self_check)]
+        return 1 if run_self_test(extra_checks=checks) else 0
     files = demo_files() + args.files if args.demo else args.files
     from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
 

@@ -36,6 +36,7 @@ def test_bundle_self_test_passes_offscreen(bundle):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "read synthetic DICOM" in result.stdout and "JPEG 2000" in result.stdout
     assert "Qt platform plugin: platform offscreen" in result.stdout and "self-test passed" in result.stdout
+    assert "decoded in a worker process" in result.stdout  # spawned workers work in the frozen build
     from mammodesk.inference import ModelRegistry
 
     models = ModelRegistry().entries

@@ -278,3 +278,18 @@ def test_spec_of_a_bundled_model_can_be_shown(window, qtbot, mias_images):
     expected = read_card(model).spec.apply(doc.image).array
     np.testing.assert_array_equal(doc.processed.result.array, expected)
     assert "model" in window.pipeline_panel.source.text()
+
+
+def test_loupe_magnifies_what_is_under_the_cursor(window, qtbot, mias_images):
+    (doc,) = open_and_wait(qtbot, window, mias_images[0])
+    window.actions_["loupe"].setChecked(True)
+    canvas = window.area.active_canvas()
+    canvas.repaint()
+    col, row = 500, 600
+    canvas.scene().sigMouseMoved.emit(canvas.image_item.mapToScene(QtCore.QPointF(col + 0.5, row + 0.5)))
+    assert canvas.loupe.isVisible()
+    shown = canvas.loupe.pixmap().toImage()
+    centre = QtGui.QColor(shown.pixel(shown.width() // 2 + 1, shown.height() // 2 + 1)).red()
+    assert centre == canvas.image_item.lut[doc.image.pixels[row, col]]
+    window.actions_["loupe"].setChecked(False)
+    assert not canvas.loupe.isVisible()

@@ -15,7 +15,7 @@ from mammodesk.preprocessing import PipelineSpec
 from mammodesk.resources import resources_dir
 from mammodesk.state import PipelineEditor, ViewerState
 from mammodesk.state import display
-from mammodesk.state.hanging import SLOTS, assign_slots
+from mammodesk.state.hanging import assign_slots
 from mammodesk.state.loading import ImageLoader, Loaded, LoadFailure, folder_files, load, read_identifying
 from mammodesk.state.processing import Cancelled, Generations, preview_scale, process_for_display
 

@@ -50,6 +50,8 @@ class MainWindow(QtWidgets.QMainWindow):
             "browser": self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
             "metadata": self._dock("Metadata", self.metadata, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
         }
+        self.resizeDocks([self.docks["browser"]], [300], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["pipeline"]], [330], QtCore.Qt.Orientation.Horizontal)
         self.actions_ = build_actions(self)
         self._recent_menu = self.menuBar().actions()[0].menu().addMenu("Open &Recent")
         self._cursor = QtWidgets.QLabel()

@@ -65,6 +65,7 @@ class ImageCanvas(pg.GraphicsView):
         self.processed = False
         self.flip = False
         self.caption = ""
+        self.align: str | None = None  # "left"/"right": fit against that edge (hanging layouts)
         self._shown: np.ndarray | None = None
         self._geometry_matrix = np.eye(3)
         self._lut_key: tuple | None = None
@@ -145,9 +146,18 @@ class ImageCanvas(pg.GraphicsView):
 
     # --- zoom --------------------------------------------------------------------
     def fit(self) -> None:
-        if self.document is not None:
-            rows, cols = self.document.image.shape
+        """The whole image in view; in a hanging, pushed against the side its
+        chest wall is on (`align`), so the two chest walls meet in the middle."""
+        if self.document is None:
+            return
+        rows, cols = self.document.image.shape
+        width, height = max(self.view_box.width(), 1.0), max(self.view_box.height(), 1.0)
+        shown_width = max(cols, rows * width / height)  # data width visible once the height fits
+        if self.align is None or shown_width <= cols * 1.001:
             self.view_box.setRange(QtCore.QRectF(0, 0, cols, rows), padding=0.01)
+            return
+        left = 0.0 if self.align == "left" else cols - shown_width
+        self.view_box.setRange(QtCore.QRectF(left, 0, shown_width, rows), padding=0)
 
     def one_to_one(self) -> None:
         """One source pixel per screen pixel, around the current centre."""

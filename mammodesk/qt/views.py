@@ -66,6 +66,8 @@ class ViewerArea(QtWidgets.QWidget):
             canvas.show()
             flip = document is not None and self.state.displayed_flip(document)
             refit = fit or document is not canvas.document or flip != canvas.flip
+            in_hanging = self.state.layout == "2x2" and document is not None
+            canvas.align = self.state.displayed_chest_wall(document) if in_hanging else None
             canvas.show_document(document, processed=processed, flip=flip, caption=caption)
             canvas.set_loupe(self._loupe)
             if refit:

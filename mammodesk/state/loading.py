@@ -134,3 +134,24 @@ class ImageLoader:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def check_worker_decoding() -> str:
+    """For `mammodesk --self-test`: decode in a spawned worker process, which
+    is how the window reads files (and what a frozen build must support)."""
+    import tempfile
+
+    from mammodesk.selftest import synthetic_mammogram, write_synthetic_dicom
+
+    loader = ImageLoader(workers=1)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_synthetic_dicom(Path(folder) / "worker.dcm")
+            result = loader.submit(load, str(path)).result(timeout=120)
+    finally:
+        loader.shutdown()
+    if isinstance(result, LoadFailure):
+        raise ValueError(result.message)
+    if not np.array_equal(result.image.pixels, synthetic_mammogram()):
+        raise ValueError("pixels decoded in the worker differ from what was written")
+    return f"{result.image.shape[1]}x{result.image.shape[0]} decoded in a worker process"

@@ -36,7 +36,9 @@ from ui_stall import StallMeter  # noqa: E402
 from mammodesk.preprocessing import initial_frame  # noqa: E402
 from mammodesk.qt.app import MainWindow  # noqa: E402
 
-SLIDER_OPS = [("median", "ksize"), ("gaussian", "sigma"), ("clahe", "clip_limit")]
+# Start values that stay effective at the preview scale (a 5-pixel median is a 1-pixel no-op at 0.25).
+SLIDER_OPS = [("median", "ksize", {"ksize": 11}), ("gaussian", "sigma", {"sigma": 4.0}),
+              ("clahe", "clip_limit", {"clip_limit": 2.0})]
 
 
 def wait_until(app, condition, timeout=300.0) -> None:
@@ -89,8 +91,8 @@ def bench_sliders(app, folder: Path, steps: int) -> None:
     canvas = window.area.active_canvas()
     print(f"Slider-to-preview latency, 4096x3328 16-bit, canvas {canvas.width()}x{canvas.height()} "
           f"(target: under 30 ms per step)")
-    for op, param in SLIDER_OPS:
-        window.state.pipeline.replace_spec(window.state.pipeline.spec.__class__([{"op": op}]), "bench")
+    for op, param, start in SLIDER_OPS:
+        window.state.pipeline.replace_spec(window.state.pipeline.spec.__class__([{"op": op, "params": start}]), "bench")
         panel.steps.setCurrentRow(0)
         wait_until(app, lambda: document.processed is not None and not document.processed.preview
                    and window.runner_busy == 0)
