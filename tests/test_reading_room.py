@@ -293,3 +293,20 @@ def test_loupe_magnifies_what_is_under_the_cursor(window, qtbot, mias_images):
     assert centre == canvas.image_item.lut[doc.image.pixels[row, col]]
     window.actions_["loupe"].setChecked(False)
     assert not canvas.loupe.isVisible()
+
+
+def test_spec_edits_while_showing_the_original_compute_nothing(window, qtbot, mias_images):
+    (doc,) = open_and_wait(qtbot, window, mias_images[4])
+    started = []
+    window.runner.busy_changed.connect(started.append)
+    window.state.pipeline.add("median")
+    QTest.qWait(200)
+    assert window.state.show == "original" and not started and doc.processed is None
+    window.state.pipeline.add("to_rgb")  # a 3-channel model input: shown by its first channel
+    window.state.set_show("processed")
+    qtbot.waitUntil(lambda: doc.processed is not None and not doc.processed.preview, timeout=LOAD_TIMEOUT)
+    texts = []
+    window.area.cursor_text.connect(texts.append)
+    canvas = window.area.active_canvas()
+    canvas.scene().sigMouseMoved.emit(canvas.image_item.mapToScene(QtCore.QPointF(300.5, 400.5)))
+    assert "processed" in texts[-1] and "x 300  y 400" in texts[-1]

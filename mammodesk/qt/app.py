@@ -192,7 +192,12 @@ class MainWindow(QtWidgets.QMainWindow):
         result is missing or was computed for another spec."""
         spec = self.state.pipeline.spec
         key = spec.to_json(indent=None)
-        if self.state.show == "original" and not respec:
+        if self.state.show == "original":  # nothing processed on screen: compute when it is shown
+            if respec:
+                self.runner.stop()
+                self._scheduled.clear()
+                for document in self.state.documents:
+                    self.state.set_processed(document, None)
             return
         for canvas in self.area.visible_canvases():
             document = canvas.document

@@ -209,7 +209,8 @@ class ImageCanvas(pg.GraphicsView):
         value = self._shown[row, col]
         if self.processed and document.processed is not None:
             x, y = document.processed.result.geometry.inverse_points(np.array([[col, row]], float))[0]
-            value_text = f"processed {float(document.processed.result.array[row, col]):.4g}"
+            value = np.ravel(document.processed.result.array[row, col])[0]  # first channel of RGB inputs
+            value_text = f"processed {float(value):.4g}"
         else:
             x, y = col, row
             value_text = f"value {int(value)}"
