@@ -298,3 +298,28 @@ def test_folder_listing(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     assert [Path(p).name for p in folder_files(tmp_path)] == ["IM0001", "a.pgm", "b.dcm"]
+
+
+def _die_on_bad(path: str):
+    if "bad" in Path(path).name:
+        os._exit(3)
+    return load(path)
+
+
+def test_only_the_file_that_crashes_its_worker_is_blamed(qtbot, tmp_path):
+    from mammodesk.qt.workers import CRASHED, LoaderBridge
+
+    good = [write(make_dataset(phantom(seed=i, bits=12), bits_stored=12), tmp_path / f"good{i}.dcm") for i in range(3)]
+    bad = write(make_dataset(phantom(bits=12), bits_stored=12), tmp_path / "bad.dcm")
+    bridge = LoaderBridge()
+    loaded, failed = [], []
+    bridge.loaded.connect(lambda result: loaded.append(result.image.meta.source_path.name))
+    bridge.failed.connect(lambda path, message: failed.append((Path(path).name, message)))
+    try:
+        for path in [good[0], bad, good[1], good[2]]:  # the crash breaks the pool under the others
+            bridge._submit(_die_on_bad, str(path), bridge._on_loaded)
+        qtbot.waitUntil(lambda: len(loaded) + len(failed) == 4 and bridge.pending == 0, timeout=120_000)
+    finally:
+        bridge.shutdown()
+    assert sorted(loaded) == ["good0.dcm", "good1.dcm", "good2.dcm"]
+    assert failed == [("bad.dcm", CRASHED)]

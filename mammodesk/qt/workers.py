@@ -46,12 +46,12 @@ class LoaderBridge(QtCore.QObject):
     def shutdown(self) -> None:
         self.loader.shutdown()
 
-    def _submit(self, function, path: str, deliver) -> None:
+    def _submit(self, function, path: str, deliver, attempt: int = 0) -> None:
         self._count(+1)
         future = self.loader.submit(function, path)
-        future.add_done_callback(lambda f: self._finish(f, path, deliver))
+        future.add_done_callback(lambda f: self._finish(f, function, path, deliver, attempt))
 
-    def _finish(self, future: futures.Future, path: str, deliver) -> None:
+    def _finish(self, future: futures.Future, function, path: str, deliver, attempt: int) -> None:
         try:
             if future.cancelled():
                 return
@@ -59,8 +59,13 @@ class LoaderBridge(QtCore.QObject):
             if error is None:
                 deliver(future.result())
             elif isinstance(error, futures.process.BrokenProcessPool):
+                # A dying worker breaks the whole pool, so every file in flight fails with it.
+                # Each gets one more try in a fresh pool: only the file that crashes twice is blamed.
                 self.loader.notice_broken(future)
-                self.failed.emit(path, CRASHED)
+                if attempt == 0:
+                    self._submit(function, path, deliver, attempt=1)
+                else:
+                    self.failed.emit(path, CRASHED)
             else:
                 self.failed.emit(path, f"unexpected {type(error).__name__}: {error}")
         finally:

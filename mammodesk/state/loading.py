@@ -112,21 +112,24 @@ class ImageLoader:
                     self._workers, mp_context=multiprocessing.get_context("spawn"))
             pool = self._pool
         try:
-            return pool.submit(function, path)
+            future = pool.submit(function, path)
         except futures.process.BrokenProcessPool:
             self._discard(pool)
             return self.submit(function, path)
+        future.pool = pool  # type: ignore[attr-defined]  # which pool to drop if this one breaks
+        return future
 
     def notice_broken(self, future: futures.Future) -> None:
-        """After a worker crash: drop the pool so the next file gets a fresh one."""
+        """After a worker crash: drop that pool (only that one: a retry may
+        already run in a fresh pool), so the next file gets a fresh one."""
         if isinstance(future.exception(), futures.process.BrokenProcessPool):
-            with self._lock:
-                self._pool = None
+            self._discard(getattr(future, "pool", None))
 
-    def _discard(self, pool: futures.ProcessPoolExecutor) -> None:
+    def _discard(self, pool: futures.ProcessPoolExecutor | None) -> None:
         with self._lock:
-            if self._pool is pool:
-                self._pool = None
+            if pool is None or self._pool is not pool:
+                return
+            self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
