@@ -252,3 +252,16 @@ def test_pydicom_messages_reach_the_image_per_thread(tmp_path):
     for index, image in enumerate(results):
         flagged = any("pydicom" in w for w in image.meta.warnings)
         assert flagged == (index % 2 == 0), (index, image.meta.warnings)
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 4095), (np.uint16, 65535)])
+def test_auto_window_histogram_path_equals_numpy_percentiles(dtype, top):
+    from mammodesk.io.voi import auto_window
+
+    rng = np.random.default_rng(int(top))
+    for size in (1, 2, 7, 1000, 50_000):
+        values = rng.integers(0, top + 1, size).astype(dtype)
+        lo, hi = np.percentile(values, [0.5, 99.5])
+        hi = hi if hi > lo else lo + 1.0
+        window = auto_window(values)
+        assert window.center == pytest.approx((lo + hi) / 2, abs=1e-9) and window.width == pytest.approx(hi - lo, abs=1e-9)
