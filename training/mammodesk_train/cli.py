@@ -12,7 +12,7 @@ import numpy as np
 from mammodesk_train import __version__
 from mammodesk_train.data.sources import SOURCES, DataError, load_source
 from mammodesk_train.data.tasks import TASKS, get_task
-from mammodesk_train.families.vae_cnn import PRESETS, VaeCnnFamily
+from mammodesk_train.families.registry import PRESETS, empty_model, family_for
 
 
 class CliError(Exception):
@@ -73,7 +73,7 @@ def _env(args) -> int:
 def _list(args) -> int:
     print("presets:")
     for name, preset in PRESETS.items():
-        print(f"  {name:<18} {preset.family:<10} {preset.description}")
+        print(f"  {name:<22} {preset.family:<10} {preset.description}")
     print("tasks:")
     for name, task in TASKS.items():
         print(f"  {name:<24} {task.description} [{', '.join(task.classes)}]")
@@ -101,23 +101,25 @@ def _fit(args) -> int:
     init_distributed_from_env()  # a no-op unless launched by torchrun
     records = load_source(args.data)
     task = get_task(args.task, records)
-    family = VaeCnnFamily(preset, device=args.device)
+    family = family_for(preset, device=args.device)
     document = run_cv(family, records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
                       final=not args.no_final)
     summary = document["cv_summary"]
     print(f"{args.folds}-fold patient-level CV ({document['samples']} images, {document['patients']} patients):")
-    for key in ("auc", "accuracy", "f1_weighted"):
+    for key in ("auc", "accuracy", "f1_weighted", "sensitivity", "specificity"):
         if key in summary:
             print(f"  {key:<12} {summary[key]['mean']:.3f} ± {summary[key]['sd']:.3f}")
+    for level in (k for k in document if k.startswith("cv_summary_")):
+        shown = ", ".join(f"{k} {v['mean']:.3f} ± {v['sd']:.3f}" for k, v in document[level].items()
+                          if k in ("auc", "accuracy", "sensitivity"))
+        print(f"  {level.removeprefix('cv_summary_').replace('_', '-')}: {shown}")
     print(f"wall time {document['wall_time_s']:.0f} s; report: {args.out / 'report.html'}")
     return 0
 
 
 def _export(args) -> int:
     from mammodesk_train.cv import load_final
-    from mammodesk_train.families.vae_cnn import TrainedVaeCnn
     from mammodesk_train.model_card import write_model_card
-    from mammodesk_train.models.vae_cnn import VAE, LatentClassifier
 
     run = json.loads((args.run / "run.json").read_text())
     metrics = json.loads((args.run / "metrics.json").read_text())
@@ -125,23 +127,26 @@ def _export(args) -> int:
         raise CliError(f"{args.run} has no final model (it was fitted with --no-final)")
     preset = _preset(run["preset"])
     task = get_task(run["task"])
-    skeleton = TrainedVaeCnn(VAE(preset.height, preset.width, preset.channels, preset.latent),
-                             LatentClassifier(len(task.classes)))
-    model = load_final(skeleton, args.run / "final")
+    model = load_final(empty_model(preset, len(task.classes)), args.run / "final")
     summary = metrics["cv_summary"]
     card_metrics = {"how": metrics["evaluation"] + f", seed {run['seed']}, {metrics['samples']} images of "
                            f"{metrics['patients']} patients; the shipped model is retrained on all of them",
-                    **{k: {"mean": v["mean"], "sd": v["sd"]} for k, v in summary.items()}}
+                    **{k: {"mean": v["mean"], "sd": v["sd"]} for k, v in summary.items()},
+                    **{level.removeprefix("cv_summary_"): {k: {"mean": v["mean"], "sd": v["sd"]}
+                                                           for k, v in metrics[level].items()}
+                       for level in metrics if level.startswith("cv_summary_")}}
     kind, _, location = run["data"].partition(":")
     run = {**run, "data": f"{kind}:{Path(location).name}"}  # no local folder names in shipped files
     training = {"dataset": run["data"], "split": metrics["evaluation"], "samples": metrics["samples"],
                 "patients": metrics["patients"],
                 "patient_key_hashes": metrics["final_model"]["patient_key_hashes"]}
-    family = VaeCnnFamily(preset, device="cpu", progress=False)
+    family = family_for(preset, device="cpu", progress=False)
     name = args.name or args.run.name
     path = family.export(model, task, args.out, training, card_metrics, name)
     card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description, args.note)
-    print(f"exported {path} (+ {path.stem}.decoder.onnx, model card {card.name}); parity with torch verified")
+    companions = [p.name for p in path.parent.glob(f"{path.stem}.*.onnx")]
+    print(f"exported {path} (+ {', '.join(companions) or 'no companion files'}, model card {card.name}); "
+          "parity with torch verified")
     return 0
 
 

@@ -27,7 +27,8 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
     primary, secondary = family.build_samples(records, task)
     groups = primary.groups
     hashes = primary.hashes
-    fold_metrics, leakage = [], []
+    fold_metrics, leakage, fold_extra = [], [], []
+    extra_metrics = getattr(family, "extra_metrics", None)  # e.g. patch-level figures of a patch model
     oof = np.full((len(primary), len(task.classes)), np.nan)
     for fold in patient_kfold(primary.y, groups, folds, seed):
         train_records = np.unique(primary.record_index[fold.train])
@@ -42,6 +43,8 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
         fold_metrics.append(metrics)
         print(f"  accuracy {metrics['accuracy']:.3f}, AUC {_fmt(metrics['auc'])}, "
               f"weighted F1 {metrics['f1_weighted']:.3f}", flush=True)
+        if extra_metrics is not None:
+            fold_extra.append(extra_metrics(model, primary.x[fold.test], primary.y[fold.test], task.classes))
     pooled = classification_metrics(primary.y, oof, task.classes, seed=seed)
     document = {
         "run": out.name, "preset": family.preset.name, "family": family.preset.family, "task": task.name,
@@ -51,6 +54,8 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
         "folds_detail": fold_metrics, "cv_summary": aggregate_folds(fold_metrics), "pooled": pooled,
         "leakage": leakage, "device": _device_name(family.device),
     }
+    for level in (fold_extra[0] if fold_extra else {}):
+        document[f"cv_summary_{level}"] = aggregate_folds([extra[level] for extra in fold_extra])
     if final:
         everything = np.arange(len(primary))
         model = family.train(primary, secondary, everything, len(task.classes), seed, out / "final")
@@ -67,17 +72,22 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
     return document
 
 
+def _modules(model) -> dict[str, torch.nn.Module]:
+    """A family's trained model: one network, or a container of networks (VAE + classifier)."""
+    if isinstance(model, torch.nn.Module):
+        return {"model": model}
+    return {name: module for name, module in vars(model).items() if isinstance(module, torch.nn.Module)}
+
+
 def _save_final(model, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: module.state_dict() for name, module in vars(model).items() if isinstance(module, torch.nn.Module)}
-    torch.save(state, folder / "model.pt")
+    torch.save({name: module.state_dict() for name, module in _modules(model).items()}, folder / "model.pt")
 
 
 def load_final(model, folder: Path):
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    for name, module in vars(model).items():
-        if isinstance(module, torch.nn.Module):
-            module.load_state_dict(state[name])
+    for name, module in _modules(model).items():
+        module.load_state_dict(state[name])
     return model
 
 

@@ -1,0 +1,96 @@
+"""The deep-fusion VGG recipe: every registered preset builds and runs, ROI
+CV with patch voting on a tiny MIAS layout, and the exported patch model
+agrees with torch through the app's engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from train_fixtures import mias_folder  # noqa: E402
+
+from mammodesk.inference import ModelRunner  # noqa: E402
+from mammodesk.inference.patches import cut_patches, patch_positions  # noqa: E402
+from mammodesk.io import read_image  # noqa: E402
+from mammodesk.preprocessing import crop_frame  # noqa: E402
+from mammodesk_train.cv import run_cv  # noqa: E402
+from mammodesk_train.data.sources import load_source  # noqa: E402
+from mammodesk_train.data.tasks import get_task  # noqa: E402
+from mammodesk_train.engine import FitConfig  # noqa: E402
+from mammodesk_train.families.fusion_vgg import FusionFamily, FusionPreset  # noqa: E402
+from mammodesk_train.families.registry import PRESETS, empty_model, family_for  # noqa: E402
+
+TINY = FusionPreset("fusion-tiny", "test", 2, 0.0625, FitConfig(epochs=1, batch_size=16), {0: 2, 1: 4},
+                    roi=48, patch=32, vote_patches=5)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_registered_preset_builds_and_runs(name):
+    preset = PRESETS[name]
+    model = empty_model(preset, 2)
+    assert family_for(preset, device="cpu").preset is preset
+    with torch.no_grad():
+        if preset.family == "fusion-vgg":
+            model.eval()
+            assert model(torch.zeros(2, 3, preset.patch, preset.patch)).shape == (2, 2)
+            assert preset.spec().apply(read_image_like(preset.roi)).array.shape == (preset.roi, preset.roi, 3)
+        else:
+            recon, mu, _ = model.vae(torch.zeros(1, 1, preset.height, preset.width))
+            assert recon.shape == (1, 1, preset.height, preset.width) and mu.shape == (1, preset.latent)
+
+
+def read_image_like(size: int):
+    from mammodesk.io import Image, ImageMeta
+
+    pixels = (np.random.default_rng(0).random((size + 7, size + 3)) * 200 + 30).astype(np.uint8)
+    return Image(pixels, ImageMeta())
+
+
+def test_paper_presets_follow_models_md():
+    m1, m2 = PRESETS["fusion-vgg16-m1"], PRESETS["fusion-vgg16-m2"]
+    assert (m1.roi, m1.patch, m1.vote_patches, m1.patches_per_class) == (120, 72, 25, {0: 500, 1: 2000})
+    net = m1.build(2)
+    assert net.head[0].num_features == 1472 and not net.mixers
+    assert sum(p.numel() for p in net.trunk.parameters()) == 14_714_688  # the VGG16 convolutional trunk
+    assert set(m2.build(2).mixers) == {f"block{b}" for b in range(1, 6)}
+
+
+def test_roi_cv_votes_and_patch_level_metrics(tmp_path):
+    records = load_source(f"mias:{mias_folder(tmp_path)}")
+    task = get_task("normal_abnormal", records)
+    family = FusionFamily(TINY, device="cpu", progress=False)
+    document = run_cv(family, records, task, data="mias:tiny", folds=2, seed=0, out=tmp_path / "run", final=True)
+    assert document["samples"] == 16 and document["leakage"][0]["shared_patients"] == []
+    assert "auc" in document["cv_summary_patch_level"] and "accuracy" in document["cv_summary"]
+    rois, _ = family.build_samples(records, task)
+    model = family.train(rois, None, np.arange(len(rois)), 2, 0)
+    scores = family.predict(model, rois.x)
+    assert np.allclose(scores.sum(axis=1), 1) and np.allclose(scores * 5, np.round(scores * 5))  # vote shares
+
+
+def test_export_through_the_engine_matches_torch(tmp_path):
+    torch.manual_seed(0)
+    task = get_task("normal_abnormal")
+    family = FusionFamily(TINY, device="cpu", progress=False)
+    model = TINY.build(2).eval()
+    for module in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    path = family.export(model, task, tmp_path / "fusion-tiny.onnx", {"dataset": "synthetic"}, {"how": "untrained"},
+                         "fusion-tiny")  # export() checks logits (1e-4) and ONNX vs autograd Grad-CAM (r > 0.99)
+    runner = ModelRunner(path, prefer_gpu=False)
+    assert runner.card.roi.mode == "patches" and runner.card.roi.patches == 5 and runner.card.has_cams
+    image = read_image(mias_folder(tmp_path / "img") / "mdb001.pgm")
+    roi = (8, 8, 56, 56)
+    prediction = runner.predict(image, roi)
+    assert prediction.votes.sum() == 5 and prediction.vote_maps is not None
+    processed = runner.card.spec.run(crop_frame(image, *runner.roi_window(image, roi)))
+    positions = patch_positions(processed.array.shape[:2], 32, 5, seed=0)
+    patches = torch.from_numpy(cut_patches(processed.array, positions, 32).transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        expected = torch.softmax(model(patches), dim=1).numpy()
+    np.testing.assert_allclose(prediction.probabilities, expected.mean(axis=0), atol=1e-5)
+    assert prediction.votes.tolist() == np.bincount(expected.argmax(axis=1), minlength=2).tolist()
+

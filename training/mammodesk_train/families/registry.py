@@ -1,0 +1,23 @@
+"""Every preset of every family, and how to build a family's trainer and an
+empty model to load a run's final weights into."""
+
+from __future__ import annotations
+
+from mammodesk_train.families import fusion_vgg, vae_cnn
+
+PRESETS = {**vae_cnn.PRESETS, **fusion_vgg.PRESETS}
+_FAMILIES = {"vae-cnn": vae_cnn.VaeCnnFamily, "fusion-vgg": fusion_vgg.FusionFamily}
+
+
+def family_for(preset, device: str = "auto", progress: bool = True):
+    return _FAMILIES[preset.family](preset, device=device, progress=progress)
+
+
+def empty_model(preset, classes: int):
+    """The untrained network(s) of a preset, shaped for `classes`."""
+    if preset.family == "vae-cnn":
+        from mammodesk_train.models.vae_cnn import VAE, LatentClassifier
+
+        return vae_cnn.TrainedVaeCnn(VAE(preset.height, preset.width, preset.channels, preset.latent),
+                                     LatentClassifier(classes))
+    return preset.build(classes)
