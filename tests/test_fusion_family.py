@@ -35,6 +35,10 @@ def test_every_registered_preset_builds_and_runs(name):
             model.eval()
             assert model(torch.zeros(2, 3, preset.patch, preset.patch)).shape == (2, 2)
             assert preset.spec().apply(read_image_like(preset.roi)).array.shape == (preset.roi, preset.roi, 3)
+        elif preset.family == "hybrid":
+            model.eval()
+            assert model(torch.zeros(1, 3, preset.size, preset.size)).shape == (1, 1)  # one sigmoid unit
+            assert preset.spec().apply(read_image_like(preset.roi)).array.shape == (preset.size, preset.size, 3)
         else:
             recon, mu, _ = model.vae(torch.zeros(1, 1, preset.height, preset.width))
             assert recon.shape == (1, 1, preset.height, preset.width) and mu.shape == (1, preset.latent)
@@ -57,7 +61,7 @@ def test_paper_presets_follow_models_md():
 
 
 def test_roi_cv_votes_and_patch_level_metrics(tmp_path):
-    records = load_source(f"mias:{mias_folder(tmp_path)}")
+    records = load_source(f"mias:{mias_folder(tmp_path, lesions_on_spots=True)}")
     task = get_task("normal_abnormal", records)
     family = FusionFamily(TINY, device="cpu", progress=False)
     document = run_cv(family, records, task, data="mias:tiny", folds=2, seed=0, out=tmp_path / "run", final=True)
@@ -94,3 +98,60 @@ def test_export_through_the_engine_matches_torch(tmp_path):
     np.testing.assert_allclose(prediction.probabilities, expected.mean(axis=0), atol=1e-5)
     assert prediction.votes.tolist() == np.bincount(expected.argmax(axis=1), minlength=2).tolist()
 
+
+
+# --- the hybrid concat family ---------------------------------------------------------------
+from mammodesk_train.families.hybrid import Augmented, HybridFamily, HybridPreset  # noqa: E402
+
+HYBRID_TINY = HybridPreset("hybrid-tiny", "test", 32, "b0", 0.0625, 0.125, FitConfig(epochs=1, batch_size=4), roi=48,
+                           threshold=100.0)  # the synthetic breasts (110 grey) are dimmer than 193/255
+
+
+def test_hybrid_preset_follows_models_md():
+    paper = PRESETS["hybrid-r50v2-effb7"]
+    assert paper.size == 229 and paper.fit.optimizer == "sgd" and paper.fit.nesterov and paper.fit.lr == 1e-4
+    assert [s.op for s in paper.spec().steps] == ["nlmeans", "threshold_roi", "median", "clahe", "resize",
+                                                 "normalise", "to_rgb"]
+    assert paper.spec().steps[1].params["level"] == 193.0
+
+
+def test_augmentation_is_random_but_label_preserving():
+    torch.manual_seed(0)
+    x = torch.zeros(1, 3, 32, 32)
+    x[:, :, 12:20, 12:20] = 1.0
+    data = Augmented(x, torch.tensor([1]))
+    views = [data[0] for _ in range(4)]
+    assert all(y == 1 and v.shape == (3, 32, 32) for v, y in views)
+    assert not torch.allclose(views[0][0], views[1][0])  # a different transform each time
+    assert all(0.4 < v.sum() / x.sum() < 1.6 for v, _ in views)  # the lesion stays in the frame
+
+
+def test_hybrid_cv_and_export_with_branch_cams(tmp_path):
+    records = load_source(f"mias:{mias_folder(tmp_path, lesions_on_spots=True)}")
+    task = get_task("benign_malignant", records)
+    family = HybridFamily(HYBRID_TINY, device="cpu", progress=False)
+    document = run_cv(family, records, task, data="mias:tiny", folds=2, seed=0, out=tmp_path / "run", final=False)
+    assert document["samples"] == 8  # lesion ROIs only: no normal ROIs for benign vs malignant
+    rois, _ = family.build_samples(records, task)
+    torch.manual_seed(0)
+    model = HYBRID_TINY.build(2)
+    for module in model.modules():  # well-conditioned BatchNorm statistics (parity on real weights: test_export)
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    with torch.no_grad():
+        model.train()(torch.randn(16, 3, 32, 32))
+    model.eval()
+    path = family.export(model, task, tmp_path / "hybrid-tiny.onnx", {"dataset": "synthetic"}, {"how": "untrained"},
+                         "hybrid-tiny")  # export() checks logits and per-branch CAM correlation with autograd
+    runner = ModelRunner(path, prefer_gpu=False)
+    assert runner.card.binary_sigmoid and set(runner.card.cams) == {"combined", "resnet50v2", "efficientnet"}
+    image = read_image(mias_folder(tmp_path / "img") / "mdb003.pgm")
+    prediction = runner.predict(image, (8, 8, 56, 56))
+    processed = runner.card.spec.run(crop_frame(image, *runner.roi_window(image, (8, 8, 56, 56))))
+    with torch.no_grad():
+        p = torch.sigmoid(model(torch.from_numpy(processed.array.transpose(2, 0, 1)[None].copy())))[0, 0].item()
+    np.testing.assert_allclose(prediction.probabilities, [1 - p, p], atol=1e-5)
+    raw = prediction.heatmaps.raw
+    np.testing.assert_allclose(raw["combined"], raw["resnet50v2"] + raw["efficientnet"], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="two-class"):
+        family.build_samples(records, get_task("normal_benign_malignant", records))

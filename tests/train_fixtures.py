@@ -37,11 +37,16 @@ MIAS_ROWS = [  # ref, tissue, class, severity, x, y, radius (bottom-left origin,
 ]
 
 
-def mias_folder(root: Path) -> Path:
+def mias_folder(root: Path, *, lesions_on_spots: bool = False) -> Path:
+    """MIAS layout. Info.txt's y counts from the bottom of a 1024-pixel image, so
+    the rows' y = 31 lands off these 64-pixel images; `lesions_on_spots` writes
+    the y that puts each lesion on its bright spot instead (for ROI recipes)."""
     folder = root / "mias"
     folder.mkdir(parents=True)
     lines = ["header text that real Info.txt files have", ""]
     for row in MIAS_ROWS:
+        if lesions_on_spots and len(row) > 4:
+            row = (*row[:5], 1024 - SIZE // 2, row[6])
         lines.append(" ".join(str(v) for v in row))
         write_pgm(folder / f"{row[0]}.pgm", breast(int(row[0][3:]), bright_spot=row[2] != "NORM"))
     (folder / "Info.txt").write_text("\n".join(lines) + "\n")

@@ -3,10 +3,10 @@ empty model to load a run's final weights into."""
 
 from __future__ import annotations
 
-from mammodesk_train.families import fusion_vgg, vae_cnn
+from mammodesk_train.families import fusion_vgg, hybrid, vae_cnn
 
-PRESETS = {**vae_cnn.PRESETS, **fusion_vgg.PRESETS}
-_FAMILIES = {"vae-cnn": vae_cnn.VaeCnnFamily, "fusion-vgg": fusion_vgg.FusionFamily}
+PRESETS = {**vae_cnn.PRESETS, **fusion_vgg.PRESETS, **hybrid.PRESETS}
+_FAMILIES = {"vae-cnn": vae_cnn.VaeCnnFamily, "fusion-vgg": fusion_vgg.FusionFamily, "hybrid": hybrid.HybridFamily}
 
 
 def family_for(preset, device: str = "auto", progress: bool = True):

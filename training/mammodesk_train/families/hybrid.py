@@ -1,0 +1,150 @@
+"""Hybrid concat recipe (MODELS.md family 3): lesion ROIs through the study's
+chain as a spec (non-local means, threshold ROI extraction, median, CLAHE,
+229x229x3), the augmentation layer as training-only transforms, ResNet50V2 ||
+EfficientNet with one sigmoid unit, and one Grad-CAM per branch plus the
+combined map (their sum: Grad-CAM on the concatenated channels)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
+from mammodesk.preprocessing import PipelineSpec
+
+from mammodesk_train import __version__
+from mammodesk_train.data.builders import Samples, roi_crops
+from mammodesk_train.data.sources import Record
+from mammodesk_train.data.tasks import Task
+from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
+from mammodesk_train.export import MethodModule, export_with_cams, weights_sha256
+from mammodesk_train.families.fusion_vgg import MIAS_SPACING_MM
+from mammodesk_train.models.hybrid import HybridConcat
+
+
+@dataclass(frozen=True)
+class HybridPreset:
+    name: str
+    description: str
+    size: int
+    efficientnet: str
+    resnet_width: float
+    efficientnet_width: float | None
+    fit: FitConfig
+    roi: int = 120
+    pooling: str = "avg"
+    denoise: str = "median"  # the second denoising pass: median (best in the study), wiener or gaussian
+    threshold: float = 193.0
+    family: str = "hybrid"
+
+    def spec(self) -> PipelineSpec:
+        second = {"median": {"op": "median", "params": {"ksize": 3}}, "wiener": {"op": "wiener"},
+                  "gaussian": {"op": "gaussian", "params": {"sigma": 1.0}}}[self.denoise]
+        return PipelineSpec([
+            {"op": "nlmeans", "params": {"h": 10.0}},
+            {"op": "threshold_roi", "params": {"level": self.threshold}},
+            second,
+            {"op": "clahe", "params": {"clip_limit": 2.0, "tiles": 4}},
+            {"op": "resize", "params": {"width": self.size, "height": self.size, "keep_aspect": False}},
+            {"op": "normalise"},
+            {"op": "to_rgb"},
+        ])
+
+    def build(self, classes: int) -> HybridConcat:
+        return HybridConcat(classes, efficientnet=self.efficientnet, resnet_width=self.resnet_width,
+                            efficientnet_width=self.efficientnet_width, pooling=self.pooling)
+
+    def scaled(self, epochs_factor: float) -> "HybridPreset":
+        return replace(self, fit=replace(self.fit, epochs=max(1, int(self.fit.epochs * epochs_factor))))
+
+
+PRESETS = {
+    "hybrid-r50v2-effb7": HybridPreset(
+        "hybrid-r50v2-effb7", "MODELS.md: ResNet50V2 || EfficientNet-B7 at 229x229x3, branch dropout 0.3, GAP, "
+        "dropout 0.2, one sigmoid unit (87.7M parameters); SGD Nesterov 0.9, lr 1e-4, 100 epochs; "
+        "median as the second denoising pass", 229, "b7", 1.0, None,
+        FitConfig(epochs=100, batch_size=16, lr=1e-4, optimizer="sgd", momentum=0.9, nesterov=True)),
+    "hybrid-lite": HybridPreset(
+        "hybrid-lite", "the same two-branch design for 2 CPU cores: 96x96 input, ResNet50V2 at 1/8 width and "
+        "EfficientNet-B0 (not B7) at 1/4 width; Adam 1e-3 with cosine decay for 10 epochs (SGD at 1e-4 barely "
+        "moves randomly initialised weights in that budget)", 96, "b0", 0.125, 0.25,
+        FitConfig(epochs=10, batch_size=16, lr=1e-3, optimizer="adam", schedule="cosine", weight_decay=1e-4)),
+}
+
+
+class Augmented(TensorDataset):
+    """The study's augmentation layer, training only: rotation up to 0.15
+    turn, shifts up to 10%, zoom -10%..+1%, horizontal flip - one random
+    affine per sample (torch's RNG, seeded by the engine)."""
+
+    def __getitem__(self, index):
+        x, y = super().__getitem__(index)
+        angle = (torch.rand(()) * 2 - 1) * 0.15 * 2 * math.pi
+        zoom = 1.0 / (0.9 + torch.rand(()) * 0.11)
+        shift = (torch.rand(2) * 2 - 1) * 0.2  # affine_grid coordinates span 2: 10% of the side
+        flip = -1.0 if torch.rand(()) < 0.5 else 1.0
+        cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
+        theta = torch.stack([torch.stack([cos * flip, -sin, shift[0]]), torch.stack([sin * flip, cos, shift[1]])])
+        grid = F.affine_grid(theta[None], [1, *x.shape], align_corners=False)
+        return F.grid_sample(x[None], grid, padding_mode="zeros", align_corners=False)[0], y
+
+
+def _binary_cross_entropy(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
+    x, y = batch
+    return F.binary_cross_entropy_with_logits(model(x)[:, 0], y.float())
+
+
+class HybridFamily:
+    """The `run_cv` protocol for benign vs malignant lesion ROIs (no normal ROIs)."""
+
+    def __init__(self, preset: HybridPreset, device: str = "auto", progress: bool = True):
+        self.preset = preset
+        self.device = pick_device(device)
+        self.progress = progress
+
+    def build_samples(self, records: list[Record], task: Task) -> tuple[Samples, None]:
+        if len(task.classes) != 2:
+            raise ValueError(f"the hybrid family has one sigmoid output: it needs a two-class task, "
+                             f"{task.name} has {len(task.classes)}")
+        return roi_crops(records, task, self.preset.spec(), self.preset.roi, normals_per_image=0), None
+
+    def train(self, rois: Samples, _unused, train_index: np.ndarray, classes: int, seed: int,
+              out_dir: Path | None = None) -> HybridConcat:
+        seed_everything(seed)
+        model = self.preset.build(classes)
+        data = Augmented(torch.from_numpy(rois.x[train_index]), torch.from_numpy(rois.y[train_index]))
+        fit(model, _binary_cross_entropy, data, replace(self.preset.fit, seed=seed), device=self.device,
+            out_dir=out_dir, name="hybrid", progress=self.progress)
+        return model.cpu().eval()
+
+    @torch.no_grad()
+    def predict(self, model: HybridConcat, x: np.ndarray) -> np.ndarray:
+        model.eval().to(self.device)
+        logits = torch.cat([model(torch.from_numpy(x[i:i + 64]).to(self.device)).cpu() for i in range(0, len(x), 64)])
+        model.cpu()
+        p = torch.sigmoid(logits[:, 0]).numpy()
+        return np.stack([1 - p, p], axis=1)
+
+    def export(self, model: HybridConcat, task: Task, path: Path, training: dict, metrics: dict, name: str) -> Path:
+        p = self.preset
+        cams = {"combined": CamOutput("cams", "concatenated branches (sum of the branch maps)"),
+                "resnet50v2": CamOutput("cams_resnet50v2", "ResNet50V2 post-activation"),
+                "efficientnet": CamOutput("cams_efficientnet", f"EfficientNet-{p.efficientnet.upper()} top")}
+        metadata = build_metadata(
+            family=p.family, name=name, task=task.name, labels=list(task.classes), spec=p.spec(),
+            input=InputLayout("image", 3, p.size, p.size), activation="sigmoid",
+            roi=RoiMode("roi", size=p.roi, spacing_mm=MIAS_SPACING_MM), training=training, metrics=metrics,
+            weights_sha256=weights_sha256(model), tool_version=f"mammodesk-train {__version__}", cams=cams,
+            description=f"{p.name}: {p.description}")
+        model = model.eval()
+        report = export_with_cams(MethodModule(model.branches), MethodModule(model.combine),
+                                  torch.rand(2, 3, p.size, p.size), path, metadata, classes=1,  # one sigmoid unit
+                                  branch_outputs={"resnet50v2": "cams_resnet50v2", "efficientnet": "cams_efficientnet"})
+        report.check()
+        return path
