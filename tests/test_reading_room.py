@@ -178,7 +178,7 @@ def test_slow_op_is_superseded_and_stoppable(window, qtbot, tmp_path):
     editor.add("nlmeans")
     qtbot.waitUntil(lambda: any(preview for _, preview in delivered), timeout=LOAD_TIMEOUT)
     slow_generation = delivered[-1][0]
-    assert window.runner_busy == 1  # the full-resolution non-local means is running
+    qtbot.waitUntil(lambda: window.runner_busy == 1, timeout=5_000)  # the full-resolution pass is running
     QTest.keyClick(window, QtCore.Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: window.runner_busy == 0, timeout=LOAD_TIMEOUT)
     assert (slow_generation, False) not in delivered  # its result was dropped
