@@ -155,3 +155,12 @@ def test_hybrid_cv_and_export_with_branch_cams(tmp_path):
     np.testing.assert_allclose(raw["combined"], raw["resnet50v2"] + raw["efficientnet"], rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="two-class"):
         family.build_samples(records, get_task("normal_benign_malignant", records))
+
+
+def test_balanced_patch_counts():
+    lite = FusionFamily(PRESETS["fusion-vgg16-m1-lite"], device="cpu")
+    labels = np.array([0] * 165 + [1] * 96)  # the MIAS development set's normal and tumour ROIs
+    counts = lite.patch_counts(labels)
+    assert counts == {0: 11, 1: 18} and abs(165 * counts[0] - 96 * counts[1]) < 165
+    paper = FusionFamily(PRESETS["fusion-vgg16-m1"], device="cpu")
+    assert paper.patch_counts(labels) == {0: 500, 1: 2000}  # the study's counts, as published

@@ -45,6 +45,7 @@ class FusionPreset:
     patch: int = 72
     vote_patches: int = 25
     normals_per_image: int = 1
+    balance: bool = False  # raise per-ROI patch counts until every class has as many training patches as the largest
     family: str = "fusion-vgg"
 
     def spec(self) -> PipelineSpec:
@@ -78,10 +79,12 @@ PRESETS = {
         "convolution before each GAP", 2, 1.0, _PAPER_FIT),
     "fusion-vgg16-m1-lite": FusionPreset(
         "fusion-vgg16-m1-lite", "Model 1 at 1/8 VGG16 width (8..64 channels) for 2 CPU cores; 6/18 patches per "
-        "normal/tumour ROI with random flips; 8 epochs, Adam 1e-3 cosine", 1, 0.125, _LITE_FIT, dict(_LITE_PATCHES)),
+        "normal/tumour ROI, raised for the smaller class until both classes give as many patches (MIAS has more "
+        "normal than tumour ROIs), random flips; 8 epochs, Adam 1e-3 cosine", 1, 0.125, _LITE_FIT,
+        dict(_LITE_PATCHES), balance=True),
     "fusion-vgg16-m2-lite": FusionPreset(
         "fusion-vgg16-m2-lite", "Model 2 at 1/8 VGG16 width, same training as fusion-vgg16-m1-lite", 2, 0.125,
-        _LITE_FIT, dict(_LITE_PATCHES)),
+        _LITE_FIT, dict(_LITE_PATCHES), balance=True),
 }
 
 
@@ -116,11 +119,22 @@ class FusionFamily:
               out_dir: Path | None = None) -> FusionVGG:
         seed_everything(seed)
         p = self.preset
-        patches = random_patches(rois.subset(train_index), p.patch, p.patches_per_class, seed=seed)
+        training = rois.subset(train_index)
+        patches = random_patches(training, p.patch, self.patch_counts(training.y), seed=seed)
         model = p.build(classes)
         fit(model, _cross_entropy, RandomFlips(torch.from_numpy(patches.x), torch.from_numpy(patches.y)),
             replace(p.fit, seed=seed), device=self.device, out_dir=out_dir, name="fusion", progress=self.progress)
         return model.cpu().eval()
+
+    def patch_counts(self, labels: np.ndarray) -> dict[int, int]:
+        """Patches per ROI of each class; with `balance`, scaled up so that each
+        class contributes as many patches as the largest one."""
+        counts = dict(self.preset.patches_per_class)
+        if not self.preset.balance:
+            return counts
+        rois = {c: int((labels == c).sum()) for c in counts}
+        total = max(rois[c] * k for c, k in counts.items())
+        return {c: max(k, -(-total // rois[c])) if rois[c] else k for c, k in counts.items()}
 
     def vote_patches(self, rois: np.ndarray) -> np.ndarray:
         """(N, 25, C, 72, 72): the patches the app's engine cuts from each ROI."""
