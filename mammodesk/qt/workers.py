@@ -48,7 +48,8 @@ class LoaderBridge(QtCore.QObject):
 
     def _submit(self, function, path: str, deliver, attempt: int = 0) -> None:
         self._count(+1)
-        future = self.loader.submit(function, path)
+        submit = self.loader.submit if attempt == 0 else self.loader.submit_isolated
+        future = submit(function, path)
         future.add_done_callback(lambda f: self._finish(f, function, path, deliver, attempt))
 
     def _finish(self, future: futures.Future, function, path: str, deliver, attempt: int) -> None:
@@ -60,7 +61,7 @@ class LoaderBridge(QtCore.QObject):
                 deliver(future.result())
             elif isinstance(error, futures.process.BrokenProcessPool):
                 # A dying worker breaks the whole pool, so every file in flight fails with it.
-                # Each gets one more try in a fresh pool: only the file that crashes twice is blamed.
+                # Each gets one more try in a process of its own: only a file that crashes alone is blamed.
                 self.loader.notice_broken(future)
                 if attempt == 0:
                     self._submit(function, path, deliver, attempt=1)

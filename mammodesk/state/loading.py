@@ -119,6 +119,14 @@ class ImageLoader:
         future.pool = pool  # type: ignore[attr-defined]  # which pool to drop if this one breaks
         return future
 
+    def submit_isolated(self, function: Callable[[str], object], path: str) -> futures.Future:
+        """Run in a process of its own, so a crash there blames this file alone
+        (retries after a crash broke the shared pool use this)."""
+        pool = futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        future = pool.submit(function, path)
+        future.add_done_callback(lambda _: pool.shutdown(wait=False))
+        return future
+
     def notice_broken(self, future: futures.Future) -> None:
         """After a worker crash: drop that pool (only that one: a retry may
         already run in a fresh pool), so the next file gets a fresh one."""
