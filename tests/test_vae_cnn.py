@@ -45,7 +45,7 @@ def test_export_parity_and_engine(tmp_path):
     model = TrainedVaeCnn(VAE(24, 16, (4, 4, 4), 8).eval(), LatentClassifier(3).eval())
     family = VaeCnnFamily(TINY, device="cpu", progress=False)
     path = family.export(model, task, tmp_path / "tiny.onnx", {"dataset": "synthetic"}, {"how": "untrained"},
-                         "tiny-density")  # export() verifies: logits 1e-4, CAM correlation 0.99
+                         "tiny-density").path  # export() verifies: logits 1e-4, CAM correlation 0.99
     runner = ModelRunner(path, prefer_gpu=False)
     assert runner.card.labels == ("F", "G", "D") and runner.card.has_cams
     image = Image((np.random.default_rng(1).random((64, 48)) * 255).astype(np.uint8), ImageMeta())

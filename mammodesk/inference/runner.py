@@ -129,27 +129,7 @@ class ModelRunner:
         return self.card.spec.run(crop_frame(image, y0, x0, rows, cols))
 
     def roi_window(self, image: Image, roi) -> tuple[int, int, int, int]:
-        """(y0, x0, rows, cols) of the source region the model analyses for `roi`:
-        the ROI's box, or a square of the model's ROI size around its centre
-        (converted to this image's pixel spacing when both spacings are known)."""
-        box = roi.bbox() if hasattr(roi, "bbox") else tuple(float(v) for v in roi)
-        if box is None or len(box) != 4:
-            raise ModelInputError("an ROI is a shape with a bounding box, or x0, y0, x1, y1")
-        x0, y0, x1, y1 = box
-        size = self.card.roi.size
-        if size:
-            spacing = image.meta.pixel_spacing_mm
-            if self.card.roi.spacing_mm and spacing:
-                size = size * self.card.roi.spacing_mm / spacing[0]
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            x0, x1, y0, y1 = cx - size / 2, cx + size / 2, cy - size / 2, cy + size / 2
-        rows, cols = image.shape
-        left, top = int(np.floor(x0 + 0.5)), int(np.floor(y0 + 0.5))
-        width, height = max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0)))
-        if left >= cols or top >= rows or left + width <= 0 or top + height <= 0:
-            raise ModelInputError(f"the ROI ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) lies outside the "
-                                  f"{cols}x{rows} image")
-        return top, left, height, width
+        return roi_window(self.card, image, roi)
 
     def _roi_notes(self, image: Image, roi) -> list[str]:
         roi_mode = self.card.roi
@@ -200,6 +180,30 @@ class ModelRunner:
             return np.concatenate([1 - p, p], axis=1) if self.card.binary_sigmoid else p
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def roi_window(card: ModelCard, image: Image, roi) -> tuple[int, int, int, int]:
+    """(y0, x0, rows, cols) of the source region the model analyses for `roi`:
+    the ROI's box, or a square of the model's ROI size around its centre
+    (converted to this image's pixel spacing when both spacings are known)."""
+    box = roi.bbox() if hasattr(roi, "bbox") else tuple(float(v) for v in roi)
+    if box is None or len(box) != 4:
+        raise ModelInputError("an ROI is a shape with a bounding box, or x0, y0, x1, y1")
+    x0, y0, x1, y1 = box
+    size = card.roi.size
+    if size:
+        spacing = image.meta.pixel_spacing_mm
+        if card.roi.spacing_mm and spacing:
+            size = size * card.roi.spacing_mm / spacing[0]
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        x0, x1, y0, y1 = cx - size / 2, cx + size / 2, cy - size / 2, cy + size / 2
+    rows, cols = image.shape
+    left, top = int(np.floor(x0 + 0.5)), int(np.floor(y0 + 0.5))
+    width, height = max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0)))
+    if left >= cols or top >= rows or left + width <= 0 or top + height <= 0:
+        raise ModelInputError(f"the ROI ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) lies outside the "
+                              f"{cols}x{rows} image")
+    return top, left, height, width
 
 
 def to_nchw(batch: np.ndarray) -> np.ndarray:

@@ -40,10 +40,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("next_preset", "Next &Window Preset", "W", "Cycle the file's window presets, then automatic", "Image"),
     ActionSpec("reset", "&Reset Window and Zoom", "R", "Default window, not inverted, fitted", "Image"),
     ActionSpec("stop", "&Stop Processing", "Esc", "Stop the running preprocessing", "Image"),
+    ActionSpec("run_models", "&Run Model", "Ctrl+R", "Run the selected model on the active image", "Models"),
+    ActionSpec("run_all_models", "Run &All Models", "Ctrl+Shift+R", "Run every model on every image shown", "Models"),
+    ActionSpec("overlay", "&Heat Map Overlay", "H", "Show or hide the Grad-CAM / scan heat map", "Models", True),
+    ActionSpec("place_roi", "&Place ROI", "A", "Each left click places an ROI for the ROI models", "Models", True),
     ActionSpec("panel_pipeline", "&Preprocessing Panel", "Ctrl+1", "Show or hide the preprocessing panel", "Panels",
                True),
     ActionSpec("panel_browser", "&Study Browser", "Ctrl+2", "Show or hide the study browser", "Panels", True),
     ActionSpec("panel_metadata", "&Metadata", "Ctrl+3", "Show or hide the metadata panel", "Panels", True),
+    ActionSpec("panel_models", "M&odels Panel", "Ctrl+4", "Show or hide the model panel", "Panels", True),
     ActionSpec("help", "&Keyboard Shortcuts", "F1", "This list", "Help"),
 )
 MOUSE_HELP = (

@@ -14,15 +14,18 @@ from mammodesk import __version__
 from mammodesk.qt.actions import ShortcutsDialog, build_actions
 from mammodesk.qt.metadata_panel import MetadataPanel
 from mammodesk.qt.pipeline_panel import PipelinePanel
+from mammodesk.qt.second_opinion import SecondOpinion
 from mammodesk.qt.study_browser import StudyBrowser
 from mammodesk.qt.views import ViewerArea
 from mammodesk.qt.workers import LoaderBridge, ProcessingRunner
 from mammodesk.resources import icon_path, resources_dir
 from mammodesk.state.loading import FileSummary, Loaded, folder_files
+from mammodesk.state.opinion import OpinionState
 from mammodesk.state.processing import ProcessedView, preview_scale
 from mammodesk.state.viewer import Document, ViewerState
 
 AUTO_OPEN_LIMIT = 4  # a folder with at most this many files opens as a study
+DEMO_SPACING_MM = 0.05  # CBIS-DDSM files carry no spacing; DDSM's digitisers sampled at 42-50 microns
 
 
 def default_settings() -> QtCore.QSettings:
@@ -31,7 +34,7 @@ def default_settings() -> QtCore.QSettings:
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, settings: QtCore.QSettings | None = None) -> None:
+    def __init__(self, settings: QtCore.QSettings | None = None, opinions: OpinionState | None = None) -> None:
         super().__init__()
         pg.setConfigOptions(imageAxisOrder="row-major")
         self.setWindowTitle(f"MammoDesk {__version__}")
@@ -40,8 +43,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = ViewerState()
         self.loader = LoaderBridge(self)
         self.runner = ProcessingRunner(self)
-        self.area = ViewerArea(self.state, self)
+        self.opinions = opinions or OpinionState()
+        self.area = ViewerArea(self.state, self.opinions, self)
         self.setCentralWidget(self.area)
+        self.second_opinion = SecondOpinion(self.state, self.opinions, self)
         self.pipeline_panel = PipelinePanel(self.state)
         self.browser = StudyBrowser()
         self.metadata = MetadataPanel()
@@ -49,7 +54,9 @@ class MainWindow(QtWidgets.QMainWindow):
             "pipeline": self._dock("Preprocessing", self.pipeline_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
             "browser": self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
             "metadata": self._dock("Metadata", self.metadata, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
+            "models": self._dock("Models", self.second_opinion.panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
         }
+        self.tabifyDockWidget(self.docks["pipeline"], self.docks["models"])
         self.resizeDocks([self.docks["browser"]], [300], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["pipeline"]], [330], QtCore.Qt.Orientation.Horizontal)
         self.actions_ = build_actions(self)
@@ -97,6 +104,15 @@ class MainWindow(QtWidgets.QMainWindow):
         a["reset"].triggered.connect(self._on_reset)
         a["stop"].triggered.connect(self._on_stop)
         a["help"].triggered.connect(lambda: ShortcutsDialog(self).exec())
+        opinion = self.second_opinion
+        a["run_models"].triggered.connect(lambda: opinion.panel.run_button.click())
+        a["run_all_models"].triggered.connect(lambda: opinion.run(None, opinion.panel.target_mode(), True))
+        a["overlay"].setChecked(self.opinions.overlay.visible)
+        a["overlay"].toggled.connect(lambda on: self.opinions.set_overlay(visible=on))
+        self.opinions.overlay_changed.connect(lambda s: _set_checked(a["overlay"], s.visible))
+        a["place_roi"].toggled.connect(opinion.set_placing)
+        opinion.panel.place_roi.toggled.connect(lambda on: _set_checked(a["place_roi"], on))
+        self.area.clicked_at.connect(opinion.on_clicked)
         for key, dock in self.docks.items():
             action = a[f"panel_{key}"]
             action.toggled.connect(dock.setVisible)
@@ -123,6 +139,23 @@ class MainWindow(QtWidgets.QMainWindow):
         state.show_changed.connect(lambda *_: self._schedule_visible())
         state.recent_changed.connect(self._rebuild_recent)
         state.pipeline.changed.connect(lambda _: self._schedule_visible(respec=True))
+
+    def run_models_when_loaded(self, expected: int, assumed_spacing_mm: float | None = None) -> None:
+        """Once `expected` images are open (or failed), run every model on the images
+        shown, whole-image models first; the model panel comes to the front."""
+        panel = self.second_opinion.panel
+        if assumed_spacing_mm:
+            panel.spacing.setValue(assumed_spacing_mm)
+            panel.assume_spacing.setChecked(True)
+        self.docks["models"].raise_()
+
+        def check() -> None:
+            if len(self.state.documents) + len(self.state.errors) >= expected and self.loader.pending == 0:
+                self.second_opinion.run(None, "auto", all_images=True)
+            else:
+                QtCore.QTimer.singleShot(100, check)
+
+        QtCore.QTimer.singleShot(0, check)
 
     # --- opening --------------------------------------------------------------------------
     def open_paths(self, paths: list[str]) -> None:
@@ -293,6 +326,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt naming
         self.save_settings()
         self.runner.shutdown()
+        self.second_opinion.worker.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)
 
@@ -312,7 +346,7 @@ def _set_checked(action: QtGui.QAction, checked: bool) -> None:
         action.setChecked(checked)
 
 
-def run_app(files: list[str]) -> int:
+def run_app(files: list[str], demo: bool = False) -> int:
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("MammoDesk")
@@ -322,6 +356,8 @@ def run_app(files: list[str]) -> int:
     window.open_paths(files)
     if len(files) > 1:
         window.state.set_layout("2x2")
+    if demo:
+        window.run_models_when_loaded(len(files), assumed_spacing_mm=DEMO_SPACING_MM)
     if os.environ.get("MAMMODESK_QUIT_WHEN_SHOWN"):  # start-up timing: leave once the window is on screen
         QtCore.QTimer.singleShot(0, app.quit)
     return app.exec()

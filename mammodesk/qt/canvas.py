@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.io.image import WindowPreset
+from mammodesk.qt.overlay import OverlayLayer
 from mammodesk.state.display import lut_size, window_lut
 from mammodesk.state.hanging import slot_label
 from mammodesk.state.viewer import Document
@@ -53,6 +54,7 @@ class ImageCanvas(pg.GraphicsView):
     window_dragged = QtCore.Signal(object, float, float, bool)  # document, dx, dy, processed
     cursor_moved = QtCore.Signal(str)  # readout text ("" when the cursor leaves the image)
     activated = QtCore.Signal(object)  # document clicked
+    clicked_at = QtCore.Signal(object, float, float)  # document, source x, source y (left click)
     range_changed = QtCore.Signal(object)  # this canvas, after a user or programmatic change
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -61,6 +63,7 @@ class ImageCanvas(pg.GraphicsView):
         self.setCentralItem(self.view_box)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
+        self.overlay = OverlayLayer(self.view_box)
         self.document: Document | None = None
         self.processed = False
         self.flip = False
@@ -184,8 +187,22 @@ class ImageCanvas(pg.GraphicsView):
         self.range_changed.emit(self)
 
     def _on_clicked(self, event) -> None:
-        if self.document is not None:
-            self.activated.emit(self.document)
+        if self.document is None:
+            return
+        self.activated.emit(self.document)
+        if event.button() == QtCore.Qt.MouseButton.LeftButton:
+            x, y = self.source_point(event.scenePos())
+            rows, cols = self.document.image.shape
+            if 0 <= x < cols and 0 <= y < rows:
+                self.clicked_at.emit(self.document, x, y)
+
+    def source_point(self, scene_pos: QtCore.QPointF) -> tuple[float, float]:
+        """Source-pixel coordinates (as stored, not mirrored) of a scene position."""
+        point = self.view_box.mapSceneToView(scene_pos)
+        x = point.x()
+        if self.flip and self.document is not None:
+            x = self.document.image.shape[1] - x
+        return x, point.y()
 
     def _on_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
         document = self.document

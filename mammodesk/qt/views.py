@@ -7,15 +7,20 @@ from PySide6 import QtCore, QtWidgets
 
 from mammodesk.qt.canvas import ImageCanvas
 from mammodesk.state.hanging import SLOTS
+from mammodesk.state.opinion import OpinionState
 from mammodesk.state.viewer import Document, ViewerState
 
 
 class ViewerArea(QtWidgets.QWidget):
     cursor_text = QtCore.Signal(str)
+    clicked_at = QtCore.Signal(object, float, float)  # document, source x, source y
 
-    def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, opinions: OpinionState | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self.opinions = opinions
+        self._overlay_which: tuple = (None, None)
         self.canvases = [ImageCanvas(self) for _ in range(4)]
         self._grid = QtWidgets.QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
@@ -27,6 +32,7 @@ class ViewerArea(QtWidgets.QWidget):
             canvas.cursor_moved.connect(self.cursor_text)
             canvas.activated.connect(state.set_active)
             canvas.range_changed.connect(self._on_range_changed)
+            canvas.clicked_at.connect(self.clicked_at)
         state.documents_changed.connect(self.rebuild)
         state.active_changed.connect(lambda *_: self.rebuild())
         state.layout_changed.connect(lambda *_: self.rebuild(fit=True))
@@ -34,6 +40,11 @@ class ViewerArea(QtWidgets.QWidget):
         state.orientation_changed.connect(lambda: self.rebuild(fit=True))
         state.window_changed.connect(self._on_window_changed)
         state.processed_changed.connect(self._on_processed)
+        if opinions is not None:
+            opinions.selected_changed.connect(lambda *_: self.refresh_overlays())
+            opinions.opinions_changed.connect(self.refresh_overlays)
+            opinions.rois_changed.connect(lambda *_: self.refresh_overlays())
+            opinions.overlay_changed.connect(self._on_overlay_style)
         self.rebuild()
 
     # --- what goes where ----------------------------------------------------------
@@ -74,6 +85,7 @@ class ViewerArea(QtWidgets.QWidget):
                 canvas.fit()
             active = document is not None and document is self.state.active and len(plan) > 1
             canvas.setStyleSheet("ImageCanvas { border: 2px solid #3a78c8; }" if active else "")
+        self.refresh_overlays()
         if len(plan) == 2:  # side by side: the same coordinates, so a plain link
             self.canvases[1].view_box.setXLink(self.canvases[0].view_box)
             self.canvases[1].view_box.setYLink(self.canvases[0].view_box)
@@ -105,6 +117,31 @@ class ViewerArea(QtWidgets.QWidget):
         self._loupe = enabled
         for canvas in self.canvases:
             canvas.set_loupe(enabled)
+
+    # --- heat maps ------------------------------------------------------------------------
+    def refresh_overlays(self) -> None:
+        """Each visible view draws the map of the answer shown for its image."""
+        if self.opinions is None:
+            return
+        for canvas in self.canvases:
+            document = canvas.document if canvas.isVisible() else None
+            flip_width = document.image.shape[1] if document is not None and canvas.flip else None
+            opinion = self.opinions.shown_for(document) if document is not None else None
+            shown = self.opinions.overlay_map(opinion) if opinion is not None else None
+            canvas.overlay.set_map(shown[0] if shown else None, self.opinions.overlay, flip_width=flip_width)
+            rois = self.opinions.rois.get(document.id, []) if document is not None else []
+            analysed = [opinion.box] if opinion is not None and opinion.box is not None else []
+            canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width)
+
+    def _on_overlay_style(self, settings) -> None:
+        """Colours, opacity and threshold only recolour; another map or class re-maps."""
+        which = (settings.map_name, settings.class_index)
+        if which != self._overlay_which:
+            self._overlay_which = which
+            self.refresh_overlays()
+        else:
+            for canvas in self.canvases:
+                canvas.overlay.restyle(settings)
 
     # --- state -> view ---------------------------------------------------------------
     def _on_window_changed(self, document: Document) -> None:

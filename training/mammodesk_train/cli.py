@@ -142,11 +142,13 @@ def _export(args) -> int:
                 "patient_key_hashes": metrics["final_model"]["patient_key_hashes"]}
     family = family_for(preset, device="cpu", progress=False)
     name = args.name or args.run.name
-    path = family.export(model, task, args.out, training, card_metrics, name)
+    out = args.out / f"{name}.onnx" if args.out.is_dir() else args.out
+    report = family.export(model, task, out, training, card_metrics, name)
+    path = report.path
     card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description, args.note)
     companions = [p.name for p in path.parent.glob(f"{path.stem}.*.onnx")]
     print(f"exported {path} (+ {', '.join(companions) or 'no companion files'}, model card {card.name}); "
-          "parity with torch verified")
+          f"parity with torch verified: {report.summary()}")
     return 0
 
 

@@ -122,6 +122,10 @@ class ExportReport:
             raise RuntimeError(f"{self.path.name}: ONNX CAMs disagree with autograd Grad-CAM (correlation {weak})")
         return self
 
+    def summary(self) -> str:
+        cams = ", ".join(f"{name} {value:.4f}" for name, value in self.cam_correlation.items())
+        return f"max logit difference {self.max_logit_error:.1e}; CAM correlation with autograd Grad-CAM: {cams}"
+
 
 def export_with_cams(trunk: nn.Module, head: nn.Module, example: torch.Tensor, path: str | Path,
                      metadata: Mapping[str, str], *, classes: int, input_name: str = "image",

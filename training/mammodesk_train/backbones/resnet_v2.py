@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 STACKS = (("conv2", 64, 3, 2), ("conv3", 128, 4, 2), ("conv4", 256, 6, 2), ("conv5", 512, 3, 1))
 BN_EPS = 1.001e-5  # Keras' value for ResNetV2
@@ -40,6 +41,22 @@ class PreActBottleneck(nn.Module):
         return shortcut + self.conv3(y)
 
 
+class ZeroPadMaxPool(nn.Module):
+    """Keras' ZeroPadding2D(1) + MaxPooling2D(3, 2), written without a Pad node.
+
+    The stem has no ReLU before the pool, so zero padding (not MaxPool's -inf) changes border
+    values. onnxruntime's PadFusion folds Pad -> MaxPool into MaxPool's own (-inf) pads, which
+    silently changed the exported logits by ~5 %. Here: pool with -inf pads, then raise the
+    windows that touch the border to at least 0 - the same numbers, and nothing to fuse.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.max_pool2d(x, 3, stride=2, padding=1)
+        inside = F.avg_pool2d(torch.ones_like(x[:, :1]), 3, stride=2, padding=1, count_include_pad=True)
+        touches_border = (inside < 1.0).to(x.dtype)  # 9/9 inside the image is exactly 1.0
+        return pooled + touches_border * torch.relu(-pooled)
+
+
 class ResNet50V2(nn.Module):
     def __init__(self, in_channels: int = 3, width: float = 1.0, small_input: bool = False):
         """`small_input` swaps the stem for a 3x3 stride-1 convolution without max-pool
@@ -51,9 +68,7 @@ class ResNet50V2(nn.Module):
             self.pool = nn.Identity()
         else:
             self.stem = nn.Conv2d(in_channels, stem, 7, stride=2, padding=3)
-            # Keras zero-pads, then max-pools: the stem has no ReLU before the pool, so padding with
-            # zeros (not -inf, as MaxPool2d(padding=1) would) changes border values.
-            self.pool = nn.Sequential(nn.ZeroPad2d(1), nn.MaxPool2d(3, stride=2))
+            self.pool = ZeroPadMaxPool()
         self.stacks = nn.ModuleDict()
         channels = stem
         for name, filters, blocks, stride in STACKS:

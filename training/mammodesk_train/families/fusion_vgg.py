@@ -23,7 +23,7 @@ from mammodesk_train.data.builders import Samples, random_patches, roi_crops
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
-from mammodesk_train.export import MethodModule, export_with_cams, weights_sha256
+from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.metrics import classification_metrics
 from mammodesk_train.models.fusion import FusionVGG
 
@@ -168,7 +168,8 @@ class FusionFamily:
         return {"patch_level": classification_metrics(np.repeat(y, probs.shape[1]),
                                                       probs.reshape(-1, probs.shape[2]), classes, bootstrap=0)}
 
-    def export(self, model: FusionVGG, task: Task, path: Path, training: dict, metrics: dict, name: str) -> Path:
+    def export(self, model: FusionVGG, task: Task, path: Path, training: dict, metrics: dict,
+               name: str) -> ExportReport:
         p = self.preset
         metadata = build_metadata(
             family=p.family, name=name, task=task.name, labels=list(task.classes), spec=p.spec(),
@@ -182,6 +183,5 @@ class FusionFamily:
         model = model.eval()
         report = export_with_cams(MethodModule(model.block_outputs), MethodModule(model.fuse), example, path,
                                   metadata, classes=len(task.classes), cam_keys=["block5"])
-        report.check()
-        return path
+        return report.check()
 

@@ -23,7 +23,7 @@ from mammodesk_train.data.builders import Samples, roi_crops
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
-from mammodesk_train.export import MethodModule, export_with_cams, weights_sha256
+from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.families.fusion_vgg import MIAS_SPACING_MM
 from mammodesk_train.models.hybrid import HybridConcat
 
@@ -132,7 +132,8 @@ class HybridFamily:
         p = torch.sigmoid(logits[:, 0]).numpy()
         return np.stack([1 - p, p], axis=1)
 
-    def export(self, model: HybridConcat, task: Task, path: Path, training: dict, metrics: dict, name: str) -> Path:
+    def export(self, model: HybridConcat, task: Task, path: Path, training: dict, metrics: dict,
+               name: str) -> ExportReport:
         p = self.preset
         cams = {"combined": CamOutput("cams", "concatenated branches (sum of the branch maps)"),
                 "resnet50v2": CamOutput("cams_resnet50v2", "ResNet50V2 post-activation"),
@@ -147,5 +148,4 @@ class HybridFamily:
         report = export_with_cams(MethodModule(model.branches), MethodModule(model.combine),
                                   torch.rand(2, 3, p.size, p.size), path, metadata, classes=1,  # one sigmoid unit
                                   branch_outputs={"resnet50v2": "cams_resnet50v2", "efficientnet": "cams_efficientnet"})
-        report.check()
-        return path
+        return report.check()

@@ -20,7 +20,7 @@ from mammodesk_train.data.builders import Samples, whole_images
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
-from mammodesk_train.export import export_plain, export_with_cams, weights_sha256
+from mammodesk_train.export import ExportReport, export_plain, export_with_cams, weights_sha256
 from mammodesk_train.models.vae_cnn import (
     VAE, LatentClassifier, VaeCnnHead, VaeCnnTrunk, classifier_loss, latent_features, vae_loss,
 )
@@ -121,7 +121,7 @@ class VaeCnnFamily:
         return torch.softmax(logits, dim=1).numpy()
 
     def export(self, model: TrainedVaeCnn, task: Task, path: Path, training: dict, metrics: dict,
-               name: str) -> Path:
+               name: str) -> ExportReport:
         p = self.preset
         trunk, head = VaeCnnTrunk(model.vae).eval(), VaeCnnHead(model.vae, model.classifier).eval()
         metadata = build_metadata(
@@ -135,7 +135,7 @@ class VaeCnnFamily:
         report = export_with_cams(trunk, head, example, path, metadata, classes=len(task.classes))
         report.check()
         self.export_decoder(model.vae, path.with_name(path.stem + ".decoder.onnx"))
-        return path
+        return report
 
     def export_decoder(self, vae: VAE, path: Path) -> Path:
         """The reconstruction view: image -> VAE reconstruction, as a companion file."""

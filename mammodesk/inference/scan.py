@@ -1,0 +1,100 @@
+"""Running an ROI model over a whole breast: a grid of ROI-sized windows inside
+the breast mask, each classified as the model was trained to, and a coarse
+map of the positive class over the windows. It answers "where would this ROI
+model look first?" on an image nobody has marked; it is not a detector and
+the map is as good as the ROI model's CV figures, no better."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from mammodesk.io import Image
+from mammodesk.preprocessing.spatial import breast_mask
+
+from mammodesk.inference.results import Prediction, SourceMap
+from mammodesk.inference.runner import ModelInputError, ModelRunner
+
+MAX_WINDOWS = 400  # beyond this the stride grows: a scan stays seconds, not minutes, on a CPU
+
+
+@dataclass
+class ScanResult:
+    predictions: list[Prediction]  # one per window, in scan order
+    boxes: np.ndarray              # (N, 4) source x0, y0, x1, y1 of each window
+    positive: int                  # the class index the map shows
+    map: SourceMap                 # mean probability of `positive` over the windows covering each pixel
+
+    def ranked(self) -> list[int]:
+        """Window indices, most positive first."""
+        scores = np.array([p.probabilities[self.positive] for p in self.predictions])
+        return list(np.argsort(-scores, kind="stable"))
+
+
+def scan_windows(image: Image, runner: ModelRunner, overlap: float = 0.5) -> np.ndarray:
+    """(N, 4) ROI boxes (x0, y0, x1, y1) on a grid over the breast: windows of the
+    model's ROI size at this image's spacing, `overlap` shared with each neighbour,
+    kept when their centre lies on the breast mask."""
+    if runner.card.roi.mode == "whole":
+        raise ModelInputError(f"{runner.card.name} classifies whole images; there is nothing to scan")
+    rows, cols = image.shape
+    y0, x0, size_y, size_x = runner.roi_window(image, (cols / 2, rows / 2, cols / 2 + 1, rows / 2 + 1))
+    size = max(size_x, size_y)
+    if size > min(rows, cols):
+        raise ModelInputError(f"the image ({cols}x{rows}) is smaller than one {size}-pixel ROI of "
+                              f"{runner.card.name}")
+    valid = None if image.meta.padding_mask is None else ~image.meta.padding_mask
+    mask = breast_mask(image.pixels, valid)
+    if not mask.any():
+        raise ModelInputError("no breast found in the image (blank or unreadable contrast); place ROIs by hand")
+    stride = max(1, int(size * (1 - overlap)))
+    ys, xs = np.nonzero(mask)
+    top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
+    while True:
+        centres = [(cx, cy) for cy in range(top + size // 2, max(bottom - size // 2, top + size // 2) + 1, stride)
+                   for cx in range(left + size // 2, max(right - size // 2, left + size // 2) + 1, stride)]
+        inside = [(cx, cy) for cx, cy in centres if mask[min(cy, rows - 1), min(cx, cols - 1)]]
+        if len(inside) <= MAX_WINDOWS:
+            break
+        stride = int(stride * 1.25) + 1
+    half = size / 2
+    return np.array([(cx - half, cy - half, cx + half, cy + half) for cx, cy in inside], float).reshape(-1, 4)
+
+
+def scan(image: Image, runner: ModelRunner, *, overlap: float = 0.5,
+         progress: Callable[[int, int], None] | None = None,
+         should_stop: Callable[[], bool] | None = None) -> ScanResult:
+    """Classify every window of `scan_windows`. `progress(done, total)` is called
+    after each; `should_stop()` returning True ends the scan early (InterruptedError)."""
+    boxes = scan_windows(image, runner, overlap)
+    if len(boxes) == 0:
+        raise ModelInputError("the breast is smaller than one ROI of this model")
+    predictions = []
+    for index, box in enumerate(boxes):
+        if should_stop is not None and should_stop():
+            raise InterruptedError("scan stopped")
+        predictions.append(runner.predict(image, tuple(box)))
+        if progress is not None:
+            progress(index + 1, len(boxes))
+    positive = len(runner.card.labels) - 1  # tumour / malignant / abnormal: the last label by convention
+    return ScanResult(predictions, boxes, positive, _window_map(image.shape, boxes, predictions, positive))
+
+
+def _window_map(shape: tuple[int, int], boxes: np.ndarray, predictions: list[Prediction], positive: int) -> SourceMap:
+    rows, cols = shape
+    left = int(max(0, np.floor(boxes[:, 0].min())))
+    top = int(max(0, np.floor(boxes[:, 1].min())))
+    right = int(min(cols, np.ceil(boxes[:, 2].max())))
+    bottom = int(min(rows, np.ceil(boxes[:, 3].max())))
+    total = np.zeros((bottom - top, right - left), np.float32)
+    hits = np.zeros_like(total)
+    for (x0, y0, x1, y1), prediction in zip(boxes, predictions):
+        r0, r1 = int(max(y0, top)) - top, int(min(y1, bottom)) - top
+        c0, c1 = int(max(x0, left)) - left, int(min(x1, right)) - left
+        total[r0:r1, c0:c1] += prediction.probabilities[positive]
+        hits[r0:r1, c0:c1] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(hits > 0, total / hits, np.nan).astype(np.float32)
+    return SourceMap(top, left, values)

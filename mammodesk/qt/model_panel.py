@@ -1,0 +1,355 @@
+"""The model panel: the models and their cards, what runs where (CPU or CUDA,
+as onnxruntime really reports it), run controls, the findings the models
+returned, their class probabilities, and the heat-map overlay controls."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from mammodesk.inference import ModelEntry
+from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
+
+TARGETS = (("auto", "Automatic (ROIs if placed, else scan)"), ("whole", "Whole image"),
+           ("last_roi", "Last placed ROI"), ("rois", "Every placed ROI"), ("scan", "Scan the breast"))
+
+
+def model_card_markdown(entry: ModelEntry) -> str:
+    """The model card shipped beside the file, else one built from its metadata."""
+    markdown = entry.path.with_suffix(".md")
+    if markdown.is_file():
+        return markdown.read_text(encoding="utf-8", errors="replace")
+    if entry.card is None:
+        return f"# {entry.path.name}\n\n**Cannot be used:** {entry.error}"
+    card = entry.card
+    lines = [f"# {card.name}", "", card.description, "", f"- family: {card.family}", f"- task: {card.task}",
+             f"- labels: {', '.join(card.labels)}", f"- input: {card.input.width}x{card.input.height}",
+             f"- region: {card.roi.mode}", f"- trained on: {card.training.get('dataset', 'not stated')}",
+             f"- evaluated: {card.metrics.get('how', 'not stated')}"]
+    for name, value in card.metrics.items():
+        if isinstance(value, dict) and "mean" in value:
+            lines.append(f"- {name}: {value['mean']:.3f} ± {value.get('sd', float('nan')):.3f}")
+    return "\n".join(lines)
+
+
+WEAK_AUC = 0.6
+
+
+def evaluation_headline(entry: ModelEntry | None) -> tuple[str, bool]:
+    """("CV AUC 0.73 ± 0.06 ...", weak?) from the model's own metrics; weak = mean AUC below 0.6."""
+    if entry is None or entry.card is None:
+        return "", False
+    auc = entry.card.metrics.get("auc")
+    if not isinstance(auc, dict) or "mean" not in auc:
+        return "No cross-validated AUC in this model's metadata.", False
+    text = f"Cross-validated AUC {auc['mean']:.2f} ± {auc.get('sd', float('nan')):.2f} (development data)"
+    if auc["mean"] < WEAK_AUC:
+        return text + " - no better than chance: treat its answers as noise.", True
+    return text + ".", False
+
+
+def available_device() -> str:
+    providers = ort.get_available_providers()
+    if "CUDAExecutionProvider" in providers:
+        return "CUDA available (the provider a run really used is shown after it)"
+    return "CPU (onnxruntime has no CUDA provider here)"
+
+
+class ProbabilityBars(QtWidgets.QWidget):
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._grid = QtWidgets.QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self.bars: list[QtWidgets.QProgressBar] = []
+
+    def show_opinion(self, opinion: Opinion | None) -> None:
+        while self._grid.count():
+            widget = self._grid.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        self.bars = []
+        if opinion is None or opinion.prediction is None:
+            return
+        p = opinion.prediction
+        for row, (label, value) in enumerate(zip(p.labels, p.probabilities)):
+            name = QtWidgets.QLabel(f"<b>{label}</b>" if row == p.predicted_index else label)
+            bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(int(round(float(value) * 1000)))
+            bar.setFormat(f"{float(value) * 100:.1f} %")
+            bar.setMaximumHeight(16)
+            self._grid.addWidget(name, row, 0)
+            self._grid.addWidget(bar, row, 1)
+            self.bars.append(bar)
+
+
+class ModelPanel(QtWidgets.QWidget):
+    run_requested = QtCore.Signal(object, str, bool)  # ModelEntry | None (= all), target mode, all images
+    stop_requested = QtCore.Signal()
+    add_folder_requested = QtCore.Signal()
+
+    def __init__(self, state: OpinionState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        layout = QtWidgets.QVBoxLayout(self)
+        self.models = QtWidgets.QListWidget()
+        self.models.setMaximumHeight(96)
+        self.card = QtWidgets.QTextBrowser()
+        self.card.setOpenLinks(False)
+        self.card.setMinimumHeight(120)
+        self.device = QtWidgets.QLabel(f"Runs on: {available_device()}")
+        self.device.setWordWrap(True)
+        self.headline = QtWidgets.QLabel()
+        self.headline.setWordWrap(True)
+        layout.addWidget(self.models)
+        layout.addWidget(self.headline)
+        layout.addWidget(self.card, 2)
+        layout.addWidget(self.device)
+        layout.addLayout(self._run_controls())
+        layout.addLayout(self._roi_controls())
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        layout.addWidget(self.progress)
+        self.findings = QtWidgets.QTreeWidget()
+        self.findings.setHeaderLabels(["image", "model", "region", "answer"])
+        self.findings.setRootIsDecorated(False)
+        self.findings.setMinimumHeight(90)
+        layout.addWidget(self.findings, 2)
+        self.accept_button = QtWidgets.QPushButton("Accept as annotation")
+        self.accept_button.setToolTip("Keep the selected answer as a finding of its image (linked to the model "
+                                      "name and weights hash)")
+        layout.addWidget(self.accept_button)
+        self.bars = ProbabilityBars()
+        layout.addWidget(self.bars)
+        layout.addWidget(self._overlay_controls())
+        self.reconstruction = QtWidgets.QLabel()
+        self.reconstruction.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.reconstruction.setToolTip("VAE models: the model input (left) and the VAE's reconstruction (right)")
+        self.reconstruction.hide()
+        layout.addWidget(self.reconstruction)
+        self.models.currentRowChanged.connect(self._on_model_changed)
+        self.findings.currentItemChanged.connect(self._on_finding_selected)
+        self.accept_button.clicked.connect(self._on_accept)
+        state.models_changed.connect(self.refresh_models)
+        state.opinions_changed.connect(self.refresh_findings)
+        state.selected_changed.connect(self._on_selected)
+        state.overlay_changed.connect(self._sync_overlay_controls)
+        self.refresh_models()
+
+    # --- construction -----------------------------------------------------------------------
+    def _run_controls(self) -> QtWidgets.QLayout:
+        grid = QtWidgets.QGridLayout()
+        self.target = QtWidgets.QComboBox()
+        for key, text in TARGETS:
+            self.target.addItem(text, key)
+        self.run_button = QtWidgets.QPushButton("Run (Ctrl+R)")
+        self.run_button.setToolTip("Run the selected model on the active image")
+        self.run_all_button = QtWidgets.QPushButton("Run all models")
+        self.run_all_button.setToolTip("Every usable model on every image shown")
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        add = QtWidgets.QPushButton("Add models...")
+        add.setToolTip("Add a folder of exported .onnx models")
+        grid.addWidget(QtWidgets.QLabel("Region"), 0, 0)
+        grid.addWidget(self.target, 0, 1, 1, 3)
+        grid.addWidget(self.run_button, 1, 0, 1, 2)
+        grid.addWidget(self.run_all_button, 1, 2)
+        grid.addWidget(self.stop_button, 1, 3)
+        grid.addWidget(add, 2, 0, 1, 4)
+        self.run_button.clicked.connect(lambda: self.run_requested.emit(self.current_entry(), self.target_mode(),
+                                                                        False))
+        self.run_all_button.clicked.connect(lambda: self.run_requested.emit(None, self.target_mode(), True))
+        self.stop_button.clicked.connect(self.stop_requested)
+        add.clicked.connect(self.add_folder_requested)
+        return grid
+
+    def _roi_controls(self) -> QtWidgets.QLayout:
+        grid = QtWidgets.QGridLayout()
+        self.place_roi = QtWidgets.QPushButton("Place ROI (click image)")
+        self.place_roi.setCheckable(True)
+        self.place_roi.setToolTip("Each click on the image places an ROI of the selected model's size")
+        self.clear_rois = QtWidgets.QPushButton("Clear ROIs")
+        self.assume_spacing = QtWidgets.QCheckBox("No pixel spacing: assume")
+        self.assume_spacing.setToolTip("Scanned film without a spacing tag (CBIS-DDSM: 0.05 mm); ROI models "
+                                       "need it to cut ROIs of the physical size they were trained on")
+        self.spacing = QtWidgets.QDoubleSpinBox()
+        self.spacing.setRange(0.01, 1.0)
+        self.spacing.setDecimals(3)
+        self.spacing.setSingleStep(0.005)
+        self.spacing.setValue(0.05)
+        self.spacing.setSuffix(" mm")
+        grid.addWidget(self.place_roi, 0, 0)
+        grid.addWidget(self.clear_rois, 0, 1)
+        grid.addWidget(self.assume_spacing, 1, 0)
+        grid.addWidget(self.spacing, 1, 1)
+        self.assume_spacing.toggled.connect(self._on_spacing)
+        self.spacing.valueChanged.connect(self._on_spacing)
+        return grid
+
+    def _overlay_controls(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Heat map")
+        form = QtWidgets.QFormLayout(box)
+        self.overlay_visible = QtWidgets.QCheckBox("Show (H)")
+        self.map_combo, self.class_combo, self.colour_combo = (QtWidgets.QComboBox() for _ in range(3))
+        self.colour_combo.addItems(list(COLOUR_MAPS))
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.threshold = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        for slider in (self.opacity, self.threshold):
+            slider.setRange(0, 100)
+        form.addRow(self.overlay_visible)
+        form.addRow("Map", self.map_combo)
+        form.addRow("Class", self.class_combo)
+        form.addRow("Colours", self.colour_combo)
+        form.addRow("Opacity", self.opacity)
+        form.addRow("Threshold", self.threshold)
+        s = self.state
+        self.overlay_visible.toggled.connect(lambda on: s.set_overlay(visible=on))
+        self.opacity.valueChanged.connect(lambda v: s.set_overlay(opacity=v / 100))
+        self.threshold.valueChanged.connect(lambda v: s.set_overlay(threshold=v / 100))
+        self.colour_combo.currentTextChanged.connect(lambda name: name and s.set_overlay(colour_map=name))
+        self.map_combo.currentTextChanged.connect(lambda name: name and s.set_overlay(map_name=name))
+        self.class_combo.currentIndexChanged.connect(
+            lambda i: i >= 0 and s.set_overlay(class_index=self.class_combo.itemData(i)))
+        self._sync_overlay_controls()
+        return box
+
+    # --- reading the controls ---------------------------------------------------------------------
+    def current_entry(self) -> ModelEntry | None:
+        row = self.models.currentRow()
+        models = self.state.models
+        return models[row] if 0 <= row < len(models) else None
+
+    def target_mode(self) -> str:
+        return str(self.target.currentData())
+
+    def select_model(self, name: str) -> None:
+        for row, entry in enumerate(self.state.models):
+            if entry.name == name:
+                self.models.setCurrentRow(row)
+
+    # --- state -> widgets ---------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        current = self.current_entry()
+        with QtCore.QSignalBlocker(self.models):
+            self.models.clear()
+            for entry in self.state.models:
+                if entry.card is None:
+                    item = QtWidgets.QListWidgetItem(f"{entry.path.name}  (unusable)")
+                    item.setForeground(QtGui.QColor("#c05050"))
+                    item.setToolTip(entry.error or "")
+                else:
+                    region = {"whole": "image", "roi": "ROI", "patches": "ROI patches"}[entry.card.roi.mode]
+                    item = QtWidgets.QListWidgetItem(f"{entry.name}  [{entry.card.task}, {region}]")
+                    item.setToolTip(entry.card.description)
+                self.models.addItem(item)
+        names = [e.name for e in self.state.models]
+        row = names.index(current.name) if current is not None and current.name in names else 0
+        self.models.setCurrentRow(row if names else -1)
+        self._on_model_changed(self.models.currentRow())
+
+    def refresh_findings(self) -> None:
+        with QtCore.QSignalBlocker(self.findings):
+            self.findings.clear()
+            for opinion in self.state.opinions:
+                item = QtWidgets.QTreeWidgetItem([opinion.document.name, opinion.model_name,
+                                                  opinion.target.describe(),
+                                                  ("✓ " if opinion.accepted else "") + opinion.summary()])
+                item.setData(0, QtCore.Qt.ItemDataRole.UserRole, opinion.id)
+                if opinion.error:
+                    item.setForeground(3, QtGui.QColor("#d06060"))
+                    item.setToolTip(3, opinion.error)
+                self.findings.addTopLevelItem(item)
+                if opinion is self.state.selected:
+                    self.findings.setCurrentItem(item)
+        for column in range(3):
+            self.findings.resizeColumnToContents(column)
+
+    def set_progress(self, text: str, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{text}: {done}/{total}" if total > 1 else text)
+
+    def set_idle(self, message: str = "idle") -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat(message)
+
+    def _on_model_changed(self, row: int) -> None:
+        entry = self.current_entry()
+        self.card.setMarkdown(model_card_markdown(entry) if entry is not None else "No models found.")
+        text, weak = evaluation_headline(entry)
+        self.headline.setText(text)
+        self.headline.setStyleSheet("color: #e07050; font-weight: bold;" if weak else "")
+        usable = entry is not None and entry.card is not None
+        self.run_button.setEnabled(usable)
+        self.place_roi.setEnabled(usable and entry.card.roi.mode != "whole")  # type: ignore[union-attr]
+
+    def _on_finding_selected(self, current: QtWidgets.QTreeWidgetItem | None, _previous=None) -> None:
+        if current is None:
+            return
+        wanted = current.data(0, QtCore.Qt.ItemDataRole.UserRole)
+        for opinion in self.state.opinions:
+            if opinion.id == wanted:
+                self.state.select(opinion)
+
+    def _on_selected(self, opinion: Opinion | None) -> None:
+        self.bars.show_opinion(opinion)
+        self.accept_button.setEnabled(opinion is not None and opinion.prediction is not None and not opinion.accepted)
+        if opinion is not None and opinion.prediction is not None:
+            provider = opinion.prediction.provider.replace("ExecutionProvider", "")
+            note = "; ".join(opinion.prediction.notes)
+            self.device.setText(f"Last run: {opinion.model_name} on {provider}"
+                                + (f"\nNote: {note}" if note else ""))
+        elif opinion is not None:
+            self.device.setText(f"{opinion.model_name} failed: {opinion.error}")
+        self._show_reconstruction(opinion)
+        self._sync_overlay_controls()
+
+    def _on_accept(self) -> None:
+        opinion = self.state.selected
+        if opinion is not None and opinion.prediction is not None and not opinion.accepted:
+            self.state.accept(opinion)
+            self.accept_button.setEnabled(False)
+
+    def _on_spacing(self, *_args) -> None:
+        self.state.assumed_spacing_mm = self.spacing.value() if self.assume_spacing.isChecked() else None
+
+    def _sync_overlay_controls(self, *_args) -> None:
+        settings, opinion = self.state.overlay, self.state.selected
+        widgets = (self.overlay_visible, self.opacity, self.threshold, self.colour_combo, self.map_combo,
+                   self.class_combo)
+        blockers = [QtCore.QSignalBlocker(w) for w in widgets]
+        self.overlay_visible.setChecked(settings.visible)
+        self.opacity.setValue(round(settings.opacity * 100))
+        self.threshold.setValue(round(settings.threshold * 100))
+        self.colour_combo.setCurrentText(settings.colour_map)
+        self.map_combo.clear()
+        self.class_combo.clear()
+        shown = self.state.overlay_map(opinion) if opinion is not None else None
+        if opinion is not None and opinion.prediction is not None and shown is not None:
+            self.map_combo.addItems(list(opinion.map_names()))
+            self.map_combo.setCurrentText(shown[1])
+            for index, label in enumerate(opinion.prediction.labels):
+                self.class_combo.addItem(label, index)
+            self.class_combo.setCurrentIndex(shown[2])
+            self.class_combo.setEnabled(shown[1] != "scan")
+        del blockers
+
+    def _show_reconstruction(self, opinion: Opinion | None) -> None:
+        pair = None if opinion is None else opinion.reconstruction
+        if pair is None:
+            self.reconstruction.hide()
+            return
+        row = np.concatenate([pair[0], np.full((pair.shape[1], 4), np.nan, np.float32), pair[1]], axis=1)
+        finite = row[np.isfinite(row)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        grey = np.ascontiguousarray((np.clip((np.nan_to_num(row, nan=hi) - lo) / max(hi - lo, 1e-6), 0, 1)
+                                     * 255).astype(np.uint8))
+        image = QtGui.QImage(grey.data, grey.shape[1], grey.shape[0], grey.strides[0],
+                             QtGui.QImage.Format.Format_Grayscale8).copy()
+        width = max(160, self.width() - 20)
+        self.reconstruction.setPixmap(QtGui.QPixmap.fromImage(image).scaledToWidth(
+            width, QtCore.Qt.TransformationMode.SmoothTransformation))
+        self.reconstruction.show()

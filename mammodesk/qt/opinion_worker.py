@@ -1,0 +1,84 @@
+"""Runs models off the UI thread, one job at a time (onnxruntime already uses
+every core for one job), and reports progress and answers as Qt signals."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import threading
+from dataclasses import dataclass
+
+from PySide6 import QtCore
+
+from mammodesk.inference import ModelEntry, ModelRegistry
+from mammodesk.io import Image
+from mammodesk.state.opinion import Opinion, Target
+from mammodesk.state.opinion_jobs import run_opinion
+from mammodesk.state.viewer import Document
+
+
+@dataclass(frozen=True)
+class Job:
+    entry: ModelEntry
+    document: Document
+    image: Image
+    target: Target
+
+
+class OpinionRunner(QtCore.QObject):
+    finished = QtCore.Signal(object)  # Opinion (an answer or an error)
+    progress = QtCore.Signal(str, int, int)  # what is running, done, total
+    busy_changed = QtCore.Signal(int)  # jobs queued or running
+
+    def __init__(self, registry: ModelRegistry, parent: QtCore.QObject | None = None, *,
+                 prefer_gpu: bool = True) -> None:
+        super().__init__(parent)
+        self.registry = registry
+        self.prefer_gpu = prefer_gpu
+        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-models")
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._epoch = 0  # stop() moves it on: jobs from an older epoch end early and report nothing
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def submit(self, job: Job) -> None:
+        self._count(+1)
+        epoch = self._epoch
+        try:
+            self._pool.submit(self._run, job, epoch)
+        except RuntimeError:  # shut down while closing
+            self._count(-1)
+
+    def stop(self) -> None:
+        self._epoch += 1
+
+    def shutdown(self) -> None:
+        self.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, job: Job, epoch: int) -> None:
+        def stale() -> bool:
+            return epoch != self._epoch
+
+        label = f"{job.entry.name} on {job.document.name} ({job.target.describe()})"
+        try:
+            if stale():
+                return
+            self.progress.emit(label, 0, 1)
+            opinion = run_opinion(self.registry, job.entry, job.document, job.image, job.target,
+                                  prefer_gpu=self.prefer_gpu, should_stop=stale,
+                                  progress=lambda done, total: self.progress.emit(label, done, total))
+            if not stale():
+                self.finished.emit(opinion)
+        except Exception as exc:  # noqa: BLE001 - the worker boundary: report, never take the app down
+            self.finished.emit(Opinion(job.document, job.entry, job.target, error=f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._count(-1)
+
+    def _count(self, step: int) -> None:
+        with self._lock:
+            self._busy += step
+            busy = self._busy
+        self.busy_changed.emit(busy)

@@ -1,0 +1,115 @@
+"""The heat-map layer of a canvas: an RGBA image item above the mammogram,
+placed in source pixels (and mirrored with it), plus outlines of the ROIs the
+models analysed. A layer, never burnt into the pixels: opacity, colour map
+and threshold only recolour this item."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from mammodesk.inference import SourceMap
+from mammodesk.state.opinion import Box, OverlaySettings
+
+RAMP = 0.3
+DISPLAY_LIMIT = 1024  # heat maps are smooth: longer sides are drawn downsampled, then scaled back
+ROI_PEN = pg.mkPen((255, 220, 60), width=2, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True)
+ANALYSED_PEN = pg.mkPen((80, 220, 255), width=2, cosmetic=True)
+_luts: dict[str, np.ndarray] = {}
+
+
+def colour_lut(name: str) -> np.ndarray:
+    if name not in _luts:
+        _luts[name] = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
+    return _luts[name]
+
+
+def rgba(values: np.ndarray, settings: OverlaySettings) -> np.ndarray:
+    """Map values in 0..1 (NaN = not analysed) to RGBA. Transparent below the
+    threshold and outside the analysed region; opacity ramps up over the first
+    RAMP above the threshold, so weak evidence stays faint and edges are soft."""
+    finite = np.isfinite(values)
+    clean = np.clip(np.where(finite, values, 0.0), 0.0, 1.0)
+    index = (clean * 255).astype(np.uint8)
+    out = np.empty((*values.shape, 4), np.uint8)
+    out[..., :3] = colour_lut(settings.colour_map)[index]
+    ramp = np.clip((clean - settings.threshold) / RAMP, 0.0, 1.0)
+    alpha = np.where(finite & (clean >= settings.threshold) & (clean > 0), settings.opacity * 255 * ramp, 0)
+    out[..., 3] = alpha.astype(np.uint8)
+    return out
+
+
+def downsampled(source: SourceMap) -> tuple[np.ndarray, float, float]:
+    """(values at <= DISPLAY_LIMIT per side, x scale, y scale back to source pixels)."""
+    values = source.values
+    rows, cols = values.shape
+    factor = max(rows, cols) / DISPLAY_LIMIT
+    if factor <= 1:
+        return values, 1.0, 1.0
+    size = (max(1, round(cols / factor)), max(1, round(rows / factor)))
+    nan = ~np.isfinite(values)
+    small = cv2.resize(np.where(nan, 0, values).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    small_nan = cv2.resize(nan.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    small[small_nan] = np.nan
+    return small, cols / size[0], rows / size[1]
+
+
+class OverlayLayer:
+    def __init__(self, view_box: pg.ViewBox) -> None:
+        self.view_box = view_box
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item.setZValue(10)
+        self.item.hide()
+        view_box.addItem(self.item)
+        self._boxes: list[QtWidgets.QGraphicsRectItem] = []
+        self._values: np.ndarray | None = None
+        self._placement: tuple[float, float, float, float] = (0, 0, 1, 1)  # x0, y0, sx, sy
+        self.peak: tuple[int, int] | None = None  # (row, col) in source pixels of the map shown
+
+    def set_map(self, source: SourceMap | None, settings: OverlaySettings, *, flip_width: int | None) -> None:
+        """Show `source` (None: nothing). `flip_width` = the image's columns when the view is mirrored."""
+        if source is None or not np.isfinite(source.values).any():
+            self._values, self.peak = None, None
+            self.item.hide()
+            return
+        values, sx, sy = downsampled(source)
+        self._values = values
+        self._placement = (source.x0, source.y0, sx, sy)
+        self.peak = source.peak()
+        self.item.setTransform(_transform(source.x0, source.y0, sx, sy, flip_width))
+        self.restyle(settings)
+
+    def restyle(self, settings: OverlaySettings) -> None:
+        if self._values is None or not settings.visible:
+            self.item.hide()
+            return
+        self.item.setImage(rgba(self._values, settings), autoLevels=False, levels=(0, 255))
+        self.item.show()
+
+    def set_boxes(self, rois: list[Box], analysed: list[Box], *, flip_width: int | None) -> None:
+        for rect in self._boxes:
+            self.view_box.removeItem(rect)
+        self._boxes = []
+        for boxes, pen in ((rois, ROI_PEN), (analysed, ANALYSED_PEN)):
+            for x0, y0, x1, y1 in boxes:
+                if flip_width is not None:
+                    x0, x1 = flip_width - x1, flip_width - x0
+                rect = QtWidgets.QGraphicsRectItem(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+                rect.setPen(pen)
+                rect.setZValue(11)
+                self.view_box.addItem(rect)
+                self._boxes.append(rect)
+
+    def shown_rgba(self) -> np.ndarray | None:
+        """What the item draws now (tests and screenshots)."""
+        return None if not self.item.isVisible() else self.item.image
+
+
+def _transform(x0: float, y0: float, sx: float, sy: float, flip_width: int | None) -> QtGui.QTransform:
+    transform = QtGui.QTransform(sx, 0, 0, sy, x0, y0)
+    if flip_width is not None:
+        transform = transform * QtGui.QTransform(-1, 0, 0, 1, flip_width, 0)
+    return transform
+

@@ -1,0 +1,110 @@
+"""Wires the second opinion into the main window: the model panel's requests
+become jobs for the model worker, answers land in `OpinionState`, and the
+canvas clicks place ROIs while the ROI tool is on."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from mammodesk.inference import ModelEntry
+from mammodesk.inference.runner import roi_window
+from mammodesk.qt.model_panel import ModelPanel
+from mammodesk.qt.opinion_worker import Job, OpinionRunner
+from mammodesk.state.opinion import Opinion, OpinionState
+from mammodesk.state.viewer import Document, ViewerState
+
+DEFAULT_ROI_PX = 120
+
+
+class SecondOpinion(QtCore.QObject):
+    answered = QtCore.Signal(object)  # Opinion, after it is recorded in the state
+    idle = QtCore.Signal()  # every queued job has finished
+
+    def __init__(self, viewer: ViewerState, opinions: OpinionState, parent: QtWidgets.QWidget,
+                 *, prefer_gpu: bool = True) -> None:
+        super().__init__(parent)
+        self.viewer, self.opinions = viewer, opinions
+        self.panel = ModelPanel(opinions)
+        self.worker = OpinionRunner(opinions.registry, self, prefer_gpu=prefer_gpu)
+        self.placing = False
+        self.panel.run_requested.connect(self.run)
+        self.panel.stop_requested.connect(self.stop)
+        self.panel.add_folder_requested.connect(self._on_add_folder)
+        self.panel.place_roi.toggled.connect(self.set_placing)
+        self.panel.clear_rois.clicked.connect(lambda: viewer.active and opinions.clear_rois(viewer.active))
+        self.worker.finished.connect(self._on_finished)
+        self.worker.progress.connect(self.panel.set_progress)
+        self.worker.busy_changed.connect(self._on_busy)
+        viewer.documents_changed.connect(self._forget_closed)
+
+    # --- running ----------------------------------------------------------------------------
+    def run(self, entry: ModelEntry | None, mode: str = "auto", all_images: bool = False) -> int:
+        """Queue jobs; answers already cached for the same image, model and region are
+        shown again without running. Returns the number of jobs queued."""
+        entries = [entry] if entry is not None else [e for e in self.opinions.models if e.card is not None]
+        entries.sort(key=lambda e: e.card is not None and e.card.roi.mode != "whole")  # quick answers first
+        documents = self._shown_documents() if all_images else [self.viewer.active]
+        queued = 0
+        for model in entries:
+            if model.card is None:
+                continue
+            for document in [d for d in documents if d is not None]:
+                for target in self.opinions.targets_for(model, document, mode):
+                    cached = self.opinions.cached(document, model, target)
+                    if cached is not None:
+                        self.opinions.add(cached)
+                        continue
+                    self.worker.submit(Job(model, document, self.opinions.image_for_models(document), target))
+                    queued += 1
+        if not queued and not self.worker.busy:
+            self.panel.set_idle("nothing to run: open an image" if not any(documents) else "shown from the cache")
+        return queued
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.panel.set_idle("stopped")
+
+    def _shown_documents(self) -> list[Document]:
+        if self.viewer.layout == "2x2":
+            return [d for d in self.viewer.hanging().values() if d is not None]
+        return [self.viewer.active] if self.viewer.active is not None else []
+
+    def _on_finished(self, opinion: Opinion) -> None:
+        if opinion.document not in self.viewer.documents:
+            return  # closed while its model ran
+        self.opinions.add(opinion)
+        self.answered.emit(opinion)
+
+    def _on_busy(self, count: int) -> None:
+        if count == 0:
+            failed = [o for o in self.opinions.opinions if o.error and o.error != "stopped"]
+            self.panel.set_idle(f"done; {len(failed)} failed (see the list)" if failed else "done")
+            self.idle.emit()
+
+    def _forget_closed(self) -> None:
+        open_ids = {d.id for d in self.viewer.documents}
+        for document in {o.document for o in self.opinions.opinions if o.document.id not in open_ids}:
+            self.opinions.forget_document(document)
+
+    # --- ROIs -----------------------------------------------------------------------------
+    def set_placing(self, on: bool) -> None:
+        self.placing = on
+        with QtCore.QSignalBlocker(self.panel.place_roi):
+            self.panel.place_roi.setChecked(on)
+
+    def on_clicked(self, document: Document, x: float, y: float) -> None:
+        if not self.placing:
+            return
+        entry = self.panel.current_entry()
+        image = self.opinions.image_for_models(document)
+        if entry is not None and entry.card is not None and entry.card.roi.mode != "whole":
+            top, left, rows, cols = roi_window(entry.card, image, (x, y, x, y))
+            self.opinions.add_roi(document, (float(left), float(top), float(left + cols), float(top + rows)))
+        else:
+            half = DEFAULT_ROI_PX / 2
+            self.opinions.add_roi(document, (x - half, y - half, x + half, y + half))
+
+    def _on_add_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self.panel, "Add a folder of models")
+        if folder:
+            self.opinions.add_model_folder(folder)

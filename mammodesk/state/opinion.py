@@ -1,0 +1,267 @@
+"""The second opinion: which models exist, what they answered for which image
+and region, which answer is shown and how its heat map is drawn. Qt-free;
+the model panel renders it and the inference worker fills it."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
+from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
+from mammodesk.inference.scan import ScanResult
+from mammodesk.io import Image
+from mammodesk.state.events import Signal
+from mammodesk.state.viewer import Document
+
+TargetKind = Literal["whole", "roi", "scan"]
+COLOUR_MAPS = ("inferno", "viridis", "CET-L17", "turbo")
+Box = tuple[float, float, float, float]
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: TargetKind
+    box: Box | None = None  # source x0, y0, x1, y1 for "roi"
+
+    def describe(self) -> str:
+        if self.kind == "roi" and self.box is not None:
+            x0, y0, x1, y1 = self.box
+            return f"ROI at ({(x0 + x1) / 2:.0f}, {(y0 + y1) / 2:.0f})"
+        return {"whole": "whole image", "scan": "breast scan", "roi": "ROI"}[self.kind]
+
+
+@dataclass(eq=False)
+class Opinion:
+    """One model's answer for one image and target (or why there is none)."""
+
+    document: Document
+    entry: ModelEntry
+    target: Target
+    prediction: Prediction | None = None  # for a scan: the most positive window
+    scan: ScanResult | None = None
+    reconstruction: np.ndarray | None = None  # VAE models: (model input, reconstruction), model space
+    error: str | None = None
+    accepted: bool = False
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def model_name(self) -> str:
+        return self.entry.name
+
+    @property
+    def box(self) -> Box | None:
+        if self.prediction is not None and self.prediction.roi_box is not None:
+            return tuple(float(v) for v in self.prediction.roi_box)  # type: ignore[return-value]
+        return self.target.box
+
+    def summary(self) -> str:
+        if self.error:
+            return f"failed: {self.error}"
+        assert self.prediction is not None
+        p = self.prediction
+        text = f"{p.predicted_label} {p.probabilities[p.predicted_index]:.2f}"
+        if p.votes is not None:
+            text += f" ({int(p.votes[p.predicted_index])}/{int(p.votes.sum())} patches)"
+        if self.scan is not None:
+            text = f"most {p.labels[self.scan.positive]}: {p.probabilities[self.scan.positive]:.2f} " \
+                   f"({len(self.scan.boxes)} windows)"
+        return text
+
+    def map_names(self) -> tuple[str, ...]:
+        names: tuple[str, ...] = ()
+        if self.scan is not None:
+            names += ("scan",)
+        if self.prediction is not None and self.prediction.heatmaps is not None:
+            names += self.prediction.heatmaps.names
+        if self.prediction is not None and self.prediction.vote_maps is not None:
+            names += ("votes",)
+        return names
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    visible: bool = True
+    opacity: float = 0.6
+    colour_map: str = "inferno"
+    threshold: float = 0.3  # map values below are transparent (maps are 0..1)
+    class_index: int | None = None  # None: the predicted class
+    map_name: str | None = None  # None: the first the opinion has ("scan", "combined", ...)
+
+
+def cache_key(document: Document, entry: ModelEntry, target: Target, assumed_spacing: float | None) -> tuple:
+    """An answer depends on the image, the model file's weights and spec, and the
+    region: a changed model file (new hash or spec) or another image misses."""
+    card = entry.card
+    assert card is not None
+    spacing = None if document.image.meta.pixel_spacing_mm else assumed_spacing
+    return document.id, str(entry.path), card.weights_sha256, card.spec.to_json(indent=None), target, spacing
+
+
+class OpinionState:
+    def __init__(self, registry: ModelRegistry | None = None) -> None:
+        self.registry = registry or ModelRegistry()
+        self.opinions: list[Opinion] = []
+        self.selected: Opinion | None = None
+        self.overlay = OverlaySettings()
+        self.rois: dict[int, list[Box]] = {}  # document id -> ROIs placed for the models
+        self.accepted: dict[int, list[Finding]] = {}  # document id -> findings accepted from models
+        self.assumed_spacing_mm: float | None = None  # used only for images without a pixel spacing
+        self._cache: dict[tuple, Opinion] = {}
+        self.models_changed = Signal()  # ()
+        self.opinions_changed = Signal()  # ()
+        self.selected_changed = Signal()  # (Opinion | None)
+        self.overlay_changed = Signal()  # (OverlaySettings)
+        self.rois_changed = Signal()  # (Document)
+
+    # --- models ---------------------------------------------------------------------------
+    @property
+    def models(self) -> list[ModelEntry]:
+        return self.registry.entries
+
+    def add_model_folder(self, folder: str) -> None:
+        self.registry.add_folder(folder)
+        self.models_changed.emit()
+
+    def targets_for(self, entry: ModelEntry, document: Document, mode: str = "auto") -> list[Target]:
+        """What "run" means for this model on this image. Whole-image models run on the
+        image. ROI models: "auto"/"rois" = every placed ROI, "last_roi" = the latest one,
+        both falling back to a scan of the breast when none is placed; "scan"; "whole" =
+        the whole image as the ROI."""
+        if entry.card is None:
+            return []
+        if entry.card.roi.mode == "whole":
+            return [Target("whole")]
+        rois = self.rois.get(document.id, [])
+        if mode == "scan" or (mode in ("auto", "rois", "last_roi") and not rois):
+            return [Target("scan")]
+        if mode == "last_roi":
+            return [Target("roi", rois[-1])]
+        if mode == "whole":
+            rows, cols = document.image.shape
+            return [Target("roi", (0.0, 0.0, float(cols), float(rows)))]
+        return [Target("roi", box) for box in rois]
+
+    def image_for_models(self, document: Document) -> Image:
+        """The image as the models see it: with the assumed spacing when it has none."""
+        image = document.image
+        if image.meta.pixel_spacing_mm or not self.assumed_spacing_mm:
+            return image
+        spacing = (self.assumed_spacing_mm, self.assumed_spacing_mm)
+        return Image(image.pixels, dataclasses.replace(image.meta, pixel_spacing_mm=spacing))
+
+    # --- results --------------------------------------------------------------------------
+    def cached(self, document: Document, entry: ModelEntry, target: Target) -> Opinion | None:
+        return self._cache.get(cache_key(document, entry, target, self.assumed_spacing_mm))
+
+    def add(self, opinion: Opinion) -> None:
+        """Record a finished answer (UI thread). Errors are listed but never cached."""
+        key = cache_key(opinion.document, opinion.entry, opinion.target, self.assumed_spacing_mm)
+        previous = self._cache.get(key)
+        if previous is not None and previous in self.opinions:
+            self.opinions.remove(previous)
+        if opinion.error is None:
+            self._cache[key] = opinion
+        self.opinions.append(opinion)
+        self.opinions_changed.emit()
+        self.select(opinion)
+
+    def for_document(self, document: Document | None) -> list[Opinion]:
+        return [o for o in self.opinions if o.document is document]
+
+    def select(self, opinion: Opinion | None) -> None:
+        if opinion is not self.selected:
+            self.selected = opinion
+            self.overlay = dataclasses.replace(self.overlay, class_index=None, map_name=None)
+            self.selected_changed.emit(opinion)
+            self.overlay_changed.emit(self.overlay)
+
+    def shown_for(self, document: Document) -> Opinion | None:
+        """The opinion whose map a view of `document` draws: the selected one when it
+        is about this image, else this image's latest answer from the same model."""
+        selected = self.selected
+        if selected is not None and selected.document is document:
+            return selected if selected.error is None else None
+        mine = [o for o in self.for_document(document) if o.error is None]
+        if selected is not None:
+            same_model = [o for o in mine if o.entry.path == selected.entry.path]
+            return same_model[-1] if same_model else None
+        return None
+
+    def forget_document(self, document: Document) -> None:
+        self.opinions = [o for o in self.opinions if o.document is not document]
+        self._cache = {k: v for k, v in self._cache.items() if v.document is not document}
+        self.rois.pop(document.id, None)
+        if self.selected is not None and self.selected.document is document:
+            self.select(None)
+        self.opinions_changed.emit()
+
+    def accept(self, opinion: Opinion) -> Finding:
+        """The answer as an annotation of its image, linked to the model and its weights."""
+        if opinion.prediction is None:
+            raise ValueError("a failed run has nothing to accept")
+        finding = finding_from(opinion)
+        self.accepted.setdefault(opinion.document.id, []).append(finding)
+        opinion.accepted = True
+        self.opinions_changed.emit()
+        return finding
+
+    # --- ROIs -----------------------------------------------------------------------------
+    def add_roi(self, document: Document, box: Box) -> None:
+        self.rois.setdefault(document.id, []).append(tuple(float(v) for v in box))  # type: ignore[arg-type]
+        self.rois_changed.emit(document)
+
+    def clear_rois(self, document: Document) -> None:
+        self.rois.pop(document.id, None)
+        self.rois_changed.emit(document)
+
+    # --- overlay --------------------------------------------------------------------------
+    def set_overlay(self, **changes) -> None:
+        if "colour_map" in changes and changes["colour_map"] not in COLOUR_MAPS:
+            raise ValueError(f"unknown colour map {changes['colour_map']!r}; choose one of {COLOUR_MAPS}")
+        for name in ("opacity", "threshold"):
+            if name in changes and not 0.0 <= changes[name] <= 1.0:
+                raise ValueError(f"{name} must lie in 0..1, got {changes[name]}")
+        self.overlay = dataclasses.replace(self.overlay, **changes)
+        self.overlay_changed.emit(self.overlay)
+
+    def toggle_overlay(self) -> None:
+        self.set_overlay(visible=not self.overlay.visible)
+
+    def overlay_map(self, opinion: Opinion) -> tuple[SourceMap, str, int] | None:
+        """(map in source pixels, its name, class index) for the current settings."""
+        names = opinion.map_names()
+        if opinion.prediction is None or not names:
+            return None
+        name = self.overlay.map_name if self.overlay.map_name in names else names[0]
+        prediction = opinion.prediction
+        if name == "scan":
+            assert opinion.scan is not None
+            return opinion.scan.map, name, opinion.scan.positive
+        index = self.overlay.class_index
+        if index is None or not 0 <= index < len(prediction.labels):
+            index = prediction.predicted_index
+        maps = prediction.vote_maps if name == "votes" else prediction.heatmaps
+        assert maps is not None
+        return maps.source(index, name), name, index
+
+
+def finding_from(opinion: Opinion) -> Finding:
+    """Model labels become the annotation's kind and pathology where they say so;
+    the label, probability, model and weights hash are kept as attributes."""
+    prediction = opinion.prediction
+    assert prediction is not None
+    label = prediction.predicted_label
+    kind = FindingKind.NORMAL if label == "normal" else FindingKind.OTHER
+    pathology = {"benign": Pathology.BENIGN, "malignant": Pathology.MALIGNANT}.get(label, Pathology.UNKNOWN)
+    box = opinion.box
+    attributes = {"model_label": label, "probability": f"{prediction.probabilities[prediction.predicted_index]:.4f}",
+                  "model": opinion.model_name, "weights_sha256": prediction.weights_sha256,
+                  "target": opinion.target.describe()}
+    return Finding(kind=kind, pathology=pathology, shape=Rect(*box) if box is not None else None,
+                   attributes=attributes, source=f"model:{opinion.model_name}@{prediction.weights_sha256[:12]}")

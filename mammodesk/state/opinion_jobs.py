@@ -1,0 +1,65 @@
+"""The work behind one "run": called on a worker thread, returns a finished
+`Opinion` (an answer or an error that says what to do). Qt-free."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from mammodesk.errors import MammoDeskError
+from mammodesk.inference import ModelContractError, ModelEntry, ModelInputError, ModelRegistry
+from mammodesk.inference.runner import to_nchw
+from mammodesk.inference.scan import scan
+from mammodesk.io import Image
+from mammodesk.state.opinion import Opinion, Target
+from mammodesk.state.viewer import Document
+
+_decoders: dict[str, object] = {}
+_decoders_lock = threading.Lock()
+
+
+def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, image: Image, target: Target, *,
+                prefer_gpu: bool = True, progress: Callable[[int, int], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Opinion:
+    opinion = Opinion(document, entry, target)
+    try:
+        runner = registry.runner(entry.path, prefer_gpu=prefer_gpu)
+        if target.kind == "scan":
+            result = scan(image, runner, progress=progress, should_stop=should_stop)
+            opinion.scan = result
+            opinion.prediction = result.predictions[result.ranked()[0]]
+        else:
+            opinion.prediction = runner.predict(image, target.box)
+            if progress is not None:
+                progress(1, 1)
+        decoder = entry.companions.get("vae-reconstruction")
+        if decoder is not None and target.kind == "whole":
+            opinion.reconstruction = reconstruct(decoder, runner.card.spec.apply(image).array)
+    except InterruptedError:
+        opinion.error = "stopped"
+    except ModelInputError as exc:
+        opinion.error = str(exc)
+    except ModelContractError as exc:
+        opinion.error = f"{exc} - the file does not follow MammoDesk's model contract; re-export it with " \
+                        "mammodesk-train export"
+    except MemoryError:
+        opinion.error = "out of memory running the model; close other images or run on a smaller ROI"
+    except (MammoDeskError, RuntimeError, ValueError, OSError) as exc:  # onnxruntime raises RuntimeError kinds
+        opinion.error = f"{type(exc).__name__}: {exc}"
+    return opinion
+
+
+def reconstruct(decoder_path, model_input: np.ndarray) -> np.ndarray:
+    """(model input, VAE reconstruction), both H x W float, for the reconstruction view."""
+    import onnxruntime as ort
+
+    key = str(decoder_path)
+    with _decoders_lock:
+        if key not in _decoders:
+            _decoders[key] = ort.InferenceSession(key, providers=["CPUExecutionProvider"])
+        session = _decoders[key]
+    batch = to_nchw(model_input[None])
+    output = session.run(None, {session.get_inputs()[0].name: batch})[0]  # type: ignore[attr-defined]
+    return np.stack([batch[0, 0], output[0, 0]]).astype(np.float32)
