@@ -1,0 +1,254 @@
+"""The second opinion end to end (pytest-qt, offscreen): every bundled model
+runs on a real MIAS image and a real CBIS-DDSM DICOM through the model panel,
+answers arrive from the worker, the heat map is a layer aligned with the image,
+answers can be accepted as annotations, and failures are reported, not raised.
+The Qt-free state (targets, cache, accept, overlay settings) is tested without a window."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from mammodesk.inference import ModelRegistry
+from mammodesk.inference.scan import scan_windows
+from mammodesk.io import Image, ImageMeta, read_image
+from mammodesk.preprocessing.spatial import breast_mask
+from mammodesk.qt.app import MainWindow
+from mammodesk.state.opinion import OpinionState, Target, cache_key
+from mammodesk.state.opinion_jobs import run_opinion
+from mammodesk.state.viewer import Document, default_window
+
+RUN_TIMEOUT = 240_000
+BUNDLED = ("vae-cnn-lite-crop-density", "fusion-vgg16-m1-lite-normal", "hybrid-lite-benign-malignant")
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return ModelRegistry()
+
+
+def document_for(path) -> Document:
+    image = read_image(path)
+    return Document(image, default_window(image))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
+    win.resize(1400, 900)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+
+
+def assert_layer_aligned(canvas, row: int, col: int) -> None:
+    """The heat-map pixel over source (row, col) is drawn where the mammogram draws that pixel."""
+    x0, y0, sx, sy = canvas.overlay._placement
+    on_layer = canvas.overlay.item.mapToView(QtCore.QPointF((col + 0.5 - x0) / sx, (row + 0.5 - y0) / sy))
+    on_image = canvas.image_item.mapToView(QtCore.QPointF(col + 0.5, row + 0.5))
+    assert abs(on_layer.x() - on_image.x()) < 1 and abs(on_layer.y() - on_image.y()) < 1
+
+
+def run_and_wait(qtbot, window, entry=None, mode="auto", all_images=False) -> None:
+    opinion = window.second_opinion
+    with qtbot.waitSignal(opinion.idle, timeout=RUN_TIMEOUT):
+        assert opinion.run(entry, mode, all_images) > 0
+
+
+def test_bundled_models_are_the_three_families(registry):
+    usable = {e.name: e for e in registry.entries if e.card is not None}
+    assert set(BUNDLED) <= set(usable)
+    for name in BUNDLED:
+        card = usable[name].card
+        assert card.metrics["auc"]["sd"] > 0 and "cross-validation" in card.metrics["how"]
+        assert usable[name].path.with_suffix(".md").is_file()
+        assert usable[name].path.stat().st_size < 25 * 1024 * 1024
+    assert "vae-reconstruction" in usable["vae-cnn-lite-crop-density"].companions
+
+
+def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window, mias_images, cbis_dicoms, tmp_path):
+    import cv2
+
+    mias = next(p for p in mias_images if p.name == "mdb010.pgm")
+    window.open_paths([str(mias)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
+    document = window.state.documents[0]
+    panel = window.second_opinion.panel
+    for name in BUNDLED:
+        panel.select_model(name)
+        run_and_wait(qtbot, window, panel.current_entry(), "auto")
+    answers = {o.model_name: o for o in window.opinions.for_document(document)}
+    assert set(answers) == set(BUNDLED), [o.error for o in window.opinions.opinions]
+    assert all(o.error is None for o in answers.values())
+    assert answers["fusion-vgg16-m1-lite-normal"].target.kind == "scan"  # no ROI placed: the breast is scanned
+    assert answers["vae-cnn-lite-crop-density"].reconstruction is not None
+    assert panel.findings.topLevelItemCount() == 3
+
+    # The whole-image model's Grad-CAM, drawn as a layer over the image: its peak lies inside the breast
+    # (on this image; the density model's maps do not always, see its card), and the layer's peak pixel
+    # lands on the same screen point as that source pixel of the mammogram, mirrored display included.
+    window.opinions.select(answers["vae-cnn-lite-crop-density"])
+    canvas = window.area.canvases[0]
+    mask = breast_mask(document.image.pixels)
+    assert canvas.overlay.item.isVisible() and canvas.overlay.peak is not None
+    row, col = canvas.overlay.peak
+    assert mask[row, col]
+    shown = window.opinions.overlay_map(answers["vae-cnn-lite-crop-density"])[0]
+    assert_layer_aligned(canvas, row, col)
+    item_rect = canvas.overlay.item.mapRectToView(canvas.overlay.item.boundingRect())
+    assert abs(item_rect.width() - shown.values.shape[1]) < 2 and abs(item_rect.height() - shown.values.shape[0]) < 2
+
+    # H toggles the layer, never the pixels.
+    pixels_before = canvas.image_item.image.copy()
+    window.actions_["overlay"].trigger()
+    assert not canvas.overlay.item.isVisible() and not window.opinions.overlay.visible
+    window.actions_["overlay"].trigger()
+    assert canvas.overlay.item.isVisible()
+    np.testing.assert_array_equal(canvas.image_item.image, pixels_before)
+
+    # Opacity only recolours: alpha scales, colours stay.
+    rgba_before = canvas.overlay.shown_rgba().copy()
+    panel.opacity.setValue(30)
+    rgba_after = canvas.overlay.shown_rgba()
+    assert rgba_after[..., 3].max() < rgba_before[..., 3].max()
+    np.testing.assert_array_equal(rgba_after[..., :3], rgba_before[..., :3])
+
+    # Per-branch maps of the hybrid; the vote map of the patch model.
+    assert {"combined", "resnet50v2", "efficientnet"} <= set(answers["hybrid-lite-benign-malignant"].map_names())
+    assert "votes" in answers["fusion-vgg16-m1-lite-normal"].map_names()
+
+    # The findings entry becomes an annotation linked to the model and its weights.
+    fusion = answers["fusion-vgg16-m1-lite-normal"]
+    window.opinions.select(fusion)
+    panel.accept_button.click()
+    finding = window.opinions.accepted[document.id][-1]
+    assert finding.attributes["model"] == "fusion-vgg16-m1-lite-normal"
+    assert finding.attributes["weights_sha256"] == fusion.entry.card.weights_sha256
+    assert finding.shape is not None and finding.source.startswith("model:fusion-vgg16-m1-lite-normal@")
+
+    # A mirrored copy is shown flipped (standard orientation); the layer flips with it.
+    mirrored = tmp_path / "mirrored.png"
+    cv2.imwrite(str(mirrored), np.ascontiguousarray(document.image.pixels[:, ::-1]))
+    window.open_paths([str(mirrored)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=60_000)
+    window.state.set_active(window.state.documents[1])
+    panel.select_model("vae-cnn-lite-crop-density")
+    run_and_wait(qtbot, window, panel.current_entry())
+    assert canvas.flip and canvas.document is window.state.documents[1]
+    row, col = canvas.overlay.peak
+    assert_layer_aligned(canvas, row, col)
+
+    # A real CBIS-DDSM DICOM (no pixel spacing): the whole-image model runs on it too.
+    window.open_paths([str(cbis_dicoms[0])])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 3, timeout=60_000)
+    window.state.set_active(window.state.documents[2])
+    run_and_wait(qtbot, window, panel.current_entry())
+    dicom_answer = window.opinions.for_document(window.state.documents[2])[-1]
+    assert dicom_answer.error is None and dicom_answer.prediction.heatmaps is not None
+
+
+def test_placed_roi_runs_roi_models_there_and_answers_are_cached(qtbot, window, mias_images):
+    window.open_paths([str(mias_images[0])])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
+    document = window.state.documents[0]
+    panel = window.second_opinion.panel
+    panel.select_model("fusion-vgg16-m1-lite-normal")
+    window.actions_["place_roi"].trigger()
+    rows, cols = document.image.shape
+    window.second_opinion.on_clicked(document, cols * 0.6, rows * 0.5)
+    box = window.opinions.rois[document.id][0]
+    assert box[2] - box[0] == pytest.approx(120, abs=1)  # the model's 120-pixel ROI at MIAS spacing
+    run_and_wait(qtbot, window, panel.current_entry(), "auto")
+    answer = window.opinions.for_document(document)[-1]
+    assert answer.target == Target("roi", box) and answer.prediction.votes.sum() == 25
+    assert window.second_opinion.run(panel.current_entry(), "auto") == 0  # the same request: from the cache
+    assert window.opinions.selected is answer
+
+
+def test_failures_are_reported_in_the_panel(qtbot, window, tmp_path):
+    small = tmp_path / "tiny.png"
+    import cv2
+
+    cv2.imwrite(str(small), np.full((40, 40), 120, np.uint8))
+    window.open_paths([str(small)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
+    panel = window.second_opinion.panel
+    panel.select_model("fusion-vgg16-m1-lite-normal")
+    run_and_wait(qtbot, window, panel.current_entry(), "scan")
+    answer = window.opinions.opinions[-1]
+    assert answer.error and "smaller" in answer.error
+    assert "failed" in panel.findings.topLevelItem(0).text(3)
+    assert window.isVisible()
+
+    broken = tmp_path / "models"
+    broken.mkdir()
+    (broken / "not-a-model.onnx").write_bytes(b"\x00garbage")
+    window.opinions.add_model_folder(str(broken))
+    unusable = [panel.models.item(i).text() for i in range(panel.models.count()) if "unusable" in
+                panel.models.item(i).text()]
+    assert unusable == ["not-a-model.onnx  (unusable)"]
+
+
+def test_cache_key_follows_image_model_and_region(registry, mias_images, tmp_path):
+    entry = registry.find("vae-cnn-lite-crop-density")
+    first, second = document_for(mias_images[0]), document_for(mias_images[0])
+    key = cache_key(first, entry, Target("whole"), None)
+    assert key == cache_key(first, entry, Target("whole"), None)
+    assert key != cache_key(second, entry, Target("whole"), None)  # another image (even the same file reopened)
+    assert key != cache_key(first, entry, Target("roi", (0, 0, 10, 10)), None)
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(entry.path, copy)
+    assert key != cache_key(first, registry.find(copy), Target("whole"), None)  # another model file
+
+
+def test_state_targets_accept_and_overlay_validation(registry, mias_images):
+    state = OpinionState(registry)
+    document = document_for(mias_images[0])
+    fusion, vae = registry.find("fusion-vgg16-m1-lite-normal"), registry.find("vae-cnn-lite-crop-density")
+    assert state.targets_for(vae, document) == [Target("whole")]
+    assert state.targets_for(fusion, document) == [Target("scan")]
+    state.add_roi(document, (10, 20, 130, 140))
+    state.add_roi(document, (200, 200, 320, 320))
+    assert [t.box for t in state.targets_for(fusion, document)] == [(10, 20, 130, 140), (200, 200, 320, 320)]
+    assert state.targets_for(fusion, document, "last_roi") == [Target("roi", (200.0, 200.0, 320.0, 320.0))]
+    with pytest.raises(ValueError, match="opacity"):
+        state.set_overlay(opacity=1.5)
+    with pytest.raises(ValueError, match="colour map"):
+        state.set_overlay(colour_map="rainbow")
+    opinion = run_opinion(registry, vae, document, document.image, Target("whole"), prefer_gpu=False)
+    state.add(opinion)
+    finding = state.accept(opinion)
+    assert finding.shape is None and finding.attributes["model_label"] in ("F", "G", "D")
+    assert state.cached(document, vae, Target("whole")) is opinion
+
+
+def test_scan_windows_cover_the_breast_at_the_model_scale(registry, mias_images):
+    image = read_image(next(p for p in mias_images if p.name == "mdb023.pgm"))
+    runner = registry.runner("fusion-vgg16-m1-lite-normal", prefer_gpu=False)
+    boxes = scan_windows(image, runner)
+    mask = breast_mask(image.pixels)
+    centres = np.column_stack([(boxes[:, 1] + boxes[:, 3]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2]).astype(int)
+    assert len(boxes) > 10 and mask[centres[:, 0], centres[:, 1]].all()
+    assert np.allclose(boxes[:, 2] - boxes[:, 0], 120)  # 24 mm at 0.2 mm per pixel
+    blank = Image(np.zeros((400, 400), np.uint8), ImageMeta(pixel_spacing_mm=(0.2, 0.2)))
+    with pytest.raises(Exception, match="no breast"):
+        scan_windows(blank, runner)
+
+
+def test_demo_runs_the_models_on_the_four_views(qtbot, window, cbis_dicoms):
+    from mammodesk.cli import demo_files
+
+    files = demo_files()
+    window.open_paths(files)
+    window.state.set_layout("2x2")
+    with qtbot.waitSignal(window.second_opinion.idle, timeout=RUN_TIMEOUT * 2):
+        window.run_models_when_loaded(len(files), assumed_spacing_mm=0.05)
+    assert len({o.document.id for o in window.opinions.opinions}) == 4
+    assert all(o.error is None for o in window.opinions.opinions), [o.error for o in window.opinions.opinions]
+    visible = [c for c in window.area.visible_canvases() if c.overlay.item.isVisible()]
+    assert len(visible) == 4  # every view of the hanging shows its map
