@@ -11,11 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from mammodesk.io import Image
-from mammodesk.preprocessing.spatial import breast_mask
-
 from mammodesk.inference.results import Prediction, SourceMap
 from mammodesk.inference.runner import ModelInputError, ModelRunner
+from mammodesk.io import Image
+from mammodesk.preprocessing.spatial import breast_mask
 
 MAX_WINDOWS = 400  # beyond this the stride grows: a scan stays seconds, not minutes, on a CPU
 
@@ -40,7 +39,7 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float = 0.5) -> np.
     if runner.card.roi.mode == "whole":
         raise ModelInputError(f"{runner.card.name} classifies whole images; there is nothing to scan")
     rows, cols = image.shape
-    y0, x0, size_y, size_x = runner.roi_window(image, (cols / 2, rows / 2, cols / 2 + 1, rows / 2 + 1))
+    _, _, size_y, size_x = runner.roi_window(image, (cols / 2, rows / 2, cols / 2 + 1, rows / 2 + 1))
     size = max(size_x, size_y)
     if size > min(rows, cols):
         raise ModelInputError(f"the image ({cols}x{rows}) is smaller than one {size}-pixel ROI of "

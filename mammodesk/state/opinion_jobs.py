@@ -9,7 +9,12 @@ from typing import Callable
 import numpy as np
 
 from mammodesk.errors import MammoDeskError
-from mammodesk.inference import ModelContractError, ModelEntry, ModelInputError, ModelRegistry
+from mammodesk.inference import (
+    ModelContractError,
+    ModelEntry,
+    ModelInputError,
+    ModelRegistry,
+)
 from mammodesk.inference.runner import to_nchw
 from mammodesk.inference.scan import scan
 from mammodesk.io import Image
