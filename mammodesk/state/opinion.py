@@ -87,7 +87,7 @@ class Opinion:
 @dataclass(frozen=True)
 class OverlaySettings:
     visible: bool = True
-    opacity: float = 0.6
+    opacity: float = 0.45
     colour_map: str = "inferno"
     threshold: float = 0.3  # map values below are transparent (maps are 0..1)
     class_index: int | None = None  # None: the predicted class
