@@ -252,3 +252,7 @@ def test_demo_runs_the_models_on_the_four_views(qtbot, window, cbis_dicoms):
     assert all(o.error is None for o in window.opinions.opinions), [o.error for o in window.opinions.opinions]
     visible = [c for c in window.area.visible_canvases() if c.overlay.item.isVisible()]
     assert len(visible) == 4  # every view of the hanging shows its map
+    best = window.opinions.selected  # the demo ends on the model with the best cross-validated AUC
+    assert best is not None and best.document is window.state.active
+    assert best.entry.card.metrics["auc"]["mean"] == max(o.entry.card.metrics["auc"]["mean"]
+                                                         for o in window.opinions.opinions)

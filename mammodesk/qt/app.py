@@ -149,8 +149,13 @@ class MainWindow(QtWidgets.QMainWindow):
             panel.assume_spacing.setChecked(True)
         self.docks["models"].raise_()
 
+        def show_best() -> None:
+            self.second_opinion.idle.disconnect(show_best)
+            self.opinions.select(self.opinions.best_for(self.state.active))
+
         def check() -> None:
             if len(self.state.documents) + len(self.state.errors) >= expected and self.loader.pending == 0:
+                self.second_opinion.idle.connect(show_best)
                 self.second_opinion.run(None, "auto", all_images=True)
             else:
                 QtCore.QTimer.singleShot(100, check)
@@ -352,7 +357,10 @@ def run_app(files: list[str], demo: bool = False) -> int:
     app.setApplicationName("MammoDesk")
     app.setWindowIcon(QtGui.QIcon(str(icon_path())))
     window = MainWindow()
-    window.show()
+    if demo:
+        window.showMaximized()
+    else:
+        window.show()
     window.open_paths(files)
     if len(files) > 1:
         window.state.set_layout("2x2")

@@ -193,6 +193,15 @@ class OpinionState:
             return same_model[-1] if same_model else None
         return None
 
+    def best_for(self, document: Document | None) -> Opinion | None:
+        """This image's answer from the model with the highest cross-validated AUC."""
+        def auc(opinion: Opinion) -> float:
+            metric = opinion.entry.card.metrics.get("auc") if opinion.entry.card else None
+            return float(metric["mean"]) if isinstance(metric, dict) and "mean" in metric else 0.0
+
+        answers = [o for o in self.for_document(document) if o.error is None]
+        return max(answers, key=auc) if answers else None
+
     def forget_document(self, document: Document) -> None:
         self.opinions = [o for o in self.opinions if o.document is not document]
         self._cache = {k: v for k, v in self._cache.items() if v.document is not document}
