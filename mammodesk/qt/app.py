@@ -54,7 +54,8 @@ class MainWindow(QtWidgets.QMainWindow):
             "pipeline": self._dock("Preprocessing", self.pipeline_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
             "browser": self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
             "metadata": self._dock("Metadata", self.metadata, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
-            "models": self._dock("Models", self.second_opinion.panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
+            "models": self._dock("Models", _scrolling(self.second_opinion.panel),
+                                 QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
         }
         self.tabifyDockWidget(self.docks["pipeline"], self.docks["models"])
         self.resizeDocks([self.docks["browser"]], [300], QtCore.Qt.Orientation.Horizontal)
@@ -344,6 +345,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+
+def _scrolling(panel: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
+    """A tall panel in a scroll area, so it never sets the window's minimum height."""
+    area = QtWidgets.QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
 
 
 def _set_checked(action: QtGui.QAction, checked: bool) -> None:

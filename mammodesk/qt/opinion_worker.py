@@ -4,13 +4,13 @@ every core for one job), and reports progress and answers as Qt signals."""
 from __future__ import annotations
 
 import concurrent.futures as futures
-import threading
 from dataclasses import dataclass
 
 from PySide6 import QtCore
 
 from mammodesk.inference import ModelEntry, ModelRegistry
 from mammodesk.io import Image
+from mammodesk.qt.workers import BusyCounter
 from mammodesk.state.opinion import Opinion, Target
 from mammodesk.state.opinion_jobs import run_opinion
 from mammodesk.state.viewer import Document
@@ -24,7 +24,7 @@ class Job:
     target: Target
 
 
-class OpinionRunner(QtCore.QObject):
+class OpinionRunner(BusyCounter, QtCore.QObject):
     finished = QtCore.Signal(object)  # Opinion (an answer or an error)
     progress = QtCore.Signal(str, int, int)  # what is running, done, total
     busy_changed = QtCore.Signal(int)  # jobs queued or running
@@ -35,13 +35,8 @@ class OpinionRunner(QtCore.QObject):
         self.registry = registry
         self.prefer_gpu = prefer_gpu
         self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-models")
-        self._lock = threading.Lock()
-        self._busy = 0
+        self._init_busy()
         self._epoch = 0  # stop() moves it on: jobs from an older epoch end early and report nothing
-
-    @property
-    def busy(self) -> int:
-        return self._busy
 
     def submit(self, job: Job) -> None:
         self._count(+1)
@@ -76,9 +71,3 @@ class OpinionRunner(QtCore.QObject):
             self.finished.emit(Opinion(job.document, job.entry, job.target, error=f"{type(exc).__name__}: {exc}"))
         finally:
             self._count(-1)
-
-    def _count(self, step: int) -> None:
-        with self._lock:
-            self._busy += step
-            busy = self._busy
-        self.busy_changed.emit(busy)

@@ -85,7 +85,27 @@ class LoaderBridge(QtCore.QObject):
         self.pending_changed.emit(pending)
 
 
-class ProcessingRunner(QtCore.QObject):
+class BusyCounter:
+    """Jobs queued or running, counted from any thread and reported as `busy_changed`."""
+
+    busy_changed: QtCore.SignalInstance
+
+    def _init_busy(self) -> None:
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def _count(self, step: int) -> None:
+        with self._busy_lock:
+            self._busy += step
+            busy = self._busy
+        self.busy_changed.emit(busy)
+
+
+class ProcessingRunner(BusyCounter, QtCore.QObject):
     """Runs the spec per document: a view-resolution preview, then full
     resolution. Previews have their own thread, so a slider step never waits
     behind a long full-resolution pass; scheduling again for a document
@@ -101,8 +121,7 @@ class ProcessingRunner(QtCore.QObject):
         self.frames = FrameCache()
         self._previews = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-preview")
         self._full = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-full")
-        self._busy = 0
-        self._lock = threading.Lock()
+        self._init_busy()
 
     def schedule(self, document: Document, spec: PipelineSpec, preview_scale: float) -> int:
         generation = self.generations.start(document.id)
@@ -151,9 +170,3 @@ class ProcessingRunner(QtCore.QObject):
                 self.failed.emit(document, f"{type(exc).__name__}: {exc}")
         finally:
             self._count(-1)
-
-    def _count(self, step: int) -> None:
-        with self._lock:
-            self._busy += step
-            busy = self._busy
-        self.busy_changed.emit(busy)
