@@ -368,7 +368,8 @@ def run_app(files: list[str], demo: bool = False) -> int:
     app.setApplicationName("MammoDesk")
     app.setWindowIcon(QtGui.QIcon(str(icon_path())))
     window = MainWindow()
-    if demo:
+    if demo:  # maximised; the explicit size also holds where no window manager maximises (Xvfb)
+        window.resize(app.primaryScreen().availableGeometry().size())
         window.showMaximized()
     else:
         window.show()

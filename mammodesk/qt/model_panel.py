@@ -295,6 +295,9 @@ class ModelPanel(QtWidgets.QWidget):
                 self.state.select(opinion)
 
     def _on_selected(self, opinion: Opinion | None) -> None:
+        self.refresh_findings()  # the highlighted row follows a selection made elsewhere (e.g. the demo)
+        if opinion is not None:
+            self.select_model(opinion.model_name)
         self.bars.show_opinion(opinion)
         self.accept_button.setEnabled(opinion is not None and opinion.prediction is not None and not opinion.accepted)
         if opinion is not None and opinion.prediction is not None:
