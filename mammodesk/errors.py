@@ -64,3 +64,8 @@ def did_you_mean(word: str, options) -> str:
     prefixed = [o for o in options if o.startswith(word) or word.startswith(o)] if word else []
     close = prefixed or difflib.get_close_matches(word, options, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class AnnotationSaveError(MammoDeskError, OSError):
+    """Annotations could not be written; the previous file is untouched and the
+    edits stay in memory (the message says why: disk full, read-only, ...)."""

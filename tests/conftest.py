@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Annotations of images in read-only folders go here, never into the tester's home.
+os.environ.setdefault("MAMMODESK_DATA_DIR", tempfile.mkdtemp(prefix="mammodesk-data-"))
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as dicom_factory
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -131,6 +131,10 @@ class Finding:
     attributes: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
     source: str = ""
+    uid: str = ""  # stable identity while labelling (selection, undo, exports)
+    author: str = ""
+    created: str = ""  # ISO 8601 UTC
+    modified: str = ""
 
     def __post_init__(self) -> None:
         if self.birads is not None and not 0 <= self.birads <= 6:
@@ -151,6 +155,11 @@ class ImageLabels:
     view: str | None = None
     patient_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.birads is not None and not 0 <= self.birads <= 6:
+            raise ValueError(f"BI-RADS must be 0-6, got {self.birads}")
 
     @property
     def is_normal(self) -> bool:

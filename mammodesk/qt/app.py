@@ -3,6 +3,7 @@ canvas area, the panels, the workers and the settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk import __version__
+from mammodesk.annotations.geometry import translate
 from mammodesk.qt.actions import ShortcutsDialog, build_actions
+from mammodesk.qt.labelling import LabellingController
 from mammodesk.qt.metadata_panel import MetadataPanel
 from mammodesk.qt.pipeline_panel import PipelinePanel
 from mammodesk.qt.second_opinion import SecondOpinion
@@ -44,7 +47,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader = LoaderBridge(self)
         self.runner = ProcessingRunner(self)
         self.opinions = opinions or OpinionState()
-        self.area = ViewerArea(self.state, self.opinions, self)
+        self.labelling = LabellingController(self, author=self.settings.value("author", None))
+        self.area = ViewerArea(self.state, self.opinions, self, labelling=self.labelling.state)
         self.setCentralWidget(self.area)
         self.second_opinion = SecondOpinion(self.state, self.opinions, self)
         self.pipeline_panel = PipelinePanel(self.state)
@@ -56,8 +60,11 @@ class MainWindow(QtWidgets.QMainWindow):
             "metadata": self._dock("Metadata", self.metadata, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
             "models": self._dock("Models", _scrolling(self.second_opinion.panel),
                                  QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
+            "labels": self._dock("Labels", _scrolling(self.labelling.panel),
+                                 QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
         }
         self.tabifyDockWidget(self.docks["pipeline"], self.docks["models"])
+        self.tabifyDockWidget(self.docks["pipeline"], self.docks["labels"])
         self.resizeDocks([self.docks["browser"]], [300], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["pipeline"]], [330], QtCore.Qt.Orientation.Horizontal)
         self.actions_ = build_actions(self)
@@ -114,6 +121,15 @@ class MainWindow(QtWidgets.QMainWindow):
         a["place_roi"].toggled.connect(opinion.set_placing)
         opinion.panel.place_roi.toggled.connect(lambda on: _set_checked(a["place_roi"], on))
         self.area.clicked_at.connect(opinion.on_clicked)
+        self.opinions.finding_accepted.connect(self._on_model_finding_accepted)
+        self.labelling.connect_actions(a)
+        for key in ("Backspace", "Return", "Enter"):  # while the image area has the focus
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), self.area)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(self.labelling.delete_or_back if key == "Backspace"
+                                       else self.labelling.finish_polygon)
+        state.active_changed.connect(self.labelling.show_active)
+        state.documents_changed.connect(self.labelling.on_documents_changed)
         for key, dock in self.docks.items():
             action = a[f"panel_{key}"]
             action.toggled.connect(dock.setVisible)
@@ -209,6 +225,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_loaded(self, loaded: Loaded) -> None:
         document = self.state.add_image(loaded.image, window=loaded.window, flip=loaded.flip)
+        self.labelling.on_loaded(document, loaded)
         self.browser.set_summary(loaded.summary)
         meta = loaded.image.meta
         warnings = f"; {len(meta.warnings)} warning(s), see Metadata" if meta.warnings else ""
@@ -267,6 +284,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pipeline_panel.status.setText("Processing..." if count else "")
 
     def _on_stop(self) -> None:
+        if self.labelling.cancel_drawing():  # Esc first drops a polygon being placed
+            return
         self.runner.stop()
         self._scheduled.clear()  # the next edit or view change starts again
         self.statusBar().showMessage("Processing stopped")
@@ -329,7 +348,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("loupe", self.actions_["loupe"].isChecked())
         self.settings.sync()
 
+    def _on_model_finding_accepted(self, document: Document, finding) -> None:
+        if document.id in self.labelling.state.sheets:
+            if finding.shape is not None:  # model boxes are in pixel edges, labels in pixel centres
+                finding = dataclasses.replace(finding, shape=translate(finding.shape, -0.5, -0.5))
+            self.labelling.state.add_existing(document.id, finding, f"Accept {finding.source}")
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt naming
+        unsaved = self.labelling.close()
+        if unsaved:
+            QtWidgets.QMessageBox.warning(self, "Annotations not saved",
+                                          "These annotations could not be written: " + ", ".join(unsaved))
         self.save_settings()
         self.runner.shutdown()
         self.second_opinion.worker.shutdown()

@@ -26,23 +26,27 @@ LOUPE_ZOOM = 3
 
 
 class CanvasViewBox(pg.ViewBox):
-    """Left drag pans, wheel zooms (pyqtgraph defaults); right drag is window/level."""
+    """Left drag pans, wheel zooms (pyqtgraph defaults); right drag is window/level.
+    An ROI editor, when attached, sees left drags and clicks first."""
 
     window_dragged = QtCore.Signal(float, float)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.editor = None
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
         if ev.button() == QtCore.Qt.MouseButton.RightButton:
             ev.accept()
             delta = ev.screenPos() - ev.lastScreenPos()
             self.window_dragged.emit(float(delta.x()), float(delta.y()))
-        else:
+        elif self.editor is None or not self.editor.drag(ev):
             super().mouseDragEvent(ev, axis)
 
     def mouseClickEvent(self, ev):  # noqa: N802 - no context menu on right click
         if ev.button() == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()
+        elif self.editor is not None and self.editor.click(ev):
             ev.accept()
         else:
             super().mouseClickEvent(ev)
@@ -85,6 +89,7 @@ class ImageCanvas(pg.GraphicsView):
         self.view_box.window_dragged.connect(self._on_window_dragged)
         self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.editor = None  # RoiEditor, attached by the view area when labelling is available
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self.setMouseTracking(True)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
@@ -196,6 +201,10 @@ class ImageCanvas(pg.GraphicsView):
             if 0 <= x < cols and 0 <= y < rows:
                 self.clicked_at.emit(self.document, x, y)
 
+    def attach_editor(self, editor) -> None:
+        self.editor = editor
+        self.view_box.editor = editor
+
     def source_point(self, scene_pos: QtCore.QPointF) -> tuple[float, float]:
         """Source-pixel coordinates (as stored, not mirrored) of a scene position."""
         point = self.view_box.mapSceneToView(scene_pos)
@@ -219,6 +228,9 @@ class ImageCanvas(pg.GraphicsView):
         self.cursor_moved.emit(self._readout(col, row))
         if self.loupe_enabled:
             self._show_loupe(col, row, self.mapFromScene(scene_pos))
+        if self.editor is not None:  # the rubber band of a polygon being placed
+            view_point = self.view_box.mapSceneToView(scene_pos)
+            self.editor.hover(view_point.x(), view_point.y())
 
     def _readout(self, col: int, row: int) -> str:
         document = self.document

@@ -6,7 +6,9 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from mammodesk.qt.canvas import ImageCanvas
+from mammodesk.qt.roi_editor import RoiEditor
 from mammodesk.state.hanging import SLOTS
+from mammodesk.state.labelling import LabellingState
 from mammodesk.state.opinion import OpinionState
 from mammodesk.state.viewer import Document, ViewerState
 
@@ -16,10 +18,11 @@ class ViewerArea(QtWidgets.QWidget):
     clicked_at = QtCore.Signal(object, float, float)  # document, source x, source y
 
     def __init__(self, state: ViewerState, opinions: OpinionState | None = None,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+                 parent: QtWidgets.QWidget | None = None, labelling: LabellingState | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.opinions = opinions
+        self.labelling = labelling
         self._overlay_which: tuple = (None, None)
         self.canvases = [ImageCanvas(self) for _ in range(4)]
         self._grid = QtWidgets.QGridLayout(self)
@@ -33,6 +36,11 @@ class ViewerArea(QtWidgets.QWidget):
             canvas.activated.connect(state.set_active)
             canvas.range_changed.connect(self._on_range_changed)
             canvas.clicked_at.connect(self.clicked_at)
+            if labelling is not None:
+                canvas.attach_editor(RoiEditor(canvas, labelling))
+        if labelling is not None:
+            labelling.changed.connect(self.refresh_rois)
+            labelling.selection_changed.connect(lambda key, _uid: self.refresh_rois(key))
         state.documents_changed.connect(self.rebuild)
         state.active_changed.connect(lambda *_: self.rebuild())
         state.layout_changed.connect(lambda *_: self.rebuild(fit=True))
@@ -86,6 +94,7 @@ class ViewerArea(QtWidgets.QWidget):
             active = document is not None and document is self.state.active and len(plan) > 1
             canvas.setStyleSheet("ImageCanvas { border: 2px solid #3a78c8; }" if active else "")
         self.refresh_overlays()
+        self.refresh_rois()
         if len(plan) == 2:  # side by side: the same coordinates, so a plain link
             self.canvases[1].view_box.setXLink(self.canvases[0].view_box)
             self.canvases[1].view_box.setYLink(self.canvases[0].view_box)
@@ -117,6 +126,19 @@ class ViewerArea(QtWidgets.QWidget):
         self._loupe = enabled
         for canvas in self.canvases:
             canvas.set_loupe(enabled)
+
+    # --- labelled ROIs ----------------------------------------------------------------------
+    def refresh_rois(self, key: int | None = None) -> None:
+        for canvas in self.canvases:
+            if canvas.editor is not None and (key is None or (canvas.document is not None
+                                                               and canvas.document.id == key)):
+                canvas.editor.refresh()
+
+    def editor_for(self, document: Document | None) -> RoiEditor | None:
+        for canvas in self.visible_canvases():
+            if document is not None and canvas.document is document and canvas.editor is not None:
+                return canvas.editor
+        return None
 
     # --- heat maps ------------------------------------------------------------------------
     def refresh_overlays(self) -> None:

@@ -14,6 +14,9 @@ from typing import Callable
 
 import numpy as np
 
+from mammodesk.annotations.sidecar import (
+    SidecarRead, pixel_sha256, read_sidecar, remove_stale_temporaries, sidecar_path,
+)
 from mammodesk.errors import ImageReadError
 from mammodesk.io import Image, WindowPreset, read_image
 from mammodesk.state import display
@@ -31,6 +34,8 @@ class Loaded:
     window: WindowPreset
     flip: bool
     summary: "FileSummary"
+    sha256: str = ""
+    annotations: SidecarRead | None = None  # the image's saved labels, read off the UI thread
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,12 @@ def load(path: str) -> Loaded | LoadFailure:
         image = read_image(path)
     except ImageReadError as exc:
         return LoadFailure(path, exc.cause)
-    return Loaded(image, default_window(image), display.needs_flip(image), _summary(path, image))
+    sha256 = pixel_sha256(image.pixels)
+    sidecar = sidecar_path(Path(path), sha256)
+    remove_stale_temporaries(sidecar)
+    annotations = read_sidecar(sidecar, sha256, image.shape)
+    return Loaded(image, default_window(image), display.needs_flip(image), _summary(path, image), sha256,
+                  annotations)
 
 
 def summarise(path: str) -> FileSummary:

@@ -118,6 +118,7 @@ class OpinionState:
         self.selected_changed = Signal()  # (Opinion | None)
         self.overlay_changed = Signal()  # (OverlaySettings)
         self.rois_changed = Signal()  # (Document)
+        self.finding_accepted = Signal()  # (Document, Finding)
 
     # --- models ---------------------------------------------------------------------------
     @property
@@ -218,6 +219,7 @@ class OpinionState:
         self.accepted.setdefault(opinion.document.id, []).append(finding)
         opinion.accepted = True
         self.opinions_changed.emit()
+        self.finding_accepted.emit(opinion.document, finding)
         return finding
 
     # --- ROIs -----------------------------------------------------------------------------

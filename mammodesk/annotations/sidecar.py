@@ -1,0 +1,169 @@
+"""One JSON sidecar per image, next to it (`IMAGE.mammodesk.json`), or - when
+that folder is read-only - in the user's data folder under the pixel hash.
+
+Writes are atomic: a temporary file in the same folder, fsync, rename over
+the old file, fsync of the folder. A crash leaves either the old or the new
+file, never a mixture. A sidecar that cannot be parsed is renamed aside
+(`*.corrupt-TIMESTAMP`), reported, and never overwritten.
+
+Nothing identifying goes in: the image is named by file name (not its
+folder) and by the SHA-256 of its pixels."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mammodesk.annotations.model import ImageLabels
+from mammodesk.annotations.serialize import labels_from_dict, labels_to_dict
+from mammodesk.errors import AnnotationSaveError
+
+SCHEMA = "mammodesk-annotations"
+VERSION = 1
+SUFFIX = ".mammodesk.json"
+
+
+def pixel_sha256(pixels) -> str:
+    """Identity of an image's content, independent of its file name and header."""
+    digest = hashlib.sha256()
+    digest.update(f"{pixels.dtype.str}{pixels.shape}".encode())
+    digest.update(memoryview(pixels if pixels.flags.c_contiguous else pixels.copy()).cast("B"))
+    return digest.hexdigest()
+
+
+def data_dir() -> Path:
+    """Where annotations of images in read-only folders go."""
+    override = os.environ.get("MAMMODESK_DATA_DIR")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "MammoDesk"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "MammoDesk"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "MammoDesk"
+
+
+def sidecar_path(image_path: Path | None, sha256: str) -> Path:
+    """An existing sidecar wins; else next to the image if that folder is writable."""
+    stored = data_dir() / "annotations" / sha256[:2] / f"{sha256}.json"
+    if image_path is None:
+        return stored
+    beside = image_path.with_name(image_path.name + SUFFIX)
+    if beside.exists():
+        return beside
+    if stored.exists():
+        return stored
+    return beside if os.access(image_path.parent, os.W_OK) else stored
+
+
+@dataclass
+class SidecarRead:
+    """What opening an image found: labels (None = no sidecar yet) and anything to tell the user."""
+
+    path: Path
+    labels: ImageLabels | None = None
+    revision: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def read_sidecar(path: Path, sha256: str, shape: tuple[int, int]) -> SidecarRead:
+    result = SidecarRead(path)
+    if not path.exists():
+        return result
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ValueError("not a MammoDesk annotation file")
+        if int(data.get("version", 0)) > VERSION:
+            raise ValueError(f"written by a newer MammoDesk (schema version {data['version']} > {VERSION})")
+        labels = labels_from_dict(data["labels"])
+        image = data.get("image", {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        kept = keep_aside(path)
+        result.problems.append(f"{path.name} could not be read ({exc}); kept as {kept.name}, starting empty")
+        return result
+    result.labels = labels
+    result.revision = int(data.get("revision", 0))
+    if image.get("pixel_sha256") not in (None, sha256):
+        result.problems.append(f"{path.name} was made on different pixels (the image file changed); "
+                               "check the ROIs before trusting them")
+    if image.get("rows") is not None and (image["rows"], image["cols"]) != tuple(shape):
+        result.problems.append(f"{path.name} was made on a {image['cols']}x{image['rows']} image, "
+                               f"this one is {shape[1]}x{shape[0]}")
+    return result
+
+
+def keep_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    counter = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
+        counter += 1
+    os.replace(path, target)
+    return target
+
+
+def sidecar_bytes(labels: ImageLabels, *, file_name: str, sha256: str, shape: tuple[int, int],
+                  revision: int) -> bytes:
+    document = {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "revision": revision,
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "image": {"file": file_name, "pixel_sha256": sha256, "rows": shape[0], "cols": shape[1]},
+        "labels": labels_to_dict(labels),
+    }
+    return json.dumps(document, indent=1).encode("utf-8")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash at any moment leaves the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        try:
+            temporary.unlink()
+        except OSError:
+            pass
+        raise AnnotationSaveError(exc.errno, _why(exc), str(path)) from exc
+    _fsync_folder(path.parent)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "no permission to write there"
+    return exc.strerror or str(exc)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if sys.platform == "win32":
+        return  # folders cannot be opened for fsync; NTFS journals the rename
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed writer left behind (never the sidecar itself)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,297 @@
+"""Wires ROI labelling into the main window: sheets for loaded images, the
+autosave thread's reports, tools and label hotkeys, import/export dialogs,
+the project taxonomy and stepping through a study's files."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from mammodesk.annotations.model import Pathology
+from mammodesk.annotations.sidecar import write_atomic
+from mammodesk.annotations.taxonomy import TAXONOMY_FILE, STANDARD_TYPES, Taxonomy, load_taxonomy
+from mammodesk.errors import MammoDeskError
+from mammodesk.qt.labels_panel import LabelsPanel
+from mammodesk.state import label_io
+from mammodesk.state.autosave import AutoSaver
+from mammodesk.state.labelling import TOOLS, LabellingState
+from mammodesk.state.loading import Loaded
+from mammodesk.state.viewer import Document
+
+TYPE_KEYS = dict(zip(STANDARD_TYPES, ("type_mass", "type_calc", "type_distortion", "type_asymmetry",
+                                      "type_normal")))
+PATHOLOGY_KEYS = {"pathology_benign": Pathology.BENIGN, "pathology_malignant": Pathology.MALIGNANT,
+                  "pathology_unknown": Pathology.UNKNOWN}
+
+
+class LabellingController(QtCore.QObject):
+    _saved = QtCore.Signal(object, object)  # SaveJob, error: from the saver thread to the UI thread
+    _imported = QtCore.Signal(str, str, object)  # kind, path, list[ImageLabels] | Exception
+
+    def __init__(self, window, author: str | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.saver = AutoSaver(on_done=lambda job, error: self._saved.emit(job, error))
+        self.state = LabellingState(self.saver, author=author)
+        self.panel = LabelsPanel(self.state)
+        self.targets: dict[int, label_io.LabelTarget] = {}
+        self.pending_imports: list[tuple[str, object]] = []  # (text, ImageLabels) for images not open yet
+        self.taxonomy_file: str | None = None
+        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="label-import")
+        self._saved.connect(self.state.on_saved)
+        self._imported.connect(self._on_imported)
+
+    # --- documents ----------------------------------------------------------------------------------
+    def on_loaded(self, document: Document, loaded: Loaded) -> None:
+        if loaded.annotations is None:
+            return
+        path = document.image.meta.source_path
+        if self.taxonomy_file is None and path is not None:
+            taxonomy, problem = load_taxonomy(path.parent)
+            self.taxonomy_file = taxonomy.source if problem is None else ""
+            self.state.set_taxonomy(taxonomy)
+            if problem:
+                self.window.statusBar().showMessage(problem)
+        self.targets[document.id] = label_io.LabelTarget(document.id, path, loaded.sha256, document.image.shape,
+                                                         document.image.meta.format.upper() == "DICOM")
+        self.state.attach(document.id, file_name=path.name if path else document.name, sha256=loaded.sha256,
+                          shape=document.image.shape, read=loaded.annotations)
+        self._apply_pending(document.id)
+        self.show_active(self.window.state.active)
+
+    def on_documents_changed(self) -> None:
+        open_ids = {d.id for d in self.window.state.documents}
+        for key in [k for k in self.state.sheets if k not in open_ids]:
+            self.state.detach(key)
+            self.targets.pop(key, None)
+
+    def show_active(self, document: Document | None) -> None:
+        spacing = document.image.meta.pixel_spacing_mm if document is not None else None
+        self.panel.set_key(document.id if document is not None else None, spacing[1] if spacing else None)
+
+    @property
+    def active_key(self) -> int | None:
+        document = self.window.state.active
+        return document.id if document is not None and document.id in self.state.sheets else None
+
+    def active_editor(self):
+        return self.window.area.editor_for(self.window.state.active)
+
+    # --- actions ----------------------------------------------------------------------------------------
+    def connect_actions(self, a: dict[str, QtGui.QAction]) -> None:
+        state = self.state
+        group = QtGui.QActionGroup(self)
+        for tool in TOOLS:
+            action = a[f"tool_{tool}"]
+            group.addAction(action)
+            action.triggered.connect(lambda _=False, t=tool: self._set_tool(t))
+        a["tool_select"].setChecked(True)
+        state.tool_changed.connect(lambda tool: a[f"tool_{tool}"].setChecked(True))
+        self.panel.add_tool_actions([a[f"tool_{t}"] for t in TOOLS])
+        buttons = self.panel.buttons
+        self.panel.add_tool_actions([a["undo"], a["redo"], a["delete_finding"]], buttons)
+        a["undo"].triggered.connect(lambda: self._history(state.undo))
+        a["redo"].triggered.connect(lambda: self._history(state.redo))
+        a["delete_finding"].triggered.connect(self.delete_or_back)
+        a["next_finding"].triggered.connect(lambda: self.active_key is not None and
+                                            state.step_selection(self.active_key, +1))
+        a["prev_finding"].triggered.connect(lambda: self.active_key is not None and
+                                            state.step_selection(self.active_key, -1))
+        for type_name, key in TYPE_KEYS.items():
+            a[key].triggered.connect(lambda _=False, t=type_name: state.label_selected(self.active_key, type=t))
+        for key, pathology in PATHOLOGY_KEYS.items():
+            a[key].triggered.connect(lambda _=False, p=pathology: state.label_selected(self.active_key, pathology=p))
+        for value in range(7):
+            a[f"birads_{value}"].triggered.connect(
+                lambda _=False, v=value: state.label_selected(self.active_key, birads=v))
+        a["import_labels"].triggered.connect(self.import_dialog)
+        a["export_labels"].triggered.connect(self.export_dialog)
+        a["edit_taxonomy"].triggered.connect(self.taxonomy_dialog)
+        a["next_file"].triggered.connect(lambda: self.step_file(+1))
+        a["prev_file"].triggered.connect(lambda: self.step_file(-1))
+        self.include_identifiers = a["include_identifiers"]
+
+    def _set_tool(self, tool: str) -> None:
+        editor = self.active_editor()
+        if editor is not None:
+            editor.cancel()
+        self.state.set_tool(tool)
+
+    def _history(self, step) -> None:
+        editor = self.active_editor()
+        if editor is not None and editor.cancel():
+            return  # Ctrl+Z while placing a polygon drops it first
+        if self.active_key is not None:
+            text = step(self.active_key)
+            self.window.statusBar().showMessage(f"{step.__name__.capitalize()}: {text}" if text else
+                                                f"Nothing to {step.__name__}")
+
+    def delete_or_back(self) -> None:
+        """Delete/Backspace: the last polygon vertex while placing one, else the selected ROI."""
+        editor = self.active_editor()
+        if editor is not None and editor.remove_last_vertex():
+            return
+        key = self.active_key
+        sheet = self.state.sheet(key) if key is not None else None
+        if sheet is not None and sheet.selected is not None:
+            self.state.delete_finding(key, sheet.selected)
+
+    def cancel_drawing(self) -> bool:
+        editor = self.active_editor()
+        return editor is not None and editor.cancel()
+
+    def finish_polygon(self) -> bool:
+        editor = self.active_editor()
+        return editor is not None and editor.finish_polygon()
+
+    # --- stepping through a study ------------------------------------------------------------------
+    def step_file(self, offset: int) -> None:
+        """Open the next/previous file of the study browser in place of the active image."""
+        browser = self.window.browser
+        paths = [browser.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(browser.count())]
+        active = self.window.state.active
+        current = str(active.image.meta.source_path) if active is not None else None
+        if not paths:
+            return
+        index = (paths.index(current) + offset) % len(paths) if current in paths else 0
+        target = paths[index]
+        browser.setCurrentRow(index)
+        for document in self.window.state.documents:
+            if str(document.image.meta.source_path) == target:
+                self.window.state.set_active(document)
+                return
+        if active is not None and self.window.state.layout == "single":
+            self.window.state.close(active)  # its labels are saved on close
+        self.window.open_path(target)
+
+    # --- import ---------------------------------------------------------------------------------------
+    def import_dialog(self) -> None:
+        filters = list(label_io.IMPORT_FORMATS.values())
+        path, chosen = QtWidgets.QFileDialog.getOpenFileName(self.window, "Import labels", "", ";;".join(filters))
+        if path:
+            kind = list(label_io.IMPORT_FORMATS)[filters.index(chosen)] if chosen in filters else "csv"
+            self.import_file(path, kind)
+
+    def import_file(self, path: str, kind: str) -> futures.Future:
+        self.window.statusBar().showMessage(f"Reading {Path(path).name}...")
+
+        def work():
+            try:
+                result = label_io.read_labels_file(Path(path), kind)
+            except (MammoDeskError, OSError, ValueError) as exc:
+                result = exc
+            self._imported.emit(kind, path, result)
+
+        return self._pool.submit(work)
+
+    def _on_imported(self, kind: str, path: str, result) -> None:
+        name = Path(path).name
+        if isinstance(result, Exception):
+            QtWidgets.QMessageBox.warning(self.window, "Import failed", f"{name}: {result}")
+            return
+        matched, unmatched = label_io.match(result, list(self.targets.values()))
+        text = f"Import {name}"
+        added = sum(self.state.import_labels(key, labels, text) for key, labels in matched.items())
+        by_id = {labels.image_id: labels for labels in result}
+        self.pending_imports += [(text, by_id[image_id]) for image_id in unmatched if image_id in by_id]
+        self.window.statusBar().showMessage(
+            f"{name}: {added} finding(s) added to {len(matched)} open image(s); "
+            f"{len(unmatched)} other image(s) get theirs when opened")
+
+    def _apply_pending(self, key: int) -> None:
+        if not self.pending_imports:
+            return
+        imported = [labels for _, labels in self.pending_imports]
+        matched, _ = label_io.match(imported, [self.targets[key]])
+        if key in matched:
+            self.state.import_labels(key, matched[key], self.pending_imports[0][0])
+
+    # --- export --------------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        if not self.state.sheets:
+            self.window.statusBar().showMessage("Nothing to export: open and label an image first")
+            return
+        filters = list(label_io.EXPORT_FORMATS.values())
+        kind, ok = QtWidgets.QInputDialog.getItem(self.window, "Export labels", "Format (all open images):",
+                                                  filters, 0, False)
+        if not ok:
+            return
+        kind = list(label_io.EXPORT_FORMATS)[filters.index(kind)]
+        if kind == "sr":
+            out = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Folder for the structured reports")
+        else:
+            suffix = {"csv": "findings.csv", "coco": "annotations.coco.json", "mias": "Info.txt"}[kind]
+            out, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, "Export labels", suffix)
+        if out:
+            self.export(kind, Path(out))
+
+    def export(self, kind: str, out: Path) -> str:
+        items = [(self.targets[key], sheet.labels) for key, sheet in self.state.sheets.items() if key in self.targets]
+        try:
+            summary = label_io.export(kind, out, items, finding_types=self.state.taxonomy.finding_types,
+                                      author=self.state.author,
+                                      include_identifiers=self.include_identifiers.isChecked())
+        except (MammoDeskError, OSError, ValueError) as exc:
+            QtWidgets.QMessageBox.warning(self.window, "Export failed", f"{out.name}: {exc}")
+            return ""
+        self.window.statusBar().showMessage(summary)
+        return summary
+
+    # --- taxonomy --------------------------------------------------------------------------------------
+    def taxonomy_dialog(self) -> None:
+        active = self.window.state.active
+        folder = active.image.meta.source_path.parent if active and active.image.meta.source_path else None
+        dialog = TaxonomyDialog(self.state.taxonomy, folder, self.window)
+        if dialog.exec() and dialog.result_taxonomy is not None:
+            self.state.set_taxonomy(dialog.result_taxonomy)
+            self.taxonomy_file = dialog.result_taxonomy.source
+
+    # --- shutdown ---------------------------------------------------------------------------------------
+    def close(self) -> list[str]:
+        """Flush every save; the file names whose labels could not be written (the user is told)."""
+        names = {key: sheet.file_name for key, sheet in self.state.sheets.items()}
+        for key in list(self.state.sheets):
+            self.state.detach(key)
+        self.saver.close(timeout=10)
+        self._pool.shutdown(wait=False)
+        return [names.get(key, str(key)) for key in self.saver.unsaved()]
+
+
+class TaxonomyDialog(QtWidgets.QDialog):
+    """Edit the project's label vocabulary as JSON; saved as mammodesk-taxonomy.json
+    in the image folder, so everyone labelling that folder uses the same words."""
+
+    def __init__(self, taxonomy: Taxonomy, folder: Path | None, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Label taxonomy")
+        self.folder = folder
+        self.result_taxonomy: Taxonomy | None = None
+        layout = QtWidgets.QVBoxLayout(self)
+        where = folder / TAXONOMY_FILE if folder else "open an image first to choose the project folder"
+        layout.addWidget(QtWidgets.QLabel(f"In use: {taxonomy.source}\nSaved to: {where}"))
+        self.text = QtWidgets.QPlainTextEdit(taxonomy.to_json())
+        layout.addWidget(self.text)
+        self.error = QtWidgets.QLabel()
+        self.error.setStyleSheet("color: #e06060;")
+        layout.addWidget(self.error)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Save
+                                             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._save)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Save).setEnabled(folder is not None)
+        layout.addWidget(buttons)
+        self.resize(560, 520)
+
+    def _save(self) -> None:
+        assert self.folder is not None
+        path = self.folder / TAXONOMY_FILE
+        try:
+            taxonomy = Taxonomy.from_json(self.text.toPlainText(), str(path))
+            write_atomic(path, taxonomy.to_json().encode("utf-8"))
+        except (ValueError, OSError) as exc:
+            self.error.setText(str(exc))
+            return
+        self.result_taxonomy = taxonomy
+        self.accept()

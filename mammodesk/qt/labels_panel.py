@@ -1,0 +1,258 @@
+"""The labelling panel: tools, the labels of the active image, its findings
+list (synced with the canvas selection), the selected finding's editor, and
+the save status. Every edit goes through `LabellingState`, so undo covers it."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from mammodesk.annotations.geometry import area
+from mammodesk.annotations.model import Finding, Pathology
+from mammodesk.annotations.taxonomy import BIRADS, DENSITY, finding_type
+from mammodesk.qt.roi_layer import COLOURS
+from mammodesk.state.labelling import LabellingState
+
+NONE = "—"
+PATHOLOGIES = [p.value for p in Pathology]
+
+
+class LabelsPanel(QtWidgets.QWidget):
+    def __init__(self, labelling: LabellingState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.labelling = labelling
+        self.key: int | None = None
+        self.spacing_mm: float | None = None
+        self._updating = False
+        layout = QtWidgets.QVBoxLayout(self)
+        self.tools = QtWidgets.QHBoxLayout()
+        self.tools.setSpacing(2)
+        layout.addLayout(self.tools)
+        defaults = QtWidgets.QHBoxLayout()
+        defaults.addWidget(QtWidgets.QLabel("New ROIs:"))
+        self.next_type = QtWidgets.QComboBox()
+        self.next_pathology = _combo(PATHOLOGIES)
+        defaults.addWidget(self.next_type, 1)
+        defaults.addWidget(self.next_pathology, 1)
+        layout.addLayout(defaults)
+
+        image_box = QtWidgets.QGroupBox("Image")
+        image_form = QtWidgets.QFormLayout(image_box)
+        self.density = _combo([NONE, *DENSITY])
+        self.image_birads = _combo([NONE, *map(str, BIRADS)])
+        self.image_note = QtWidgets.QLineEdit()
+        self.image_note.setPlaceholderText("note on the whole image")
+        image_form.addRow("Breast density", self.density)
+        image_form.addRow("BI-RADS", self.image_birads)
+        image_form.addRow("Note", self.image_note)
+        layout.addWidget(image_box)
+
+        self.table = QtWidgets.QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["#", "Finding", "Pathology", "BI-RADS", "Shape, size"])
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumHeight(140)
+        layout.addWidget(self.table, 1)
+
+        self.editor = QtWidgets.QGroupBox("Selected finding")
+        self.form = QtWidgets.QFormLayout(self.editor)
+        self.type_combo = QtWidgets.QComboBox()
+        self.pathology = _combo(PATHOLOGIES)
+        self.birads = _combo([NONE, *map(str, BIRADS)])
+        self.note = QtWidgets.QLineEdit()
+        self.stamps = QtWidgets.QLabel()
+        self.stamps.setStyleSheet("color: #888;")
+        self.stamps.setWordWrap(True)
+        self.form.addRow("Finding", self.type_combo)
+        self.form.addRow("Pathology", self.pathology)
+        self.form.addRow("BI-RADS", self.birads)
+        self.attribute_combos: dict[str, QtWidgets.QComboBox] = {}
+        self.form.addRow("Note", self.note)
+        self.form.addRow(self.stamps)
+        layout.addWidget(self.editor)
+        self.buttons = QtWidgets.QHBoxLayout()
+        layout.addLayout(self.buttons)
+        self.status = QtWidgets.QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.status)
+        self._build_taxonomy()
+        self._connect()
+        self.refresh()
+
+    def add_tool_actions(self, actions: list[QtGui.QAction], row: QtWidgets.QHBoxLayout | None = None) -> None:
+        for action in actions:
+            button = QtWidgets.QToolButton()
+            button.setDefaultAction(action)
+            button.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
+            (row or self.tools).addWidget(button)
+        (row or self.tools).addStretch(1)
+
+    # --- wiring ----------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        state = self.labelling
+        state.changed.connect(lambda key: key == self.key and self.refresh())
+        state.selection_changed.connect(lambda key, _uid: key == self.key and self.refresh())
+        state.save_status_changed.connect(lambda key: key == self.key and self._show_status())
+        state.tool_changed.connect(lambda _tool: self._show_defaults())
+        state.taxonomy_changed.connect(lambda _t: (self._build_taxonomy(), self.refresh()))
+        self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self.next_type.activated.connect(lambda _i: setattr(state, "next_type", self.next_type.currentText()))
+        self.next_pathology.activated.connect(
+            lambda _i: setattr(state, "next_pathology", Pathology(self.next_pathology.currentText())))
+        self.density.activated.connect(lambda _i: self._set_image(density=_value(self.density)))
+        self.image_birads.activated.connect(lambda _i: self._set_image(birads=_int(self.image_birads)))
+        self.image_note.editingFinished.connect(lambda: self._set_image(note=self.image_note.text()))
+        self.type_combo.activated.connect(lambda _i: self._edit(type=self.type_combo.currentText()))
+        self.pathology.activated.connect(lambda _i: self._edit(pathology=Pathology(self.pathology.currentText())))
+        self.birads.activated.connect(lambda _i: self._edit(birads=_int(self.birads)))
+        self.note.editingFinished.connect(lambda: self._edit(note=self.note.text()))
+
+    def _build_taxonomy(self) -> None:
+        taxonomy = self.labelling.taxonomy
+        for combo in (self.next_type, self.type_combo):
+            combo.clear()
+            combo.addItems(list(taxonomy.finding_types))
+        for name, combo in self.attribute_combos.items():
+            self.form.removeRow(combo)
+        self.attribute_combos = {}
+        for index, (name, values) in enumerate(taxonomy.attributes.items()):
+            combo = QtWidgets.QComboBox()
+            combo.setEditable(True)  # a value outside the list is kept (imports carry their own words)
+            combo.addItems(["", *values])
+            combo.textActivated.connect(lambda text, n=name: self._edit(attributes={n: text or None}))
+            self.form.insertRow(3 + index, name.capitalize(), combo)
+            self.attribute_combos[name] = combo
+        self._show_defaults()
+
+    def set_key(self, key: int | None, spacing_mm: float | None = None) -> None:
+        self.key, self.spacing_mm = key, spacing_mm
+        self.refresh()
+
+    # --- state -> widgets -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        self._updating = True
+        try:
+            sheet = self.labelling.sheet(self.key) if self.key is not None else None
+            self.setEnabled(sheet is not None)
+            findings = sheet.labels.findings if sheet is not None else ()
+            self.table.setRowCount(len(findings))
+            for row, finding in enumerate(findings):
+                for column, text in enumerate(self._row(row + 1, finding)):
+                    item = QtWidgets.QTableWidgetItem(text)
+                    if column == 1:
+                        item.setForeground(QtGui.QColor(COLOURS.get(finding.kind, "#e8e8e8")))
+                    self.table.setItem(row, column, item)
+            self.table.resizeColumnsToContents()
+            selected = sheet.selected if sheet is not None else None
+            uids = [f.uid for f in findings]
+            self.table.clearSelection()
+            if selected in uids:
+                self.table.selectRow(uids.index(selected))
+            labels = sheet.labels if sheet is not None else None
+            _set_combo(self.density, (labels.density if labels else None) or NONE)
+            _set_combo(self.image_birads, NONE if labels is None or labels.birads is None else str(labels.birads))
+            if not self.image_note.hasFocus():
+                self.image_note.setText(labels.note if labels else "")
+            self._show_finding(sheet.finding(selected) if selected in uids else None)
+        finally:
+            self._updating = False
+        self._show_status()
+
+    def _row(self, index: int, finding: Finding) -> list[str]:
+        shape = finding.shape
+        size = ""
+        if shape is not None and shape.bbox() is not None:
+            x0, y0, x1, y1 = shape.bbox()
+            if self.spacing_mm:
+                size = f"{(x1 - x0) * self.spacing_mm:.1f}x{(y1 - y0) * self.spacing_mm:.1f} mm"
+            else:
+                size = f"{x1 - x0:.0f}x{y1 - y0:.0f} px, {area(shape):.0f} px²"
+        kind = type(shape).__name__.lower() if shape is not None else "no location"
+        return [str(index), finding_type(finding.kind, finding.attributes).replace("_", " "),
+                finding.pathology.value, "" if finding.birads is None else str(finding.birads),
+                f"{kind} {size}".strip()]
+
+    def _show_finding(self, finding: Finding | None) -> None:
+        self.editor.setEnabled(finding is not None)
+        if finding is None:
+            self.stamps.setText("Select an ROI on the image or in the list")
+            return
+        name = finding_type(finding.kind, finding.attributes)
+        _set_combo(self.type_combo, name)
+        _set_combo(self.pathology, finding.pathology.value)
+        _set_combo(self.birads, NONE if finding.birads is None else str(finding.birads))
+        applicable = set(self.labelling.taxonomy.attributes_for(name))
+        for attribute, combo in self.attribute_combos.items():
+            show = attribute in applicable or attribute in finding.attributes
+            self.form.setRowVisible(combo, show)
+            combo.setEditText(finding.attributes.get(attribute, ""))
+        if not self.note.hasFocus():
+            self.note.setText(finding.note)
+        source = f"; from {finding.source}" if finding.source else ""
+        self.stamps.setText(f"Created {finding.created or '?'} by {finding.author or '?'}; "
+                            f"modified {finding.modified or '?'}{source}")
+
+    def _show_defaults(self) -> None:
+        _set_combo(self.next_type, self.labelling.next_type)
+        _set_combo(self.next_pathology, self.labelling.next_pathology.value)
+
+    def _show_status(self) -> None:
+        sheet = self.labelling.sheet(self.key) if self.key is not None else None
+        if sheet is None:
+            self.status.setText("Open an image to label it")
+            self.status.setStyleSheet("")
+            return
+        lines = [f"<span style='color:#e06060'>Not saved: {sheet.save_error}</span>"] if sheet.save_error else []
+        lines += [f"<span style='color:#e0a040'>{problem}</span>" for problem in sheet.problems]
+        if not sheet.save_error:
+            state = "saved" if sheet.saved else "saving..."
+            lines.append(f"{len(sheet.labels.findings)} finding(s), {state} to {sheet.sidecar.name}")
+        self.status.setText("<br>".join(lines))
+        self.status.setToolTip(str(sheet.sidecar))
+
+    # --- widgets -> state ----------------------------------------------------------------------------
+    def _on_table_selection(self) -> None:
+        if self._updating or self.key is None:
+            return
+        rows = {index.row() for index in self.table.selectedIndexes()}
+        sheet = self.labelling.sheet(self.key)
+        if sheet is not None and rows:
+            self.labelling.select(self.key, sheet.labels.findings[min(rows)].uid)
+
+    def _edit(self, **changes) -> None:
+        sheet = self.labelling.sheet(self.key) if self.key is not None else None
+        if self._updating or sheet is None or sheet.selected is None:
+            return
+        self.labelling.update_finding(self.key, sheet.selected, "Relabel", **changes)
+
+    def _set_image(self, **changes) -> None:
+        if not self._updating and self.key is not None and self.key in self.labelling.sheets:
+            self.labelling.set_image(self.key, **changes)
+
+
+def _combo(items: list[str]) -> QtWidgets.QComboBox:
+    combo = QtWidgets.QComboBox()
+    combo.addItems(items)
+    return combo
+
+
+def _set_combo(combo: QtWidgets.QComboBox, text: str) -> None:
+    with QtCore.QSignalBlocker(combo):
+        index = combo.findText(text)
+        if index < 0:  # an imported value outside the taxonomy: show it, do not lose it
+            combo.addItem(text)
+            index = combo.count() - 1
+        combo.setCurrentIndex(index)
+
+
+def _value(combo: QtWidgets.QComboBox) -> str | None:
+    text = combo.currentText()
+    return None if text == NONE else text
+
+
+def _int(combo: QtWidgets.QComboBox) -> int | None:
+    text = _value(combo)
+    return None if text is None else int(text)
