@@ -9,6 +9,7 @@ import json
 import math
 import time
 
+import cv2
 import numpy as np
 import pytest
 from dicom_factory import PHI, make_dataset, phantom, write
@@ -388,3 +389,24 @@ def test_real_mias_info_imports_as_editable_rois(mias_dir, tmp_path):
     assert finding.shape == Circle(338.0, 1023 - 314.0, 56.0) and finding.source == "MIAS:CIRC"
     state.set_shape(key, finding.uid, geometry.translate(finding.shape, 3, 0))  # editable like any ROI
     assert state.sheets[key].labels.findings[0].shape.cx == 341.0
+
+
+def test_cbis_masks_become_editable_outlines(tmp_path):
+    mask = np.zeros((200, 160), np.uint8)
+    cv2.circle(mask, (80, 90), 30, 255, -1)
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "masks" / "roi.png"), mask)
+    header = ("patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,"
+              "mass shape,mass margins,assessment,pathology,subtlety,image file path,cropped image file path,"
+              "ROI mask file path\n")
+    rows = ("P_00001,3,LEFT,CC,1,mass,OVAL,SPICULATED,4,MALIGNANT,4,Mass-Training_P_00001_LEFT_CC/a.dcm,,"
+            "masks/roi.png\n"
+            "P_00001,3,LEFT,CC,2,mass,ROUND,CIRCUMSCRIBED,3,BENIGN,2,Mass-Training_P_00001_LEFT_CC/a.dcm,,"
+            "masks/missing.png\n")
+    (tmp_path / "mass.csv").write_text(header + rows)
+    (labels,) = label_io.read_labels_file(tmp_path / "mass.csv", "cbis")
+    outline, missing = labels.findings
+    assert isinstance(outline.shape, Polygon) and outline.pathology == Pathology.MALIGNANT
+    assert geometry.area(outline.shape) == pytest.approx(math.pi * 30**2, rel=0.08)
+    assert outline.shape.contains(80, 90) and not outline.shape.contains(80, 125)
+    assert missing.shape is None and "ROI mask not read" in missing.note

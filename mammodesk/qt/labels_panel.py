@@ -24,15 +24,16 @@ class LabelsPanel(QtWidgets.QWidget):
         self.spacing_mm: float | None = None
         self._updating = False
         layout = QtWidgets.QVBoxLayout(self)
-        self.tools = QtWidgets.QHBoxLayout()
+        self.tools = QtWidgets.QGridLayout()
         self.tools.setSpacing(2)
         layout.addLayout(self.tools)
-        defaults = QtWidgets.QHBoxLayout()
-        defaults.addWidget(QtWidgets.QLabel("New ROIs:"))
+        defaults = QtWidgets.QFormLayout()
         self.next_type = QtWidgets.QComboBox()
         self.next_pathology = _combo(PATHOLOGIES)
-        defaults.addWidget(self.next_type, 1)
-        defaults.addWidget(self.next_pathology, 1)
+        pair = QtWidgets.QHBoxLayout()
+        pair.addWidget(self.next_type, 3)
+        pair.addWidget(self.next_pathology, 2)
+        defaults.addRow("New ROIs", pair)
         layout.addLayout(defaults)
 
         image_box = QtWidgets.QGroupBox("Image")
@@ -54,6 +55,7 @@ class LabelsPanel(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(140)
+        self.table.setMinimumWidth(120)  # scrolls sideways rather than widening the dock
         layout.addWidget(self.table, 1)
 
         self.editor = QtWidgets.QGroupBox("Selected finding")
@@ -77,18 +79,24 @@ class LabelsPanel(QtWidgets.QWidget):
         self.status = QtWidgets.QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         layout.addWidget(self.status)
         self._build_taxonomy()
         self._connect()
         self.refresh()
 
-    def add_tool_actions(self, actions: list[QtGui.QAction], row: QtWidgets.QHBoxLayout | None = None) -> None:
-        for action in actions:
+    def add_tool_actions(self, actions: list[QtGui.QAction], row: QtWidgets.QHBoxLayout | None = None,
+                         columns: int = 4) -> None:
+        """Buttons for actions: in the tool grid, or in `row`."""
+        for index, action in enumerate(actions):
             button = QtWidgets.QToolButton()
             button.setDefaultAction(action)
             button.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
-            (row or self.tools).addWidget(button)
-        (row or self.tools).addStretch(1)
+            button.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+            if row is None:
+                self.tools.addWidget(button, index // columns, index % columns)
+            else:
+                row.addWidget(button)
 
     # --- wiring ----------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -146,6 +154,7 @@ class LabelsPanel(QtWidgets.QWidget):
                         item.setForeground(QtGui.QColor(COLOURS.get(finding.kind, "#e8e8e8")))
                     self.table.setItem(row, column, item)
             self.table.resizeColumnsToContents()
+            self.table.horizontalHeader().setStretchLastSection(True)
             selected = sheet.selected if sheet is not None else None
             uids = [f.uid for f in findings]
             self.table.clearSelection()

@@ -108,14 +108,23 @@ class RoiLayer(QtWidgets.QGraphicsObject):
             box = shape.bbox() if shape is not None else None
             if box is None:
                 continue
-            item = QtWidgets.QGraphicsSimpleTextItem(label_text(index, finding), self)
+            item = _Label(label_text(index, finding), self)
             item.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
             item.setBrush(QtGui.QColor(COLOURS.get(finding.kind, "#e8e8e8")))
             font = item.font()
             font.setBold(finding.uid == self.selected)
             item.setFont(font)
             item.setPos(box[0], box[1])
+            item.setTransform(QtGui.QTransform.fromTranslate(0, -item.boundingRect().height() - 3))  # above it
             self._labels.append(item)
+
+
+class _Label(QtWidgets.QGraphicsSimpleTextItem):
+    """Text on a dark plate, readable over bright tissue."""
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        painter.fillRect(self.boundingRect().adjusted(-2, -1, 2, 1), QtGui.QColor(0, 0, 0, 150))
+        super().paint(painter, option, widget)
 
 
 def _pen(colour: QtGui.QColor, width: float, dashed: bool = False) -> QtGui.QPen:

@@ -102,6 +102,7 @@ class LabellingState:
         sheet = self.sheets.pop(key, None)
         if sheet is not None and not sheet.saved and self.saver is not None:
             self.saver.schedule(self._job(sheet), immediately=True)
+            self.saver.flush(timeout=2.0)  # reopening the image at once must find this state on disk
 
     def sheet(self, key: int) -> Sheet | None:
         return self.sheets.get(key)
