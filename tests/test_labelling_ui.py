@@ -257,3 +257,42 @@ def test_real_mias_info_import_in_the_app(window, qtbot, mias_dir):
     sidecar = mias_dir / "mdb028.pgm.mammodesk.json"
     if sidecar.exists():
         sidecar.unlink()
+
+
+def test_next_file_and_the_taxonomy_dialog(window, qtbot, tmp_path):
+    from mammodesk.qt.labelling import TaxonomyDialog
+
+    first, second = image_file(tmp_path, "a.png"), image_file(tmp_path, "b.png")
+    window.open_folder(str(tmp_path))  # two files: both open, in the hanging
+    qtbot.waitUntil(lambda: len(window.labelling.state.sheets) == 2, timeout=20_000)
+    window.state.set_layout("single")
+    by_name = {d.image.meta.source_path.name: d for d in window.state.documents}
+    window.state.set_active(by_name["a.png"])
+    window.actions_["next_file"].trigger()
+    assert window.state.active.image.meta.source_path.name == "b.png"
+    window.actions_["next_file"].trigger()  # wraps
+    assert window.state.active.image.meta.source_path.name == "a.png"
+    window.state.close(window.state.active)  # b stays open; the next file (a) is read in its place
+    window.actions_["next_file"].trigger()
+    qtbot.waitUntil(lambda: window.state.active is not None
+                    and window.state.active.image.meta.source_path.name == "a.png", timeout=20_000)
+    assert [d.image.meta.source_path.name for d in window.state.documents] == ["a.png"]
+    window.actions_["prev_file"].trigger()
+    qtbot.waitUntil(lambda: window.state.active is not None
+                    and window.state.active.image.meta.source_path.name == "b.png", timeout=20_000)
+    assert [d.image.meta.source_path.name for d in window.state.documents] == ["b.png"]
+    assert {first.name, second.name} == {"a.png", "b.png"}
+
+    dialog = TaxonomyDialog(window.labelling.state.taxonomy, tmp_path, window)
+    dialog.text.setPlainText('{"finding_types": ["mass"]}')
+    dialog._save()
+    assert "missing" in dialog.error.text() and not (tmp_path / "mammodesk-taxonomy.json").exists()
+    text = json.loads(window.labelling.state.taxonomy.to_json())
+    text["finding_types"].append("lymph node")
+    dialog.text.setPlainText(json.dumps(text))
+    dialog._save()
+    assert dialog.result() == QtWidgets.QDialog.DialogCode.Accepted
+    window.labelling.state.set_taxonomy(dialog.result_taxonomy)
+    panel = window.labelling.panel
+    assert "lymph node" in [panel.type_combo.itemText(i) for i in range(panel.type_combo.count())]
+    assert "lymph node" in (tmp_path / "mammodesk-taxonomy.json").read_text()

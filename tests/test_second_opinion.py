@@ -130,6 +130,10 @@ def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window,
     assert finding.attributes["model"] == "fusion-vgg16-m1-lite-normal"
     assert finding.attributes["weights_sha256"] == fusion.entry.card.weights_sha256
     assert finding.shape is not None and finding.source.startswith("model:fusion-vgg16-m1-lite-normal@")
+    labelled = window.labelling.state.sheets[document.id].labels.findings[-1]  # an editable, saved ROI too
+    assert labelled.source == finding.source and labelled.attributes["model"] == "fusion-vgg16-m1-lite-normal"
+    assert labelled.shape.bbox() == pytest.approx([v - 0.5 for v in finding.shape.bbox()])
+    window.labelling.state.undo(document.id)  # leave the shared folder's sidecar empty again
 
     # A mirrored copy is shown flipped (standard orientation); the layer flips with it.
     mirrored = tmp_path / "mirrored.png"
