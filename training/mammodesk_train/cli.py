@@ -1,4 +1,4 @@
-"""mammodesk-train list | fit | evaluate | export."""
+"""mammodesk-train list | fit | pretrain | evaluate | export."""
 
 from __future__ import annotations
 
@@ -35,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", help="auto, cpu or cuda")
     fit.add_argument("--no-final", action="store_true", help="skip the final model trained on all data")
     fit.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every epoch count (smoke runs)")
+    fit.add_argument("--init", type=Path, help="start the ResNet50V2 (simclr, hybrid) from a backbone file "
+                     "written by `pretrain`")
+    pre = sub.add_parser("pretrain", help="self-supervised pretraining of a backbone on unlabelled images")
+    pre.add_argument("--method", choices=["simclr"], default="simclr")
+    pre.add_argument("--data", required=True, help="SOURCE:PATH; labels are not used")
+    pre.add_argument("--out", required=True, type=Path, help="backbone file to write, e.g. backbones/NAME.pt")
+    pre.add_argument("--preset", default="simclr-lite", help="a simclr preset (architecture, input, schedule)")
+    pre.add_argument("--width", type=float, help="encoder width (match the family you will --init)")
+    pre.add_argument("--epochs", type=int)
+    pre.add_argument("--batch-size", type=int)
+    pre.add_argument("--micro-batch", type=int, help="embed this many views at a time (large batches on "
+                     "small machines, same gradient)")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--device", default="auto")
     export = sub.add_parser("export", help="export a run's final model to ONNX with its CV metrics")
     export.add_argument("run", type=Path)
     export.add_argument("--out", required=True, type=Path)
@@ -102,8 +116,22 @@ def _fit(args) -> int:
     records = load_source(args.data)
     task = get_task(args.task, records)
     family = family_for(preset, device=args.device)
+    if args.init is not None:
+        if not hasattr(family, "init"):
+            raise CliError(f"--init: the {preset.family} family has no ResNet50V2 to start (simclr, hybrid have)")
+        family.init = args.init
     document = run_cv(family, records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
                       final=not args.no_final)
+    if args.init is not None:
+        from mammodesk_train.simclr.backbone import seen_patients
+
+        seen = seen_patients(args.init, [r.patient_key for r in records])
+        run = json.loads((args.out / "run.json").read_text())
+        run["init"] = {"backbone": args.init.name, "cv_patients_seen_in_pretraining": seen}
+        (args.out / "run.json").write_text(json.dumps(run, indent=2))
+        if seen:
+            print(f"note: the backbone's pretraining saw images (not labels) of {seen} of these patients; "
+                  "the CV figures are not free of that overlap", file=sys.stderr)
     summary = document["cv_summary"]
     print(f"{args.folds}-fold patient-level CV ({document['samples']} images, {document['patients']} patients):")
     for key in ("auc", "accuracy", "f1_weighted", "sensitivity", "specificity"):
@@ -114,6 +142,24 @@ def _fit(args) -> int:
                           if k in ("auc", "accuracy", "sensitivity"))
         print(f"  {level.removeprefix('cv_summary_').replace('_', '-')}: {shown}")
     print(f"wall time {document['wall_time_s']:.0f} s; report: {args.out / 'report.html'}")
+    return 0
+
+
+def _pretrain(args) -> int:
+    from dataclasses import replace
+
+    from mammodesk_train.simclr.backbone import pretrain_backbone
+
+    preset = _preset(args.preset)
+    if preset.family != "simclr" or preset.pretrain is None:
+        raise CliError(f"--preset {args.preset} is not a SimCLR pretraining preset (e.g. simclr-lite, simclr-paper)")
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                   ("micro_batch", args.micro_batch)) if v is not None}
+    preset = replace(preset, pretrain=replace(preset.pretrain, **overrides), width=args.width or preset.width)
+    about = pretrain_backbone(args.data, args.out, preset, seed=args.seed, device=args.device)
+    print(f"{args.out}: {about['architecture']} (width {about['width']}, small-input stem) pretrained on "
+          f"{about['images']} images; NT-Xent {about['history'][0]['loss']:.3f} -> {about['final_loss']:.3f}, "
+          f"{about['views_per_s']:.0f} views/s")
     return 0
 
 
@@ -186,4 +232,5 @@ def _evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"env": _env, "list": _list, "fit": _fit, "export": _export, "evaluate": _evaluate}
+COMMANDS = {"env": _env, "list": _list, "fit": _fit, "pretrain": _pretrain, "export": _export,
+            "evaluate": _evaluate}

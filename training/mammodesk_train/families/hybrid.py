@@ -108,6 +108,7 @@ class HybridFamily:
         self.preset = preset
         self.device = pick_device(device)
         self.progress = progress
+        self.init: Path | None = None  # a backbone file for the ResNet50V2 branch (`pretrain`)
 
     def build_samples(self, records: list[Record], task: Task) -> tuple[Samples, None]:
         if len(task.classes) != 2:
@@ -119,6 +120,10 @@ class HybridFamily:
               out_dir: Path | None = None) -> HybridConcat:
         seed_everything(seed)
         model = self.preset.build(classes)
+        if self.init is not None:
+            from mammodesk_train.simclr.backbone import init_resnet_v2
+
+            init_resnet_v2(model.resnet, self.init)
         data = Augmented(torch.from_numpy(rois.x[train_index]), torch.from_numpy(rois.y[train_index]))
         fit(model, _binary_cross_entropy, data, replace(self.preset.fit, seed=seed), device=self.device,
             out_dir=out_dir, name="hybrid", progress=self.progress)

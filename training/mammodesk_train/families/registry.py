@@ -3,10 +3,11 @@ empty model to load a run's final weights into."""
 
 from __future__ import annotations
 
-from mammodesk_train.families import fusion_vgg, hybrid, vae_cnn
+from mammodesk_train.families import fusion_vgg, hybrid, simclr, vae_cnn
 
-PRESETS = {**vae_cnn.PRESETS, **fusion_vgg.PRESETS, **hybrid.PRESETS}
-_FAMILIES = {"vae-cnn": vae_cnn.VaeCnnFamily, "fusion-vgg": fusion_vgg.FusionFamily, "hybrid": hybrid.HybridFamily}
+PRESETS = {**vae_cnn.PRESETS, **fusion_vgg.PRESETS, **hybrid.PRESETS, **simclr.PRESETS}
+_FAMILIES = {"vae-cnn": vae_cnn.VaeCnnFamily, "fusion-vgg": fusion_vgg.FusionFamily, "hybrid": hybrid.HybridFamily,
+             "simclr": simclr.SimCLRFamily}
 
 
 def family_for(preset, device: str = "auto", progress: bool = True):

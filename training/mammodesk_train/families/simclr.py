@@ -1,0 +1,118 @@
+"""SimCLR recipe (MODELS.md family 2) under the `run_cv` protocol: in each
+fold the encoder is pretrained contrastively on the training fold's images
+only (their labels unused), then frozen under a linear probe trained on the
+same fold; the test fold's patients are never seen by either. The
+`-random` presets skip pretraining: the same probe on a randomly initialised
+encoder, the baseline the pretraining has to beat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
+from mammodesk.preprocessing import PipelineSpec
+
+from mammodesk_train import __version__
+from mammodesk_train.data.builders import Samples, whole_images
+from mammodesk_train.data.sources import Record
+from mammodesk_train.data.tasks import Task
+from mammodesk_train.engine import pick_device, seed_everything
+from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
+from mammodesk_train.simclr.backbone import init_resnet_v2
+from mammodesk_train.simclr.model import LinearProbe, SimCLRNet
+from mammodesk_train.simclr.pretrain import PretrainConfig, ProbeConfig, pretrain, train_probe
+
+
+@dataclass(frozen=True)
+class SimCLRPreset:
+    name: str
+    description: str
+    size: int
+    width: float
+    pretrain: PretrainConfig | None  # None: random-init encoder (the baseline)
+    probe: ProbeConfig = ProbeConfig()
+    family: str = "simclr"
+
+    def spec(self) -> PipelineSpec:
+        return PipelineSpec([{"op": "crop_to_breast"}, {"op": "flip_laterality"},
+                             {"op": "resize", "params": {"width": self.size, "height": self.size,
+                                                         "keep_aspect": False}},
+                             {"op": "normalise"}])
+
+    def build(self, classes: int) -> LinearProbe:
+        return LinearProbe(SimCLRNet(1, self.width).encoder, classes)
+
+    def scaled(self, epochs_factor: float) -> "SimCLRPreset":
+        scale = lambda n: max(1, int(n * epochs_factor))  # noqa: E731
+        pre = replace(self.pretrain, epochs=scale(self.pretrain.epochs)) if self.pretrain else None
+        return replace(self, pretrain=pre, probe=replace(self.probe, epochs=scale(self.probe.epochs)))
+
+
+_LITE = ("ResNet50V2 small-input encoder at 1/4 width (1.8M parameters) for 2 CPU cores, 32x32 whole "
+         "breasts (cropped, chest wall left)")
+PRESETS = {
+    "simclr-paper": SimCLRPreset(
+        "simclr-paper", "MODELS.md: small-input ResNet (V2 form) at full width, 2048->2048->128 projection, "
+        "32x32 input, NT-Xent t=0.5, batch 128 (256 views), LARS with warm-up + cosine, 60 epochs; linear "
+        "probe with SGD + momentum, 40 epochs", 32, 1.0, PretrainConfig()),
+    "simclr-lite": SimCLRPreset(
+        "simclr-lite", f"{_LITE}; 100 pretraining epochs, batch 32 (64 views), LARS at 0.075 x sqrt(batch) "
+        "(the paper's small-batch rule), t=0.5; linear probe", 32, 0.25,
+        PretrainConfig(epochs=100, batch_size=32, lr=0.075, lr_scaling="sqrt")),
+    "simclr-lite-random": SimCLRPreset(
+        "simclr-lite-random", f"the simclr-lite probe on a randomly initialised encoder (no pretraining): "
+        "the baseline for the pretraining gain", 32, 0.25, None),
+}
+
+
+class SimCLRFamily:
+    def __init__(self, preset: SimCLRPreset, device: str = "auto", progress: bool = True):
+        self.preset = preset
+        self.device = pick_device(device)
+        self.progress = progress
+        self.init: Path | None = None  # a backbone file: probe it instead of pretraining per fold
+
+    def build_samples(self, records: list[Record], task: Task) -> tuple[Samples, None]:
+        return whole_images(records, task, self.preset.spec()), None
+
+    def train(self, samples: Samples, _unused, train_index: np.ndarray, classes: int, seed: int,
+              out_dir: Path | None = None) -> LinearProbe:
+        seed_everything(seed)
+        x = samples.x[train_index]
+        if self.init is not None:
+            encoder = SimCLRNet(x.shape[1], self.preset.width).encoder
+            init_resnet_v2(encoder, self.init)
+        elif self.preset.pretrain is None:
+            encoder = SimCLRNet(x.shape[1], self.preset.width).encoder
+        else:  # unlabelled images of the training fold only
+            net, _ = pretrain(x, self.preset.pretrain, width=self.preset.width, seed=seed, device=self.device,
+                              log=out_dir / "simclr.jsonl" if out_dir else None, progress=self.progress)
+            encoder = net.encoder
+        return train_probe(encoder, x, samples.y[train_index], classes, self.preset.probe, seed=seed,
+                           device=self.device)
+
+    @torch.no_grad()
+    def predict(self, model: LinearProbe, x: np.ndarray) -> np.ndarray:
+        model.eval().to(self.device)
+        logits = torch.cat([model(torch.from_numpy(x[i:i + 128]).to(self.device)).cpu()
+                            for i in range(0, len(x), 128)])
+        model.cpu()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def export(self, model: LinearProbe, task: Task, path: Path, training: dict, metrics: dict,
+               name: str) -> ExportReport:
+        p = self.preset
+        metadata = build_metadata(
+            family=p.family, name=name, task=task.name, labels=list(task.classes), spec=p.spec(),
+            input=InputLayout("image", 1, p.size, p.size), activation="softmax", roi=RoiMode("whole"),
+            training=training, metrics=metrics, weights_sha256=weights_sha256(model),
+            tool_version=f"mammodesk-train {__version__}",
+            cams={"combined": CamOutput("cams", "encoder's last stage (post BN-ReLU)")},
+            description=f"{p.name}: {p.description}")
+        report = export_with_cams(MethodModule(model.maps), MethodModule(model.head), torch.rand(2, 1, p.size, p.size),
+                                  path, metadata, classes=len(task.classes))
+        return report.check()
