@@ -32,10 +32,11 @@ class FitConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
-    schedule: str = "constant"     # constant | cosine | step
+    schedule: str = "constant"     # constant | cosine | step | plateau (x gamma after `plateau_patience` flat epochs)
     warmup_epochs: int = 0
     step_size: int = 30
     gamma: float = 0.1
+    plateau_patience: int = 3
     patience: int | None = None    # early stopping on validation loss
     min_lr: float = 0.0
     seed: int = 0
@@ -129,6 +130,9 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Dataset, config: FitConfig, *,
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     optimizer = make_optimizer(core, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma,
+                                                         patience=config.plateau_patience) \
+        if config.schedule == "plateau" else None
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
     loader = _loader(train, config, shuffle=config.shuffle, rank=rank, world=world)
     val_loader = _loader(val, config, shuffle=False, rank=rank, world=world) if val is not None else None
@@ -150,9 +154,12 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Dataset, config: FitConfig, *,
                 if val_loader is not None else None
             entry = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 3)}
-            scheduler.step()
-            result.history.append(entry)
             monitored = val_loss if val_loss is not None else train_loss
+            if plateau is not None:
+                plateau.step(monitored)
+            else:
+                scheduler.step()
+            result.history.append(entry)
             improved = monitored < result.best_val_loss - 1e-7
             if improved:
                 result.best_val_loss, result.best_epoch, stale = monitored, epoch + 1, 0

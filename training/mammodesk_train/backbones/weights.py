@@ -14,8 +14,10 @@ import torch
 from torch import nn
 
 from mammodesk_train.backbones.efficientnet import EfficientNet
+from mammodesk_train.backbones.resnet import ResNet50
 from mammodesk_train.backbones.resnet_v2 import ResNet50V2
 from mammodesk_train.backbones.vgg import VGG
+from mammodesk_train.backbones.xception import Xception
 
 
 class WeightsError(ValueError):
@@ -97,11 +99,13 @@ def _namer(model: nn.Module, naming: str):
     if naming == "mammodesk":
         return _own_names
     if naming == "torchvision":
-        return {VGG: _torchvision_vgg, EfficientNet: _torchvision_efficientnet}.get(type(model))
+        return {VGG: _torchvision_vgg, EfficientNet: _torchvision_efficientnet,
+                ResNet50: _own_names}.get(type(model))  # our ResNet50 keeps torchvision's names
     if naming == "keras":
         if isinstance(model, VGG):
             return _keras_vgg(model)
-        return {ResNet50V2: _keras_resnet_v2, EfficientNet: _keras_efficientnet}.get(type(model))
+        return {ResNet50V2: _keras_resnet_v2, EfficientNet: _keras_efficientnet,
+                Xception: _keras_xception}.get(type(model))
     raise WeightsError(f"unknown naming {naming!r} (auto, mammodesk, torchvision, keras)")
 
 
@@ -202,3 +206,16 @@ def _keras_efficientnet(key: str):
             return f"{prefix}_dwconv/depthwise_kernel:0", _depthwise
         return _keras_param(f"{prefix}_bn", param, bn=True)
     return _keras_param(f"{prefix}_{layer}_{suffix}", param, bn=suffix == "bn")
+
+
+def _keras_xception(key: str):
+    """Our modules carry the Keras layer names: layers.NAME[.depthwise|.pointwise].PARAM."""
+    match = re.fullmatch(r"layers\.(\w+?)(?:\.(depthwise|pointwise))?\.(\w+)", key)
+    if match is None:
+        return None
+    layer, part, param = match.groups()
+    if part == "depthwise":
+        return f"{layer}/depthwise_kernel:0", _depthwise
+    if part == "pointwise":
+        return f"{layer}/pointwise_kernel:0", _kernel
+    return _keras_param(layer, param, bn=layer.endswith("_bn") or layer.startswith("batch_normalization"))
