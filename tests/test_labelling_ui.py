@@ -9,7 +9,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 from dicom_factory import make_dataset, phantom, write
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest

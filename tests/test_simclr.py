@@ -72,7 +72,7 @@ def test_lars_solves_a_toy_problem_and_is_scale_invariant():
         w.grad = torch.full((4, 4), 1e-3 * scale**2)
         before = w.detach().clone()
         opt.step()
-        steps.append(float(torch.linalg.vector_norm(before - w) / torch.linalg.vector_norm(before)))
+        steps.append(float(torch.linalg.vector_norm(before - w.detach()) / torch.linalg.vector_norm(before)))
     assert steps[0] == pytest.approx(0.01, rel=1e-4) and steps[1] == pytest.approx(0.01, rel=1e-4)
     bias = torch.nn.Parameter(torch.ones(3))  # 1-D: plain SGD, no trust ratio, no decay
     opt = LARS([bias], lr=0.5, momentum=0.0, weight_decay=0.1)

@@ -257,5 +257,14 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, result: FitResult)
     return int(state["epoch"])
 
 
+@torch.no_grad()
+def batched_logits(model: nn.Module, x: np.ndarray, device: torch.device, batch: int = 64) -> torch.Tensor:
+    """Eval-mode logits of a numpy batch, `batch` samples at a time; the model ends on the CPU."""
+    model.eval().to(device)
+    logits = torch.cat([model(torch.from_numpy(x[i:i + batch]).to(device)).cpu() for i in range(0, len(x), batch)])
+    model.cpu()
+    return logits
+
+
 def config_dict(config: FitConfig) -> dict:
     return asdict(config)

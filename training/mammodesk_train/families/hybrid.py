@@ -22,7 +22,7 @@ from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, roi_crops
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
-from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
+from mammodesk_train.engine import FitConfig, batched_logits, fit, pick_device, seed_everything
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.families.fusion_vgg import MIAS_SPACING_MM
 from mammodesk_train.models.hybrid import HybridConcat
@@ -129,12 +129,8 @@ class HybridFamily:
             out_dir=out_dir, name="hybrid", progress=self.progress)
         return model.cpu().eval()
 
-    @torch.no_grad()
     def predict(self, model: HybridConcat, x: np.ndarray) -> np.ndarray:
-        model.eval().to(self.device)
-        logits = torch.cat([model(torch.from_numpy(x[i:i + 64]).to(self.device)).cpu() for i in range(0, len(x), 64)])
-        model.cpu()
-        p = torch.sigmoid(logits[:, 0]).numpy()
+        p = torch.sigmoid(batched_logits(model, x, self.device)[:, 0]).numpy()
         return np.stack([1 - p, p], axis=1)
 
     def export(self, model: HybridConcat, task: Task, path: Path, training: dict, metrics: dict,

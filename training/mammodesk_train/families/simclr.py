@@ -20,8 +20,9 @@ from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, whole_images
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
-from mammodesk_train.engine import pick_device, seed_everything
+from mammodesk_train.engine import batched_logits, pick_device, seed_everything
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
+from mammodesk_train.simclr.augment import AugmentConfig
 from mammodesk_train.simclr.backbone import init_resnet_v2
 from mammodesk_train.simclr.model import LinearProbe, SimCLRNet
 from mammodesk_train.simclr.pretrain import PretrainConfig, ProbeConfig, pretrain, train_probe
@@ -35,6 +36,7 @@ class SimCLRPreset:
     width: float
     pretrain: PretrainConfig | None  # None: random-init encoder (the baseline)
     probe: ProbeConfig = ProbeConfig()
+    augment: AugmentConfig = AugmentConfig()
     family: str = "simclr"
 
     def spec(self) -> PipelineSpec:
@@ -63,8 +65,13 @@ PRESETS = {
         "simclr-lite", f"{_LITE}; 100 pretraining epochs, batch 32 (64 views), LARS at 0.075 x sqrt(batch) "
         "(the paper's small-batch rule), t=0.5; linear probe", 32, 0.25,
         PretrainConfig(epochs=100, batch_size=32, lr=0.075, lr_scaling="sqrt")),
+    "simclr-lite-geometric": SimCLRPreset(
+        "simclr-lite-geometric", "simclr-lite with geometric views only (flips, crops, blur; no brightness or "
+        "contrast jitter): an ablation for tasks where intensity is the signal (density)", 32, 0.25,
+        PretrainConfig(epochs=100, batch_size=32, lr=0.075, lr_scaling="sqrt"),
+        augment=AugmentConfig(brightness=0.0, contrast_p=0.0)),
     "simclr-lite-random": SimCLRPreset(
-        "simclr-lite-random", f"the simclr-lite probe on a randomly initialised encoder (no pretraining): "
+        "simclr-lite-random", "the simclr-lite probe on a randomly initialised encoder (no pretraining): "
         "the baseline for the pretraining gain", 32, 0.25, None),
 }
 
@@ -90,18 +97,14 @@ class SimCLRFamily:
             encoder = SimCLRNet(x.shape[1], self.preset.width).encoder
         else:  # unlabelled images of the training fold only
             net, _ = pretrain(x, self.preset.pretrain, width=self.preset.width, seed=seed, device=self.device,
-                              log=out_dir / "simclr.jsonl" if out_dir else None, progress=self.progress)
+                              augment=self.preset.augment, log=out_dir / "simclr.jsonl" if out_dir else None,
+                              progress=self.progress)
             encoder = net.encoder
         return train_probe(encoder, x, samples.y[train_index], classes, self.preset.probe, seed=seed,
                            device=self.device)
 
-    @torch.no_grad()
     def predict(self, model: LinearProbe, x: np.ndarray) -> np.ndarray:
-        model.eval().to(self.device)
-        logits = torch.cat([model(torch.from_numpy(x[i:i + 128]).to(self.device)).cpu()
-                            for i in range(0, len(x), 128)])
-        model.cpu()
-        return torch.softmax(logits, dim=1).numpy()
+        return torch.softmax(batched_logits(model, x, self.device), dim=1).numpy()
 
     def export(self, model: LinearProbe, task: Task, path: Path, training: dict, metrics: dict,
                name: str) -> ExportReport:

@@ -24,7 +24,7 @@ from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, roi_crops
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
-from mammodesk_train.engine import FitConfig, pick_device, seed_everything
+from mammodesk_train.engine import FitConfig, batched_logits, pick_device, seed_everything
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.families.fusion_vgg import MIAS_SPACING_MM
 from mammodesk_train.models.transfer import TransferNet
@@ -147,12 +147,8 @@ class TransferFamily:
         inner = patient_holdout(patches.y[train_index], groups, fraction, seed)
         return train_index[inner.train], train_index[inner.test]
 
-    @torch.no_grad()
     def predict(self, model: TransferNet, x: np.ndarray) -> np.ndarray:
-        model.eval().to(self.device)
-        logits = torch.cat([model(torch.from_numpy(x[i:i + 64]).to(self.device)).cpu() for i in range(0, len(x), 64)])
-        model.cpu()
-        return torch.softmax(logits, dim=1).numpy()
+        return torch.softmax(batched_logits(model, x, self.device), dim=1).numpy()
 
     def export(self, model: TransferNet, task: Task, path: Path, training: dict, metrics: dict,
                name: str) -> ExportReport:

@@ -28,7 +28,7 @@ def pretrain_backbone(data: str, out: Path, preset, *, seed: int = 0, device: st
     spec = preset.spec()
     images = np.stack([to_chw(spec.apply(record.load()).array) for record in records])
     net, history = pretrain(images, preset.pretrain, width=preset.width, seed=seed, device=pick_device(device),
-                            progress=progress)
+                            augment=preset.augment, progress=progress)
     kind, _, location = data.partition(":")
     about = {
         "method": "simclr", "architecture": ARCHITECTURE, "naming": "mammodesk",
@@ -36,7 +36,8 @@ def pretrain_backbone(data: str, out: Path, preset, *, seed: int = 0, device: st
         "in_channels": int(images.shape[1]), "input_size": preset.size, "spec": json.loads(spec.to_json()),
         "data": f"{kind}:{Path(location).name}", "images": len(records),
         "patient_key_hashes": sorted({patient_key_hash(r.patient_key) for r in records}),
-        "config": {k: getattr(preset.pretrain, k) for k in vars(preset.pretrain)}, "seed": seed,
+        "config": {k: getattr(preset.pretrain, k) for k in vars(preset.pretrain)},
+        "augment": {k: getattr(preset.augment, k) for k in vars(preset.augment)}, "seed": seed,
         "final_loss": history[-1]["loss"], "views_per_s": float(np.median([h["views_per_s"] for h in history])),
         "history": history,
     }
