@@ -209,3 +209,26 @@ def test_pretrain_cli_writes_a_backbone_that_fit_can_start_from(tmp_path, capsys
     hybrid = HybridConcat(2, efficientnet="b0", resnet_width=0.125, efficientnet_width=0.25)
     assert init_resnet_v2(hybrid.resnet, backbone) == ["stem.weight", "stem.bias"]  # 3x3 -> 7x7 stem relearned
     assert torch.equal(hybrid.resnet.state_dict()["post_bn.running_var"], state["post_bn.running_var"])
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_trains_the_encoder_too():
+    from dataclasses import replace
+
+    from mammodesk_train.data.builders import Samples
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 1, 32, 32)).astype(np.float32)
+    y = np.arange(16) % 2
+    x[y == 1, :, :8] += 0.5  # a bright band marks class 1
+    preset = replace(PRESETS["simclr-lite-finetune"], width=0.0625).scaled(0.05)
+    family = SimCLRFamily(preset, device="cpu", progress=False)
+    samples = Samples(np.clip(x, 0, 1), y, np.arange(16), [])
+    torch.manual_seed(0)
+    model = family.train(samples, None, np.arange(16), 2, seed=0)
+    fresh = SimCLRFamily(replace(preset, finetune=None), device="cpu", progress=False).train(
+        samples, None, np.arange(16), 2, seed=0)
+    changed = [not torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(),
+                                                      fresh.encoder.state_dict().values())]
+    assert any(changed)  # the encoder moved: not a linear probe any more
+    assert family.predict(model, samples.x).shape == (16, 2)

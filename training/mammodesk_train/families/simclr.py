@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
 from mammodesk.preprocessing import PipelineSpec
@@ -20,7 +22,7 @@ from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, whole_images
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
-from mammodesk_train.engine import batched_logits, pick_device, seed_everything
+from mammodesk_train.engine import FitConfig, batched_logits, fit, pick_device, seed_everything
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.simclr.augment import AugmentConfig
 from mammodesk_train.simclr.backbone import init_resnet_v2
@@ -37,6 +39,7 @@ class SimCLRPreset:
     pretrain: PretrainConfig | None  # None: random-init encoder (the baseline)
     probe: ProbeConfig = ProbeConfig()
     augment: AugmentConfig = AugmentConfig()
+    finetune: FitConfig | None = None  # after the probe: train encoder and head together
     family: str = "simclr"
 
     def spec(self) -> PipelineSpec:
@@ -51,7 +54,8 @@ class SimCLRPreset:
     def scaled(self, epochs_factor: float) -> "SimCLRPreset":
         scale = lambda n: max(1, int(n * epochs_factor))  # noqa: E731
         pre = replace(self.pretrain, epochs=scale(self.pretrain.epochs)) if self.pretrain else None
-        return replace(self, pretrain=pre, probe=replace(self.probe, epochs=scale(self.probe.epochs)))
+        tune = replace(self.finetune, epochs=scale(self.finetune.epochs)) if self.finetune else None
+        return replace(self, pretrain=pre, probe=replace(self.probe, epochs=scale(self.probe.epochs)), finetune=tune)
 
 
 _LITE = ("ResNet50V2 small-input encoder at 1/4 width (1.8M parameters) for 2 CPU cores, 32x32 whole "
@@ -70,10 +74,33 @@ PRESETS = {
         "contrast jitter): an ablation for tasks where intensity is the signal (density)", 32, 0.25,
         PretrainConfig(epochs=100, batch_size=32, lr=0.075, lr_scaling="sqrt"),
         augment=AugmentConfig(brightness=0.0, contrast_p=0.0)),
+    "simclr-lite-finetune": SimCLRPreset(
+        "simclr-lite-finetune", "simclr-lite, then full fine-tuning: encoder and linear head together, SGD "
+        "momentum 0.9 at 0.01 with cosine decay for 30 epochs, flipped views", 32, 0.25,
+        PretrainConfig(epochs=100, batch_size=32, lr=0.075, lr_scaling="sqrt"),
+        finetune=FitConfig(epochs=30, batch_size=32, lr=0.01, optimizer="sgd", momentum=0.9, schedule="cosine",
+                           weight_decay=1e-4)),
     "simclr-lite-random": SimCLRPreset(
         "simclr-lite-random", "the simclr-lite probe on a randomly initialised encoder (no pretraining): "
         "the baseline for the pretraining gain", 32, 0.25, None),
 }
+
+
+class Flipped(TensorDataset):
+    """Fine-tuning views: random horizontal and vertical flips (geometry only)."""
+
+    def __getitem__(self, index):
+        x, y = super().__getitem__(index)
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        if torch.rand(()) < 0.5:
+            x = x.flip(-2)
+        return x, y
+
+
+def _cross_entropy(model, batch):
+    x, y = batch
+    return F.cross_entropy(model(x), y)
 
 
 class SimCLRFamily:
@@ -100,8 +127,15 @@ class SimCLRFamily:
                               augment=self.preset.augment, log=out_dir / "simclr.jsonl" if out_dir else None,
                               progress=self.progress)
             encoder = net.encoder
-        return train_probe(encoder, x, samples.y[train_index], classes, self.preset.probe, seed=seed,
-                           device=self.device)
+        probe = train_probe(encoder, x, samples.y[train_index], classes, self.preset.probe, seed=seed,
+                            device=self.device)
+        if self.preset.finetune is not None:
+            probe.encoder.requires_grad_(True)
+            data = Flipped(torch.from_numpy(x), torch.from_numpy(samples.y[train_index]))
+            fit(probe, _cross_entropy, data, replace(self.preset.finetune, seed=seed), device=self.device,
+                out_dir=out_dir, name="finetune", progress=self.progress)
+            probe = probe.cpu().eval()
+        return probe
 
     def predict(self, model: LinearProbe, x: np.ndarray) -> np.ndarray:
         return torch.softmax(batched_logits(model, x, self.device), dim=1).numpy()
