@@ -32,7 +32,8 @@ SHAPE = (120, 100)
 def every_shape_labels(image_id: str = "img") -> ImageLabels:
     return ImageLabels(image_id, findings=(
         Finding(FindingKind.MASS, Pathology.MALIGNANT, Ellipse(40.25, 30.5, 10.0, 6.0, 20.0), 5,
-                {"margin": "spiculated", "shape": "irregular"}, "look here", uid="a1", author="ann"),
+                {"margin": "spiculated", "shape": "irregular"}, "look here", uid="a1", author="ann",
+                created="2026-11-01T10:00:00Z", modified="2026-11-02T11:00:00Z", modified_by="bob"),
         Finding(FindingKind.CALCIFICATION, Pathology.BENIGN, Polygon(((1.0, 2.0), (10.0, 3.0), (5.0, 9.0))), 2,
                 {"morphology": "amorphous", "distribution": "grouped"}, uid="a2"),
         Finding(FindingKind.ASYMMETRY, Pathology.UNKNOWN, Rect(1.0, 2.0, 30.0, 40.0), uid="a3"),
@@ -104,7 +105,12 @@ def test_label_hotkeys_relabel_selection_or_set_defaults(tmp_path):
     uid = state.add_finding(key, Point(5, 5))
     finding = state.sheets[key].finding(uid)
     assert finding.kind == FindingKind.CALCIFICATION and finding.pathology == Pathology.BENIGN
-    assert finding.author == "tester" and finding.created.endswith("Z")
+    assert finding.author == "tester" and finding.created.endswith("Z") and finding.modified_by == ""
+    state.author = "second reader"
+    state.update_finding(key, uid, note="seen twice")
+    finding = state.sheets[key].finding(uid)
+    assert (finding.author, finding.modified_by) == ("tester", "second reader")  # creator kept
+    state.author = "tester"
     state.label_selected(key, birads=4)  # the new ROI is selected: it gets BI-RADS 4
     assert state.sheets[key].finding(uid).birads == 4
     state.select(key, None)

@@ -46,7 +46,7 @@ def public_id(stem: str, sha256: str, identifying_values=()) -> str:
 CSV_COLUMNS = ("image", "file_name", "pixel_sha256", "rows", "cols", "image_density", "image_birads",
                "image_note", "finding_uid", "finding_type", "pathology", "birads", "shape_type", "geometry",
                "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "area_px", "attributes", "note", "source", "author",
-               "created", "modified")
+               "created", "modified", "modified_by")
 
 
 def write_csv(images: list[ExportImage], path: Path) -> int:
@@ -79,7 +79,7 @@ def _csv_finding(finding: Finding) -> dict:
            "geometry": json.dumps(shape_to_dict(shape)) if shape is not None else "",
            "attributes": json.dumps({k: v for k, v in finding.attributes.items() if k != "finding_type"}),
            "note": finding.note, "source": finding.source, "author": finding.author,
-           "created": finding.created, "modified": finding.modified}
+           "created": finding.created, "modified": finding.modified, "modified_by": finding.modified_by}
     if box is not None:
         row.update(bbox_x0=box[0], bbox_y0=box[1], bbox_x1=box[2], bbox_y1=box[3], area_px=f"{area(shape):.2f}")
     return row
@@ -121,7 +121,7 @@ def _finding_from_row(row: dict) -> Finding:
                    shape_from_dict(json.loads(row["geometry"])) if row["geometry"] else None,
                    _int(row.get("birads")), attributes, row.get("note", ""), row.get("source", ""),
                    uid=row.get("finding_uid", ""), author=row.get("author", ""), created=row.get("created", ""),
-                   modified=row.get("modified", ""))
+                   modified=row.get("modified", ""), modified_by=row.get("modified_by", ""))
 
 
 def _int(text) -> int | None:

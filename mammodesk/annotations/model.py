@@ -132,9 +132,10 @@ class Finding:
     note: str = ""
     source: str = ""
     uid: str = ""  # stable identity while labelling (selection, undo, exports)
-    author: str = ""
+    author: str = ""  # who created it
     created: str = ""  # ISO 8601 UTC
     modified: str = ""
+    modified_by: str = ""
 
     def __post_init__(self) -> None:
         if self.birads is not None and not 0 <= self.birads <= 6:

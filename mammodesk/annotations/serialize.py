@@ -49,6 +49,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "author": finding.author,
         "created": finding.created,
         "modified": finding.modified,
+        "modified_by": finding.modified_by,
     }
 
 
@@ -67,6 +68,7 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
         author=str(data.get("author", "")),
         created=str(data.get("created", "")),
         modified=str(data.get("modified", "")),
+        modified_by=str(data.get("modified_by", "")),
     )
 
 

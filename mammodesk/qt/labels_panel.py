@@ -201,8 +201,8 @@ class LabelsPanel(QtWidgets.QWidget):
         if not self.note.hasFocus():
             self.note.setText(finding.note)
         source = f"; from {finding.source}" if finding.source else ""
-        self.stamps.setText(f"Created {finding.created or '?'} by {finding.author or '?'}; "
-                            f"modified {finding.modified or '?'}{source}")
+        modified = f"; modified {finding.modified} by {finding.modified_by}" if finding.modified_by else ""
+        self.stamps.setText(f"Created {finding.created or '?'} by {finding.author or '?'}{modified}{source}")
 
     def _show_defaults(self) -> None:
         _set_combo(self.next_type, self.labelling.next_type)

@@ -191,7 +191,7 @@ class LabellingState:
                 attributes[name] = str(value)
         if "shape" in changes:
             changes["shape"] = _normalised(changes["shape"])
-        new = dataclasses.replace(old, kind=kind, attributes=attributes, author=self.author,
+        new = dataclasses.replace(old, kind=kind, attributes=attributes, modified_by=self.author,
                                   modified=now_stamp(), **changes)
         if _same_content(new, old):
             return
@@ -308,7 +308,7 @@ def _normalised(shape: Shape | None) -> Shape | None:
 
 
 def _same_content(a: Finding, b: Finding) -> bool:
-    return dataclasses.replace(a, author=b.author, modified=b.modified) == b
+    return dataclasses.replace(a, modified_by=b.modified_by, modified=b.modified) == b
 
 
 def describe(finding: Finding) -> str:
