@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +144,3 @@ def save_backbone(path: Path, model: SimCLRNet, about: dict) -> Path:
     torch.save({k: v.detach().cpu() for k, v in model.encoder.state_dict().items()}, path)
     path.with_suffix(".json").write_text(json.dumps(about, indent=2))
     return path
-
-
-def config_dict(config) -> dict:
-    return asdict(config)
