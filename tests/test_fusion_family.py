@@ -39,6 +39,14 @@ def test_every_registered_preset_builds_and_runs(name):
             model.eval()
             assert model(torch.zeros(1, 3, preset.size, preset.size)).shape == (1, 1)  # one sigmoid unit
             assert preset.spec().apply(read_image_like(preset.roi)).array.shape == (preset.size, preset.size, 3)
+        elif preset.family == "simclr":
+            model.eval()
+            assert model(torch.zeros(2, 1, preset.size, preset.size)).shape == (2, 2)
+            assert preset.spec().apply(read_image_like(200)).array.shape == (preset.size, preset.size)
+        elif preset.family == "transfer":
+            model.eval()  # convolutional: a small input checks the wiring; the spec checks the real size
+            assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+            assert preset.spec().apply(read_image_like(preset.roi)).array.shape == (preset.size, preset.size, 3)
         else:
             recon, mu, _ = model.vae(torch.zeros(1, 1, preset.height, preset.width))
             assert recon.shape == (1, 1, preset.height, preset.width) and mu.shape == (1, preset.latent)

@@ -60,7 +60,7 @@ class ResNet50(nn.Module):
 
     def blocks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        outputs = {}
+        outputs = {"stem": x}
         for name, *_ in LAYERS:
             x = getattr(self, name)(x)
             outputs[name] = x
