@@ -126,3 +126,23 @@ def test_leakage_check_catches_patients_and_identical_images(tmp_path):
     hashes[6] = hashes[0]  # the same pixels under another name
     with pytest.raises(LeakageError, match="1 identical image"):
         check_leakage(records, [0, 1], [6, 7], hashes)
+
+
+def test_cbis_roi_masks_give_roi_crops(tmp_path):
+    """CBIS-DDSM findings are mask files (relative to the CBIS root): ROI builders read them;
+    a finding whose mask is missing is skipped, not a crash."""
+    import cv2
+    from dicom_factory import make_dataset, write
+
+    from mammodesk_train.data.tasks import TASKS
+
+    folder = cbis_folder(tmp_path)
+    image_id = "Mass-Training_P_00000_LEFT_CC"
+    mask = np.zeros((64, 64), np.uint8)
+    cv2.circle(mask, (40, 20), 6, 255, -1)
+    (folder / f"{image_id}_1" / "x").mkdir(parents=True)
+    write(make_dataset(mask, phi=False), folder / f"{image_id}_1" / "x" / "000001.dcm")
+    records = load_source(f"cbis:{folder}")
+    rois = roi_crops(records, TASKS["benign_malignant"], PipelineSpec([]), 16, normals_per_image=0)
+    assert len(rois) == 1 and rois.y[0] == 1  # the malignant case with a mask; three masks are missing
+    assert records[rois.record_index[0]].image_id == image_id

@@ -11,7 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mammodesk.annotations import Finding, FindingKind
+from mammodesk.annotations import Finding, FindingKind, MaskRef
+from mammodesk.errors import ImageReadError
+from mammodesk.io import read_image
 from mammodesk.preprocessing import PipelineSpec, breast_mask, crop_frame
 
 from mammodesk_train.data.sources import Record
@@ -74,7 +76,10 @@ def roi_crops(records: Sequence[Record], task: Task, spec: PipelineSpec, size: i
         image = record.load()
         hashes[i] = image.pixel_hash
         for finding in findings:
-            x0, y0, x1, y1 = finding.shape.bbox()
+            box = finding_box(finding)
+            if box is None:
+                continue  # a CBIS-DDSM ROI mask that is missing or unreadable
+            x0, y0, x1, y1 = box
             top, left = int(round((y0 + y1) / 2 - size / 2)), int(round((x0 + x1) / 2 - size / 2))
             xs.append(to_chw(spec.run(crop_frame(image, top, left, size, size)).array))
             ys.append(task.label(record, finding))
@@ -85,6 +90,20 @@ def roi_crops(records: Sequence[Record], task: Task, spec: PipelineSpec, size: i
                 ys.append(task.label(record, normal))
                 index.append(i)
     return _samples(xs, ys, index, records, hashes)
+
+
+def finding_box(finding: Finding) -> tuple[float, float, float, float] | None:
+    """The finding's box in source pixels; CBIS-DDSM findings are mask files, read here."""
+    if not isinstance(finding.shape, MaskRef):
+        return finding.shape.bbox()
+    try:
+        mask = read_image(finding.shape.path).pixels
+    except ImageReadError:
+        return None
+    rows, cols = np.nonzero(mask)
+    if not len(rows):
+        return None
+    return float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max())
 
 
 def _normal_positions(pixels: np.ndarray, size: int, count: int, rng: np.random.Generator,

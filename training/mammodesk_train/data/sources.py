@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from mammodesk.annotations import ImageLabels, read_cbis_csv, read_inbreast_sheet, read_inbreast_xml
+from mammodesk.annotations import ImageLabels, MaskRef, read_cbis_csv, read_inbreast_sheet, read_inbreast_xml
 from mammodesk.annotations.mias import read_mias_info
 from mammodesk.io import Image, read_image
 from mammodesk.io.naming import hashed_key
@@ -80,6 +80,7 @@ def cbis(path: Path, cache_dir: Path | None = None) -> list[Record]:
     labels: dict[str, ImageLabels] = {}
     for csv_path in csvs:
         labels.update(read_cbis_csv(csv_path))
+    labels = {key: _absolute_masks(label, path) for key, label in labels.items()}
     files: dict[str, Path] = {}
     by_folder: dict[str, Path] = {}
     for p in sorted(path.rglob("*")):
@@ -92,6 +93,13 @@ def cbis(path: Path, cache_dir: Path | None = None) -> list[Record]:
         if image is not None:
             records.append(Record(image_id, image, label.patient_key, label, "cbis"))
     return records
+
+
+def _absolute_masks(label: ImageLabels, root: Path) -> ImageLabels:
+    """ROI mask paths are relative to the CBIS-DDSM root; the builders read them from anywhere."""
+    findings = tuple(replace(f, shape=MaskRef(str(root / f.shape.path.replace("\\", "/"))))
+                     if isinstance(f.shape, MaskRef) else f for f in label.findings)
+    return replace(label, findings=findings)
 
 
 def _cbis_image(root: Path, label: ImageLabels, fallback: Path | None) -> Path | None:
