@@ -257,6 +257,12 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, result: FitResult)
     return int(state["epoch"])
 
 
+def cross_entropy_loss(model: nn.Module, batch: tuple) -> torch.Tensor:
+    """The LossFn of plain classifiers: (images, class indices) -> mean cross entropy."""
+    x, y = batch
+    return nn.functional.cross_entropy(model(x), y)
+
+
 @torch.no_grad()
 def batched_logits(model: nn.Module, x: np.ndarray, device: torch.device, batch: int = 64) -> torch.Tensor:
     """Eval-mode logits of a numpy batch, `batch` samples at a time; the model ends on the CPU."""

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
@@ -22,7 +21,7 @@ from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, random_patches, roi_crops
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
-from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
+from mammodesk_train.engine import FitConfig, cross_entropy_loss, fit, pick_device, seed_everything
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.metrics import classification_metrics
 from mammodesk_train.models.fusion import FusionVGG
@@ -97,10 +96,6 @@ class RandomFlips(TensorDataset):
         return (torch.flip(x, dims=(2,)) if torch.rand(()) < 0.5 else x), y
 
 
-def _cross_entropy(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
-    x, y = batch
-    return F.cross_entropy(model(x), y)
-
 
 class FusionFamily:
     """The `run_cv` protocol: samples are ROIs; training draws patches from the
@@ -122,7 +117,7 @@ class FusionFamily:
         training = rois.subset(train_index)
         patches = random_patches(training, p.patch, self.patch_counts(training.y), seed=seed)
         model = p.build(classes)
-        fit(model, _cross_entropy, RandomFlips(torch.from_numpy(patches.x), torch.from_numpy(patches.y)),
+        fit(model, cross_entropy_loss, RandomFlips(torch.from_numpy(patches.x), torch.from_numpy(patches.y)),
             replace(p.fit, seed=seed), device=self.device, out_dir=out_dir, name="fusion", progress=self.progress)
         return model.cpu().eval()
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
@@ -22,7 +21,9 @@ from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, whole_images
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
-from mammodesk_train.engine import FitConfig, batched_logits, fit, pick_device, seed_everything
+from mammodesk_train.engine import (
+    FitConfig, batched_logits, cross_entropy_loss, fit, pick_device, seed_everything,
+)
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.simclr.augment import AugmentConfig
 from mammodesk_train.simclr.backbone import init_resnet_v2
@@ -98,10 +99,6 @@ class Flipped(TensorDataset):
         return x, y
 
 
-def _cross_entropy(model, batch):
-    x, y = batch
-    return F.cross_entropy(model(x), y)
-
 
 class SimCLRFamily:
     def __init__(self, preset: SimCLRPreset, device: str = "auto", progress: bool = True):
@@ -132,7 +129,7 @@ class SimCLRFamily:
         if self.preset.finetune is not None:
             probe.encoder.requires_grad_(True)
             data = Flipped(torch.from_numpy(x), torch.from_numpy(samples.y[train_index]))
-            fit(probe, _cross_entropy, data, replace(self.preset.finetune, seed=seed), device=self.device,
+            fit(probe, cross_entropy_loss, data, replace(self.preset.finetune, seed=seed), device=self.device,
                 out_dir=out_dir, name="finetune", progress=self.progress)
             probe = probe.cpu().eval()
         return probe

@@ -24,7 +24,9 @@ from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, roi_crops
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
-from mammodesk_train.engine import FitConfig, batched_logits, pick_device, seed_everything
+from mammodesk_train.engine import (
+    FitConfig, batched_logits, cross_entropy_loss, pick_device, seed_everything,
+)
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
 from mammodesk_train.families.fusion_vgg import MIAS_SPACING_MM
 from mammodesk_train.models.transfer import TransferNet
@@ -101,10 +103,6 @@ class Augmented(TensorDataset):
         return F.grid_sample(x[None], grid, padding_mode="reflection", align_corners=False)[0], y
 
 
-def _cross_entropy(model, batch):
-    x, y = batch
-    return F.cross_entropy(model(x), y)
-
 
 class TransferFamily:
     def __init__(self, preset: TransferPreset, device: str = "auto", progress: bool = True):
@@ -133,7 +131,7 @@ class TransferFamily:
         train = Augmented(torch.from_numpy(patches.x[fit_index]), torch.from_numpy(patches.y[fit_index]))
         val = TensorDataset(torch.from_numpy(patches.x[val_index]), torch.from_numpy(patches.y[val_index])) \
             if len(val_index) else None  # too few patients to hold any out: stages run their full length
-        staged_fit(model, _cross_entropy, train, val, FitConfig(batch_size=self.preset.batch_size, seed=seed),
+        staged_fit(model, cross_entropy_loss, train, val, FitConfig(batch_size=self.preset.batch_size, seed=seed),
                    self.preset.stages, device=self.device, out_dir=out_dir, progress=self.progress)
         return model.cpu().eval()
 
