@@ -175,11 +175,14 @@ class LabellingController(QtCore.QObject):
             self.import_file(path, kind)
 
     def import_file(self, path: str, kind: str) -> futures.Future:
+        """Read and match off the UI thread (CBIS masks are decoded, DICOM headers read for UIDs)."""
         self.window.statusBar().showMessage(f"Reading {Path(path).name}...")
+        targets = list(self.targets.values())
 
         def work():
             try:
-                result = label_io.read_labels_file(Path(path), kind)
+                imported = label_io.read_labels_file(Path(path), kind)
+                result = (imported, *label_io.match(imported, targets))
             except (MammoDeskError, OSError, ValueError) as exc:
                 result = exc
             self._imported.emit(kind, path, result)
@@ -191,14 +194,17 @@ class LabellingController(QtCore.QObject):
         if isinstance(result, Exception):
             QtWidgets.QMessageBox.warning(self.window, "Import failed", f"{name}: {result}")
             return
-        matched, unmatched = label_io.match(result, list(self.targets.values()))
+        imported, matched, unmatched = result
         text = f"Import {name}"
+        by_id = {labels.image_id: labels for labels in imported}
+        waiting = [by_id[image_id] for image_id in unmatched if image_id in by_id]
+        waiting += [labels for key, labels in matched.items() if key not in self.state.sheets]  # closed meanwhile
+        matched = {key: labels for key, labels in matched.items() if key in self.state.sheets}
         added = sum(self.state.import_labels(key, labels, text) for key, labels in matched.items())
-        by_id = {labels.image_id: labels for labels in result}
-        self.pending_imports += [(text, by_id[image_id]) for image_id in unmatched if image_id in by_id]
+        self.pending_imports += [(text, labels) for labels in waiting]
         self.window.statusBar().showMessage(
             f"{name}: {added} finding(s) added to {len(matched)} open image(s); "
-            f"{len(unmatched)} other image(s) get theirs when opened")
+            f"{len(waiting)} other image(s) get theirs when opened")
 
     def _apply_pending(self, key: int) -> None:
         if not self.pending_imports:

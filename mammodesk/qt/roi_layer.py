@@ -50,7 +50,7 @@ class RoiLayer(QtWidgets.QGraphicsObject):
         self.trace: list[tuple[float, float]] = []  # polygon vertices placed so far / freehand trace
         self.cursor: tuple[float, float] | None = None
         self._size = (1, 1)
-        self._labels: list[QtWidgets.QGraphicsSimpleTextItem] = []
+        self._labels: dict[str, QtWidgets.QGraphicsSimpleTextItem] = {}  # finding uid -> its label
 
     def set_geometry(self, shape: tuple[int, int], flip: bool) -> None:
         rows, cols = shape
@@ -65,8 +65,14 @@ class RoiLayer(QtWidgets.QGraphicsObject):
         self.update()
 
     def set_preview(self, shape: Shape | None, uid: str | None = None) -> None:
-        self.preview, self.preview_uid = shape, uid
-        self._rebuild_labels()
+        """Called on every mouse move of a drag: only the dragged ROI's label moves."""
+        previous, self.preview, self.preview_uid = self.preview_uid, shape, uid
+        for moved in {previous, uid} - {None}:
+            finding = next((f for f in self.findings if f.uid == moved), None)
+            label = self._labels.get(moved)
+            box = (shape if moved == uid else finding.shape).bbox() if finding is not None else None
+            if label is not None and box is not None:
+                label.setPos(box[0], box[1])
         self.update()
 
     def set_trace(self, points: list[tuple[float, float]], cursor: tuple[float, float] | None = None) -> None:
@@ -98,11 +104,11 @@ class RoiLayer(QtWidgets.QGraphicsObject):
             painter.drawPolyline(path)
 
     def _rebuild_labels(self) -> None:
-        for item in self._labels:
+        for item in self._labels.values():
             item.setParentItem(None)
             if item.scene() is not None:
                 item.scene().removeItem(item)
-        self._labels = []
+        self._labels = {}
         for index, finding in enumerate(self.findings, start=1):
             shape = self.preview if finding.uid == self.preview_uid else finding.shape
             box = shape.bbox() if shape is not None else None
@@ -116,7 +122,7 @@ class RoiLayer(QtWidgets.QGraphicsObject):
             item.setFont(font)
             item.setPos(box[0], box[1])
             item.setTransform(QtGui.QTransform.fromTranslate(0, -item.boundingRect().height() - 3))  # above it
-            self._labels.append(item)
+            self._labels[finding.uid] = item
 
 
 class _Label(QtWidgets.QGraphicsSimpleTextItem):
