@@ -25,8 +25,10 @@ def build_model(path: Path, *, mode: str = "whole", labels=("normal", "abnormal"
                 channels: int = 1, activation: str = "softmax", spec: list | None = None, cams: bool = True,
                 cam_hw: tuple[int, int] = (8, 8), cam_peak: tuple[int, int] = (2, 5), roi: dict | None = None,
                 graph_size: int | None = None, graph_classes: int | None = None, branches: bool = False,
-                threshold: float = 0.5,
+                threshold: float = 0.5, digest: bool = True, embedding: bool = False,
                 metadata: dict[str, Any] | None = None, drop_keys: tuple[str, ...] = ()) -> Path:
+    """`digest` records the graph's sha256 as mammodesk-train does (False: an older export);
+    `embedding` adds an `embedding` output, the input's mean (N x 1), for the domain check."""
     classes = graph_classes or (1 if activation == "sigmoid" and len(labels) == 2 else len(labels))
     side = graph_size or size
     nodes = [
@@ -53,6 +55,8 @@ def build_model(path: Path, *, mode: str = "whole", labels=("normal", "abnormal"
             nodes.append(helper.make_node("Neg", ["cams"], ["cams_b"]))
             outputs.append(helper.make_tensor_value_info("cams_b", TensorProto.FLOAT, ["N", classes, *cam_hw]))
             cam_outputs["branch_b"] = CamOutput("cams_b", "b.block")
+    if embedding:
+        outputs.append(helper.make_tensor_value_info("flat", TensorProto.FLOAT, ["N", 1]))
     graph = helper.make_graph(
         nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", channels, side, side])],
         outputs, inits)
@@ -71,10 +75,14 @@ def build_model(path: Path, *, mode: str = "whole", labels=("normal", "abnormal"
         family="test", name=path.stem, task="normal_vs_abnormal", labels=list(labels), spec=PipelineSpec(spec),
         input=InputLayout("image", channels, size, size), activation=activation, roi=roi_mode,
         training={"dataset": "synthetic", "split": "none"}, metrics={"how": "not evaluated"},
-        weights_sha256="0" * 64, tool_version="test", cams=cam_outputs or None)
+        weights_sha256="0" * 64, tool_version="test", cams=cam_outputs or None, embedding="flat" if embedding else None)
     props.update({f"mammodesk.{k}": v for k, v in (metadata or {}).items()})
     for key in drop_keys:
         props.pop(f"mammodesk.{key}", None)
+    if digest:
+        import hashlib
+
+        props["mammodesk.graph_sha256"] = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
     helper.set_model_props(model, props)
     onnx.checker.check_model(model)
     onnx.save(model, path)

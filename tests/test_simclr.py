@@ -204,10 +204,10 @@ def test_pretrain_cli_writes_a_backbone_that_fit_can_start_from(tmp_path, capsys
     assert record["init"] == {"backbone": "tiny.pt", "cv_patients_seen_in_pretraining": 8}
     assert "not free of that overlap" in capsys.readouterr().err
     from mammodesk_train.models.hybrid import HybridConcat
-    from mammodesk_train.simclr.backbone import init_resnet_v2
+    from mammodesk_train.simclr.backbone import init_backbone
 
     hybrid = HybridConcat(2, efficientnet="b0", resnet_width=0.125, efficientnet_width=0.25)
-    assert init_resnet_v2(hybrid.resnet, backbone) == ["stem.weight", "stem.bias"]  # 3x3 -> 7x7 stem relearned
+    assert init_backbone(hybrid.resnet, backbone) == ["stem.weight", "stem.bias"]  # 3x3 -> 7x7 stem relearned
     assert torch.equal(hybrid.resnet.state_dict()["post_bn.running_var"], state["post_bn.running_var"])
 
 

@@ -28,12 +28,23 @@ def test_fit_export_evaluate(tmp_path, capsys):
     assert html.count("<svg") == 3 and "Leakage check" in html
     assert (run / "fold1" / "vae.jsonl").is_file() and (run / "final" / "model.pt").is_file()
 
+    comparison = metrics["comparison"]  # the plain baseline in the same folds, side by side
+    assert comparison["metric"] == "auc" and len(comparison["baseline"]["folds"]) == 2
+    assert "Against the plain baseline" in html and "plain baseline" in capsys.readouterr().out
+    # the bright spot that marks these abnormal images is what intensity statistics see at once;
+    # a VAE-CNN trained for a few epochs does not: the export is refused ...
+    assert comparison["baseline"]["mean"] == 1.0 and not comparison["beats_baseline"]
     model = tmp_path / "tiny.onnx"
-    assert main(["export", str(run), "--out", str(model), "--note", "Maps highlight film labels."]) == 0
+    assert main(["export", str(run), "--out", str(model)]) == 2
+    assert "refusing to export" in capsys.readouterr().err and not model.exists()
+    # ... unless forced, and then the card says so before anything else
+    assert main(["export", str(run), "--out", str(model), "--note", "Maps highlight film labels.", "--force"]) == 0
     from mammodesk.inference import read_card
 
     card = read_card(model)
     text = model.with_suffix(".md").read_text()
+    assert text.splitlines()[2].startswith("**Does not beat its plain baseline**")
+    assert card.metrics["baseline"]["beats_baseline"] is False
     assert "Not for clinical use" in text and "not results on an independent test set" in text
     assert "mammodesk-train fit --preset vae-cnn-lite" in text
     assert "- Maps highlight film labels.\n" in text

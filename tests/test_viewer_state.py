@@ -15,37 +15,13 @@ from mammodesk.preprocessing import PipelineSpec
 from mammodesk.resources import resources_dir
 from mammodesk.state import PipelineEditor, ViewerState
 from mammodesk.state import display
-from mammodesk.state.hanging import assign_slots
 from mammodesk.state.loading import ImageLoader, Loaded, LoadFailure, folder_files, load, read_identifying
 from mammodesk.state.processing import Cancelled, Generations, preview_scale, process_for_display
-
-
-def meta(laterality=None, view=None, name=None) -> ImageMeta:
-    return ImageMeta(source_path=Path(name) if name else None, laterality=laterality, view=view)
 
 
 def breast(rows=120, cols=100, chest_wall="left", bits=12) -> np.ndarray:
     pixels = phantom(rows, cols, bits=bits)  # the phantom's disc rests on the left edge
     return pixels if chest_wall == "left" else pixels[:, ::-1].copy()
-
-
-# --- hanging --------------------------------------------------------------------------
-def test_hanging_from_tags_in_any_order():
-    metas = [meta("L", "MLO"), meta("R", "CC"), meta("L", "CC"), meta("R", "MLO")]
-    assert assign_slots(metas) == {"LMLO": 0, "RCC": 1, "LCC": 2, "RMLO": 3}
-
-
-def test_hanging_falls_back_to_file_names_and_view_families():
-    metas = [meta(name="Calc-Test_P_00038_LEFT_CC.dcm"), meta(name="P_00038_RIGHT_MLO.dcm"),
-             meta("R", "XCCL"), meta("L", "ML")]
-    assert assign_slots(metas) == {"LCC": 0, "RMLO": 1, "RCC": 2, "LMLO": 3}
-
-
-def test_hanging_unknowns_fill_gaps_and_duplicates_stay_out():
-    metas = [meta("R", "CC"), meta("R", "CC"), meta(), meta()]
-    slots = assign_slots(metas)
-    assert slots["RCC"] == 0 and 1 not in slots.values()
-    assert (slots["LCC"], slots["RMLO"]) == (2, 3) and "LMLO" not in slots
 
 
 # --- display -------------------------------------------------------------------------------
@@ -75,15 +51,6 @@ def test_drag_window_directions():
     narrowest = display.drag_window(start, -100000, 0, 4095)
     assert narrowest.width == 2.0
     assert display.drag_window(WindowPreset(0, 0, "LUT", lut=np.zeros(4)), 1, 1, 255).function == "LINEAR"
-
-
-def test_chest_wall_standardisation():
-    right_breast_wall_left = Image(breast(chest_wall="left"), ImageMeta(laterality="R", bits_stored=12))
-    right_breast_wall_right = Image(breast(chest_wall="right"), ImageMeta(laterality="R", bits_stored=12))
-    left_breast_wall_left = Image(breast(chest_wall="left"), ImageMeta(laterality="L", bits_stored=12))
-    assert display.needs_flip(right_breast_wall_left)
-    assert not display.needs_flip(right_breast_wall_right)
-    assert not display.needs_flip(left_breast_wall_left)
 
 
 def test_processed_floats_become_display_integers():
@@ -137,7 +104,7 @@ def test_window_presets_invert_and_reset(state):
     state.next_preset(doc)
     state.next_preset(doc)
     state.next_preset(doc)
-    assert seen == ["wide", "auto", "soft"]
+    assert seen == ["wide", "auto (breast)", "soft"]
     state.drag_window(doc, 30, -10)
     assert doc.window.name == "custom"
     state.invert(doc)
@@ -272,7 +239,7 @@ def test_loader_decodes_in_another_process_and_survives_a_crash(tmp_path):
     try:
         loaded = loader.submit(load, str(path)).result(timeout=60)
         assert isinstance(loaded, Loaded) and loaded.image.shape == (96, 80)
-        assert loaded.summary.thumbnail is not None and loaded.summary.laterality == "L"
+        assert loaded.summary.thumbnail is not None and loaded.summary.anatomy.laterality == "L"
         failure = loader.submit(load, str(bad)).result(timeout=60)
         assert isinstance(failure, LoadFailure) and failure.message
         crashed = loader.submit(_die, str(path))

@@ -14,10 +14,15 @@ from mammodesk.annotations.model import Circle, Ellipse, Point, Polygon, Rect, S
 Bounds = tuple[int, int]  # (rows, cols)
 
 
+def snap(value: float) -> float:
+    """To the half-pixel grid: pixel centres (integers) and pixel edges (halves)."""
+    return round(value * 2.0) / 2.0
+
+
 def clamp_point(x: float, y: float, bounds: Bounds) -> tuple[float, float]:
-    """Snap a point to the image: pixel edges are the limits."""
+    """Snap a point to the image: the half-pixel grid, pixel edges are the limits."""
     rows, cols = bounds
-    return min(max(x, -0.5), cols - 0.5), min(max(y, -0.5), rows - 0.5)
+    return min(max(snap(x), -0.5), cols - 0.5), min(max(snap(y), -0.5), rows - 0.5)
 
 
 def translate(shape: Shape, dx: float, dy: float) -> Shape:
@@ -37,7 +42,7 @@ def translate(shape: Shape, dx: float, dy: float) -> Shape:
 def move_within(shape: Shape, dx: float, dy: float, bounds: Bounds) -> Shape:
     """Translate, then push back so the shape's box stays on the image when it fits
     (a circle's centre always stays on it: MIAS circles may overhang the edge)."""
-    moved = translate(shape, dx, dy)
+    moved = translate(shape, snap(dx), snap(dy))  # whole half-pixels: a snapped shape stays snapped
     rows, cols = bounds
     if isinstance(moved, Circle):
         cx, cy = clamp_point(moved.cx, moved.cy, bounds)
@@ -89,7 +94,7 @@ def drag_handle(shape: Shape, name: str, x: float, y: float, bounds: Bounds) -> 
             values[part] = x if part[0] == "x" else y
         return Rect(**values)
     if isinstance(shape, Circle):
-        return Circle(shape.cx, shape.cy, max(0.5, math.hypot(x - shape.cx, y - shape.cy)))
+        return Circle(shape.cx, shape.cy, max(0.5, snap(math.hypot(x - shape.cx, y - shape.cy))))
     if isinstance(shape, Ellipse):
         t = math.radians(shape.angle_deg)
         dx, dy = x - shape.cx, y - shape.cy

@@ -17,6 +17,7 @@ import numpy as np
 
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
 from mammodesk.inference.runner import ModelRunner, Prediction
+from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.io import find_reader, read_image
 
 
@@ -53,7 +54,8 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
               cams_dir: Path | None = None, cam_format: str = "png", batch_size: int = 4,
               progress: Callable[[int, str], None] | None = None) -> BatchReport:
     """Whole-image models run `batch_size` images per onnxruntime call; ROI and
-    patch models run per image (their patches are batched inside predict)."""
+    patch models run on `roi`, or, without one, scan each breast (`scan`): the row
+    then holds the most positive window's answer and how many windows were read."""
     report = BatchReport()
     batched = runner.card.roi.mode == "whole" and roi is None
     pending: list[tuple[Path, object]] = []  # (path, image or the read error)
@@ -87,10 +89,11 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             _record(report, path, None, image, cams_dir, cam_format)
             continue
         try:
-            prediction = runner.predict(image, roi)
+            outcome = runner.predict(image, roi) if roi is not None or runner.card.roi.mode == "whole" \
+                else scan(image, runner)
         except (MammoDeskError, OSError) as exc:
-            prediction = exc
-        _record(report, path, image, prediction, cams_dir, cam_format)
+            outcome = exc
+        _record(report, path, image, outcome, cams_dir, cam_format)
     flush()
     return report
 
@@ -100,16 +103,25 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     if isinstance(outcome, Exception):
         report.failed += 1
         row.update(status="failed", error=str(outcome))
-    else:
-        row.update(status="ok", error="", **outcome.as_row())
-        if outcome.notes:
-            row["notes"] = "; ".join(outcome.notes)
-        if cams_dir is not None and outcome.heatmaps is not None:
-            try:
-                save_heatmaps(outcome, image.shape, path, cams_dir, cam_format)
-            except OSError as exc:
-                report.failed += 1
-                row.update(status="failed", error=f"heat maps not written: {exc}")
+        report.rows.append(row)
+        return
+    result = outcome if isinstance(outcome, ScanResult) else None
+    prediction = outcome.predictions[outcome.ranked()[0]] if result else outcome
+    row.update(status="ok", error="", **prediction.as_row())
+    if result is not None:  # a breast scan: the most positive window speaks for the image
+        row.update(region="scan: most positive window", windows=len(result.boxes))
+    if prediction.notes:
+        row["notes"] = "; ".join(prediction.notes)
+    if cams_dir is not None:
+        try:
+            if prediction.heatmaps is not None:
+                save_heatmaps(prediction, image.shape, path, cams_dir, cam_format)
+            if result is not None:
+                _save_map(result.map.full(image.shape), cams_dir, f"{path.stem}.{prediction.model}.scan."
+                          f"{prediction.labels[result.positive]}", cam_format)
+        except OSError as exc:
+            report.failed += 1
+            row.update(status="failed", error=f"heat maps not written: {exc}")
     report.rows.append(row)
 
 
@@ -120,13 +132,18 @@ def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, 
     label = prediction.predicted_label
     for name in prediction.heatmaps.names:
         values = prediction.heatmaps.source(prediction.predicted_index, name).full(shape)
-        stem = f"{source.stem}.{prediction.model}.{name}.{label}"
-        if fmt == "npy":
-            np.save(folder / f"{stem}.npy", values)
-        else:
-            scaled = np.nan_to_num(np.clip(values, 0, 1), nan=0.0) * 65535.0
-            if not cv2.imwrite(str(folder / f"{stem}.png"), np.rint(scaled).astype(np.uint16)):
-                raise OSError(f"could not write {folder / stem}.png")
+        _save_map(values, folder, f"{source.stem}.{prediction.model}.{name}.{label}", fmt)
+
+
+def _save_map(values: np.ndarray, folder: Path, stem: str, fmt: str) -> None:
+    """0..1 map over the source image: 16-bit PNG (0 where nothing was seen) or float32 NPY (NaN there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "npy":
+        np.save(folder / f"{stem}.npy", values)
+        return
+    scaled = np.nan_to_num(np.clip(values, 0, 1), nan=0.0) * 65535.0
+    if not cv2.imwrite(str(folder / f"{stem}.png"), np.rint(scaled).astype(np.uint16)):
+        raise OSError(f"could not write {folder / stem}.png")
 
 
 def write_report(report: BatchReport, out: Path, runner: ModelRunner) -> None:

@@ -18,6 +18,9 @@ Keys (all values are strings; structured ones are JSON):
 | mammodesk.training | {"dataset", "split", ...}: what it was trained on and how data was split |
 | mammodesk.metrics | {"how": "...", name: {"mean", "sd"} or number}: measured, with how |
 | mammodesk.weights_sha256 / .tool_version | provenance |
+| mammodesk.graph_sha256 | sha256 of the stored graph (nodes and initializers); checked before any answer |
+| mammodesk.calibration | null, or how to calibrate the probabilities (`calibration.py`), fitted on CV predictions |
+| mammodesk.domain | null, or what the training inputs looked like, for the domain check (`domain.py`) |
 
 `logits` is batch x classes (a single logit with two labels means binary
 sigmoid). `cams` is batch x classes x h x w holding raw Grad-CAM (the
@@ -32,14 +35,17 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mammodesk.errors import MammoDeskError, SpecError
-from mammodesk.inference.onnx_meta import NotOnnxError, read_metadata_props
+from mammodesk.inference.onnx_meta import NotOnnxError, graph_sha256, read_metadata_props, read_model_bytes
 from mammodesk.preprocessing import PipelineSpec
 
 CONTRACT_VERSION = 1
 PREFIX = "mammodesk."
 REQUIRED_KEYS = ("contract_version", "family", "name", "task", "labels", "preprocessing", "input",
                  "output", "roi", "training", "metrics", "weights_sha256", "tool_version")
-OPTIONAL_KEYS = ("cams", "description")
+OPTIONAL_KEYS = ("cams", "description", "graph_sha256", "calibration", "domain", "embedding")
+DAMAGED = "model file damaged: weights do not match their recorded digest; re-download or rebuild it"
+UNVERIFIED = "this model file carries no weights digest (exported before digests were recorded): its integrity " \
+             "is not verified"
 ROI_MODES = ("whole", "roi", "patches")
 
 
@@ -96,6 +102,10 @@ class ModelCard:
     tool_version: str
     description: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    graph_sha256: str | None = None  # None: an older export without a digest
+    calibration: Mapping[str, Any] | None = None
+    domain: Mapping[str, Any] | None = None
+    embedding_output: str | None = None  # the penultimate-layer output the domain check reads
 
     @property
     def has_cams(self) -> bool:
@@ -110,7 +120,8 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
                    input: InputLayout, activation: str, roi: RoiMode, training: Mapping[str, Any],
                    metrics: Mapping[str, Any], weights_sha256: str, tool_version: str,
                    cams: Mapping[str, CamOutput] | None = None, logits: str = "logits",
-                   description: str = "") -> dict[str, str]:
+                   description: str = "", calibration: Mapping[str, Any] | None = None,
+                   domain: Mapping[str, Any] | None = None, embedding: str | None = None) -> dict[str, str]:
     """The metadata_props an exporter writes (strings only)."""
     cam_json = None
     if cams:
@@ -125,7 +136,8 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
         "input": json.dumps(input.__dict__), "output": json.dumps({"logits": logits, "activation": activation}),
         "cams": json.dumps(cam_json), "roi": json.dumps(roi.__dict__), "training": json.dumps(training),
         "metrics": json.dumps(metrics), "weights_sha256": weights_sha256, "tool_version": tool_version,
-        "description": description,
+        "description": description, "calibration": json.dumps(calibration), "domain": json.dumps(domain),
+        "embedding": json.dumps(embedding),
     }
     return {PREFIX + k: v for k, v in values.items()}
 
@@ -142,6 +154,38 @@ def read_card(path: str | Path) -> ModelCard:
     except OSError as exc:
         raise ModelContractError(path, f"cannot be read ({exc.strerror or exc})") from exc
     return parse_card(path, props)
+
+
+def verify_file(path: str | Path) -> ModelCard:
+    """read_card, then the graph digest checked against the file (streamed, without onnxruntime)."""
+    card = read_card(path)
+    if card.graph_sha256 is not None:
+        try:
+            actual = graph_sha256(card.path)
+        except (NotOnnxError, OSError) as exc:
+            raise ModelContractError(card.path, f"cannot be read ({exc})") from exc
+        if actual != card.graph_sha256:
+            raise ModelContractError(card.path, DAMAGED)
+    return card
+
+
+def load_verified(path: str | Path) -> tuple[ModelCard, bytes]:
+    """The card and the file's bytes, read once, with the digest checked on exactly those bytes
+    (the session is then created from them: nothing can change the file in between)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelContractError(path, "model file not found")
+    try:
+        data = path.read_bytes()
+        props, digest = read_model_bytes(data)
+    except NotOnnxError as exc:
+        raise ModelContractError(path, f"not an ONNX model ({exc})") from exc
+    except OSError as exc:
+        raise ModelContractError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    card = parse_card(path, props)
+    if card.graph_sha256 is not None and digest != card.graph_sha256:
+        raise ModelContractError(path, DAMAGED)
+    return card, data
 
 
 def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
@@ -177,7 +221,10 @@ def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
         cams=_cams(path, _json(path, "cams", ours.get("cams", "null"))), roi=_roi(path, data["roi"]),
         training=data["training"], metrics=data["metrics"], weights_sha256=ours["weights_sha256"],
         tool_version=ours["tool_version"], description=ours.get("description", ""),
-        extra={k: ours[k] for k in unknown},
+        extra={k: ours[k] for k in unknown}, graph_sha256=ours.get("graph_sha256") or None,
+        calibration=_json(path, "calibration", ours.get("calibration", "null")),
+        domain=_json(path, "domain", ours.get("domain", "null")),
+        embedding_output=_json(path, "embedding", ours.get("embedding", "null")),
     )
     _check_spec_matches_input(card)
     return card
@@ -277,6 +324,8 @@ def check_session(card: ModelCard, session) -> None:
     if len(logits.shape) != 2 or (isinstance(logits.shape[1], int) and logits.shape[1] != classes):
         raise ModelContractError(path, f"logits shape {logits.shape} does not give {classes} value(s) per image "
                                        f"for labels {list(card.labels)}")
+    if card.embedding_output and card.embedding_output not in outputs:
+        raise ModelContractError(path, f"declared embedding output {card.embedding_output!r} is not in the graph")
     for name, cam in card.cams.items():
         out = outputs.get(cam.output)
         if out is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from mammodesk.inference.contract import ModelCard, ModelContractError, read_card
+from mammodesk.inference.contract import ModelCard, ModelContractError, verify_file
 from mammodesk.inference.onnx_meta import NotOnnxError, read_metadata_props
 from mammodesk.resources import resources_dir
 
@@ -49,8 +49,8 @@ class ModelRegistry:
                 if kind:
                     companions.setdefault(path.with_name(parent), {})[kind] = path
                     continue
-                try:
-                    entries.append(ModelEntry(path, read_card(path), bundled=bundled))
+                try:  # the weights digest is checked here too: a damaged file is listed as unusable
+                    entries.append(ModelEntry(path, verify_file(path), bundled=bundled))
                 except ModelContractError as exc:
                     entries.append(ModelEntry(path, None, exc.problem, bundled))
         self.entries = [ModelEntry(e.path, e.card, e.error, e.bundled, companions.get(e.path, {})) for e in entries]
@@ -59,7 +59,7 @@ class ModelRegistry:
         """By model name, file stem, or a path to any .onnx file."""
         candidate = Path(name_or_path)
         if candidate.suffix == ".onnx" and candidate.is_file():
-            return ModelEntry(candidate, read_card(candidate))
+            return ModelEntry(candidate, verify_file(candidate))
         for entry in self.entries:
             if str(name_or_path) in (entry.name, entry.path.stem):
                 if entry.card is None:

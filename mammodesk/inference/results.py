@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mammodesk.inference.domain import DomainCheck
 from mammodesk.preprocessing import Geometry
+
+CLEAR_MARGIN = 0.2  # top-two probability gap below which an answer is "no clear answer"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,29 @@ class Prediction:
     timings_ms: dict[str, float] = field(default_factory=dict)
     weights_sha256: str = ""
     notes: list[str] = field(default_factory=list)  # caveats the user should see with the result
+    raw_probabilities: np.ndarray | None = None  # before calibration
+    calibrated: bool = False
+    domain: DomainCheck | None = None
+    embedding: np.ndarray | None = None  # (1, D) penultimate features, for the domain check
+
+    @property
+    def margin(self) -> float:
+        """Gap between the two most probable classes."""
+        top = np.sort(np.asarray(self.probabilities, float))[::-1]
+        return float(top[0] - top[1]) if len(top) > 1 else 1.0
+
+    @property
+    def clear(self) -> bool:
+        """A clear answer: in domain, and not near the decision threshold."""
+        return (self.domain is None or self.domain.in_domain) and self.margin >= CLEAR_MARGIN
+
+    def verdict(self) -> str:
+        """What a reader should take from it: the class, or 'no clear answer' and why."""
+        if self.domain is not None and not self.domain.in_domain:
+            return "no clear answer (outside training data)"
+        if self.margin < CLEAR_MARGIN:
+            return "no clear answer (near the decision threshold)"
+        return self.predicted_label
 
     @property
     def predicted_index(self) -> int:
@@ -112,4 +138,7 @@ class Prediction:
                 row[f"votes_{label}"] = int(v)
         if self.roi_box is not None:
             row["roi"] = " ".join(str(v) for v in self.roi_box)
+        row["calibrated"] = "yes" if self.calibrated else "no"
+        row["domain"] = self.domain.text() if self.domain is not None else "not checked"
+        row["answer"] = self.verdict()
         return row

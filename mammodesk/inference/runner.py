@@ -5,17 +5,21 @@ fallback, reported honestly), probabilities, and heat maps in source pixels."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from mammodesk.annotations.model import Shape
 from mammodesk.errors import MammoDeskError
-from mammodesk.inference.contract import ModelCard, ModelContractError, check_session, read_card
+from mammodesk.inference.calibration import apply_calibration
+from mammodesk.inference.contract import UNVERIFIED, ModelCard, ModelContractError, check_session, load_verified
+from mammodesk.inference.domain import EmbeddingModel, check
 from mammodesk.inference.patches import count_votes, cut_patches, mosaic, patch_positions, vote_map
 from mammodesk.inference.results import HeatMaps, Prediction
 from mammodesk.io import Image
@@ -37,11 +41,17 @@ class ModelRunner:
     """Thread-safe: `predict` may be called from worker threads concurrently."""
 
     def __init__(self, path: str | Path, *, prefer_gpu: bool = True, threads: int = 0, warm_up: bool = True):
-        self.card: ModelCard = read_card(path)  # validated before anything runs
+        # validated and its digest checked before anything runs; the session is built from the checked bytes
+        self.card, model_bytes = load_verified(path)
+        self.integrity_note = UNVERIFIED if self.card.graph_sha256 is None else None
         self._threads = threads
         self._lock = threading.Lock()
         self.fallback_reason: str | None = None
         wanted = [CUDA, CPU] if prefer_gpu and CUDA in ort.get_available_providers() else [CPU]
+        self._model_bytes = model_bytes
+        domain = self.card.domain or {}
+        self._embedding_model = EmbeddingModel.from_dict(domain["embedding"]) \
+            if "embedding" in domain and self.card.embedding_output else None
         self._session = self._create_session(wanted)
         check_session(self.card, self._session)
         if warm_up:
@@ -55,7 +65,7 @@ class ModelRunner:
         options.intra_op_num_threads = self._threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            session = ort.InferenceSession(str(self.card.path), options, providers=providers)
+            session = ort.InferenceSession(self._model_bytes, options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelContractError(self.card.path, f"onnxruntime cannot load the graph ({exc})") from exc
         if CUDA in providers and session.get_providers()[0] != CUDA:
@@ -71,8 +81,9 @@ class ModelRunner:
     def device(self) -> str:
         return "CUDA" if self.providers[0] == CUDA else "CPU"
 
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        names = [self.card.logits_output] + [c.output for c in self.card.cams.values()]
+    def _run(self, batch: np.ndarray, cams: bool = True) -> dict[str, np.ndarray]:
+        names = [self.card.logits_output] + ([c.output for c in self.card.cams.values()] if cams else [])
+        names += [self.card.embedding_output] if self.card.embedding_output else []
         session = self._session
         try:
             values = session.run(names, {self.card.input.name: batch})
@@ -91,21 +102,32 @@ class ModelRunner:
     def predict(self, image: Image, roi: Shape | Sequence[float] | None = None) -> Prediction:
         mode = self.card.roi.mode
         if mode != "whole" and roi is None:
-            raise ModelInputError(f"{self.card.name} classifies {'ROIs' if mode == 'roi' else 'ROI patches'}; "
-                                  "select an ROI first")
+            raise ModelInputError(f"{self.card.name} classifies {'ROIs' if mode == 'roi' else 'ROI patches'}: "
+                                  "give it an ROI (x0, y0, x1, y1), or scan the breast")
         timings: dict[str, float] = {}
         start = time.perf_counter()
         processed = self._prepare(image, roi)
         timings["preprocess"] = _ms(start)
         if mode == "patches":
             prediction = self._predict_patches(processed, timings)
-            prediction.notes += self._roi_notes(image, roi)
-            return prediction
-        start = time.perf_counter()
-        outputs = self._run(to_nchw(processed.array[None]))
-        timings["inference"] = _ms(start)
-        prediction = self._prediction(outputs, 0, processed.geometry, timings)
+        else:
+            start = time.perf_counter()
+            outputs = self._run(to_nchw(processed.array[None]))
+            timings["inference"] = _ms(start)
+            prediction = self._prediction(outputs, 0, processed.geometry, timings)
+        return self._trust(prediction, image, processed.array, roi)
+
+    def _trust(self, prediction: Prediction, image: Image, model_input: np.ndarray, roi) -> Prediction:
+        """Calibration, the domain check and the caveats every answer carries."""
+        prediction.raw_probabilities = prediction.probabilities
+        if self.card.calibration:
+            prediction.probabilities = apply_calibration(self.card.calibration, prediction.probabilities)
+            prediction.calibrated = True
+        prediction.domain = check(self.card.domain, image.meta, model_input, prediction.embedding,
+                                  self._embedding_model)
         prediction.notes += self._roi_notes(image, roi)
+        if self.integrity_note:
+            prediction.notes.append(self.integrity_note)
         return prediction
 
     def predict_many(self, images: Sequence[Image], batch_size: int = 8) -> list[Prediction]:
@@ -114,12 +136,58 @@ class ModelRunner:
             raise ModelInputError(f"{self.card.name} needs an ROI per image; call predict() per ROI")
         results: list[Prediction] = []
         for first in range(0, len(images), batch_size):
-            chunk = [self._prepare(image, None) for image in images[first:first + batch_size]]
+            batch = images[first:first + batch_size]
+            chunk = [self._prepare(image, None) for image in batch]
             start = time.perf_counter()
             outputs = self._run(to_nchw(np.stack([p.array for p in chunk])))
             elapsed = _ms(start) / len(chunk)
-            results += [self._prediction(outputs, i, p.geometry, {"inference": elapsed})
-                        for i, p in enumerate(chunk)]
+            results += [self._trust(self._prediction(outputs, i, p.geometry, {"inference": elapsed}), image,
+                                    p.array, None) for i, (p, image) in enumerate(zip(chunk, batch))]
+        return results
+
+    def predict_windows(self, image: Image, boxes: Sequence[Sequence[float]], *, batch_size: int = 256,
+                        progress: Callable[[int, int], None] | None = None,
+                        should_stop: Callable[[], bool] | None = None) -> list[Prediction]:
+        """ROI and patch models: the answer for every window, as `predict` gives it but without heat
+        maps, in large onnxruntime batches. Each window is preprocessed on its own crop (the spec of an
+        ROI model is window-local by definition: it was trained on crops), in parallel threads."""
+        if self.card.roi.mode == "whole":
+            raise ModelInputError(f"{self.card.name} classifies whole images; there are no windows")
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            processed = list(pool.map(lambda box: self._prepare(image, box), boxes))
+        patches = self.card.roi.mode == "patches"
+        if patches:
+            size = self.card.roi.patch_size
+            positions = patch_positions(processed[0].array.shape[:2], size, self.card.roi.patches, self.card.roi.seed)
+            inputs = [to_nchw(cut_patches(p.array, positions, size)) for p in processed]
+        else:
+            inputs = [to_nchw(p.array[None]) for p in processed]
+        per_window = len(inputs[0]) if inputs else 1
+        flat = np.concatenate(inputs) if inputs else np.zeros((0,), np.float32)
+        logits, embeddings = [], []
+        step = max(per_window, batch_size // per_window * per_window)  # whole windows per batch
+        for start in range(0, len(flat), step):
+            if should_stop is not None and should_stop():
+                raise InterruptedError("scan stopped")
+            outputs = self._run(flat[start:start + step], cams=False)
+            logits.append(outputs[self.card.logits_output])
+            if self.card.embedding_output:
+                embeddings.append(outputs[self.card.embedding_output])
+            if progress is not None:
+                progress(min(len(boxes), (start + step) // per_window), len(boxes))
+        probs = self._probabilities(np.concatenate(logits)) if logits else np.zeros((0, len(self.card.labels)))
+        features = np.concatenate(embeddings) if embeddings else None
+        results = []
+        for index, (box, prepared) in enumerate(zip(boxes, processed)):
+            rows = slice(index * per_window, (index + 1) * per_window)
+            window = probs[rows]
+            prediction = Prediction(
+                model=self.card.name, labels=self.card.labels,
+                probabilities=window.mean(axis=0) if patches else window[0], provider=self.providers[0],
+                votes=count_votes(window, len(self.card.labels)) if patches else None,
+                roi_box=_roi_box(prepared.geometry), weights_sha256=self.card.weights_sha256,
+                embedding=None if features is None else features[rows].astype(np.float64).mean(axis=0, keepdims=True))
+            results.append(self._trust(prediction, image, prepared.array, box))
         return results
 
     def _prepare(self, image: Image, roi) -> ProcessedImage:
@@ -160,7 +228,7 @@ class ModelRunner:
             heatmaps=heat, votes=count_votes(probs, classes),
             vote_maps=HeatMaps({"votes": votes}, processed.geometry, normalise=False),
             patch_boxes=boxes, roi_box=_roi_box(processed.geometry), timings_ms=timings,
-            weights_sha256=self.card.weights_sha256)
+            weights_sha256=self.card.weights_sha256, embedding=self._embedding(outputs, slice(None)))
 
     def _prediction(self, outputs, index, geometry: Geometry, timings) -> Prediction:
         probs = self._probabilities(outputs[self.card.logits_output][index:index + 1])[0]
@@ -171,7 +239,15 @@ class ModelRunner:
         roi_box = _roi_box(geometry) if self.card.roi.mode == "roi" else None
         return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
                           provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,
-                          weights_sha256=self.card.weights_sha256)
+                          weights_sha256=self.card.weights_sha256,
+                          embedding=self._embedding(outputs, slice(index, index + 1)))
+
+    def _embedding(self, outputs: dict[str, np.ndarray], rows: slice) -> np.ndarray | None:
+        """The sample's penultimate features (patch models: the mean over their patches)."""
+        name = self.card.embedding_output
+        if not name or name not in outputs:
+            return None
+        return outputs[name][rows].astype(np.float64).mean(axis=0, keepdims=True)
 
     def _probabilities(self, logits: np.ndarray) -> np.ndarray:
         logits = logits.astype(np.float64)

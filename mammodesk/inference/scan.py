@@ -2,7 +2,15 @@
 the breast mask, each classified as the model was trained to, and a coarse
 map of the positive class over the windows. It answers "where would this ROI
 model look first?" on an image nobody has marked; it is not a detector and
-the map is as good as the ROI model's CV figures, no better."""
+the map is as good as the ROI model's CV figures, no better.
+
+Speed: every window is preprocessed once on its own crop (an ROI model's spec
+is window-local by definition - it was trained on crops, so running e.g.
+non-local means or CLAHE once over the whole breast would change the pixels
+at window borders and the answers with them); all windows (all their patches,
+for patch models) then go through onnxruntime in large batches without the
+Grad-CAM outputs, and only the windows whose maps are shown (the most
+positive) are run again with them. The answers equal the per-window path's."""
 
 from __future__ import annotations
 
@@ -64,20 +72,28 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float = 0.5) -> np.
 
 def scan(image: Image, runner: ModelRunner, *, overlap: float = 0.5,
          progress: Callable[[int, int], None] | None = None,
-         should_stop: Callable[[], bool] | None = None) -> ScanResult:
-    """Classify every window of `scan_windows`. `progress(done, total)` is called
-    after each; `should_stop()` returning True ends the scan early (InterruptedError)."""
+         should_stop: Callable[[], bool] | None = None, explained: int = 1) -> ScanResult:
+    """Classify every window of `scan_windows` in batches; the `explained` most positive windows
+    also get their heat maps. `progress(done, total)` follows the batches; `should_stop()`
+    returning True ends the scan early (InterruptedError)."""
     boxes = scan_windows(image, runner, overlap)
     if len(boxes) == 0:
         raise ModelInputError("the breast is smaller than one ROI of this model")
-    predictions = []
-    for index, box in enumerate(boxes):
-        if should_stop is not None and should_stop():
-            raise InterruptedError("scan stopped")
-        predictions.append(runner.predict(image, tuple(box)))
-        if progress is not None:
-            progress(index + 1, len(boxes))
+    predictions = runner.predict_windows(image, [tuple(box) for box in boxes], progress=progress,
+                                         should_stop=should_stop)
     positive = len(runner.card.labels) - 1  # tumour / malignant / abnormal: the last label by convention
+    result = ScanResult(predictions, boxes, positive, _window_map(image.shape, boxes, predictions, positive))
+    if runner.card.has_cams:
+        for index in result.ranked()[:explained]:
+            predictions[index] = runner.predict(image, tuple(boxes[index]))
+    return result
+
+
+def scan_per_window(image: Image, runner: ModelRunner, overlap: float = 0.5) -> ScanResult:
+    """The reference path: `predict` (heat maps and all) once per window. For tests and benchmarks."""
+    boxes = scan_windows(image, runner, overlap)
+    predictions = [runner.predict(image, tuple(box)) for box in boxes]
+    positive = len(runner.card.labels) - 1
     return ScanResult(predictions, boxes, positive, _window_map(image.shape, boxes, predictions, positive))
 
 

@@ -25,7 +25,7 @@ from mammodesk.errors import (
 from mammodesk.io.image import Image, ImageMeta, WindowPreset
 from mammodesk.io.naming import hashed_key, infer_from_name, normalise_view
 from mammodesk.io.phi import split_tags
-from mammodesk.io.voi import auto_window, mirror_preset
+from mammodesk.io.voi import mirror_preset
 
 _VOI_FUNCTIONS = {"LINEAR", "LINEAR_EXACT", "SIGMOID"}
 
@@ -84,9 +84,7 @@ def read_dicom(path: str | Path, *, keep_identifying: bool = False) -> Image:
         k = value_range[0] + value_range[1]
         pixels = _invert(pixels, k)
         presets = [mirror_preset(p, k) for p in presets]
-    if not presets:
-        presets = [auto_window(pixels, padding)]
-    public, identifying = header.pop("tags")
+    public, identifying = header.pop("tags")  # no presets in the file: the viewer picks a window on the breast
     meta = ImageMeta(
         source_path=path, format="DICOM", bits_stored=int(ds.get("BitsStored", stored.itemsize * 8)),
         window_presets=tuple(presets), padding_mask=padding, tags=public,
@@ -100,17 +98,20 @@ def _header(path: Path, ds: Dataset, warns: list[str]) -> dict:
     if modality != "MG":
         warns.append(f"modality is {modality or 'missing'}, not MG (mammography); loaded anyway")
     hints = infer_from_name(str(ds.get("PatientID", "")) + " " + path.stem)
+    in_tags = infer_from_name(str(ds.get("PatientID", "")))  # CBIS-DDSM: "Mass-Test_P_00820_RIGHT_MLO"
     study = ds.get("StudyInstanceUID")
     return {
         "tags": split_tags(ds),
         "presets": _window_presets(ds, path, warns),
         "modality": modality,
-        "laterality": _laterality(ds) or hints.laterality,
-        "view": _view(ds) or hints.view,
+        "laterality": _laterality(ds) or in_tags.laterality,  # file names are `mammodesk.anatomy`'s
+        "view": _view(ds) or in_tags.view,
         "photometric_interpretation": str(ds.PhotometricInterpretation),
         "pixel_spacing_mm": _spacing(ds),
         "patient_key": hints.patient_key or _patient_key(ds),
         "study_key": hashed_key("study", str(study)) if study else None,
+        "study_date": next((str(ds.get(k)) for k in ("StudyDate", "SeriesDate", "AcquisitionDate")
+                            if str(ds.get(k) or "").strip()), None),
     }
 
 

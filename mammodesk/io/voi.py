@@ -25,7 +25,9 @@ def apply_window(pixels: np.ndarray, preset: WindowPreset) -> np.ndarray:
     elif preset.function == "LINEAR_EXACT":
         out = (x - c) / w + np.float32(0.5)
     elif preset.function == "SIGMOID":
-        out = 1.0 / (1.0 + np.exp(np.float32(-4.0) * (x - c) / w))
+        # exp overflows float32 beyond 88: clipped there the output is 0 or 1 to float32 precision anyway
+        exponent = np.clip(np.float32(-4.0) * (x - c) / w, np.float32(-80.0), np.float32(80.0))
+        out = 1.0 / (1.0 + np.exp(exponent))
         return out.astype(np.float32, copy=False)
     elif preset.function == "LUT":
         return _apply_lut(x, preset)

@@ -107,9 +107,10 @@ class ThresholdRoi(Op):
 @register_op
 class Normalise(Op):
     name = "normalise"
-    doc = "Min-max (with optional percentiles), z-score, or fixed mean/std; output float32."
+    doc = ("Min-max (with optional percentiles), z-score, fixed mean/std, or range (the bit depth's full "
+           "range to 0..1, which keeps absolute intensity); output float32.")
     params = (
-        Param("mode", str, "minmax", choices=("minmax", "zscore", "fixed")),
+        Param("mode", str, "minmax", choices=("minmax", "zscore", "fixed", "range")),
         Param("low_percentile", float, 0.0, minimum=0.0, maximum=50.0),
         Param("high_percentile", float, 100.0, minimum=50.0, maximum=100.0),
         Param("mean", tuple, (0.0,), doc="fixed mode: one value or one per channel"),
@@ -125,6 +126,9 @@ class Normalise(Op):
             raise SpecError("normalise.mean and std need the same length (or one of them a single value)")
 
     def apply(self, frame: Frame) -> Frame:
+        if self.mode == "range":
+            lo, hi = value_range(frame)
+            return frame.evolve(pixels=((frame.pixels.astype(np.float32) - lo) / (hi - lo)).astype(np.float32))
         x = frame.pixels.astype(np.float32)
         if self.mode == "fixed":
             mean, std = np.float32(self.mean), np.float32(self.std)

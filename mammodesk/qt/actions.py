@@ -30,6 +30,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("zoom_out", "Zoom &Out", "-", "Zoom out (also: mouse wheel)", "View"),
     ActionSpec("layout", "&2x2 Hanging", "L", "Switch between one image and the RCC|LCC / RMLO|LMLO hanging", "View",
                True),
+    ActionSpec("priors", "Compare with &Prior", "K", "Current study over the woman's prior study, view by view "
+               "(open both studies: a folder per exam, or DICOM studies); zoom, pan and window move together", "View",
+               True),
+    ActionSpec("priors_page", "Prior Comparison: CC / MLO", "J", "Switch the prior comparison between the CC and "
+               "the MLO views", "View"),
     ActionSpec("show", "Original / Processed / Side by Side", "P", "Cycle what the canvas shows", "View"),
     ActionSpec("orientation", "Original &Orientation", "O", "Show images as stored instead of standardised", "View",
                True),
@@ -54,6 +59,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Labels", True),
     ActionSpec("tool_freehand", "&Freehand", "D", "Drag an outline", "Labels", True),
     ActionSpec("tool_point", "Poin&t", "T", "Click to mark a point (e.g. one calcification)", "Labels", True),
+    ActionSpec("tool_measure", "&Ruler", "U", "Drag to measure a distance: mm where the pixel spacing is known, "
+               "pixels otherwise (a reading aid, not a label)", "Labels", True),
+    ActionSpec("clear_measurements", "Clear Rulers", "Shift+U", "Remove the rulers of the active image", "Labels"),
     ActionSpec("undo", "&Undo", "Ctrl+Z", "Undo the last labelling edit on the active image", "Labels"),
     ActionSpec("redo", "Re&do", "Ctrl+Shift+Z", "Redo", "Labels"),
     ActionSpec("delete_finding", "De&lete ROI", "Del", "Delete the selected ROI (Backspace: last polygon vertex)",
@@ -132,6 +140,7 @@ class ShortcutsDialog(QtWidgets.QDialog):
         for row, values in enumerate(rows):
             for column, value in enumerate(values):
                 table.setItem(row, column, QtWidgets.QTableWidgetItem(value))
+        table.setWordWrap(True)  # descriptions wrap rather than being cut
         table.resizeColumnsToContents()
         table.horizontalHeader().setStretchLastSection(True)
         layout = QtWidgets.QVBoxLayout(self)
@@ -140,4 +149,10 @@ class ShortcutsDialog(QtWidgets.QDialog):
         close.rejected.connect(self.reject)
         layout.addWidget(close)
         self.table = table
-        self.resize(640, 620)
+        screen = (parent.screen() if parent is not None else QtGui.QGuiApplication.primaryScreen()).availableGeometry()
+        self.resize(min(920, int(screen.width() * 0.9)), min(720, int(screen.height() * 0.9)))
+        table.resizeRowsToContents()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt naming
+        super().showEvent(event)
+        self.table.resizeRowsToContents()  # the final column width is known now

@@ -28,6 +28,7 @@ from mammodesk.state.processing import ProcessedView, preview_scale
 from mammodesk.state.viewer import Document, ViewerState
 
 AUTO_OPEN_LIMIT = 4  # a folder with at most this many files opens as a study
+TRANSIENT_MS = 4000  # how long a passing status message (a timing, a count) stays
 DEMO_SPACING_MM = 0.05  # CBIS-DDSM files carry no spacing; DDSM's digitisers sampled at 42-50 microns
 
 
@@ -65,8 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
         }
         self.tabifyDockWidget(self.docks["pipeline"], self.docks["models"])
         self.tabifyDockWidget(self.docks["pipeline"], self.docks["labels"])
-        self.resizeDocks([self.docks["browser"]], [300], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["pipeline"]], [330], QtCore.Qt.Orientation.Horizontal)
+        self._docks_fitted = False  # first show: side panels sized to the screen (unless a saved state says)
         self.actions_ = build_actions(self)
         self._recent_menu = self.menuBar().actions()[0].menu().addMenu("Open &Recent")
         self._cursor = QtWidgets.QLabel()
@@ -103,6 +103,8 @@ class MainWindow(QtWidgets.QMainWindow):
         a["zoom_out"].triggered.connect(lambda: self._zoom(1.25))
         a["layout"].toggled.connect(lambda on: state.set_layout("2x2" if on else "single"))
         a["show"].triggered.connect(state.cycle_show)
+        a["priors"].triggered.connect(self._on_priors)
+        a["priors_page"].triggered.connect(state.cycle_priors_page)
         a["orientation"].toggled.connect(lambda on: state.standardised == on and state.toggle_orientation())
         a["loupe"].toggled.connect(self.area.set_loupe)
         a["next_image"].triggered.connect(lambda: state.step_active(+1))
@@ -132,8 +134,10 @@ class MainWindow(QtWidgets.QMainWindow):
         state.documents_changed.connect(self.labelling.on_documents_changed)
         for key, dock in self.docks.items():
             action = a[f"panel_{key}"]
-            action.toggled.connect(dock.setVisible)
-            dock.visibilityChanged.connect(lambda visible, act=action: _set_checked(act, visible))
+            action.triggered.connect(lambda _=False, k=key: self.toggle_panel(k))
+            # checked = open, even while another tab covers it (Qt reports those as visible too)
+            dock.visibilityChanged.connect(lambda _visible, act=action, d=dock: _set_checked(act, not d.isHidden()))
+            _set_checked(action, not dock.isHidden())
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_failed)
         self.loader.summarised.connect(self.browser.set_summary)
@@ -150,12 +154,37 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pipeline_panel.save_requested.connect(self._on_save_spec)
         self.pipeline_panel.model_requested.connect(self._on_spec_from_model)
         state.active_changed.connect(self.metadata.show_document)
+        state.active_changed.connect(lambda *_: self.statusBar().clearMessage())  # no message about another image
         state.active_changed.connect(lambda *_: self._schedule_visible())
         state.documents_changed.connect(self._schedule_visible)
         state.layout_changed.connect(self._on_layout_changed)
         state.show_changed.connect(lambda *_: self._schedule_visible())
         state.recent_changed.connect(self._rebuild_recent)
         state.pipeline.changed.connect(lambda _: self._schedule_visible(respec=True))
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt naming
+        super().showEvent(event)
+        if not self._docks_fitted:
+            self._docks_fitted = True
+            QtCore.QTimer.singleShot(0, self.fit_docks)
+
+    def fit_docks(self) -> None:
+        """Side panels take about a third of the width together (15 % left, 21 % right, with floors),
+        so that the images keep the rest: at 1366 pixels that is 870 for the images."""
+        width = self.width()
+        self.resizeDocks([self.docks["browser"], self.docks["pipeline"]],
+                         [max(190, int(width * 0.15)), max(280, int(width * 0.21))], QtCore.Qt.Orientation.Horizontal)
+
+    def toggle_panel(self, key: str) -> None:
+        """A panel's shortcut: open and raise it when closed or behind another tab; close it when in front."""
+        dock = self.docks[key]
+        in_front = not dock.isHidden() and not dock.visibleRegion().isEmpty()
+        if in_front:
+            dock.hide()
+        else:
+            dock.show()
+            dock.raise_()
+        _set_checked(self.actions_[f"panel_{key}"], not dock.isHidden())
 
     def run_models_when_loaded(self, expected: int, assumed_spacing_mm: float | None = None) -> None:
         """Once `expected` images are open (or failed), run every model on the images
@@ -207,7 +236,10 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             for path in files:
                 self.loader.summarise(path)
-            self.statusBar().showMessage(f"{len(files)} files listed in the study browser; double-click to open")
+            self.docks["browser"].show()
+            self.docks["browser"].raise_()
+            self.statusBar().showMessage(f"{len(files)} files listed in the study browser (left); double-click one "
+                                         "to open it, or select several and press Enter")
 
     def _on_open(self) -> None:
         paths, _ = QtWidgets.QFileDialog.getOpenFileNames(
@@ -224,7 +256,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_folder(folder)
 
     def _on_loaded(self, loaded: Loaded) -> None:
-        document = self.state.add_image(loaded.image, window=loaded.window, flip=loaded.flip)
+        document = self.state.add_image(loaded.image, auto=loaded.auto, anatomy=loaded.anatomy)
         self.labelling.on_loaded(document, loaded)
         self.browser.set_summary(loaded.summary)
         meta = loaded.image.meta
@@ -241,6 +273,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._busy.setVisible(count > 0 or self.runner_busy > 0)
         if count:
             self.statusBar().showMessage(f"Reading {count} file(s)...")
+        elif self.statusBar().currentMessage().startswith("Reading "):  # never leave a stale "Reading"
+            failed = f", {len(self.state.errors)} could not be read" if self.state.errors else ""
+            self.statusBar().showMessage(f"{len(self.state.documents)} image(s) open{failed}", TRANSIENT_MS)
 
     # --- processing -------------------------------------------------------------------------
     def _schedule_visible(self, respec: bool = False) -> None:
@@ -272,7 +307,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner.is_current(document, generation):
             self.state.set_processed(document, view)
             stage = "preview" if view.preview else "full resolution"
-            self.statusBar().showMessage(f"{document.name}: {stage} in {view.elapsed_ms:.0f} ms")
+            self.statusBar().showMessage(f"{document.name}: {stage} in {view.elapsed_ms:.0f} ms", TRANSIENT_MS)
 
     def _on_processing_failed(self, document: Document, message: str) -> None:
         self._scheduled.pop(document.id, None)
@@ -292,7 +327,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_layout_changed(self, layout: str) -> None:
         _set_checked(self.actions_["layout"], layout == "2x2")
+        _set_checked(self.actions_["priors"], layout == "priors")
         self._schedule_visible()
+
+    def _on_priors(self) -> None:
+        if not self.state.toggle_priors():
+            _set_checked(self.actions_["priors"], False)
+            self.statusBar().showMessage("No prior study open for this woman: open her earlier exam too (a folder "
+                                         "per exam, or its DICOM study)", TRANSIENT_MS)
 
     def _on_load_spec(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load preprocessing spec", "", "Spec (*.json)")
@@ -334,8 +376,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1400, 900)
         state = self.settings.value("window_state")
-        if state is not None:
-            self.restoreState(state)
+        if state is not None and self.restoreState(state):
+            self._docks_fitted = True  # the user's own panel sizes
         recent = self.settings.value("recent", [])
         self.state.recent = [str(p) for p in (recent if isinstance(recent, list) else [recent]) if p]
         self._rebuild_recent()
@@ -382,7 +424,7 @@ def _scrolling(panel: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
     area.setWidget(panel)
     area.setWidgetResizable(True)
     area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # never cut off unreachable
     return area
 
 

@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.io.image import WindowPreset
 from mammodesk.qt.overlay import OverlayLayer
 from mammodesk.state.display import lut_size, window_lut
-from mammodesk.state.hanging import slot_label
+from mammodesk.state.measurements import scale_bar
 from mammodesk.state.viewer import Document
 
 LOUPE_SIZE = 180
@@ -80,6 +80,7 @@ class ImageCanvas(pg.GraphicsView):
         self._info.setStyleSheet("color: #e8e8e8; background: rgba(0,0,0,120); padding: 3px; font-size: 11px;")
         self._info.move(6, 6)
         self._info.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.scale_bar = ScaleBar(self)
         self.loupe = QtWidgets.QLabel(self)
         self.loupe.setFixedSize(LOUPE_SIZE, LOUPE_SIZE)
         self.loupe.setStyleSheet("border: 2px solid #f0c040; background: black;")
@@ -107,6 +108,7 @@ class ImageCanvas(pg.GraphicsView):
             self.image_item.clear()
             self._lut_key = None
             self._update_info()
+            self.scale_bar.refresh()
             return
         if view is not None:
             shown, matrix = view.shown, view.result.geometry.inverse_matrix
@@ -189,7 +191,13 @@ class ImageCanvas(pg.GraphicsView):
 
     def _on_range_changed(self) -> None:
         self._update_info()
+        self.scale_bar.refresh()
         self.range_changed.emit(self)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        if getattr(self, "scale_bar", None) is not None:  # Qt resizes before __init__ has made it
+            self.scale_bar.refresh()
 
     def _on_clicked(self, event) -> None:
         if self.document is None:
@@ -239,7 +247,7 @@ class ImageCanvas(pg.GraphicsView):
         if self.processed and document.processed is not None:
             x, y = document.processed.result.geometry.inverse_points(np.array([[col, row]], float))[0]
             value = np.ravel(document.processed.result.array[row, col])[0]  # first channel of RGB inputs
-            value_text = f"processed {float(value):.4g}"
+            value_text = f"processed {float(value):.4f}"
         else:
             x, y = col, row
             value_text = f"value {int(value)}"
@@ -279,18 +287,59 @@ class ImageCanvas(pg.GraphicsView):
     def _update_info(self) -> None:
         document = self.document
         if document is None:
-            self._info.setText(self.caption or "empty")
+            self._info.setText(self.caption or "No image here: open one (Ctrl+O) or double-click a file in the "
+                                              "study browser (Ctrl+2)")
         else:
             preset = self._preset()
-            lines = [f"{self.caption or slot_label(document.image.meta)}  {document.name}"]
+            lines = [f"{self.caption or document.anatomy.label}  {document.name}"]
             if preset is not None:
-                lines.append(f"W {preset.width:.0f}  L {preset.center:.0f}" + ("  inverted" if document.inverted else ""))
+                lines.append(window_text(preset) + ("  inverted" if document.inverted else ""))
             state = ""
             if self.processed and document.processed is not None:
                 state = "  processed (preview)" if document.processed.preview else "  processed"
             lines.append(f"zoom {self.zoom_percent():.0f}%{state}" + ("  mirrored" if self.flip else ""))
             self._info.setText("\n".join(lines))
         self._info.adjustSize()
+
+
+class ScaleBar(QtWidgets.QWidget):
+    """A round length at the bottom-left of the view: mm where the spacing is known, pixels otherwise."""
+
+    def __init__(self, canvas: "ImageCanvas") -> None:
+        super().__init__(canvas)
+        self.canvas = canvas
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.resize(220, 34)
+        self.length_px, self.text = 0.0, ""
+
+    def refresh(self) -> None:
+        document = self.canvas.document
+        if document is None or self.canvas.processed:
+            self.hide()
+            return
+        per_screen_pixel = max(self.canvas.view_box.viewPixelSize()[0], 1e-9)
+        self.length_px, self.text = scale_bar(per_screen_pixel, document.image.meta.pixel_spacing_mm)
+        self.move(8, self.canvas.height() - self.height() - 6)
+        self.show()
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        painter = QtGui.QPainter(self)
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        y, length = self.height() - 8, min(self.length_px, self.width() - 4)
+        painter.setPen(QtGui.QPen(QtGui.QColor("#e8e8e8"), 2))
+        painter.drawLine(QtCore.QPointF(2, y), QtCore.QPointF(2 + length, y))
+        for x in (2, 2 + length):
+            painter.drawLine(QtCore.QPointF(x, y - 5), QtCore.QPointF(x, y + 3))
+        painter.drawText(QtCore.QPointF(4, y - 8), self.text)
+
+
+def window_text(preset: WindowPreset) -> str:
+    """The VOI in the overlay: its name (the file's preset, auto, custom), its function and W/L."""
+    name = preset.name or "window"
+    if preset.function == "LUT":
+        return f"{name} (VOI LUT, {preset.width:.0f} entries)"
+    return f"{name} · {preset.function}  W {preset.width:.0f}  L {preset.center:.0f}"
 
 
 def _preset_key(preset: WindowPreset) -> tuple:

@@ -57,7 +57,7 @@ class LabellingController(QtCore.QObject):
         self.targets[document.id] = label_io.LabelTarget(document.id, path, loaded.sha256, document.image.shape,
                                                          document.image.meta.format.upper() == "DICOM")
         self.state.attach(document.id, file_name=path.name if path else document.name, sha256=loaded.sha256,
-                          shape=document.image.shape, read=loaded.annotations)
+                          shape=document.image.shape, read=loaded.annotations, anatomy=document.anatomy)
         self._apply_pending(document.id)
         self.show_active(self.window.state.active)
 
@@ -106,6 +106,7 @@ class LabellingController(QtCore.QObject):
         for value in range(7):
             a[f"birads_{value}"].triggered.connect(
                 lambda _=False, v=value: state.label_selected(self.active_key, birads=v))
+        a["clear_measurements"].triggered.connect(lambda: state.clear_measurements(self.active_key))
         a["import_labels"].triggered.connect(self.import_dialog)
         a["export_labels"].triggered.connect(self.export_dialog)
         a["edit_taxonomy"].triggered.connect(self.taxonomy_dialog)

@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.annotations.geometry import area
 from mammodesk.annotations.model import Finding, Pathology
 from mammodesk.annotations.taxonomy import BIRADS, DENSITY, finding_type
+from mammodesk.qt.compact import compact_combo
 from mammodesk.qt.roi_layer import COLOURS
 from mammodesk.state.labelling import LabellingState
 
@@ -28,8 +29,9 @@ class LabelsPanel(QtWidgets.QWidget):
         self.tools.setSpacing(2)
         layout.addLayout(self.tools)
         defaults = QtWidgets.QFormLayout()
-        self.next_type = QtWidgets.QComboBox()
-        self.next_pathology = _combo(PATHOLOGIES)
+        defaults.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow docks: field below
+        self.next_type = compact_combo()
+        self.next_pathology = compact_combo(PATHOLOGIES)
         pair = QtWidgets.QHBoxLayout()
         pair.addWidget(self.next_type, 3)
         pair.addWidget(self.next_pathology, 2)
@@ -38,8 +40,9 @@ class LabelsPanel(QtWidgets.QWidget):
 
         image_box = QtWidgets.QGroupBox("Image")
         image_form = QtWidgets.QFormLayout(image_box)
-        self.density = _combo([NONE, *DENSITY])
-        self.image_birads = _combo([NONE, *map(str, BIRADS)])
+        image_form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.density = compact_combo([NONE, *DENSITY])
+        self.image_birads = compact_combo([NONE, *map(str, BIRADS)])
         self.image_note = QtWidgets.QLineEdit()
         self.image_note.setPlaceholderText("note on the whole image")
         image_form.addRow("Breast density", self.density)
@@ -60,9 +63,10 @@ class LabelsPanel(QtWidgets.QWidget):
 
         self.editor = QtWidgets.QGroupBox("Selected finding")
         self.form = QtWidgets.QFormLayout(self.editor)
-        self.type_combo = QtWidgets.QComboBox()
-        self.pathology = _combo(PATHOLOGIES)
-        self.birads = _combo([NONE, *map(str, BIRADS)])
+        self.form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.type_combo = compact_combo()
+        self.pathology = compact_combo(PATHOLOGIES)
+        self.birads = compact_combo([NONE, *map(str, BIRADS)])
         self.note = QtWidgets.QLineEdit()
         self.stamps = QtWidgets.QLabel()
         self.stamps.setStyleSheet("color: #888;")
@@ -86,7 +90,7 @@ class LabelsPanel(QtWidgets.QWidget):
         self.refresh()
 
     def add_tool_actions(self, actions: list[QtGui.QAction], row: QtWidgets.QHBoxLayout | None = None,
-                         columns: int = 4) -> None:
+                         columns: int = 3) -> None:
         """Buttons for actions: in the tool grid, or in `row`."""
         for index, action in enumerate(actions):
             button = QtWidgets.QToolButton()
@@ -127,7 +131,7 @@ class LabelsPanel(QtWidgets.QWidget):
             self.form.removeRow(combo)
         self.attribute_combos = {}
         for index, (name, values) in enumerate(taxonomy.attributes.items()):
-            combo = QtWidgets.QComboBox()
+            combo = compact_combo()
             combo.setEditable(True)  # a value outside the list is kept (imports carry their own words)
             combo.addItems(["", *values])
             combo.textActivated.connect(lambda text, n=name: self._edit(attributes={n: text or None}))
@@ -217,8 +221,11 @@ class LabelsPanel(QtWidgets.QWidget):
         lines = [f"<span style='color:#e06060'>Not saved: {sheet.save_error}</span>"] if sheet.save_error else []
         lines += [f"<span style='color:#e0a040'>{problem}</span>" for problem in sheet.problems]
         if not sheet.save_error:
-            state = "saved" if sheet.saved else "saving..."
-            lines.append(f"{len(sheet.labels.findings)} finding(s), {state} to {sheet.sidecar.name}")
+            if sheet.revision == 0 and sheet.saved_revision == 0 and not sheet.labels.findings:
+                lines.append(f"No labels yet: the first one will be saved to {sheet.sidecar.name}")
+            else:
+                state = "saved" if sheet.saved else "saving..."
+                lines.append(f"{len(sheet.labels.findings)} finding(s), {state} to {sheet.sidecar.name}")
         self.status.setText("<br>".join(lines))
         self.status.setToolTip(str(sheet.sidecar))
 
@@ -240,12 +247,6 @@ class LabelsPanel(QtWidgets.QWidget):
     def _set_image(self, **changes) -> None:
         if not self._updating and self.key is not None and self.key in self.labelling.sheets:
             self.labelling.set_image(self.key, **changes)
-
-
-def _combo(items: list[str]) -> QtWidgets.QComboBox:
-    combo = QtWidgets.QComboBox()
-    combo.addItems(items)
-    return combo
 
 
 def _set_combo(combo: QtWidgets.QComboBox, text: str) -> None:

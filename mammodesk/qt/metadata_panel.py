@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from mammodesk.qt.canvas import window_text
 from mammodesk.state.viewer import Document
+
+SOURCES = {"tag": "tags", "name": "file name", "pixels": "pixels"}
+
+
+def _with_source(value: str | None, source: str | None) -> str:
+    return "unknown (?)" if value is None else f"{value} (from {SOURCES.get(source or '', 'unknown')})"
 
 
 class MetadataPanel(QtWidgets.QWidget):
@@ -19,7 +26,9 @@ class MetadataPanel(QtWidgets.QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.table.setWordWrap(False)
+        header.sectionResized.connect(lambda *_: self.table.resizeRowsToContents())  # re-wrap at any width
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setWordWrap(True)  # long values wrap instead of being cut ("2624 x 4736 (ui...")
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.reveal = QtWidgets.QCheckBox("Show identifying tags")
@@ -50,14 +59,19 @@ class MetadataPanel(QtWidgets.QWidget):
         document = self.document
         if document is None:
             return []
-        meta = document.image.meta
+        meta, anatomy = document.image.meta, document.anatomy
         rows = [("File", document.name), ("Format", meta.format),
                 ("Size", f"{document.image.shape[1]} x {document.image.shape[0]} ({document.image.dtype})"),
                 ("Bits stored", str(meta.bits_stored)), ("Photometric", meta.photometric_interpretation),
-                ("Laterality", meta.laterality or "unknown"), ("View", meta.view or "unknown"),
+                ("Laterality", _with_source(anatomy.laterality, anatomy.laterality_source)),
+                ("View", _with_source(anatomy.view, anatomy.view_source)),
+                ("Chest wall", f"{anatomy.chest_wall} edge (as stored)"),
                 ("Pixel spacing", f"{meta.pixel_spacing_mm[0]:.4f} x {meta.pixel_spacing_mm[1]:.4f} mm"
-                 if meta.pixel_spacing_mm else "unknown"),
-                ("Windows", ", ".join(p.label for p in meta.window_presets) or "none (automatic)")]
+                 if meta.pixel_spacing_mm else "unknown")]
+        rows += [(f"Window preset {i + 1}", window_text(p)) for i, p in enumerate(meta.window_presets)]
+        if not meta.window_presets:
+            rows.append(("Window presets", "none in the file (an automatic window is used)"))
+        rows.append(("Window shown", window_text(document.window)))
         rows += [("Warning", w) for w in meta.warnings]
         rows += sorted(meta.tags.items())
         rows += [(f"[identifying] {k}", v) for k, v in sorted(self._identifying.items())]
@@ -67,11 +81,19 @@ class MetadataPanel(QtWidgets.QWidget):
         rows = self.rows()
         self.table.setRowCount(len(rows))
         for index, (name, value) in enumerate(rows):
-            self.table.setItem(index, 0, QtWidgets.QTableWidgetItem(name))
-            self.table.setItem(index, 1, QtWidgets.QTableWidgetItem(value))
+            for column, text in enumerate((name, value)):
+                item = QtWidgets.QTableWidgetItem(text)
+                item.setToolTip(text)  # the whole value, however narrow the panel
+                self.table.setItem(index, column, item)
         self.table.resizeColumnToContents(0)
-        self.table.setColumnWidth(0, min(self.table.columnWidth(0), 160))
+        self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))
+        self.table.resizeRowsToContents()
         self.reveal.setEnabled(self.document is not None and self.document.image.meta.format.startswith("DICOM"))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))
+        self.table.resizeRowsToContents()
 
     def _on_reveal(self, checked: bool) -> None:
         document = self.document

@@ -4,11 +4,14 @@ returned, their class probabilities, and the heat-map overlay controls."""
 
 from __future__ import annotations
 
+import concurrent.futures as futures
+
 import numpy as np
-import onnxruntime as ort
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.inference import ModelEntry
+from mammodesk.inference.device import probe_device
+from mammodesk.qt.compact import compact_combo
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
 
 TARGETS = (("auto", "Automatic (ROIs if placed, else scan)"), ("whole", "Whole image"),
@@ -46,14 +49,13 @@ def evaluation_headline(entry: ModelEntry | None) -> tuple[str, bool]:
     text = f"Cross-validated AUC {auc['mean']:.2f} ± {auc.get('sd', float('nan')):.2f} (development data)"
     if auc["mean"] < WEAK_AUC:
         return text + " - no better than chance: treat its answers as noise.", True
+    base = entry.card.metrics.get("baseline")
+    if isinstance(base, dict) and isinstance(base.get("baseline"), dict):
+        text = (f"CV AUC {auc['mean']:.2f} vs {base['baseline']['mean']:.2f} plain baseline "
+                f"({base['difference']['mean']:+.2f} paired, development data)")
+        if not base.get("beats_baseline"):
+            return text + " - does not beat simple intensity statistics: treat its answers with caution.", True
     return text + ".", False
-
-
-def available_device() -> str:
-    providers = ort.get_available_providers()
-    if "CUDAExecutionProvider" in providers:
-        return "CUDA available (the provider a run really used is shown after it)"
-    return "CPU (onnxruntime has no CUDA provider here)"
 
 
 class ProbabilityBars(QtWidgets.QWidget):
@@ -72,8 +74,21 @@ class ProbabilityBars(QtWidgets.QWidget):
         if opinion is None or opinion.prediction is None:
             return
         p = opinion.prediction
-        for row, (label, value) in enumerate(zip(p.labels, p.probabilities)):
-            name = QtWidgets.QLabel(f"<b>{label}</b>" if row == p.predicted_index else label)
+        verdict = QtWidgets.QLabel()
+        verdict.setWordWrap(True)
+        if p.clear:
+            verdict.setText(f"Answer: <b>{p.verdict()}</b>")
+        else:
+            verdict.setText(f"<b>{p.verdict().capitalize()}</b>")
+            verdict.setStyleSheet("color: #f0a030;")
+        self._grid.addWidget(verdict, 0, 0, 1, 2)
+        domain = QtWidgets.QLabel(domain_text(p))
+        domain.setWordWrap(True)
+        domain.setStyleSheet("color: #ffffff; background: #b3261e; padding: 3px; font-weight: bold;"
+                             if p.domain is not None and not p.domain.in_domain else "color: #4caf50;")
+        self._grid.addWidget(domain, 1, 0, 1, 2)
+        for row, (label, value) in enumerate(zip(p.labels, p.probabilities), start=2):
+            name = QtWidgets.QLabel(f"<b>{label}</b>" if row - 2 == p.predicted_index and p.clear else label)
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 1000)
             bar.setValue(int(round(float(value) * 1000)))
@@ -82,12 +97,25 @@ class ProbabilityBars(QtWidgets.QWidget):
             self._grid.addWidget(name, row, 0)
             self._grid.addWidget(bar, row, 1)
             self.bars.append(bar)
+        caption = QtWidgets.QLabel("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
+                                   "(this model carries no calibration)")
+        caption.setStyleSheet("color: #909090;")
+        self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 2)
+
+
+def domain_text(prediction) -> str:
+    if prediction.domain is None:
+        return "Domain: not checked"
+    if prediction.domain.in_domain:
+        return f"In domain ({', '.join(prediction.domain.checked)} like the training images)"
+    return "⚠ Outside training data: " + "; ".join(prediction.domain.reasons)
 
 
 class ModelPanel(QtWidgets.QWidget):
     run_requested = QtCore.Signal(object, str, bool)  # ModelEntry | None (= all), target mode, all images
     stop_requested = QtCore.Signal()
     add_folder_requested = QtCore.Signal()
+    device_found = QtCore.Signal(str)
 
     def __init__(self, state: OpinionState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,8 +126,12 @@ class ModelPanel(QtWidgets.QWidget):
         self.card = QtWidgets.QTextBrowser()
         self.card.setOpenLinks(False)
         self.card.setMinimumHeight(120)
-        self.device = QtWidgets.QLabel(f"Runs on: {available_device()}")
+        self.device = QtWidgets.QLabel("Runs on: checking for a GPU...")
         self.device.setWordWrap(True)
+        self.device_found.connect(lambda text: self.device.setText(f"Runs on: {text}"))
+        probe = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-device")
+        probe.submit(self._report_device)  # a real session, off the UI thread
+        probe.shutdown(wait=False)
         self.headline = QtWidgets.QLabel()
         self.headline.setWordWrap(True)
         layout.addWidget(self.models)
@@ -139,10 +171,17 @@ class ModelPanel(QtWidgets.QWidget):
         state.overlay_changed.connect(self._sync_overlay_controls)
         self.refresh_models()
 
+    def _report_device(self) -> None:
+        text = probe_device()
+        try:
+            self.device_found.emit(text)
+        except RuntimeError:  # the panel was closed first
+            pass
+
     # --- construction -----------------------------------------------------------------------
     def _run_controls(self) -> QtWidgets.QLayout:
         grid = QtWidgets.QGridLayout()
-        self.target = QtWidgets.QComboBox()
+        self.target = compact_combo()
         for key, text in TARGETS:
             self.target.addItem(text, key)
         self.run_button = QtWidgets.QPushButton("Run (Ctrl+R)")
@@ -153,11 +192,11 @@ class ModelPanel(QtWidgets.QWidget):
         add = QtWidgets.QPushButton("Add models...")
         add.setToolTip("Add a folder of exported .onnx models")
         grid.addWidget(QtWidgets.QLabel("Region"), 0, 0)
-        grid.addWidget(self.target, 0, 1, 1, 3)
-        grid.addWidget(self.run_button, 1, 0, 1, 2)
-        grid.addWidget(self.run_all_button, 1, 2)
-        grid.addWidget(self.stop_button, 1, 3)
-        grid.addWidget(add, 2, 0, 1, 4)
+        grid.addWidget(self.target, 0, 1)
+        grid.addWidget(self.run_button, 1, 0)
+        grid.addWidget(self.run_all_button, 1, 1)
+        grid.addWidget(self.stop_button, 2, 0)
+        grid.addWidget(add, 2, 1)
         self.run_button.clicked.connect(lambda: self.run_requested.emit(self.current_entry(), self.target_mode(),
                                                                         False))
         self.run_all_button.clicked.connect(lambda: self.run_requested.emit(None, self.target_mode(), True))
@@ -167,11 +206,11 @@ class ModelPanel(QtWidgets.QWidget):
 
     def _roi_controls(self) -> QtWidgets.QLayout:
         grid = QtWidgets.QGridLayout()
-        self.place_roi = QtWidgets.QPushButton("Place ROI (click image)")
+        self.place_roi = QtWidgets.QPushButton("Place ROI")
         self.place_roi.setCheckable(True)
-        self.place_roi.setToolTip("Each click on the image places an ROI of the selected model's size")
+        self.place_roi.setToolTip("Then each click on the image places an ROI of the selected model's size")
         self.clear_rois = QtWidgets.QPushButton("Clear ROIs")
-        self.assume_spacing = QtWidgets.QCheckBox("No pixel spacing: assume")
+        self.assume_spacing = QtWidgets.QCheckBox("No spacing: assume")
         self.assume_spacing.setToolTip("Scanned film without a spacing tag (CBIS-DDSM: 0.05 mm); ROI models "
                                        "need it to cut ROIs of the physical size they were trained on")
         self.spacing = QtWidgets.QDoubleSpinBox()
@@ -192,7 +231,7 @@ class ModelPanel(QtWidgets.QWidget):
         box = QtWidgets.QGroupBox("Heat map")
         form = QtWidgets.QFormLayout(box)
         self.overlay_visible = QtWidgets.QCheckBox("Show (H)")
-        self.map_combo, self.class_combo, self.colour_combo = (QtWidgets.QComboBox() for _ in range(3))
+        self.map_combo, self.class_combo, self.colour_combo = (compact_combo() for _ in range(3))
         self.colour_combo.addItems(list(COLOUR_MAPS))
         self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.threshold = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)

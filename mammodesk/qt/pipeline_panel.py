@@ -10,6 +10,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from mammodesk.preprocessing import Param
+from mammodesk.qt.compact import compact_combo
 from mammodesk.state.pipeline_editor import PipelineEditor
 from mammodesk.state.viewer import SHOW_MODES, ViewerState
 
@@ -27,7 +28,7 @@ class PipelinePanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.state = state
         self.editor: PipelineEditor = state.pipeline
-        self.show_mode = QtWidgets.QComboBox()
+        self.show_mode = compact_combo()
         for mode in SHOW_MODES:
             self.show_mode.addItem(SHOW_LABELS[mode], mode)
         self.show_mode.currentIndexChanged.connect(lambda i: state.set_show(self.show_mode.itemData(i)))
@@ -176,7 +177,7 @@ def _param_widget(param: Param, value: Any, commit) -> QtWidgets.QWidget:
         box.toggled.connect(commit)
         return box
     if param.choices is not None:
-        combo = QtWidgets.QComboBox()
+        combo = compact_combo()
         for choice in param.choices:
             combo.addItem(str(choice), choice)
         combo.setCurrentIndex(list(param.choices).index(value) if value in param.choices else 0)

@@ -18,7 +18,7 @@ from mammodesk.annotations.model import Circle, Ellipse, Point, Polygon, Rect
 from mammodesk.qt.roi_layer import HANDLE_PX, RoiLayer
 from mammodesk.state.labelling import LabellingState
 
-DRAG_TOOLS = ("rect", "ellipse", "circle", "freehand")
+DRAG_TOOLS = ("rect", "ellipse", "circle", "freehand", "measure")
 
 
 class RoiEditor:
@@ -44,6 +44,8 @@ class RoiEditor:
             return
         self.layer.set_geometry(document.image.shape, self.canvas.flip)
         self.layer.set_findings(sheet.labels.findings, sheet.selected)
+        self.layer.set_measurements(self.labelling.measurements.get(document.id, []),
+                                    document.image.meta.pixel_spacing_mm)
 
     # --- coordinates ---------------------------------------------------------------------------
     def model_point(self, view_box_pos: QtCore.QPointF) -> tuple[float, float]:
@@ -137,8 +139,11 @@ class RoiEditor:
             point = geometry.clamp_point(*point, self._bounds())
             last = drag["trace"][-1]
             if math.hypot(point[0] - last[0], point[1] - last[1]) >= self._pixel():
-                drag["trace"].append(point)
+                drag["trace"].append(geometry.clamp_point(*point, self._bounds()))
             self.layer.set_trace(drag["trace"])
+            return
+        if drag.get("tool") == "measure":
+            self.layer.set_ruler((drag["start"], geometry.clamp_point(*point, self._bounds())))
             return
         shape = self._dragged_shape(drag, point)
         self.layer.set_preview(shape, drag.get("uid"))
@@ -155,7 +160,7 @@ class RoiEditor:
             return Rect(x0, y0, x1, y1)
         if drag["tool"] == "ellipse":
             return Ellipse((x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2)
-        return Circle(x0, y0, math.hypot(x1 - x0, y1 - y0))
+        return Circle(x0, y0, geometry.snap(math.hypot(x1 - x0, y1 - y0)))
 
     def _finish(self, point: tuple[float, float]) -> None:
         drag, key = self._drag, self.key
@@ -163,6 +168,12 @@ class RoiEditor:
         self.layer.set_preview(None)
         self.layer.set_trace([])
         if drag is None or key is None:
+            return
+        if drag.get("tool") == "measure":
+            self.layer.set_ruler(None)
+            end = geometry.clamp_point(*point, self._bounds())
+            if math.dist(drag["start"], end) >= max(1.0, 3 * self._pixel()):
+                self.labelling.add_measurement(key, (drag["start"], end))
             return
         if drag["mode"] in ("body", "handle"):
             shape = self._dragged_shape(drag, point)

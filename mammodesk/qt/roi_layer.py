@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.annotations.geometry import handles
 from mammodesk.annotations.model import Circle, Ellipse, Finding, FindingKind, Point, Polygon, Rect, Shape
 from mammodesk.annotations.taxonomy import finding_type
+from mammodesk.state.measurements import length_text
 
 COLOURS = {
     FindingKind.MASS: "#ff9a3c",
@@ -23,6 +24,7 @@ COLOURS = {
     FindingKind.OTHER: "#e8e8e8",
 }
 HANDLE_PX = 8  # handle size on screen
+RULER_COLOUR = "#7cf0ff"
 ABBREVIATIONS = {"mass": "Mass", "calcification": "Calc", "architectural_distortion": "AD", "asymmetry": "Asym",
                  "normal": "Normal"}
 
@@ -51,6 +53,10 @@ class RoiLayer(QtWidgets.QGraphicsObject):
         self.cursor: tuple[float, float] | None = None
         self._size = (1, 1)
         self._labels: dict[str, QtWidgets.QGraphicsSimpleTextItem] = {}  # finding uid -> its label
+        self.measurements: list = []  # ruler segments
+        self.ruler = None  # the segment being measured
+        self.spacing: tuple[float, float] | None = None
+        self._ruler_labels: list[QtWidgets.QGraphicsSimpleTextItem] = []
 
     def set_geometry(self, shape: tuple[int, int], flip: bool) -> None:
         rows, cols = shape
@@ -74,6 +80,30 @@ class RoiLayer(QtWidgets.QGraphicsObject):
             if label is not None and box is not None:
                 label.setPos(box[0], box[1])
         self.update()
+
+    def set_measurements(self, segments: list, spacing: tuple[float, float] | None) -> None:
+        self.measurements, self.spacing = list(segments), spacing
+        self._rebuild_ruler_labels()
+        self.update()
+
+    def set_ruler(self, segment) -> None:
+        self.ruler = segment
+        self._rebuild_ruler_labels()
+        self.update()
+
+    def _rebuild_ruler_labels(self) -> None:
+        for item in self._ruler_labels:
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+        self._ruler_labels = []
+        for segment in self.measurements + ([self.ruler] if self.ruler else []):
+            item = _Label(length_text(segment, self.spacing), self)
+            item.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            item.setBrush(QtGui.QColor(RULER_COLOUR))
+            (x0, y0), (x1, y1) = segment
+            item.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+            item.setTransform(QtGui.QTransform.fromTranslate(6, 4))
+            self._ruler_labels.append(item)
 
     def set_trace(self, points: list[tuple[float, float]], cursor: tuple[float, float] | None = None) -> None:
         self.trace, self.cursor = list(points), cursor
@@ -102,6 +132,8 @@ class RoiLayer(QtWidgets.QGraphicsObject):
             path = QtGui.QPolygonF([QtCore.QPointF(x, y) for x, y in self.trace + ([self.cursor] if self.cursor else [])])
             painter.setPen(_pen(QtGui.QColor("#ffffff"), 1.5, dashed=True))
             painter.drawPolyline(path)
+        for segment in self.measurements + ([self.ruler] if self.ruler else []):
+            _draw_ruler(painter, segment, pixel)
 
     def _rebuild_labels(self) -> None:
         for item in self._labels.values():
@@ -161,6 +193,17 @@ def _draw(painter: QtGui.QPainter, shape: Shape, pen: QtGui.QPen, pixel: float) 
         arm = 7 * pixel
         painter.drawLine(QtCore.QPointF(shape.x - arm, shape.y), QtCore.QPointF(shape.x + arm, shape.y))
         painter.drawLine(QtCore.QPointF(shape.x, shape.y - arm), QtCore.QPointF(shape.x, shape.y + arm))
+
+
+def _draw_ruler(painter: QtGui.QPainter, segment, pixel: float) -> None:
+    """A caliper: the line and a short tick across each end."""
+    (x0, y0), (x1, y1) = segment
+    painter.setPen(_pen(QtGui.QColor(RULER_COLOUR), 1.6))
+    painter.drawLine(QtCore.QPointF(x0, y0), QtCore.QPointF(x1, y1))
+    length = math.hypot(x1 - x0, y1 - y0) or 1.0
+    nx, ny = -(y1 - y0) / length * 6 * pixel, (x1 - x0) / length * 6 * pixel
+    for x, y in ((x0, y0), (x1, y1)):
+        painter.drawLine(QtCore.QPointF(x - nx, y - ny), QtCore.QPointF(x + nx, y + ny))
 
 
 def _draw_handles(painter: QtGui.QPainter, shape: Shape, colour: QtGui.QColor, pixel: float) -> None:

@@ -10,7 +10,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.state.loading import FileSummary
 
-THUMB = 96
+THUMB = 72
+CELL = QtCore.QSize(THUMB + 20, THUMB + 44)  # thumbnail plus two lines of text: two columns in a 200-pixel panel
 PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole
 
 
@@ -20,10 +21,25 @@ class StudyBrowser(QtWidgets.QListWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setIconSize(QtCore.QSize(THUMB, THUMB))
-        self.setUniformItemSizes(False)
+        # a grid that wraps into as many columns as the panel is wide (a 50-file folder is not a long column)
+        self.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
+        self.setFlow(QtWidgets.QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)
+        self.setMovement(QtWidgets.QListView.Movement.Static)
+        self.setGridSize(CELL)
         self.setWordWrap(True)
-        self.itemActivated.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
+        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.itemDoubleClicked.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
         self._items: dict[str, QtWidgets.QListWidgetItem] = {}
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt naming
+        if event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
+            for item in self.selectedItems() or ([self.currentItem()] if self.currentItem() else []):
+                self.open_requested.emit(item.data(PATH_ROLE))
+            return
+        super().keyPressEvent(event)
 
     def add_entries(self, paths: list[str]) -> None:
         """List files (once each); their rows fill in as summaries arrive."""
@@ -31,6 +47,8 @@ class StudyBrowser(QtWidgets.QListWidget):
             if path in self._items:
                 continue
             item = QtWidgets.QListWidgetItem(f"{Path(path).name}\nreading...")
+            item.setSizeHint(CELL)
+            item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop)
             item.setData(PATH_ROLE, path)
             item.setToolTip(path)
             self.addItem(item)
@@ -48,7 +66,7 @@ class StudyBrowser(QtWidgets.QListWidget):
             item.setToolTip(f"{summary.path}\n{summary.error}")
             return
         rows, cols = summary.size or (0, 0)
-        item.setText(f"{name}\n{summary.laterality or '?'} {summary.view or '?'}  {cols}x{rows}")
+        item.setText(f"{name}\n{summary.anatomy.label if summary.anatomy else '? ?'}  {cols}x{rows}")
         if summary.thumbnail is not None:
             item.setIcon(QtGui.QIcon(QtGui.QPixmap.fromImage(_grey_qimage(summary.thumbnail))))
 

@@ -7,7 +7,7 @@ from PySide6 import QtCore, QtWidgets
 
 from mammodesk.qt.canvas import ImageCanvas
 from mammodesk.qt.roi_editor import RoiEditor
-from mammodesk.state.hanging import SLOTS
+from mammodesk.anatomy import SLOTS
 from mammodesk.state.labelling import LabellingState
 from mammodesk.state.opinion import OpinionState
 from mammodesk.state.viewer import Document, ViewerState
@@ -60,9 +60,13 @@ class ViewerArea(QtWidgets.QWidget):
         """(document, processed?, caption) for each visible canvas."""
         state = self.state
         processed = state.show != "original"
-        if state.layout == "2x2":
-            hanging = state.hanging()
-            return [(hanging.get(slot), processed, slot) for slot in SLOTS]
+        panes = state.comparison() if state.layout == "priors" else []
+        if panes:
+            return [(document, processed, caption) for document, caption in panes]
+        if state.layout in ("2x2", "priors"):  # priors with one study open: the hanging
+            hanging = state.hanging()  # each image is captioned with its own anatomy, never the slot's name
+            return [(hanging.get(slot), processed, hanging[slot].anatomy.label if slot in hanging else f"{slot}: empty")
+                    for slot in SLOTS]
         if state.show == "side_by_side":
             return [(state.active, False, "original"), (state.active, True, "processed")]
         return [(state.active, processed, "")]
@@ -85,7 +89,7 @@ class ViewerArea(QtWidgets.QWidget):
             canvas.show()
             flip = document is not None and self.state.displayed_flip(document)
             refit = fit or document is not canvas.document or flip != canvas.flip
-            in_hanging = self.state.layout == "2x2" and document is not None
+            in_hanging = self.state.layout != "single" and document is not None
             canvas.align = self.state.displayed_chest_wall(document) if in_hanging else None
             canvas.show_document(document, processed=processed, flip=flip, caption=caption)
             canvas.set_loupe(self._loupe)
@@ -177,14 +181,19 @@ class ViewerArea(QtWidgets.QWidget):
                                      flip=canvas.flip, caption=canvas.caption)
 
     def _on_window_dragged(self, document: Document, dx: float, dy: float, processed: bool) -> None:
+        """Window/level; comparing with priors, every view shown follows (the drag is relative to
+        each image's value range, so films and digital images move alike)."""
         self.state.set_active(document)
-        self.state.drag_window(document, dx, dy, processed=processed)
+        shown = {id(c.document): c.document for c in self.visible_canvases() if c.document is not None}
+        targets = list(shown.values()) if self.state.layout == "priors" else [document]
+        for target in targets:
+            self.state.drag_window(target, dx, dy, processed=processed)
 
     # --- zoom/pan synchronisation in the hanging ---------------------------------------------
     def _on_range_changed(self, source: ImageCanvas) -> None:
         """In the 2x2 layout the other views follow in relative coordinates,
         mirrored between left and right breasts so chest walls stay matched."""
-        if self._syncing or self.state.layout != "2x2" or source.document is None:
+        if self._syncing or self.state.layout == "single" or source.document is None:
             return
         rect = source.source_range()
         rows, cols = source.document.image.shape

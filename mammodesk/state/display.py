@@ -1,5 +1,5 @@
-"""Pure functions behind the canvas: window LUTs, window/level dragging,
-chest-wall orientation and thumbnails.
+"""Pure functions behind the canvas: window LUTs, window/level dragging and
+thumbnails (which side is the chest wall is `mammodesk.anatomy`'s).
 
 Every window (LINEAR, LINEAR_EXACT, SIGMOID or a DICOM LUT sequence, with or
 without inversion) becomes one lookup table indexed by the stored value, so
@@ -10,16 +10,12 @@ window/level dragging never touches the pixels again.
 from __future__ import annotations
 
 import math
-from typing import Literal
-
 import cv2
 import numpy as np
 
 from mammodesk.io.image import Image, WindowPreset
 from mammodesk.io.voi import apply_window, auto_window
-from mammodesk.preprocessing.spatial import chest_wall_side
-
-Side = Literal["left", "right"]
+from mammodesk.preprocessing.spatial import breast_mask
 LUT_LIMIT = 1 << 16
 
 
@@ -48,17 +44,22 @@ def drag_window(preset: WindowPreset, dx: float, dy: float, value_span: float) -
     return WindowPreset(center, width, function, "custom")
 
 
-def standard_side(laterality: str | None) -> Side:
-    """Radiological display: a right breast is shown as if facing the patient,
-    chest wall on the right of the screen; a left breast mirrored, so the two
-    chest walls meet in the middle of a hanging. Unknown laterality: left."""
-    return "right" if laterality == "R" else "left"
-
-
-def needs_flip(image: Image) -> bool:
-    """Whether the image must be mirrored to show its chest wall on its standard side."""
-    side = chest_wall_side(_small(image.pixels), image.meta.laterality)
-    return side != standard_side(image.meta.laterality)
+def breast_window(image: Image) -> WindowPreset:
+    """An automatic window over the breast's own pixels (0.5th-99.8th percentile), from a
+    512-pixel copy; the whole image's percentiles when no breast is found."""
+    small = _small(image.pixels)
+    valid = None
+    if image.meta.padding_mask is not None:
+        valid = cv2.resize((~image.meta.padding_mask).astype(np.uint8), small.shape[::-1],
+                           interpolation=cv2.INTER_NEAREST) > 0
+    top = float(image.max_value)
+    mask = breast_mask(small, valid, value_lo=0.0, value_hi=top) if small.dtype != np.float32 else breast_mask(small)
+    if mask.sum() < 100:
+        return auto_window(image.pixels, image.meta.padding_mask)
+    lo, hi = (float(v) for v in np.percentile(small[mask], [0.5, 99.8]))
+    if hi <= lo:
+        hi = lo + 1.0
+    return WindowPreset((lo + hi) / 2, hi - lo, "LINEAR_EXACT", "auto (breast)")
 
 
 def thumbnail(image: Image, size: int = 160) -> np.ndarray:

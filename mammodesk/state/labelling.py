@@ -7,20 +7,20 @@ snapshots, so any edit - a label, a move, an import - undoes the same way."""
 
 from __future__ import annotations
 
-import dataclasses
 import getpass
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mammodesk.anatomy import Anatomy
 from mammodesk.annotations.model import Finding, ImageLabels, Pathology, Rect, Shape
 from mammodesk.annotations.sidecar import SidecarRead
 from mammodesk.annotations.taxonomy import Taxonomy, finding_type, kind_for
 from mammodesk.state.autosave import AutoSaver, SaveJob
 from mammodesk.state.events import Signal
 
-TOOLS = ("select", "rect", "ellipse", "circle", "polygon", "freehand", "point")
+TOOLS = ("select", "rect", "ellipse", "circle", "polygon", "freehand", "point", "measure")
 HISTORY_LIMIT = 1000
 
 
@@ -78,6 +78,7 @@ class LabellingState:
         self.author = author or default_author()
         self.taxonomy = taxonomy or Taxonomy()
         self.sheets: dict[int, Sheet] = {}
+        self.measurements: dict[int, list] = {}  # image key -> ruler segments (source pixels)
         self.tool = "select"
         self.next_type = "mass"  # what a newly drawn ROI is labelled
         self.next_pathology = Pathology.UNKNOWN
@@ -89,8 +90,14 @@ class LabellingState:
 
     # --- images ------------------------------------------------------------------------
     def attach(self, key: int, *, file_name: str, sha256: str, shape: tuple[int, int], read: SidecarRead,
-               image_id: str = "") -> Sheet:
+               image_id: str = "", anatomy: Anatomy | None = None) -> Sheet:
+        """Labels of an opened image. Laterality and view the file states (tags or name; not
+        pixel guesses) fill the labels when they have none, so sidecars and exports keep them."""
         labels = read.labels or ImageLabels(image_id=image_id or Path(file_name).stem)
+        if anatomy is not None:
+            known = {"laterality": anatomy.laterality if anatomy.laterality_source in ("tag", "name") else None,
+                     "view": anatomy.view if anatomy.view_source in ("tag", "name") else None}
+            labels = replace(labels, **{k: v for k, v in known.items() if v and not getattr(labels, k)})
         labels = self._with_uids(labels)
         sheet = Sheet(key, file_name, sha256, shape, read.path, labels, revision=read.revision,
                       saved_revision=read.revision, problems=list(read.problems))
@@ -99,6 +106,7 @@ class LabellingState:
         return sheet
 
     def detach(self, key: int) -> None:
+        self.measurements.pop(key, None)
         sheet = self.sheets.pop(key, None)
         if sheet is not None and not sheet.saved and self.saver is not None:
             self.saver.schedule(self._job(sheet), immediately=True)
@@ -154,7 +162,7 @@ class LabellingState:
                           uid=_new_uid(), author=self.author, created=stamp, modified=stamp, **fields)
         sheet = self.sheets[key]
         what = type(shape).__name__.lower() if shape is not None else "finding"
-        self.apply(key, text or f"Add {what}", dataclasses.replace(sheet.labels,
+        self.apply(key, text or f"Add {what}", replace(sheet.labels,
                                                                     findings=sheet.labels.findings + (finding,)))
         self.select(key, finding.uid)
         return finding.uid
@@ -162,10 +170,10 @@ class LabellingState:
     def add_existing(self, key: int, finding: Finding, text: str) -> str:
         """A finding made elsewhere (a model's answer, an import), with a new identity."""
         stamp = now_stamp()
-        finding = dataclasses.replace(finding, uid=_new_uid(), author=finding.author or self.author,
+        finding = replace(finding, uid=_new_uid(), author=finding.author or self.author,
                                       created=finding.created or stamp, modified=stamp)
         sheet = self.sheets[key]
-        self.apply(key, text, dataclasses.replace(sheet.labels, findings=sheet.labels.findings + (finding,)))
+        self.apply(key, text, replace(sheet.labels, findings=sheet.labels.findings + (finding,)))
         return finding.uid
 
     def update_finding(self, key: int, uid: str, text: str | None = None, **changes) -> None:
@@ -191,12 +199,12 @@ class LabellingState:
                 attributes[name] = str(value)
         if "shape" in changes:
             changes["shape"] = _normalised(changes["shape"])
-        new = dataclasses.replace(old, kind=kind, attributes=attributes, modified_by=self.author,
+        new = replace(old, kind=kind, attributes=attributes, modified_by=self.author,
                                   modified=now_stamp(), **changes)
         if _same_content(new, old):
             return
         findings = tuple(new if f.uid == uid else f for f in sheet.labels.findings)
-        self.apply(key, text or "Edit finding", dataclasses.replace(sheet.labels, findings=findings))
+        self.apply(key, text or "Edit finding", replace(sheet.labels, findings=findings))
 
     def set_shape(self, key: int, uid: str, shape: Shape, text: str = "Move/resize ROI") -> None:
         self.update_finding(key, uid, text, shape=shape)
@@ -205,7 +213,7 @@ class LabellingState:
         sheet = self.sheets[key]
         sheet.finding(uid)
         findings = tuple(f for f in sheet.labels.findings if f.uid != uid)
-        self.apply(key, "Delete finding", dataclasses.replace(sheet.labels, findings=findings))
+        self.apply(key, "Delete finding", replace(sheet.labels, findings=findings))
 
     def set_image(self, key: int, text: str = "Edit image labels", **changes) -> None:
         """Image-level labels: `density` (A-D), `birads` (0-6), `note`."""
@@ -213,7 +221,7 @@ class LabellingState:
         if "density" in changes:
             changes["density_system"] = "acr" if changes["density"] in ("A", "B", "C", "D") else (
                 sheet.labels.density_system if changes["density"] else None)
-        self.apply(key, text, dataclasses.replace(sheet.labels, **changes))
+        self.apply(key, text, replace(sheet.labels, **changes))
 
     def import_labels(self, key: int, imported: ImageLabels, text: str) -> int:
         """Add imported findings as editable ROIs (not twice: a finding with the
@@ -222,14 +230,14 @@ class LabellingState:
         sheet = self.sheets[key]
         present = {(f.source, f.kind, f.shape) for f in sheet.labels.findings}
         stamp = now_stamp()
-        new = tuple(dataclasses.replace(f, uid=_new_uid(), author=f.author or self.author,
+        new = tuple(replace(f, uid=_new_uid(), author=f.author or self.author,
                                         created=f.created or stamp, modified=f.modified or stamp)
                     for f in imported.findings if (f.source, f.kind, f.shape) not in present)
         labels = sheet.labels
         changes = {name: getattr(imported, name) for name in ("density", "density_system", "birads", "laterality",
                                                               "view")
                    if getattr(labels, name) is None and getattr(imported, name) is not None}
-        self.apply(key, text, dataclasses.replace(labels, findings=labels.findings + new, **changes))
+        self.apply(key, text, replace(labels, findings=labels.findings + new, **changes))
         return len(new)
 
     # --- selection, tools, defaults -----------------------------------------------------
@@ -247,6 +255,15 @@ class LabellingState:
         uids = [f.uid for f in sheet.labels.findings]
         index = uids.index(sheet.selected) + offset if sheet.selected in uids else (0 if offset > 0 else -1)
         self.select(key, uids[index % len(uids)])
+
+    # --- rulers (reading aids, not labels) --------------------------------------------------------
+    def add_measurement(self, key: int, segment) -> None:
+        self.measurements.setdefault(key, []).append(segment)
+        self.changed.emit(key)
+
+    def clear_measurements(self, key: int | None) -> None:
+        if key is not None and self.measurements.pop(key, None):
+            self.changed.emit(key)
 
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
@@ -295,8 +312,8 @@ class LabellingState:
     def _with_uids(self, labels: ImageLabels) -> ImageLabels:
         if all(f.uid for f in labels.findings):
             return labels
-        return dataclasses.replace(labels, findings=tuple(
-            f if f.uid else dataclasses.replace(f, uid=_new_uid()) for f in labels.findings))
+        return replace(labels, findings=tuple(
+            f if f.uid else replace(f, uid=_new_uid()) for f in labels.findings))
 
 
 def _new_uid() -> str:
@@ -308,7 +325,7 @@ def _normalised(shape: Shape | None) -> Shape | None:
 
 
 def _same_content(a: Finding, b: Finding) -> bool:
-    return dataclasses.replace(a, modified_by=b.modified_by, modified=b.modified) == b
+    return replace(a, modified_by=b.modified_by, modified=b.modified) == b
 
 
 def describe(finding: Finding) -> str:

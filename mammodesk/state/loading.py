@@ -19,9 +19,8 @@ from mammodesk.annotations.sidecar import (
 )
 from mammodesk.errors import ImageReadError
 from mammodesk.io import Image, WindowPreset, read_image
+from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.state import display
-from mammodesk.state.hanging import side_and_view
-from mammodesk.state.viewer import default_window
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".dic", ".pgm", ".pnm", ".png", ".tif", ".tiff", ""}
 
@@ -31,8 +30,8 @@ class Loaded:
     """An image plus what the view needs first, computed in the worker."""
 
     image: Image
-    window: WindowPreset
-    flip: bool
+    auto: WindowPreset  # the automatic window on the breast
+    anatomy: Anatomy
     summary: "FileSummary"
     sha256: str = ""
     annotations: SidecarRead | None = None  # the image's saved labels, read off the UI thread
@@ -44,8 +43,7 @@ class FileSummary:
 
     path: str
     thumbnail: np.ndarray | None = None
-    laterality: str | None = None
-    view: str | None = None
+    anatomy: Anatomy | None = None
     size: tuple[int, int] | None = None
     error: str | None = None
 
@@ -66,7 +64,8 @@ def load(path: str) -> Loaded | LoadFailure:
     sidecar = sidecar_path(Path(path), sha256)
     remove_stale_temporaries(sidecar)
     annotations = read_sidecar(sidecar, sha256, image.shape)
-    return Loaded(image, default_window(image), display.needs_flip(image), _summary(path, image), sha256,
+    anatomy = read_anatomy(image)
+    return Loaded(image, display.breast_window(image), anatomy, _summary(path, image, anatomy), sha256,
                   annotations)
 
 
@@ -75,12 +74,11 @@ def summarise(path: str) -> FileSummary:
         image = read_image(path)
     except ImageReadError as exc:
         return FileSummary(path, error=exc.cause)
-    return _summary(path, image)
+    return _summary(path, image, read_anatomy(image))
 
 
-def _summary(path: str, image: Image) -> FileSummary:
-    laterality, view = side_and_view(image.meta)
-    return FileSummary(path, display.thumbnail(image), laterality, view, image.shape)
+def _summary(path: str, image: Image, anatomy: Anatomy) -> FileSummary:
+    return FileSummary(path, display.thumbnail(image), anatomy, image.shape)
 
 
 def read_identifying(path: str) -> dict[str, str]:

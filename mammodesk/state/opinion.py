@@ -71,6 +71,8 @@ class Opinion:
         if self.scan is not None:
             text = f"most {p.labels[self.scan.positive]}: {p.probabilities[self.scan.positive]:.2f} " \
                    f"({len(self.scan.boxes)} windows)"
+        if not p.clear:
+            text = f"{p.verdict()}; {text}"
         return text
 
     def map_names(self) -> tuple[str, ...]:
@@ -272,6 +274,9 @@ def finding_from(opinion: Opinion) -> Finding:
     pathology = {"benign": Pathology.BENIGN, "malignant": Pathology.MALIGNANT}.get(label, Pathology.UNKNOWN)
     box = opinion.box
     attributes = {"model_label": label, "probability": f"{prediction.probabilities[prediction.predicted_index]:.4f}",
+                  "calibrated": "yes" if prediction.calibrated else "no",
+                  "domain": prediction.domain.text() if prediction.domain is not None else "not checked",
+                  "answer": prediction.verdict(),
                   "model": opinion.model_name, "weights_sha256": prediction.weights_sha256,
                   "target": opinion.target.describe()}
     return Finding(kind=kind, pathology=pathology, shape=Rect(*box) if box is not None else None,

@@ -8,14 +8,15 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mammodesk.anatomy import Anatomy, Side, assign_slots, read_anatomy
 from mammodesk.io.image import Image, WindowPreset
-from mammodesk.io.voi import auto_window
-from mammodesk.state import display, hanging
+from mammodesk.state import display
 from mammodesk.state.events import Signal
 from mammodesk.state.pipeline_editor import PipelineEditor
+from mammodesk.state.priors import PAGES, comparison
 from mammodesk.state.processing import ProcessedView
 
-Layout = Literal["single", "2x2"]
+Layout = Literal["single", "2x2", "priors"]
 ShowMode = Literal["original", "processed", "side_by_side"]
 SHOW_MODES: tuple[ShowMode, ...] = ("original", "processed", "side_by_side")
 RECENT_LIMIT = 12
@@ -30,13 +31,16 @@ class LoadError:
 
 @dataclass(eq=False)
 class Document:
-    """One open image and how it is shown. `flip` mirrors the display to the
+    """One open image and how it is shown. `anatomy` says which breast and view it
+    is and where its chest wall really is; `flip` mirrors the display to the
     standard chest-wall side; the pixels and every coordinate stay in source
     orientation."""
 
     image: Image
     window: WindowPreset
+    anatomy: Anatomy
     flip: bool = False
+    auto: WindowPreset | None = None  # the automatic window on the breast (computed once, at load)
     inverted: bool = False
     processed: ProcessedView | None = None  # latest pipeline output (view-resolution preview or full)
     processed_window: WindowPreset | None = None
@@ -57,8 +61,11 @@ class Document:
         return float(self.image.max_value)
 
 
-def default_window(image: Image) -> WindowPreset:
-    return image.meta.default_window or auto_window(image.pixels, image.meta.padding_mask)
+def default_window(image: Image, auto: WindowPreset | None = None) -> WindowPreset:
+    """The file's first VOI preset, else the automatic window over the breast itself
+    (`display.breast_window`): over the whole image the black background widened
+    it so far that dense tissue washed out."""
+    return image.meta.default_window or auto or display.breast_window(image)
 
 
 class ViewerState:
@@ -67,6 +74,7 @@ class ViewerState:
         self.errors: list[LoadError] = []
         self.recent: list[str] = []
         self.layout: Layout = "single"
+        self.priors_page = "CC"  # the view family compared with the prior study
         self.active: Document | None = None
         self.standardised = True
         self.show: ShowMode = "original"
@@ -82,11 +90,13 @@ class ViewerState:
         self.recent_changed = Signal()  # ()
 
     # --- documents -----------------------------------------------------------
-    def add_image(self, image: Image, *, window: WindowPreset | None = None, flip: bool | None = None) -> Document:
-        """Open an image. Loaders pass the window and flip they computed off the
-        UI thread; otherwise they are computed here."""
-        document = Document(image, window or default_window(image),
-                            flip=display.needs_flip(image) if flip is None else flip)
+    def add_image(self, image: Image, *, auto: WindowPreset | None = None,
+                  anatomy: Anatomy | None = None) -> Document:
+        """Open an image. Loaders pass the automatic window and the anatomy they computed off
+        the UI thread; otherwise they are computed here."""
+        anatomy = anatomy or read_anatomy(image)
+        auto = auto or display.breast_window(image)
+        document = Document(image, default_window(image, auto), anatomy, flip=anatomy.needs_flip, auto=auto)
         self.documents.append(document)
         if image.meta.source_path is not None:
             self.note_recent(str(image.meta.source_path))
@@ -130,7 +140,7 @@ class ViewerState:
 
     # --- layout --------------------------------------------------------------
     def set_layout(self, layout: Layout) -> None:
-        if layout not in ("single", "2x2"):
+        if layout not in ("single", "2x2", "priors"):
             raise ValueError(f"unknown layout {layout!r}")
         if layout != self.layout:
             self.layout = layout
@@ -139,9 +149,28 @@ class ViewerState:
     def toggle_layout(self) -> None:
         self.set_layout("2x2" if self.layout == "single" else "single")
 
+    def toggle_priors(self) -> bool:
+        """Current beside prior (the active image's woman needs two studies open); False when not possible."""
+        if self.layout == "priors":
+            self.set_layout("2x2")
+            return True
+        if not self.comparison():
+            return False
+        self.set_layout("priors")
+        return True
+
+    def cycle_priors_page(self) -> None:
+        self.priors_page = PAGES[(PAGES.index(self.priors_page) + 1) % len(PAGES)]
+        if self.layout == "priors":
+            self.layout_changed.emit(self.layout)
+
+    def comparison(self) -> list[tuple[Document | None, str]]:
+        """The priors layout's four panes (`priors.comparison`)."""
+        return comparison(self.documents, self.active, self.priors_page)
+
     def hanging(self) -> dict[str, Document]:
-        """Slot (RCC, LCC, RMLO, LMLO) -> document, for the 2x2 layout."""
-        slots = hanging.assign_slots([d.image.meta for d in self.documents])
+        """Slot (RCC, LCC, RMLO, LMLO) -> document, for the 2x2 layout (`anatomy.assign_slots`)."""
+        slots = assign_slots([d.anatomy for d in self.documents])
         return {slot: self.documents[index] for slot, index in slots.items()}
 
     def set_show(self, mode: ShowMode) -> None:
@@ -163,12 +192,12 @@ class ViewerState:
     def displayed_flip(self, document: Document) -> bool:
         return self.standardised and document.flip
 
-    def displayed_chest_wall(self, document: Document) -> display.Side:
-        """The screen side the chest wall is on, as displayed now."""
-        standard = display.standard_side(document.image.meta.laterality)
-        if self.displayed_flip(document) == document.flip:
-            return standard
-        return "left" if standard == "right" else "right"
+    def displayed_chest_wall(self, document: Document) -> Side:
+        """The screen side the chest wall really is on, as displayed now (from the pixels)."""
+        stored = document.anatomy.chest_wall
+        if not self.displayed_flip(document):
+            return stored
+        return "left" if stored == "right" else "right"
 
     # --- window / level ------------------------------------------------------------
     def set_window(self, document: Document, preset: WindowPreset, *, processed: bool = False) -> None:
@@ -189,8 +218,8 @@ class ViewerState:
         self.set_window(document, display.drag_window(preset, dx, dy, span), processed=processed)
 
     def next_preset(self, document: Document) -> None:
-        """Cycle the file's own presets (DICOM VOI), then an automatic window."""
-        choices = list(document.presets) + [auto_window(document.image.pixels, document.image.meta.padding_mask)]
+        """Cycle the file's own presets (DICOM VOI), then the automatic window on the breast."""
+        choices = list(document.presets) + [document.auto or display.breast_window(document.image)]
         labels = [p.label for p in choices]
         index = labels.index(document.window.label) + 1 if document.window.label in labels else 0
         self.set_window(document, choices[index % len(choices)])
@@ -205,7 +234,7 @@ class ViewerState:
         document.processed_window_custom = False
         if document.processed is not None:
             document.processed_window = document.processed.auto_window
-        self.set_window(document, default_window(document.image))
+        self.set_window(document, default_window(document.image, document.auto))
 
     # --- processing results ---------------------------------------------------------
     def set_processed(self, document: Document, view: ProcessedView | None) -> None:

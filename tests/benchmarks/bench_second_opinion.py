@@ -40,7 +40,7 @@ def torch_parts(entry, run: Path):
     """(trunk, head) of the run's final torch model, split where the export splits it."""
     import json
 
-    from mammodesk_train.cv import load_final
+    from mammodesk_train.cv import load_weights
     from mammodesk_train.data.tasks import get_task
     from mammodesk_train.export import MethodModule
     from mammodesk_train.families.registry import PRESETS, empty_model
@@ -48,7 +48,7 @@ def torch_parts(entry, run: Path):
 
     config = json.loads((run / "run.json").read_text())
     preset = PRESETS[config["preset"]]
-    model = load_final(empty_model(preset, len(get_task(config["task"]).classes)), run / "final")
+    model = load_weights(empty_model(preset, len(get_task(config["task"]).classes)), run / "final")
     family = entry.card.family
     if family == "vae-cnn":
         return VaeCnnTrunk(model.vae).eval(), VaeCnnHead(model.vae, model.classifier).eval(), None

@@ -35,11 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", help="auto, cpu or cuda")
     fit.add_argument("--no-final", action="store_true", help="skip the final model trained on all data")
     fit.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every epoch count (smoke runs)")
-    fit.add_argument("--init", type=Path, help="start the ResNet50V2 (simclr, hybrid) from a backbone file "
-                     "written by `pretrain`")
+    fit.add_argument("--init", type=Path, help="start the trunk from a backbone file written by `pretrain`: "
+                     "ResNet50V2 (simclr, hybrid, transfer-resnet50v2) or VGG16 (fusion-vgg16)")
     pre = sub.add_parser("pretrain", help="self-supervised pretraining of a backbone on unlabelled images")
     pre.add_argument("--method", choices=["simclr"], default="simclr")
-    pre.add_argument("--data", required=True, help="SOURCE:PATH; labels are not used")
+    pre.add_argument("--data", required=True, action="append",
+                     help="SOURCE:PATH, repeatable (e.g. mias:... and images:FOLDER); labels are not used")
+    pre.add_argument("--architecture", choices=["resnet50v2", "vgg16"], default="resnet50v2",
+                     help="the encoder: the small-input ResNet50V2 (simclr, hybrid) or the VGG16 trunk (fusion)")
+    pre.add_argument("--windows", type=int, default=0,
+                     help="random in-breast windows per image at MIAS scale (0.2 mm/pixel) instead of whole "
+                          "breasts: pretraining for the ROI families")
+    pre.add_argument("--window", type=int, default=120, help="window side in MIAS pixels (with --windows)")
+    pre.add_argument("--size", type=int, help="network input side (default: the preset's)")
     pre.add_argument("--out", required=True, type=Path, help="backbone file to write, e.g. backbones/NAME.pt")
     pre.add_argument("--preset", default="simclr-lite", help="a simclr preset (architecture, input, schedule)")
     pre.add_argument("--width", type=float, help="encoder width (match the family you will --init)")
@@ -55,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="model name (default: the run folder's name)")
     export.add_argument("--note", action="append", default=[],
                         help="an observation for the model card's limits, e.g. what its Grad-CAM maps show (repeatable)")
+    export.add_argument("--force", action="store_true",
+                        help="export a model whose CV does not beat its plain baseline (the card says so first)")
+    explain = sub.add_parser("explain", help="per CV fold: the share of Grad-CAM on the breast, and the pointing "
+                             "game on whole-breast scans (ROI models), through the app's engine")
+    explain.add_argument("run", type=Path)
+    explain.add_argument("--data", required=True, help="the run's data (SOURCE:PATH)")
+    explain.add_argument("--no-pointing", action="store_true", help="skip the whole-breast scans")
     evaluate = sub.add_parser("evaluate", help="run an exported model through the app's engine on labelled data")
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument("--data", required=True)
@@ -118,7 +133,7 @@ def _fit(args) -> int:
     family = family_for(preset, device=args.device)
     if args.init is not None:
         if not hasattr(family, "init"):
-            raise CliError(f"--init: the {preset.family} family has no ResNet50V2 to start (simclr, hybrid have)")
+            raise CliError(f"--init: the {preset.family} family has no trunk to start from a backbone file")
         family.init = args.init
     document = run_cv(family, records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
                       final=not args.no_final)
@@ -141,6 +156,10 @@ def _fit(args) -> int:
         shown = ", ".join(f"{k} {v['mean']:.3f} ± {v['sd']:.3f}" for k, v in document[level].items()
                           if k in ("auc", "accuracy", "sensitivity"))
         print(f"  {level.removeprefix('cv_summary_').replace('_', '-')}: {shown}")
+    if "comparison" in document:
+        from mammodesk_train.baseline import verdict
+
+        print(f"  {verdict(document['comparison'])}")
     print(f"wall time {document['wall_time_s']:.0f} s; report: {args.out / 'report.html'}")
     return 0
 
@@ -155,32 +174,49 @@ def _pretrain(args) -> int:
         raise CliError(f"--preset {args.preset} is not a SimCLR pretraining preset (e.g. simclr-lite, simclr-paper)")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                    ("micro_batch", args.micro_batch)) if v is not None}
-    preset = replace(preset, pretrain=replace(preset.pretrain, **overrides), width=args.width or preset.width)
-    about = pretrain_backbone(args.data, args.out, preset, seed=args.seed, device=args.device)
-    print(f"{args.out}: {about['architecture']} (width {about['width']}, small-input stem) pretrained on "
+    preset = replace(preset, pretrain=replace(preset.pretrain, **overrides), width=args.width or preset.width,
+                     size=args.size or preset.size)
+    about = pretrain_backbone(args.data, args.out, preset, seed=args.seed, device=args.device,
+                              architecture=args.architecture, windows=args.windows, window=args.window)
+    print(f"{args.out}: {about['architecture']} (width {about['width']}) pretrained on {about['views']} views of "
           f"{about['images']} images; NT-Xent {about['history'][0]['loss']:.3f} -> {about['final_loss']:.3f}, "
           f"{about['views_per_s']:.0f} views/s")
     return 0
 
 
 def _export(args) -> int:
-    from mammodesk_train.cv import load_final
+    from mammodesk_train.cv import load_weights
     from mammodesk_train.model_card import write_model_card
 
     run = json.loads((args.run / "run.json").read_text())
     metrics = json.loads((args.run / "metrics.json").read_text())
     if "final_model" not in metrics:
         raise CliError(f"{args.run} has no final model (it was fitted with --no-final)")
+    comparison = metrics.get("comparison")
+    if comparison is None:
+        raise CliError(f"{args.run} has no comparison with the plain baseline (fitted by an older "
+                       "mammodesk-train?): refit it")
+    if not comparison["beats_baseline"] and not args.force:
+        from mammodesk_train.baseline import verdict
+
+        raise CliError(f"refusing to export: {verdict(comparison)}. A model that does not beat ten lines of "
+                       "scikit-learn is not worth shipping; pass --force to export it anyway (its card will say so)")
     preset = _preset(run["preset"])
     task = get_task(run["task"])
-    model = load_final(empty_model(preset, len(task.classes)), args.run / "final")
+    model = load_weights(empty_model(preset, len(task.classes)), args.run / "final")
     summary = metrics["cv_summary"]
     card_metrics = {"how": metrics["evaluation"] + f", seed {run['seed']}, {metrics['samples']} images of "
                            f"{metrics['patients']} patients; the shipped model is retrained on all of them",
                     **{k: {"mean": v["mean"], "sd": v["sd"]} for k, v in summary.items()},
                     **{level.removeprefix("cv_summary_"): {k: {"mean": v["mean"], "sd": v["sd"]}
                                                            for k, v in metrics[level].items()}
-                       for level in metrics if level.startswith("cv_summary_")}}
+                       for level in metrics if level.startswith("cv_summary_")},
+                    "baseline": comparison}
+    explained = args.run / "explain.json"
+    explanations = json.loads(explained.read_text()) if explained.is_file() else None
+    if explanations:
+        card_metrics["explanations"] = {"cam_in_breast": explanations["cam_in_breast"],
+                                        "pointing": explanations["pointing"]}
     kind, _, location = run["data"].partition(":")
     run = {**run, "data": f"{kind}:{Path(location).name}"}  # no local folder names in shipped files
     training = {"dataset": run["data"], "split": metrics["evaluation"], "samples": metrics["samples"],
@@ -189,12 +225,36 @@ def _export(args) -> int:
     family = family_for(preset, device="cpu", progress=False)
     name = args.name or args.run.name
     out = args.out / f"{name}.onnx" if args.out.is_dir() else args.out
-    report = family.export(model, task, out, training, card_metrics, name)
+    domain_file = args.run / "final" / "domain.json"
+    trust = {"calibration": metrics.get("calibration", {}).get("calibration"),
+             "domain": json.loads(domain_file.read_text()) if domain_file.is_file() else None}
+    report = family.export(model, task, out, training, card_metrics, name, trust=trust)
     path = report.path
-    card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description, args.note)
+    card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description, args.note,
+                            explanations)
     companions = [p.name for p in path.parent.glob(f"{path.stem}.*.onnx")]
     print(f"exported {path} (+ {', '.join(companions) or 'no companion files'}, model card {card.name}); "
           f"parity with torch verified: {report.summary()}")
+    return 0
+
+
+def _explain(args) -> int:
+    from mammodesk_train.explain import explain_run
+
+    run = json.loads((args.run / "run.json").read_text())
+    preset = _preset(run["preset"])
+    records = load_source(args.data)
+    task = get_task(run["task"], records)
+    family = family_for(preset, device="cpu", progress=False)
+    result = explain_run(args.run, family, records, task, pointing_game=not args.no_pointing)
+    (args.run / "explain.json").write_text(json.dumps(result, indent=2))
+    share = result["cam_in_breast"]
+    print(f"Grad-CAM mass inside the breast: {share['mean']:.3f} ± {share['sd']:.3f} over {len(result['folds'])} folds")
+    if result["pointing"]:
+        p = result["pointing"]
+        print(f"pointing game on {p['images']} held-out images: most positive window hits a finding "
+              f"{p['window_hit_rate']:.2f} (chance {p['chance']:.2f}); CAM peak in a finding "
+              f"{p['cam_peak_hit_rate'] if p['cam_peak_hit_rate'] is None else round(p['cam_peak_hit_rate'], 2)}")
     return 0
 
 
@@ -233,4 +293,4 @@ def _evaluate(args) -> int:
 
 
 COMMANDS = {"env": _env, "list": _list, "fit": _fit, "pretrain": _pretrain, "export": _export,
-            "evaluate": _evaluate}
+            "explain": _explain, "evaluate": _evaluate}

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mammodesk_train.data.sources import Record
+from mammodesk_train import baseline, trust
+from mammodesk_train.data.sources import MIAS_SPACING_MM, Record
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import distributed
 from mammodesk_train.metrics import aggregate_folds, classification_metrics
@@ -27,10 +28,16 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
     primary, secondary = family.build_samples(records, task)
     groups = primary.groups
     hashes = primary.hashes
-    fold_metrics, leakage, fold_extra = [], [], []
+    base_features = baseline.sample_features(primary)
+    fold_metrics, leakage, fold_extra, base_metrics = [], [], [], []
     extra_metrics = getattr(family, "extra_metrics", None)  # e.g. patch-level figures of a patch model
     oof = np.full((len(primary), len(task.classes)), np.nan)
-    for fold in patient_kfold(primary.y, groups, folds, seed):
+    base_oof = np.full_like(oof, np.nan)
+    embed = getattr(family, "embed", None)  # penultimate-layer embeddings, for the domain check
+    assumed = MIAS_SPACING_MM if {r.source for r in records} == {"mias"} else None
+    splits = patient_kfold(primary.y, groups, folds, seed)
+    domain_folds = []
+    for fold in splits:
         train_records = np.unique(primary.record_index[fold.train])
         test_records = np.unique(primary.record_index[fold.test])
         leakage.append({"fold": fold.index + 1, **check_leakage(records, train_records, test_records, hashes)})
@@ -38,13 +45,21 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
               flush=True)
         model = family.train(primary, secondary, fold.train, len(task.classes), seed + fold.index,
                              out / f"fold{fold.index + 1}")
+        if distributed()[0] == 0:
+            save_weights(model, out / f"fold{fold.index + 1}")  # for `explain`: maps of held-out patients
         oof[fold.test] = family.predict(model, primary.x[fold.test])
         metrics = classification_metrics(primary.y[fold.test], oof[fold.test], task.classes, bootstrap=0)
         fold_metrics.append(metrics)
+        base_oof[fold.test] = baseline.fit_predict(base_features, primary.y, fold.train, fold.test,
+                                                   len(task.classes))
+        base_metrics.append(classification_metrics(primary.y[fold.test], base_oof[fold.test], task.classes,
+                                                   bootstrap=0))
         print(f"  accuracy {metrics['accuracy']:.3f}, AUC {_fmt(metrics['auc'])}, "
-              f"weighted F1 {metrics['f1_weighted']:.3f}", flush=True)
+              f"weighted F1 {metrics['f1_weighted']:.3f}; plain baseline AUC {_fmt(base_metrics[-1]['auc'])}",
+              flush=True)
         if extra_metrics is not None:
             fold_extra.append(extra_metrics(model, primary.x[fold.test], primary.y[fold.test], task.classes))
+        domain_folds.append(_domain_fold(primary, fold, model, embed, assumed))
     pooled = classification_metrics(primary.y, oof, task.classes, seed=seed)
     document = {
         "run": out.name, "preset": family.preset.name, "family": family.preset.family, "task": task.name,
@@ -52,15 +67,28 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
         "patients": int(len(set(groups.tolist()))), "folds": folds, "seed": seed,
         "evaluation": f"{folds}-fold patient-level stratified cross-validation (development data; not a test set)",
         "folds_detail": fold_metrics, "cv_summary": aggregate_folds(fold_metrics), "pooled": pooled,
+        "baseline": {"method": baseline.DESCRIPTION, "features": list(baseline.FEATURES),
+                     "folds_detail": base_metrics, "cv_summary": aggregate_folds(base_metrics),
+                     "pooled": classification_metrics(primary.y, base_oof, task.classes, seed=seed)},
         "leakage": leakage, "device": _device_name(family.device),
     }
+    if all(m.get("auc") is not None for m in fold_metrics + base_metrics):
+        document["comparison"] = baseline.compare(fold_metrics, base_metrics)
+    document["calibration"] = trust.calibrate(oof, primary.y, splits)
+    document["domain_cv"] = {
+        "flag_rate": float(np.mean([d["flag_rate"] for d in domain_folds])), "folds": domain_folds,
+        "how": "per fold: the domain record (acquisition, input intensity ranges, embedding distance) built from "
+               "the training patients only, the engine's check applied to the held-out patients"}
     for level in (fold_extra[0] if fold_extra else {}):
         document[f"cv_summary_{level}"] = aggregate_folds([extra[level] for extra in fold_extra])
     if final:
         everything = np.arange(len(primary))
         model = family.train(primary, secondary, everything, len(task.classes), seed, out / "final")
         if distributed()[0] == 0:
-            _save_final(model, out / "final")
+            save_weights(model, out / "final")
+            everything_embedded = embed(model, primary.x) if embed else None
+            record = trust.domain_record(primary.sample_metas(), primary.x, everything_embedded, assumed)
+            (out / "final" / "domain.json").write_text(json.dumps(record))
         document["final_model"] = {"trained_on": "all samples", "samples": int(len(primary)),
                                    "patient_key_hashes": _key_hashes(groups)}
     document["wall_time_s"] = time.perf_counter() - started
@@ -68,8 +96,18 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
         return document  # under torchrun every rank trains; rank 0 alone writes
     write_report(out, document, primary.y, oof)
     (out / "run.json").write_text(json.dumps({"preset": family.preset.name, "task": task.name, "data": data,
-                                              "seed": seed, "folds": folds}, indent=2))
+                                              "seed": seed, "folds": folds,
+                                              "comparison": document.get("comparison")}, indent=2))
     return document
+
+
+def _domain_fold(primary, fold, model, embed, assumed: float | None) -> dict:
+    """The domain check's flag rate on a held-out fold, its record built from the training fold only."""
+    train_embedded = embed(model, primary.x[fold.train]) if embed else None
+    test_embedded = embed(model, primary.x[fold.test]) if embed else None
+    record = trust.domain_record(primary.sample_metas(fold.train), primary.x[fold.train], train_embedded, assumed)
+    rate, reasons = trust.flag_rate(record, primary.sample_metas(fold.test), primary.x[fold.test], test_embedded)
+    return {"fold": fold.index + 1, "flag_rate": rate, "reasons": reasons, "held_out": int(len(fold.test))}
 
 
 def _modules(model) -> dict[str, torch.nn.Module]:
@@ -79,12 +117,12 @@ def _modules(model) -> dict[str, torch.nn.Module]:
     return {name: module for name, module in vars(model).items() if isinstance(module, torch.nn.Module)}
 
 
-def _save_final(model, folder: Path) -> None:
+def save_weights(model, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({name: module.state_dict() for name, module in _modules(model).items()}, folder / "model.pt")
 
 
-def load_final(model, folder: Path):
+def load_weights(model, folder: Path):
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     for name, module in _modules(model).items():
         module.load_state_dict(state[name])

@@ -44,10 +44,11 @@ class GradCamGraph(nn.Module):
     blocks of deep fusion) still feed the head."""
 
     def __init__(self, trunk: nn.Module, head: nn.Module, classes: int, cam_keys: list[str] | None = None,
-                 branch_outputs: bool = False):
+                 branch_outputs: bool = False, embedding: nn.Module | None = None):
         super().__init__()
         self.trunk, self.head, self.classes = trunk, head, classes
         self.cam_keys, self.branch_outputs = cam_keys, branch_outputs
+        self.embedding = embedding  # activations -> the penultimate-layer embedding (an extra output)
 
     def forward(self, x: torch.Tensor):
         acts = self.trunk(x)
@@ -58,14 +59,15 @@ class GradCamGraph(nn.Module):
             seed[:, k] = 1.0
             (grads,) = vjp(seed)
             per_class.append(_weighted(acts, grads, self.cam_keys))
+        extra = (self.embedding(acts),) if self.embedding is not None else ()
         if isinstance(acts, torch.Tensor):
-            return logits, torch.stack(per_class, dim=1)
+            return (logits, torch.stack(per_class, dim=1), *extra)
         names = self.cam_keys or list(acts)
         branches = [torch.stack([cams[n] for cams in per_class], dim=1) for n in names]
         combined = branches[0]
         for branch in branches[1:]:
             combined = combined + branch
-        return (logits, combined, *branches) if self.branch_outputs else (logits, combined)
+        return (logits, combined, *branches, *extra) if self.branch_outputs else (logits, combined, *extra)
 
 
 class MethodModule(nn.Module):
@@ -100,6 +102,14 @@ def autograd_gradcam(trunk: nn.Module, head: nn.Module, x: torch.Tensor, class_i
     return logits.detach(), (grad.mean(dim=(2, 3), keepdim=True) * target).sum(dim=1).detach()
 
 
+def trust_metadata(trust: Mapping | None, embedding: bool = True) -> dict:
+    """build_metadata's calibration, domain and embedding keywords: a run's trust record, and
+    whether the graph has the `embedding` output."""
+    trust = trust or {}
+    return {"calibration": trust.get("calibration"), "domain": trust.get("domain"),
+            "embedding": "embedding" if embedding else None}
+
+
 def weights_sha256(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -130,19 +140,21 @@ class ExportReport:
 def export_with_cams(trunk: nn.Module, head: nn.Module, example: torch.Tensor, path: str | Path,
                      metadata: Mapping[str, str], *, classes: int, input_name: str = "image",
                      branch_outputs: Mapping[str, str] | None = None, cam_keys: list[str] | None = None,
-                     verify: bool = True) -> ExportReport:
+                     embedding: nn.Module | None = None, verify: bool = True) -> ExportReport:
     """Trace, export, embed the contract metadata, and verify against torch.
 
     `example` is one input batch (N >= 2 so the batch dimension stays symbolic).
     `branch_outputs` maps branch names (keys of the trunk's dict) to output names;
-    `cam_keys` picks which dict entries the combined CAM covers (default: the branches, or all).
+    `cam_keys` picks which dict entries the combined CAM covers (default: the branches, or all);
+    `embedding` (activations -> penultimate features) adds the output `embedding` the domain check reads.
     """
     path = Path(path)
     keys = list(branch_outputs) if branch_outputs else cam_keys
-    wrapper = GradCamGraph(trunk, head, classes, keys, branch_outputs=bool(branch_outputs)).eval()
+    wrapper = GradCamGraph(trunk, head, classes, keys, branch_outputs=bool(branch_outputs),
+                           embedding=embedding).eval()
     if example.shape[0] < 2:
         example = example.expand(2, *example.shape[1:]).contiguous()
-    names = ["logits", "cams", *(branch_outputs or {}).values()]
+    names = ["logits", "cams", *(branch_outputs or {}).values(), *(["embedding"] if embedding is not None else [])]
     with _quiet_exporter():
         traced = make_fx(wrapper, tracing_mode="symbolic", decomposition_table=_DECOMPOSITIONS,
                          _allow_non_fake_inputs=True)(example)
@@ -151,11 +163,27 @@ def export_with_cams(trunk: nn.Module, head: nn.Module, example: torch.Tensor, p
                                     dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
                                     verbose=False)
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, dict(metadata))
+    _set_metadata(proto, metadata)
     onnx.checker.check_model(proto)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, path)
+    _save(proto, path)
     return verify_export(wrapper, path, example, branch_outputs) if verify else ExportReport(path, 0.0, {})
+
+
+def _set_metadata(proto: onnx.ModelProto, metadata: Mapping[str, str] | None) -> None:
+    """The contract's metadata plus the digest of the graph (nodes and weights) the app checks at load."""
+    digest = hashlib.sha256(proto.graph.SerializeToString()).hexdigest()
+    onnx.helper.set_model_props(proto, {**dict(metadata or {}), "mammodesk.graph_sha256": digest})
+
+
+def _save(proto: onnx.ModelProto, path: Path) -> None:
+    """Save, then check that the stored graph is the one the digest describes."""
+    from mammodesk.inference.onnx_meta import graph_sha256
+
+    onnx.save(proto, path)
+    recorded = {p.key: p.value for p in proto.metadata_props}["mammodesk.graph_sha256"]
+    if graph_sha256(path) != recorded:
+        raise RuntimeError(f"{path.name}: the saved graph does not match its digest (serialisation changed it)")
 
 
 def export_plain(module: nn.Module, example: torch.Tensor, path: str | Path, *, input_name: str = "image",
@@ -169,10 +197,9 @@ def export_plain(module: nn.Module, example: torch.Tensor, path: str | Path, *, 
                                     input_names=[input_name], output_names=list(output_names),
                                     dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
     proto = program.model_proto
-    if metadata:
-        onnx.helper.set_model_props(proto, dict(metadata))
+    _set_metadata(proto, metadata)
     onnx.checker.check_model(proto)
-    onnx.save(proto, path)
+    _save(proto, path)
     return path
 
 
@@ -185,7 +212,13 @@ def verify_export(wrapper: GradCamGraph, path: Path, example: torch.Tensor,
     feeds = {session.get_inputs()[0].name: x.numpy()}
     outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     with torch.no_grad():
-        reference_logits = wrapper.head(wrapper.trunk(x))
+        acts = wrapper.trunk(x)
+        reference_logits = wrapper.head(acts)
+        if wrapper.embedding is not None:  # the embedding output must match torch too
+            reference_embedding = wrapper.embedding(acts).numpy()
+            scale = max(1.0, float(np.abs(reference_embedding).max()))
+            if np.abs(outputs["embedding"] - reference_embedding).max() > 1e-4 * scale:
+                raise RuntimeError(f"{path.name}: the ONNX embedding differs from torch's")
     error = float(np.abs(outputs["logits"] - reference_logits.numpy()).max())
     branches = dict(branch_outputs or {})
     combined_keys = wrapper.cam_keys or list(branches)

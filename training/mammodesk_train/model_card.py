@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mammodesk_train.baseline import verdict
 from mammodesk_train.metrics import SUMMARY_KEYS, format_mean_sd
 
 ROI_FAMILIES = ("fusion-vgg", "hybrid")
@@ -14,19 +15,24 @@ LIMITS = {
 
 
 def write_model_card(path: Path, name: str, metrics: dict, run: dict, description: str,
-                     notes: list[str] = ()) -> Path:
+                     notes: list[str] = (), explanations: dict | None = None) -> Path:
     summary = metrics["cv_summary"]
     rows = _rows(summary)
     unit = "ROIs" if metrics["family"] in ROI_FAMILIES else "images"
     for level in (k for k in metrics if k.startswith("cv_summary_")):
         label = level.removeprefix("cv_summary_").replace("_", "-")
         rows += f"\n| **{label}** | | |\n" + _rows(metrics[level])
+    comparison = metrics.get("comparison")
+    warning = ""
+    if comparison and not comparison["beats_baseline"]:
+        warning = (f"**Does not beat its plain baseline** ({verdict(comparison)}); exported with `--force`. "
+                   "Treat its answers as no better than simple intensity statistics.\n\n")
     source = run["data"].split(":", 1)[0]
     support = [c["support"] for c in metrics["pooled"]["per_class"].values()]
     majority = max(support) / max(1, sum(support))
     card = f"""# {name}
 
-**Not for clinical use.** Research software; this model is not a medical device.
+{warning}**Not for clinical use.** Research software; this model is not a medical device.
 
 | | |
 |---|---|
@@ -51,7 +57,7 @@ cross-validation figures, not results on an independent test set.
 
 For reference: chance AUC is 0.5, and always answering the most frequent class
 gives accuracy {majority:.3f}.
-
+{_baseline_section(comparison)}{_calibration_section(metrics.get("calibration"))}{_domain_section(metrics.get("domain_cv"))}{_explanation_section(explanations)}
 ## Limits
 
 - {LIMITS.get(source, 'Trained on one dataset: expect lower performance on images from other sites and devices.')}
@@ -67,6 +73,83 @@ mammodesk-train export runs/{name} --out resources/models/{name}.onnx
 """
     path.write_text(card)
     return path
+
+
+def _baseline_section(comparison: dict | None) -> str:
+    if not comparison:
+        return ""
+    m, b, d = comparison["model"], comparison["baseline"], comparison["difference"]
+    folds = "\n".join(f"| {i + 1} | {mv:.3f} | {bv:.3f} | {dv:+.3f} |"
+                      for i, (mv, bv, dv) in enumerate(zip(m["folds"], b["folds"], d["folds"])))
+    return f"""
+## Against the plain baseline
+
+{verdict(comparison)}.
+
+The baseline: {comparison['baseline_method']}, trained in the same patient-level folds on the same samples.
+A model {comparison['rule']}.
+
+| fold | model {comparison['metric']} | baseline | difference |
+|---|---|---|---|
+{folds}
+| mean ± sd | {m['mean']:.3f} ± {m['sd']:.3f} | {b['mean']:.3f} ± {b['sd']:.3f} | {d['mean']:+.3f} ± {d['sd']:.3f} |
+"""
+
+
+def _calibration_section(report: dict | None) -> str:
+    if not report:
+        return ""
+    from mammodesk.inference.calibration import describe
+
+    def diagram(bins: list[dict]) -> str:
+        return " ".join(f"{b['low']:.1f}-{b['high']:.1f}: {b['accuracy']:.2f} (n={b['count']})"
+                        for b in bins if b["count"])
+
+    return f"""
+## Calibration
+
+The probabilities this model shows are {describe(report['calibration'])} ({report['chosen_by']}).
+Expected calibration error of the top class, out of fold: **{report['ece_before']:.3f} before, {report['ece_after']:.3f}
+after** (the "after" predictions of each fold were calibrated by a map fitted on the other folds).
+
+Reliability (confidence bin: observed accuracy), before: {diagram(report['reliability_before'])}
+
+After: {diagram(report['reliability_after'])}
+"""
+
+
+def _domain_section(domain: dict | None) -> str:
+    if not domain:
+        return ""
+    reasons = {}
+    for fold in domain["folds"]:
+        for key, count in fold["reasons"].items():
+            reasons[key] = reasons.get(key, 0) + count
+    why = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "none"
+    return f"""
+## Domain check
+
+Every answer says whether the image is like the training images (acquisition, bits stored, pixel spacing,
+input intensity, and the distance of its penultimate-layer embedding from the training set). Under
+patient-level CV ({domain['how']}) it flagged **{domain['flag_rate']:.1%}** of the held-out development samples
+(reasons: {why}).
+"""
+
+
+def _explanation_section(explanations: dict | None) -> str:
+    if not explanations:
+        return ""
+    share = explanations["cam_in_breast"]
+    text = (f"\n## Explanations\n\nGrad-CAM mass of the predicted class inside the breast, per CV fold on held-out "
+            f"patients: **{share['mean']:.3f} ± {share['sd']:.3f}** (fold means).\n")
+    pointing = explanations.get("pointing")
+    if pointing:
+        cam = pointing["cam_peak_hit_rate"]
+        text += (f"\nPointing game on {pointing['images']} held-out images with located findings, each scanned "
+                 f"whole: the most positive window contains a finding in **{pointing['window_hit_rate']:.0%}** "
+                 f"(chance {pointing['chance']:.0%}); its Grad-CAM peak lies in a finding in "
+                 f"{'n/a' if cam is None else f'{cam:.0%}'}.\n")
+    return text
 
 
 def _rows(summary: dict) -> str:

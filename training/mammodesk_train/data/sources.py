@@ -5,7 +5,7 @@ the app's own readers, so training sees exactly what the app sees.
 `--data` strings: `mias:PATH` (folder or the original tarball), `cbis:PATH`
 (a folder with the case-description CSVs and the DICOM or PNG images),
 `inbreast:PATH` (AllDICOMs/, AllXML/ and INbreast.csv|xls), `folder:PATH`
-(one sub-folder per class)."""
+(one sub-folder per class), `images:PATH` (any images, unlabelled: pretraining)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from mammodesk.annotations import ImageLabels, MaskRef, read_cbis_csv, read_inbr
 from mammodesk.annotations.mias import read_mias_info
 from mammodesk.io import Image, read_image
 from mammodesk.io.naming import hashed_key
+
+
+MIAS_SPACING_MM = 0.2  # MIAS pixels: 200 micrometres (the PGMs carry no spacing)
 
 
 class DataError(ValueError):
@@ -146,6 +149,27 @@ def folder_per_class(path: Path, cache_dir: Path | None = None) -> list[Record]:
     return records
 
 
+def unlabelled_images(path: Path, cache_dir: Path | None = None) -> list[Record]:
+    """Every image a reader recognises under `path`, without labels (for pretraining). A file's
+    patient is its name's hint (MIAS or CBIS naming), else its folder (one folder per case, as
+    archives export them), else the file itself."""
+    from mammodesk.errors import ImageReadError, UnsupportedFormatError
+    from mammodesk.io import find_reader
+    from mammodesk.io.naming import infer_from_name
+
+    records = []
+    for image in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        try:
+            find_reader(image)
+        except (UnsupportedFormatError, ImageReadError):
+            continue
+        folder = image.parent.relative_to(path)
+        patient = infer_from_name(image.stem).patient_key or (
+            hashed_key("folder", str(folder)) if folder.parts else hashed_key("file", image.name))
+        records.append(Record(image.stem, image, patient, ImageLabels(image.stem, patient_key=patient), "images"))
+    return records
+
+
 SOURCES: dict[str, Callable[[Path, Path | None], list[Record]]] = {
-    "mias": mias, "cbis": cbis, "inbreast": inbreast, "folder": folder_per_class,
+    "mias": mias, "cbis": cbis, "inbreast": inbreast, "folder": folder_per_class, "images": unlabelled_images,
 }

@@ -2,7 +2,13 @@
 chain as a spec (non-local means, threshold ROI extraction, median, CLAHE,
 229x229x3), the augmentation layer as training-only transforms, ResNet50V2 ||
 EfficientNet with one sigmoid unit, and one Grad-CAM per branch plus the
-combined map (their sum: Grad-CAM on the concatenated channels)."""
+combined map (their sum: Grad-CAM on the concatenated channels).
+
+The `-lite0` presets take the ImageNet EfficientNet-Lite0 as the EfficientNet
+branch and keep both branches frozen (the ResNet50V2 from `--init`, a SimCLR
+backbone pretrained on mammogram windows); their pooled features are computed
+once, for the 8 rotations/reflections of every ROI, and only the output layer
+trains per fold (`frozen.py`)."""
 
 from __future__ import annotations
 
@@ -20,11 +26,11 @@ from mammodesk.preprocessing import PipelineSpec
 
 from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, roi_crops
-from mammodesk_train.data.sources import Record
+from mammodesk_train.data.sources import MIAS_SPACING_MM, Record
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import FitConfig, batched_logits, fit, pick_device, seed_everything
-from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
-from mammodesk_train.families.fusion_vgg import MIAS_SPACING_MM
+from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, trust_metadata, weights_sha256
+from mammodesk_train.frozen import FeatureCache, dihedral, embed, fit_head
 from mammodesk_train.models.hybrid import HybridConcat
 
 
@@ -41,24 +47,32 @@ class HybridPreset:
     pooling: str = "avg"
     denoise: str = "median"  # the second denoising pass: median (best in the study), wiener or gaussian
     threshold: float = 193.0
+    filters: bool = True  # the study's chain (non-local means, threshold ROI, second denoising, CLAHE)
+    intensity: str = "minmax"  # normalise mode; range keeps absolute intensity
+    frozen: bool = False  # both branches fixed; only the output layer trains (on cached features)
     family: str = "hybrid"
 
     def spec(self) -> PipelineSpec:
         second = {"median": {"op": "median", "params": {"ksize": 3}}, "wiener": {"op": "wiener"},
                   "gaussian": {"op": "gaussian", "params": {"sigma": 1.0}}}[self.denoise]
-        return PipelineSpec([
-            {"op": "nlmeans", "params": {"h": 10.0}},
-            {"op": "threshold_roi", "params": {"level": self.threshold}},
-            second,
-            {"op": "clahe", "params": {"clip_limit": 2.0, "tiles": 4}},
+        chain = [{"op": "nlmeans", "params": {"h": 10.0}},
+                 {"op": "threshold_roi", "params": {"level": self.threshold}},
+                 second,
+                 {"op": "clahe", "params": {"clip_limit": 2.0, "tiles": 4}}] if self.filters else []
+        return PipelineSpec(chain + [
             {"op": "resize", "params": {"width": self.size, "height": self.size, "keep_aspect": False}},
-            {"op": "normalise"},
+            {"op": "normalise", "params": {"mode": self.intensity}},
             {"op": "to_rgb"},
         ])
 
-    def build(self, classes: int) -> HybridConcat:
-        return HybridConcat(classes, efficientnet=self.efficientnet, resnet_width=self.resnet_width,
-                            efficientnet_width=self.efficientnet_width, pooling=self.pooling)
+    def build(self, classes: int, pretrained: bool = False) -> HybridConcat:
+        net = HybridConcat(classes, efficientnet=self.efficientnet, resnet_width=self.resnet_width,
+                           efficientnet_width=self.efficientnet_width, pooling=self.pooling, frozen=self.frozen)
+        if pretrained and self.efficientnet == "lite0":
+            from mammodesk_train.backbones.imagenet import imagenet_lite0
+
+            net.efficientnet.load_state_dict(imagenet_lite0().state_dict())
+        return net
 
     def scaled(self, epochs_factor: float) -> "HybridPreset":
         return replace(self, fit=replace(self.fit, epochs=max(1, int(self.fit.epochs * epochs_factor))))
@@ -76,6 +90,14 @@ PRESETS = {
         "moves randomly initialised weights in that budget; 10 epochs left the model at the majority class)",
         96, "b0", 0.125, 0.25,
         FitConfig(epochs=60, batch_size=16, lr=1e-3, optimizer="adam", schedule="cosine", weight_decay=1e-4)),
+    "hybrid-lite0": HybridPreset(
+        "hybrid-lite0", "ResNet50V2 at 1/8 width || ImageNet EfficientNet-Lite0, both frozen (start the ResNet50V2 "
+        "from a SimCLR backbone with --init), 224x224 ROIs with intensity scaled by bit depth (the study's "
+        "threshold and CLAHE chain throws absolute intensity away), GAP of the concatenated maps, dropout 0.2, "
+        "one sigmoid unit; trained on the 8 rotations/reflections of each training ROI (Adam 1e-3 cosine, "
+        "60 epochs, class-balanced)", 224, "lite0", 0.125, None,
+        FitConfig(epochs=60, batch_size=64, lr=1e-3, optimizer="adam", schedule="cosine", weight_decay=1e-3),
+        filters=False, intensity="range", frozen=True),
 }
 
 
@@ -109,6 +131,7 @@ class HybridFamily:
         self.device = pick_device(device)
         self.progress = progress
         self.init: Path | None = None  # a backbone file for the ResNet50V2 branch (`pretrain`)
+        self._cache = FeatureCache()
 
     def build_samples(self, records: list[Record], task: Task) -> tuple[Samples, None]:
         if len(task.classes) != 2:
@@ -119,22 +142,44 @@ class HybridFamily:
     def train(self, rois: Samples, _unused, train_index: np.ndarray, classes: int, seed: int,
               out_dir: Path | None = None) -> HybridConcat:
         seed_everything(seed)
-        model = self.preset.build(classes)
+        model = self.preset.build(classes, pretrained=True)
         if self.init is not None:
-            from mammodesk_train.simclr.backbone import init_resnet_v2
+            from mammodesk_train.simclr.backbone import init_backbone
 
-            init_resnet_v2(model.resnet, self.init)
+            init_backbone(model.resnet, self.init)
+        if self.preset.frozen:
+            features = self._cache.get((id(rois), "dihedral"), lambda: self._dihedral_features(model, rois.x))
+            labels = np.repeat(rois.y[train_index], features.shape[1])
+            fit_head(model.output, features[train_index].reshape(-1, features.shape[2]), labels, classes,
+                     replace(self.preset.fit, seed=seed), device=self.device, out_dir=out_dir, name="hybrid-head",
+                     progress=self.progress)
+            return model.cpu().eval()
         data = Augmented(torch.from_numpy(rois.x[train_index]), torch.from_numpy(rois.y[train_index]))
         fit(model, _binary_cross_entropy, data, replace(self.preset.fit, seed=seed), device=self.device,
             out_dir=out_dir, name="hybrid", progress=self.progress)
         return model.cpu().eval()
 
+    def _dihedral_features(self, model: HybridConcat, rois: np.ndarray) -> np.ndarray:
+        """(N, 8, F): pooled branch features of the 8 rotations/reflections of every ROI."""
+        views = np.stack([dihedral(roi, k) for roi in rois for k in range(8)])
+        model.eval().to(self.device)
+        features = embed(lambda x: model.pooled(model.branches(x)), views, self.device, batch=32)
+        model.cpu()
+        return features.reshape(len(rois), 8, -1)
+
     def predict(self, model: HybridConcat, x: np.ndarray) -> np.ndarray:
         p = torch.sigmoid(batched_logits(model, x, self.device)[:, 0]).numpy()
         return np.stack([1 - p, p], axis=1)
 
+    def embed(self, model: HybridConcat, x: np.ndarray) -> np.ndarray:
+        """The pooled, concatenated branch features (what the output layer reads)."""
+        model.eval().to(self.device)
+        features = embed(lambda batch: model.pooled(model.branches(batch)), x, self.device, batch=32)
+        model.cpu()
+        return features
+
     def export(self, model: HybridConcat, task: Task, path: Path, training: dict, metrics: dict,
-               name: str) -> ExportReport:
+               name: str, trust: dict | None = None) -> ExportReport:
         p = self.preset
         cams = {"combined": CamOutput("cams", "concatenated branches (sum of the branch maps)"),
                 "resnet50v2": CamOutput("cams_resnet50v2", "ResNet50V2 post-activation"),
@@ -144,9 +189,10 @@ class HybridFamily:
             input=InputLayout("image", 3, p.size, p.size), activation="sigmoid",
             roi=RoiMode("roi", size=p.roi, spacing_mm=MIAS_SPACING_MM), training=training, metrics=metrics,
             weights_sha256=weights_sha256(model), tool_version=f"mammodesk-train {__version__}", cams=cams,
-            description=f"{p.name}: {p.description}")
+            description=f"{p.name}: {p.description}", **trust_metadata(trust))
         model = model.eval()
         report = export_with_cams(MethodModule(model.branches), MethodModule(model.combine),
                                   torch.rand(2, 3, p.size, p.size), path, metadata, classes=1,  # one sigmoid unit
-                                  branch_outputs={"resnet50v2": "cams_resnet50v2", "efficientnet": "cams_efficientnet"})
+                                  branch_outputs={"resnet50v2": "cams_resnet50v2", "efficientnet": "cams_efficientnet"},
+                                  embedding=MethodModule(model.pooled))
         return report.check()

@@ -24,9 +24,10 @@ from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import (
     FitConfig, batched_logits, cross_entropy_loss, fit, pick_device, seed_everything,
 )
-from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
+from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, trust_metadata, weights_sha256
+from mammodesk_train.frozen import embed
 from mammodesk_train.simclr.augment import AugmentConfig
-from mammodesk_train.simclr.backbone import init_resnet_v2
+from mammodesk_train.simclr.backbone import init_backbone
 from mammodesk_train.simclr.model import LinearProbe, SimCLRNet
 from mammodesk_train.simclr.pretrain import PretrainConfig, ProbeConfig, pretrain, train_probe
 
@@ -116,7 +117,7 @@ class SimCLRFamily:
         x = samples.x[train_index]
         if self.init is not None:
             encoder = SimCLRNet(x.shape[1], self.preset.width).encoder
-            init_resnet_v2(encoder, self.init)
+            init_backbone(encoder, self.init)
         elif self.preset.pretrain is None:
             encoder = SimCLRNet(x.shape[1], self.preset.width).encoder
         else:  # unlabelled images of the training fold only
@@ -137,8 +138,15 @@ class SimCLRFamily:
     def predict(self, model: LinearProbe, x: np.ndarray) -> np.ndarray:
         return torch.softmax(batched_logits(model, x, self.device), dim=1).numpy()
 
+    def embed(self, model: LinearProbe, x: np.ndarray) -> np.ndarray:
+        """The standardised pooled encoder features (what the linear head reads)."""
+        model.eval().to(self.device)
+        features = embed(lambda batch: model.features(model.maps(batch)), x, self.device)
+        model.cpu()
+        return features
+
     def export(self, model: LinearProbe, task: Task, path: Path, training: dict, metrics: dict,
-               name: str) -> ExportReport:
+               name: str, trust: dict | None = None) -> ExportReport:
         p = self.preset
         metadata = build_metadata(
             family=p.family, name=name, task=task.name, labels=list(task.classes), spec=p.spec(),
@@ -146,7 +154,7 @@ class SimCLRFamily:
             training=training, metrics=metrics, weights_sha256=weights_sha256(model),
             tool_version=f"mammodesk-train {__version__}",
             cams={"combined": CamOutput("cams", "encoder's last stage (post BN-ReLU)")},
-            description=f"{p.name}: {p.description}")
+            description=f"{p.name}: {p.description}", **trust_metadata(trust))
         report = export_with_cams(MethodModule(model.maps), MethodModule(model.head), torch.rand(2, 1, p.size, p.size),
-                                  path, metadata, classes=len(task.classes))
+                                  path, metadata, classes=len(task.classes), embedding=MethodModule(model.features))
         return report.check()

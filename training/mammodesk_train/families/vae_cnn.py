@@ -20,9 +20,11 @@ from mammodesk_train.data.builders import Samples, whole_images
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
-from mammodesk_train.export import ExportReport, export_plain, export_with_cams, weights_sha256
+from mammodesk_train.export import (
+    ExportReport, export_plain, export_with_cams, trust_metadata, weights_sha256,
+)
 from mammodesk_train.models.vae_cnn import (
-    VAE, LatentClassifier, VaeCnnHead, VaeCnnTrunk, classifier_loss, latent_features, vae_loss,
+    VAE, LatentClassifier, VaeCnnHead, VaeCnnTrunk, VaeLatentMean, classifier_loss, latent_features, vae_loss,
 )
 
 
@@ -120,8 +122,12 @@ class VaeCnnFamily:
         logits = model.classifier(self.encode(model.vae, x).cpu())
         return torch.softmax(logits, dim=1).numpy()
 
+    def embed(self, model: TrainedVaeCnn, x: np.ndarray) -> np.ndarray:
+        """The latent mean mu: what the classifier reads (as mu, sigma, z = mu)."""
+        return self.encode(model.vae, x)[:, 0].numpy()
+
     def export(self, model: TrainedVaeCnn, task: Task, path: Path, training: dict, metrics: dict,
-               name: str) -> ExportReport:
+               name: str, trust: dict | None = None) -> ExportReport:
         p = self.preset
         trunk, head = VaeCnnTrunk(model.vae).eval(), VaeCnnHead(model.vae, model.classifier).eval()
         metadata = build_metadata(
@@ -130,9 +136,10 @@ class VaeCnnFamily:
             training=training, metrics=metrics, weights_sha256=weights_sha256(head),
             tool_version=f"mammodesk-train {__version__}",
             cams={"combined": CamOutput("cams", "encoder last convolution (VAE convs[-2])")},
-            description=f"{p.name}: {p.description}")
+            description=f"{p.name}: {p.description}", **trust_metadata(trust))
         example = torch.rand(2, 1, p.height, p.width)
-        report = export_with_cams(trunk, head, example, path, metadata, classes=len(task.classes))
+        report = export_with_cams(trunk, head, example, path, metadata, classes=len(task.classes),
+                                  embedding=VaeLatentMean(model.vae))
         report.check()
         self.export_decoder(model.vae, path.with_name(path.stem + ".decoder.onnx"))
         return report

@@ -113,6 +113,17 @@ class VaeCnnHead(nn.Module):
         return self.classifier(latent_features(mu, logvar))
 
 
+class VaeLatentMean(nn.Module):
+    """From the encoder's last conv activations to the latent mean mu (the embedding output)."""
+
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, acts: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode_from_last_conv(acts)[0]
+
+
 class VaeCnnTrunk(nn.Module):
     def __init__(self, vae: VAE):
         super().__init__()

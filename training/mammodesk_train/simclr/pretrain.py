@@ -62,11 +62,11 @@ def contrastive_step(model: SimCLRNet, view1: torch.Tensor, view2: torch.Tensor,
 
 
 def pretrain(images: np.ndarray, config: PretrainConfig, *, width: float, seed: int, device: torch.device,
-             augment: AugmentConfig = AugmentConfig(), log: Path | None = None,
-             progress: bool = True) -> tuple[SimCLRNet, list[dict]]:
+             augment: AugmentConfig = AugmentConfig(), log: Path | None = None, progress: bool = True,
+             architecture: str = "resnet50v2", small_input: bool = True) -> tuple[SimCLRNet, list[dict]]:
     """SimCLR on unlabelled images (N x C x H x W in [0, 1]); returns the network and per-epoch log."""
     seed_everything(seed)
-    model = SimCLRNet(images.shape[1], width).to(device)
+    model = SimCLRNet(images.shape[1], width, architecture=architecture, small_input=small_input).to(device)
     batch = min(config.batch_size, len(images))
     loader = DataLoader(TwoViews(torch.from_numpy(images), augment), batch_size=batch, shuffle=True,
                         drop_last=True, generator=torch.Generator().manual_seed(seed))

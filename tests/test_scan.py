@@ -1,0 +1,76 @@
+"""Breast scans: batched windows give the per-window answers exactly, heat maps
+are computed only where shown, and `mammodesk predict` scans headless."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from onnx_models import build_model
+
+from mammodesk.cli import main as mammodesk_main
+from mammodesk.inference import ModelRunner
+from mammodesk.inference.scan import scan, scan_per_window
+from mammodesk.io import read_image
+
+PATCH_ROI = {"mode": "patches", "size": 120, "patch_size": 48, "patches": 9, "seed": 0, "spacing_mm": 0.2}
+PATCH_SPEC = [{"op": "median", "params": {"ksize": 3}}, {"op": "resize", "params": {"width": 96, "height": 96}},
+              {"op": "normalise", "params": {"mode": "range"}}, {"op": "to_rgb"}]
+
+
+@pytest.fixture(scope="module")
+def mdb028(mias_dir):
+    return read_image(mias_dir / "mdb028.pgm")
+
+
+@pytest.mark.parametrize("kind", ["roi", "patches"])
+def test_batched_scan_equals_the_per_window_path(tmp_path, mdb028, kind):
+    if kind == "patches":
+        path = build_model(tmp_path / "patch.onnx", mode="patches", roi=PATCH_ROI, size=48, channels=3,
+                           spec=PATCH_SPEC, threshold=0.45, embedding=True)
+    else:
+        path = build_model(tmp_path / "roi.onnx", mode="roi", roi={"mode": "roi", "size": 120, "spacing_mm": 0.2},
+                           size=120, threshold=0.45)
+    runner = ModelRunner(path, prefer_gpu=False)
+    fast, reference = scan(mdb028, runner), scan_per_window(mdb028, runner)
+    assert len(fast.predictions) == len(reference.predictions) > 20
+    for a, b in zip(fast.predictions, reference.predictions):
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)
+        assert a.roi_box == b.roi_box
+        if kind == "patches":
+            assert a.votes.tolist() == b.votes.tolist()
+    np.testing.assert_allclose(np.nan_to_num(fast.map.values), np.nan_to_num(reference.map.values), atol=1e-4)
+    top = fast.ranked()[0]
+    assert fast.ranked() == reference.ranked()
+    shown = [i for i, p in enumerate(fast.predictions) if p.heatmaps is not None]
+    assert shown == [top]  # heat maps only where they are shown
+
+
+def test_a_scan_can_be_stopped(tmp_path, mdb028):
+    path = build_model(tmp_path / "patch.onnx", mode="patches", roi=PATCH_ROI, size=48, channels=3, spec=PATCH_SPEC)
+    runner = ModelRunner(path, prefer_gpu=False)
+    calls = []
+    with pytest.raises(InterruptedError):
+        scan(mdb028, runner, should_stop=lambda: calls.append(1) or len(calls) > 1)
+
+
+def test_predict_scans_each_breast_headless(tmp_path, mias_dir, capsys):
+    path = build_model(tmp_path / "scanner.onnx", mode="patches", roi=PATCH_ROI, size=48, channels=3,
+                       spec=PATCH_SPEC, threshold=0.45)
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("mdb028.pgm", "mdb002.pgm"):
+        (images / name).write_bytes((mias_dir / name).read_bytes())
+    out = tmp_path / "scan.csv"
+    code = mammodesk_main(["predict", str(images), "--model", str(path), "--out", str(out), "--cams",
+                           str(tmp_path / "maps"), "--cpu"])
+    assert code == 0 and "2 image(s) done" in capsys.readouterr().err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    for row in rows:
+        assert row["region"] == "scan: most positive window" and int(row["windows"]) > 20
+        assert len(row["roi"].split()) == 4 and 0 <= float(row["p_abnormal"]) <= 1
+        assert row["domain"] and row["answer"]
+    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert "mdb028.scanner.scan.abnormal.png" in maps and any(".combined." in m for m in maps)

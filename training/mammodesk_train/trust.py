@@ -1,0 +1,119 @@
+"""What makes an answer trustworthy, fitted from a CV run: the calibration of
+its probabilities (on out-of-fold predictions, the method chosen by CV) and
+the record of the training domain that the engine's domain check reads.
+
+Calibration is measured honestly: each fold's predictions are calibrated by a
+map fitted on the other folds' out-of-fold predictions, so the ECE "after" is
+itself out-of-sample. The shipped calibration is then fitted on all of them."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from mammodesk.inference.calibration import apply_calibration, logit
+from mammodesk.inference.domain import EmbeddingModel, check, summarise_acquisition
+
+from mammodesk_train.splits import Fold
+
+BINS = 10
+
+
+def fit_method(method: str, probs: np.ndarray, y: np.ndarray) -> dict:
+    if method == "temperature":
+        log_p = np.log(np.clip(probs, 1e-6, 1.0))
+
+        def nll(log_t: float) -> float:
+            scaled = log_p / np.exp(log_t)
+            scaled -= scaled.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(scaled).sum(axis=1))
+            return float(-(scaled[np.arange(len(y)), y] - log_norm).mean())
+
+        result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+        return {"method": "temperature", "temperature": float(np.exp(result.x))}
+    if method == "platt":
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(logit(probs[:, 1])[:, None], y)
+        return {"method": "platt", "a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
+    if method == "isotonic":
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs[:, 1], y)
+        return {"method": "isotonic", "x": [float(v) for v in model.X_thresholds_],
+                "y": [float(v) for v in model.y_thresholds_]}
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-6, 1.0)).mean())
+
+
+def ece(probs: np.ndarray, y: np.ndarray, bins: int = BINS) -> float:
+    """Expected calibration error of the top-label confidence, equal-width bins."""
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    return float(sum(abs(confidence[index == b].mean() - correct[index == b].mean()) * (index == b).mean()
+                     for b in range(bins) if (index == b).any()))
+
+
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int = BINS) -> list[dict]:
+    """Per confidence bin: mean confidence, accuracy and count (the reliability diagram)."""
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    return [{"low": float(edges[b]), "high": float(edges[b + 1]), "count": int((index == b).sum()),
+             "confidence": float(confidence[index == b].mean()) if (index == b).any() else None,
+             "accuracy": float(correct[index == b].mean()) if (index == b).any() else None}
+            for b in range(bins)]
+
+
+def cross_calibrated(method: str, probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> np.ndarray:
+    """Each fold's out-of-fold predictions calibrated by a map fitted on the other folds'."""
+    out = np.empty_like(probs)
+    for fold in folds:
+        out[fold.test] = apply_calibration(fit_method(method, probs[fold.train], y[fold.train]), probs[fold.test])
+    return out
+
+
+def calibrate(probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> dict:
+    """Choose the method by cross-validated log loss (Platt or isotonic for two classes, temperature
+    otherwise), report ECE and reliability before and after, and fit the chosen map on everything."""
+    candidates = ("platt", "isotonic") if probs.shape[1] == 2 else ("temperature",)
+    calibrated = {m: cross_calibrated(m, probs, y, folds) for m in candidates}
+    losses = {m: log_loss(p, y) for m, p in calibrated.items()}
+    chosen = min(losses, key=losses.get)
+    return {"calibration": fit_method(chosen, probs, y), "chosen_by": "cross-validated log loss",
+            "log_loss": {"uncalibrated": log_loss(probs, y), **losses},
+            "ece_before": ece(probs, y), "ece_after": ece(calibrated[chosen], y),
+            "reliability_before": reliability(probs, y), "reliability_after": reliability(calibrated[chosen], y)}
+
+
+def input_ranges(x: np.ndarray) -> dict:
+    """0.5th-99.5th percentile of each sample's processed-input mean and sd."""
+    flat = x.reshape(len(x), -1)
+    means, sds = flat.mean(axis=1), flat.std(axis=1)
+    return {"mean": [float(np.percentile(means, 0.5)), float(np.percentile(means, 99.5))],
+            "sd": [float(np.percentile(sds, 0.5)), float(np.percentile(sds, 99.5))]}
+
+
+def domain_record(metas, x: np.ndarray, embeddings: np.ndarray | None, assumed_spacing_mm: float | None) -> dict:
+    record = {"acquisition": summarise_acquisition(metas, assumed_spacing_mm), "input": input_ranges(x)}
+    if embeddings is not None:
+        record["embedding"] = EmbeddingModel.fit(embeddings).to_dict()
+    return record
+
+
+def flag_rate(record: dict, metas, x: np.ndarray, embeddings: np.ndarray | None) -> tuple[float, dict[str, int]]:
+    """Share of samples the engine's domain check would flag, and why, under `record`."""
+    model = EmbeddingModel.from_dict(record["embedding"]) if "embedding" in record else None
+    reasons: dict[str, int] = {}
+    flagged = 0
+    for i, meta in enumerate(metas):
+        result = check(record, meta, x[i], None if embeddings is None else embeddings[i:i + 1], model)
+        flagged += not result.in_domain
+        for reason in result.reasons:
+            key = reason.split(" ")[0] if reason[0].isdigit() else reason.split(" (")[0].split(" outside")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    return flagged / max(1, len(metas)), reasons
