@@ -14,7 +14,8 @@ def gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mammodesk", description="Read, label and analyse mammograms.",
         epilog="Other commands: 'mammodesk info FILE...' prints what MammoDesk reads from files; "
-               "'mammodesk predict PATHS... --model NAME --out results.csv' runs a model headless.")
+               "'mammodesk predict PATHS... --model NAME --out results.csv' runs a model headless; "
+               "'mammodesk pacs search|retrieve|send --server URL ...' works with a DICOM server.")
     parser.add_argument("--version", action="version", version=f"mammodesk {__version__}")
     parser.add_argument("--self-test", action="store_true",
                         help="check this installation (reader, bundled models on CPU, Qt) and exit")
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return _info(info_parser().parse_args(argv[1:]).paths)
     if argv[:1] == ["predict"]:
         return _predict(predict_parser().parse_args(argv[1:]))
+    if argv[:1] == ["pacs"]:
+        from mammodesk.archive.cli import main as pacs_main
+
+        return pacs_main(argv[1:])
     args = gui_parser().parse_args(argv)
     if args.self_test:
         from mammodesk.qt.app import self_check

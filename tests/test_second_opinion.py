@@ -186,7 +186,7 @@ def test_failures_are_reported_in_the_panel(qtbot, window, tmp_path):
     run_and_wait(qtbot, window, panel.current_entry(), "scan")
     answer = window.opinions.opinions[-1]
     assert answer.error and "smaller" in answer.error
-    assert "failed" in panel.findings.topLevelItem(0).text(3)
+    assert "failed" in panel.findings.topLevelItem(0).text(0)
     assert window.isVisible()
 
     broken = tmp_path / "models"

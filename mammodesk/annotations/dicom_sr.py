@@ -86,6 +86,15 @@ def _with_type2(header: Dataset) -> Dataset:
 def write_sr(labels: ImageLabels, source: Path, out: Path, *, author: str = "MammoDesk",
              include_identifiers: bool = False) -> int:
     """Write the report; returns the number of ROI groups."""
+    document, groups = build_sr(labels, source, author=author, include_identifiers=include_identifiers)
+    document.save_as(out, enforce_file_format=True)
+    return groups
+
+
+def build_sr(labels: ImageLabels, source: Path, *, author: str = "MammoDesk", include_identifiers: bool = False,
+             series_instance_uid: str | None = None, instance_number: int = 1) -> tuple[Dataset, int]:
+    """(the report, its number of ROI groups). A reader's reports of one study share
+    `series_instance_uid` (one series per reader); every call makes a new instance."""
     import highdicom as hd
 
     try:
@@ -122,19 +131,36 @@ def write_sr(labels: ImageLabels, source: Path, out: Path, *, author: str = "Mam
         groups.append(group)
     observer = hd.sr.ObserverContext(
         observer_type=codes.cid270.Person,
-        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=_person(author)))
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=person_name(author)))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_person_context=observer),
         procedure_reported=codes.SCT.Mammography, imaging_measurements=groups or None)
     document = hd.sr.Comprehensive3DSR(
-        evidence=[evidence], content=report, series_instance_uid=hd.UID(), series_number=990,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="MammoDesk",
-        series_description="MammoDesk annotations")
-    document.save_as(out, enforce_file_format=True)
-    return len(groups)
+        evidence=[evidence], content=report, series_instance_uid=series_instance_uid or hd.UID(), series_number=990,
+        sop_instance_uid=hd.UID(), instance_number=instance_number, manufacturer="MammoDesk",
+        series_description=f"MammoDesk annotations ({person_name(author).replace('^', ' ').strip()})")
+    return document, len(groups)
 
 
-def _person(name: str) -> str:
+def sr_reader(ds: Dataset) -> str:
+    """The person observer who wrote a report ("" when it names none)."""
+    for item in ds.get("ContentSequence", []):
+        if _is(item, codes.DCM.PersonObserverName) and "PersonName" in item:
+            return str(item.PersonName)
+    return ""
+
+
+def referenced_images(ds: Dataset) -> set[str]:
+    """SOP Instance UIDs of the images a report's evidence lists."""
+    found = set()
+    for study in ds.get("CurrentRequestedProcedureEvidenceSequence", []):
+        for series in study.get("ReferencedSeriesSequence", []):
+            for item in series.get("ReferencedSOPSequence", []):
+                found.add(str(item.ReferencedSOPInstanceUID))
+    return found
+
+
+def person_name(name: str) -> str:
     """A DICOM person name: "Jane Doe" -> "Doe^Jane", a login name "jdoe" -> "jdoe^"."""
     parts = (name or "MammoDesk").replace("^", " ").split()
     return f"{parts[-1]}^{' '.join(parts[:-1])}" if len(parts) > 1 else f"{parts[0]}^"

@@ -21,6 +21,9 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open", "&Open...", "Ctrl+O", "Open image files (DICOM, PGM, PNG, TIFF)", "File"),
     ActionSpec("open_folder", "Open &Folder...", "Ctrl+Shift+O", "Open a folder as a study", "File"),
+    ActionSpec("servers", "DICOM &Servers...", "", "DICOMweb and DIMSE servers (passwords in the OS keyring)", "File"),
+    ActionSpec("save_to_server", "Save Labels to Server", "Ctrl+Shift+S", "Store the active image's labels on the "
+               "server it came from, as a new DICOM SR of yours (nothing is overwritten)", "File"),
     ActionSpec("close", "&Close Image", "Ctrl+W", "Close the active image", "File"),
     ActionSpec("close_all", "Close &All", "Ctrl+Shift+W", "Close every image", "File"),
     ActionSpec("quit", "&Quit", "Ctrl+Q", "Quit MammoDesk", "File"),
@@ -96,6 +99,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("panel_metadata", "&Metadata", "Ctrl+3", "Show or hide the metadata panel", "Panels", True),
     ActionSpec("panel_models", "M&odels Panel", "Ctrl+4", "Show or hide the model panel", "Panels", True),
     ActionSpec("panel_labels", "&Labels Panel", "Ctrl+5", "Show or hide the labelling panel", "Panels", True),
+    ActionSpec("panel_worklist", "&Worklist", "Ctrl+6", "Search a DICOM server and open studies from it", "Panels",
+               True),
     ActionSpec("help", "&Keyboard Shortcuts", "F1", "This list", "Help"),
 )
 MOUSE_HELP = (

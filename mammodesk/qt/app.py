@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk import __version__
 from mammodesk.annotations.geometry import translate
 from mammodesk.qt.actions import ShortcutsDialog, build_actions
+from mammodesk.qt.archive import ArchiveController
 from mammodesk.qt.labelling import LabellingController
 from mammodesk.qt.metadata_panel import MetadataPanel
 from mammodesk.qt.pipeline_panel import PipelinePanel
@@ -22,6 +23,7 @@ from mammodesk.qt.study_browser import StudyBrowser
 from mammodesk.qt.views import ViewerArea
 from mammodesk.qt.workers import LoaderBridge, ProcessingRunner
 from mammodesk.resources import icon_path, resources_dir
+from mammodesk.state.archive_session import ArchiveSession
 from mammodesk.state.loading import FileSummary, Loaded, folder_files
 from mammodesk.state.opinion import OpinionState
 from mammodesk.state.processing import ProcessedView, preview_scale
@@ -55,6 +57,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pipeline_panel = PipelinePanel(self.state)
         self.browser = StudyBrowser()
         self.metadata = MetadataPanel()
+        reader = self.settings.value("author", None) or None
+        self.archive = ArchiveController(self, ArchiveSession(reader=reader))
         self.docks = {
             "pipeline": self._dock("Preprocessing", self.pipeline_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
             "browser": self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -63,7 +67,10 @@ class MainWindow(QtWidgets.QMainWindow):
                                  QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
             "labels": self._dock("Labels", _scrolling(self.labelling.panel),
                                  QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
+            "worklist": self._dock("Worklist", _scrolling(self.archive.panel), QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
         }
+        self.tabifyDockWidget(self.docks["browser"], self.docks["worklist"])
+        self.docks["browser"].raise_()
         self.tabifyDockWidget(self.docks["pipeline"], self.docks["models"])
         self.tabifyDockWidget(self.docks["pipeline"], self.docks["labels"])
         self._docks_fitted = False  # first show: side panels sized to the screen (unless a saved state says)
@@ -138,6 +145,8 @@ class MainWindow(QtWidgets.QMainWindow):
             # checked = open, even while another tab covers it (Qt reports those as visible too)
             dock.visibilityChanged.connect(lambda _visible, act=action, d=dock: _set_checked(act, not d.isHidden()))
             _set_checked(action, not dock.isHidden())
+        a["servers"].triggered.connect(self.archive.servers_dialog)
+        a["save_to_server"].triggered.connect(self.archive.save_active)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_failed)
         self.loader.summarised.connect(self.browser.set_summary)
@@ -258,6 +267,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_loaded(self, loaded: Loaded) -> None:
         document = self.state.add_image(loaded.image, auto=loaded.auto, anatomy=loaded.anatomy)
         self.labelling.on_loaded(document, loaded)
+        self.archive.on_loaded(document)
         self.browser.set_summary(loaded.summary)
         meta = loaded.image.meta
         warnings = f"; {len(meta.warnings)} warning(s), see Metadata" if meta.warnings else ""

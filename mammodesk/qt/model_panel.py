@@ -5,6 +5,7 @@ returned, their class probabilities, and the heat-map overlay controls."""
 from __future__ import annotations
 
 import concurrent.futures as futures
+import re
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -22,7 +23,7 @@ def model_card_markdown(entry: ModelEntry) -> str:
     """The model card shipped beside the file, else one built from its metadata."""
     markdown = entry.path.with_suffix(".md")
     if markdown.is_file():
-        return markdown.read_text(encoding="utf-8", errors="replace")
+        return panel_headings(markdown.read_text(encoding="utf-8", errors="replace"))
     if entry.card is None:
         return f"# {entry.path.name}\n\n**Cannot be used:** {entry.error}"
     card = entry.card
@@ -34,6 +35,11 @@ def model_card_markdown(entry: ModelEntry) -> str:
         if isinstance(value, dict) and "mean" in value:
             lines.append(f"- {name}: {value['mean']:.3f} ± {value.get('sd', float('nan')):.3f}")
     return "\n".join(lines)
+
+
+def panel_headings(markdown: str) -> str:
+    """A card's headings two levels smaller: in a side panel a level-1 title takes half its height."""
+    return re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m.group(1)) + 2) + " ", markdown, flags=re.M)
 
 
 WEAK_AUC = 0.6
@@ -122,10 +128,12 @@ class ModelPanel(QtWidgets.QWidget):
         self.state = state
         layout = QtWidgets.QVBoxLayout(self)
         self.models = QtWidgets.QListWidget()
-        self.models.setMaximumHeight(96)
+        self.models.setWordWrap(True)  # whole model names, on two lines if need be
+        self.models.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
+        self.models.setMaximumHeight(150)
         self.card = QtWidgets.QTextBrowser()
         self.card.setOpenLinks(False)
-        self.card.setMinimumHeight(120)
+        self.card.setMinimumHeight(220)
         self.device = QtWidgets.QLabel("Runs on: checking for a GPU...")
         self.device.setWordWrap(True)
         self.device_found.connect(lambda text: self.device.setText(f"Runs on: {text}"))
@@ -146,7 +154,9 @@ class ModelPanel(QtWidgets.QWidget):
         self.progress.setFormat("idle")
         layout.addWidget(self.progress)
         self.findings = QtWidgets.QTreeWidget()
-        self.findings.setHeaderLabels(["image", "model", "region", "answer"])
+        self.findings.setHeaderLabels(["answer"])  # one wrapped column: readable however narrow the panel
+        self.findings.setHeaderHidden(True)
+        self.findings.setWordWrap(True)
         self.findings.setRootIsDecorated(False)
         self.findings.setMinimumHeight(90)
         layout.addWidget(self.findings, 2)
@@ -292,23 +302,25 @@ class ModelPanel(QtWidgets.QWidget):
         with QtCore.QSignalBlocker(self.findings):
             self.findings.clear()
             for opinion in self.state.opinions:
-                item = QtWidgets.QTreeWidgetItem([opinion.document.name, opinion.model_name,
-                                                  opinion.target.describe(),
-                                                  ("✓ " if opinion.accepted else "") + opinion.summary()])
+                answer = ("✓ " if opinion.accepted else "") + opinion.summary()
+                item = QtWidgets.QTreeWidgetItem([f"{answer}\n{opinion.document.name} · {opinion.model_name} · "
+                                                  f"{opinion.target.describe()}"])
+                item.setToolTip(0, item.text(0))
                 item.setData(0, QtCore.Qt.ItemDataRole.UserRole, opinion.id)
                 if opinion.error:
-                    item.setForeground(3, QtGui.QColor("#d06060"))
-                    item.setToolTip(3, opinion.error)
+                    item.setForeground(0, QtGui.QColor("#d06060"))
+                    item.setToolTip(0, opinion.error)
                 self.findings.addTopLevelItem(item)
                 if opinion is self.state.selected:
                     self.findings.setCurrentItem(item)
-        for column in range(3):
-            self.findings.resizeColumnToContents(column)
+
 
     def set_progress(self, text: str, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        self.progress.setFormat(f"{text}: {done}/{total}" if total > 1 else text)
+        short = text.split(" on ")[0]  # the model; the whole line is in the tooltip (it never wraps out of the bar)
+        self.progress.setFormat(f"{short}: {done}/{total}" if total > 1 else short)
+        self.progress.setToolTip(text)
 
     def set_idle(self, message: str = "idle") -> None:
         self.progress.setRange(0, 1)

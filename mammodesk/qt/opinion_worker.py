@@ -38,6 +38,23 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
         self._init_busy()
         self._epoch = 0  # stop() moves it on: jobs from an older epoch end early and report nothing
 
+    def warm(self, entries: list[ModelEntry]) -> None:
+        """Create (and warm up) the models' sessions on a thread of their own, so that they are ready
+        when the images have decoded: the first run costs no more than a warm one."""
+        usable = [e for e in entries if e.card is not None]
+
+        def create() -> None:
+            for entry in usable:
+                try:
+                    self.registry.runner(entry.path, prefer_gpu=self.prefer_gpu)
+                except Exception:  # noqa: BLE001 - a model that cannot load says so when it is run
+                    pass
+
+        if usable:
+            warmer = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-warm")
+            warmer.submit(create)
+            warmer.shutdown(wait=False)
+
     def submit(self, job: Job) -> None:
         self._count(+1)
         epoch = self._epoch

@@ -46,6 +46,7 @@ class RoiEditor:
         self.layer.set_findings(sheet.labels.findings, sheet.selected)
         self.layer.set_measurements(self.labelling.measurements.get(document.id, []),
                                     document.image.meta.pixel_spacing_mm)
+        self.layer.set_others(self.labelling.others.get(document.id, []))
 
     # --- coordinates ---------------------------------------------------------------------------
     def model_point(self, view_box_pos: QtCore.QPointF) -> tuple[float, float]:

@@ -25,6 +25,7 @@ COLOURS = {
 }
 HANDLE_PX = 8  # handle size on screen
 RULER_COLOUR = "#7cf0ff"
+READER_COLOURS = ("#b388ff", "#80cbc4", "#ffab91", "#c5e1a5")  # other readers, dashed and read-only
 ABBREVIATIONS = {"mass": "Mass", "calcification": "Calc", "architectural_distortion": "AD", "asymmetry": "Asym",
                  "normal": "Normal"}
 
@@ -57,6 +58,8 @@ class RoiLayer(QtWidgets.QGraphicsObject):
         self.ruler = None  # the segment being measured
         self.spacing: tuple[float, float] | None = None
         self._ruler_labels: list[QtWidgets.QGraphicsSimpleTextItem] = []
+        self.others: list = []  # [(reader, findings)]: other readers' labels, drawn read-only
+        self._other_labels: list[QtWidgets.QGraphicsSimpleTextItem] = []
 
     def set_geometry(self, shape: tuple[int, int], flip: bool) -> None:
         rows, cols = shape
@@ -79,6 +82,25 @@ class RoiLayer(QtWidgets.QGraphicsObject):
             box = (shape if moved == uid else finding.shape).bbox() if finding is not None else None
             if label is not None and box is not None:
                 label.setPos(box[0], box[1])
+        self.update()
+
+    def set_others(self, readers: list) -> None:
+        self.others = list(readers)
+        for item in self._other_labels:
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+        self._other_labels = []
+        for index, (reader, findings) in enumerate(self.others):
+            for finding in findings:
+                box = finding.shape.bbox() if finding.shape is not None else None
+                if box is None:
+                    continue
+                item = _Label(reader.replace("^", " ").strip(), self)
+                item.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+                item.setBrush(QtGui.QColor(READER_COLOURS[index % len(READER_COLOURS)]))
+                item.setPos(box[0], box[3])
+                item.setTransform(QtGui.QTransform.fromTranslate(0, 3))  # below the outline
+                self._other_labels.append(item)
         self.update()
 
     def set_measurements(self, segments: list, spacing: tuple[float, float] | None) -> None:
@@ -134,6 +156,11 @@ class RoiLayer(QtWidgets.QGraphicsObject):
             painter.drawPolyline(path)
         for segment in self.measurements + ([self.ruler] if self.ruler else []):
             _draw_ruler(painter, segment, pixel)
+        for index, (_, findings) in enumerate(self.others):
+            pen = _pen(QtGui.QColor(READER_COLOURS[index % len(READER_COLOURS)]), 1.6, dashed=True)
+            for finding in findings:
+                if finding.shape is not None and finding.shape.bbox() is not None:
+                    _draw(painter, finding.shape, pen, pixel)
 
     def _rebuild_labels(self) -> None:
         for item in self._labels.values():

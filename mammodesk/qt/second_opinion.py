@@ -36,6 +36,8 @@ class SecondOpinion(QtCore.QObject):
         self.worker.progress.connect(self.panel.set_progress)
         self.worker.busy_changed.connect(self._on_busy)
         viewer.documents_changed.connect(self._forget_closed)
+        self._warmed = False
+        viewer.documents_changed.connect(self._warm_once)
 
     # --- running ----------------------------------------------------------------------------
     def run(self, entry: ModelEntry | None, mode: str = "auto", all_images: bool = False) -> int:
@@ -80,6 +82,12 @@ class SecondOpinion(QtCore.QObject):
             failed = [o for o in self.opinions.opinions if o.error and o.error != "stopped"]
             self.panel.set_idle(f"done; {len(failed)} failed (see the list)" if failed else "done")
             self.idle.emit()
+
+    def _warm_once(self) -> None:
+        """The first image opened starts the sessions, while the others still decode."""
+        if not self._warmed and self.viewer.documents:
+            self._warmed = True
+            self.worker.warm(self.opinions.models)
 
     def _forget_closed(self) -> None:
         open_ids = {d.id for d in self.viewer.documents}

@@ -79,6 +79,7 @@ class LabellingState:
         self.taxonomy = taxonomy or Taxonomy()
         self.sheets: dict[int, Sheet] = {}
         self.measurements: dict[int, list] = {}  # image key -> ruler segments (source pixels)
+        self.others: dict[int, list] = {}  # image key -> [(reader, findings)]: other readers' labels, read-only
         self.tool = "select"
         self.next_type = "mass"  # what a newly drawn ROI is labelled
         self.next_pathology = Pathology.UNKNOWN
@@ -107,6 +108,7 @@ class LabellingState:
 
     def detach(self, key: int) -> None:
         self.measurements.pop(key, None)
+        self.others.pop(key, None)
         sheet = self.sheets.pop(key, None)
         if sheet is not None and not sheet.saved and self.saver is not None:
             self.saver.schedule(self._job(sheet), immediately=True)
@@ -255,6 +257,23 @@ class LabellingState:
         uids = [f.uid for f in sheet.labels.findings]
         index = uids.index(sheet.selected) + offset if sheet.selected in uids else (0 if offset > 0 else -1)
         self.select(key, uids[index % len(uids)])
+
+    # --- the team's labels (from the archive) ----------------------------------------------------------
+    def set_others(self, key: int, readers: list) -> None:
+        """Other readers' latest findings on this image, shown read-only: [(reader, findings)]."""
+        self.others[key] = list(readers)
+        self.changed.emit(key)
+
+    def adopt(self, key: int, labels: ImageLabels, text: str) -> bool:
+        """This reader's latest report from the server becomes the labels, as one undoable edit,
+        unless there are local edits not yet saved anywhere (those win and are kept)."""
+        sheet = self.sheets.get(key)
+        if sheet is None or not sheet.saved or labels.findings == sheet.labels.findings:
+            return False
+        self.apply(key, text, replace(sheet.labels, findings=self._with_uids(labels).findings,
+                                      density=labels.density or sheet.labels.density,
+                                      birads=labels.birads if labels.birads is not None else sheet.labels.birads))
+        return True
 
     # --- rulers (reading aids, not labels) --------------------------------------------------------
     def add_measurement(self, key: int, segment) -> None:

@@ -34,7 +34,7 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
 
 {warning}**Not for clinical use.** Research software; this model is not a medical device.
 
-| | |
+| about | |
 |---|---|
 | family / preset | {metrics['family']} / `{metrics['preset']}` |
 | task | `{metrics['task']}`: {', '.join(metrics['classes'])} |

@@ -17,9 +17,4 @@ def family_for(preset, device: str = "auto", progress: bool = True):
 
 def empty_model(preset, classes: int):
     """The untrained network(s) of a preset, shaped for `classes`."""
-    if preset.family == "vae-cnn":
-        from mammodesk_train.models.vae_cnn import VAE, LatentClassifier
-
-        return vae_cnn.TrainedVaeCnn(VAE(preset.height, preset.width, preset.channels, preset.latent),
-                                     LatentClassifier(classes))
     return preset.build(classes)

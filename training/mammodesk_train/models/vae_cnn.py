@@ -82,13 +82,92 @@ def latent_features(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 class LatentClassifier(nn.Module):
-    def __init__(self, classes: int, filters: int = 16):
+    """The paper's classifier pools over the latent axis, which makes it blind to which latent
+    dimension carries what (on MIAS density it learnt little); `flatten=latent` keeps the
+    Conv1d but reads every position (the lite0 preset's choice)."""
+
+    def __init__(self, classes: int, filters: int = 16, flatten: int | None = None):
         super().__init__()
         self.conv = nn.Conv1d(3, filters, kernel_size=3)
-        self.fc = nn.Linear(filters, classes)
+        self.flatten = flatten
+        self.fc = nn.Linear(filters * (flatten - 2) if flatten else filters, classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.relu(_conv1d_by_slices(features, self.conv)).mean(dim=2))
+        maps = F.relu(_conv1d_by_slices(features, self.conv))
+        return self.fc(maps.flatten(1) if self.flatten else maps.mean(dim=2))
+
+
+class LiteVAE(nn.Module):
+    """The VAE with ImageNet EfficientNet-Lite0 as its convolutional encoder (frozen): the
+    stages' pooled features (784) -> dense -> mean and log-variance of the latent; the decoder
+    (dense, reshape, two upsampling ConvTranspose2d) reconstructs the breast at 40x32. Same
+    interface as `VAE`; `core` is the trainable part, trained on cached pooled features."""
+
+    def __init__(self, latent: int = 64, reconstruction: tuple[int, int] = (40, 32)):
+        super().__init__()
+        from mammodesk_train.models.fusion import Lite0Trunk
+
+        self.trunk = Lite0Trunk(3)
+        self.trunk.requires_grad_(False)
+        features = sum(self.trunk.block_channels)
+        self.core = nn.ModuleDict({
+            "norm": nn.BatchNorm1d(features, affine=False),
+            "encoder": nn.Sequential(nn.Linear(features, 256), nn.ReLU()),
+            "mu": nn.Linear(256, latent), "logvar": nn.Linear(256, latent),
+            "decoder": nn.Sequential(nn.Linear(latent, 16 * (reconstruction[0] // 4) * (reconstruction[1] // 4)),
+                                     nn.ReLU()),
+            "deconvs": nn.Sequential(nn.Upsample(scale_factor=2), nn.ConvTranspose2d(16, 8, 3, padding=1), nn.ReLU(),
+                                     nn.Upsample(scale_factor=2), nn.ConvTranspose2d(8, 1, 3, padding=1)),
+        })
+        self.latent, self.reconstruction = latent, reconstruction
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.trunk.eval()  # frozen: ImageNet BatchNorm statistics
+        return self
+
+    def last_conv(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.trunk.blocks(x)
+
+    def pooled(self, acts: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([a.mean(dim=(2, 3)) for a in acts.values()], dim=1)
+
+    def encode_pooled(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.core["encoder"](self.core["norm"](pooled))
+        return self.core["mu"](hidden), self.core["logvar"](hidden)
+
+    def encode_from_last_conv(self, acts) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode_pooled(self.pooled(acts))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode_from_last_conv(self.last_conv(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        rows, cols = self.reconstruction
+        grid = self.core["decoder"](z).view(-1, 16, rows // 4, cols // 4)
+        return torch.sigmoid(self.core["deconvs"](grid))
+
+    def forward(self, x: torch.Tensor):
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decode(z), mu, logvar
+
+
+def lite_vae_loss(vae: LiteVAE, aux: "LatentClassifier", beta: float, supervision: float):
+    """The LossFn on (pooled features, low-resolution image, label): reconstruction + beta x KL,
+    plus `supervision` x the cross entropy of an auxiliary latent classifier, so the latent
+    keeps what the labels need (the unsupervised latent alone lost to the plain baseline)."""
+
+    def loss(module: nn.Module, batch: tuple) -> torch.Tensor:
+        pooled, target, labels = batch
+        mu, logvar = vae.encode_pooled(pooled)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        recon = vae.decode(z)
+        reconstruction = F.binary_cross_entropy(recon, target.clamp(0, 1), reduction="sum") / len(pooled)
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(pooled)
+        return reconstruction + beta * kl + supervision * F.cross_entropy(aux(latent_features(mu, logvar)), labels)
+
+    return loss
 
 
 def _conv1d_by_slices(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:

@@ -1,0 +1,446 @@
+"""The archive in the window: the Servers dialog, the Worklist panel (search,
+retrieve with progress and Stop, the woman's priors), "Save Labels to Server",
+and the outbox's offer to send what a crash or a dead server left behind.
+Every server call runs on a worker thread; the window never waits for one."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import itertools
+from PySide6 import QtCore, QtWidgets
+
+from mammodesk.archive import open_archive
+from mammodesk.archive.client import StudySummary
+from mammodesk.archive.servers import (
+    AUTHS, KINDS, ServerConfig, ServerConfigError, secret_variable, set_secret,
+)
+from mammodesk.qt.compact import compact_combo
+from mammodesk.state.archive_session import ArchiveSession
+
+
+class ServersDialog(QtWidgets.QDialog):
+    """Named servers; passwords and tokens go to the OS keyring (or an environment variable), never to settings."""
+
+    _tested = QtCore.Signal(str)
+
+    def __init__(self, session: ArchiveSession, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("DICOM servers")
+        self.session = session
+        self.servers = session.servers()
+        self.list = QtWidgets.QListWidget()
+        form = QtWidgets.QFormLayout()
+        self.fields = {"name": QtWidgets.QLineEdit(), "url": QtWidgets.QLineEdit(), "username": QtWidgets.QLineEdit(),
+                       "host": QtWidgets.QLineEdit(), "called_ae": QtWidgets.QLineEdit(),
+                       "calling_ae": QtWidgets.QLineEdit()}
+        self.kind, self.auth = compact_combo(KINDS), compact_combo(AUTHS)
+        self.port = QtWidgets.QSpinBox()
+        self.port.setRange(1, 65535)
+        self.plain_http = QtWidgets.QCheckBox("Allow plain HTTP to another host (unencrypted)")
+        self.secret = QtWidgets.QLineEdit()
+        self.secret.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
+        self.secret.setPlaceholderText("stored in the OS keyring, never in settings")
+        self.fields["url"].setPlaceholderText("https://pacs.example.org/dicom-web")
+        for label, widget in (("Name", self.fields["name"]), ("Protocol", self.kind), ("DICOMweb URL", self.fields["url"]),
+                              ("Authentication", self.auth), ("User", self.fields["username"]),
+                              ("Password / token", self.secret), ("", self.plain_http), ("DIMSE host", self.fields["host"]),
+                              ("Port", self.port), ("Called AE", self.fields["called_ae"]),
+                              ("Calling AE", self.fields["calling_ae"])):
+            form.addRow(label, widget)
+        self.status = QtWidgets.QLabel()
+        self.status.setWordWrap(True)
+        buttons = QtWidgets.QHBoxLayout()
+        for text, slot in (("New", self._new), ("Save", self._save), ("Remove", self._remove), ("Test", self._test)):
+            button = QtWidgets.QPushButton(text)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        close = QtWidgets.QPushButton("Close")
+        close.clicked.connect(self.accept)
+        buttons.addWidget(close)
+        right = QtWidgets.QVBoxLayout()
+        right.addLayout(form)
+        right.addWidget(self.status)
+        right.addLayout(buttons)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(right, 3)
+        self.list.currentRowChanged.connect(self._show)
+        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="server-test")
+        self._tested.connect(self.status.setText)
+        self._refresh()
+        self._new()
+
+    def _refresh(self) -> None:
+        self.list.clear()
+        self.list.addItems([s.name for s in self.servers])
+
+    def _show(self, row: int) -> None:
+        if not 0 <= row < len(self.servers):
+            return
+        server = self.servers[row]
+        for key, widget in self.fields.items():
+            widget.setText(str(getattr(server, key)))
+        self.kind.setCurrentText(server.kind)
+        self.auth.setCurrentText(server.auth)
+        self.port.setValue(int(server.port))
+        self.plain_http.setChecked(server.allow_plain_http)
+        self.secret.clear()
+
+    def _new(self) -> None:
+        self.list.setCurrentRow(-1)
+        defaults = ServerConfig("")
+        for key, widget in self.fields.items():
+            widget.setText(str(getattr(defaults, key)))
+        self.port.setValue(defaults.port)
+
+    def current(self) -> ServerConfig:
+        values = {key: widget.text().strip() for key, widget in self.fields.items()}
+        return ServerConfig(kind=self.kind.currentText(), auth=self.auth.currentText(), port=self.port.value(),
+                            allow_plain_http=self.plain_http.isChecked(), **values).check()
+
+    def _save(self) -> None:
+        try:
+            server = self.current()
+            if self.secret.text():
+                set_secret(server.name, self.secret.text())
+            self.servers = [s for s in self.servers if s.name != server.name] + [server]
+            self.session.store.save(self.servers)
+        except ServerConfigError as exc:
+            self.status.setText(f"<span style='color:#e06060'>{exc}</span>")
+            return
+        finally:
+            self.secret.clear()
+        self.session.forget(server.name)
+        self._refresh()
+        note = "" if server.auth == "none" else f" (secret: OS keyring, or {secret_variable(server.name)})"
+        self.status.setText(f"Saved {server.name}{note}")
+
+    def _remove(self) -> None:
+        row = self.list.currentRow()
+        if 0 <= row < len(self.servers):
+            self.servers.pop(row)
+            self.session.store.save(self.servers)
+            self._refresh()
+
+    def _test(self) -> None:
+        try:
+            server = self.current()
+        except ServerConfigError as exc:
+            self.status.setText(f"<span style='color:#e06060'>{exc}</span>")
+            return
+        self.status.setText(f"Testing {server.name}...")
+
+        def test() -> None:
+            try:
+                text = f"<span style='color:#4caf50'>{open_archive(server).echo()}</span>"
+            except Exception as exc:  # noqa: BLE001 - shown to the user as is
+                text = f"<span style='color:#e06060'>{exc}</span>"
+            try:
+                self._tested.emit(text)
+            except RuntimeError:  # the dialog closed first
+                pass
+
+        self._pool.submit(test)
+
+
+class WorklistPanel(QtWidgets.QWidget):
+    """Search a server's studies; double-click retrieves and opens one; its priors are offered."""
+
+    open_files = QtCore.Signal(list)  # paths of a retrieved study (the current one first)
+    _done = QtCore.Signal(int, str, object)  # job id, what, result or Exception
+    _progress = QtCore.Signal(str, int, int)
+
+    def __init__(self, session: ArchiveSession, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        layout = QtWidgets.QVBoxLayout(self)
+        self.server = compact_combo()
+        self.manage = QtWidgets.QPushButton("Servers...")
+        layout.addWidget(self.server)
+        layout.addWidget(self.manage)
+        form = QtWidgets.QFormLayout()
+        form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.query = {key: QtWidgets.QLineEdit() for key in ("patient_id", "patient_name", "date_from", "date_to",
+                                                              "accession", "modality")}
+        self.query["modality"].setText("MG")
+        self.query["date_from"].setPlaceholderText("YYYYMMDD")
+        self.query["date_to"].setPlaceholderText("YYYYMMDD")
+        for label, key in (("Patient ID", "patient_id"), ("Name", "patient_name"), ("From", "date_from"),
+                           ("To", "date_to"), ("Accession", "accession"), ("Modality", "modality")):
+            self.query[key].setMinimumWidth(60)  # narrow docks: the fields shrink instead of being cut off
+            form.addRow(label, self.query[key])
+        layout.addLayout(form)
+        self.search_button = QtWidgets.QPushButton("Search")
+        layout.addWidget(self.search_button)
+        self.results = QtWidgets.QTreeWidget()
+        self.results.setHeaderLabels(["date", "patient", "images", "accession", "modalities"])
+        self.results.setRootIsDecorated(False)
+        self.results.setMinimumHeight(120)
+        self.results.setMinimumWidth(60)  # scrolls sideways inside itself
+        layout.addWidget(self.results, 1)
+        row = QtWidgets.QGridLayout()
+        self.open_button = QtWidgets.QPushButton("Open")
+        self.priors_button = QtWidgets.QPushButton("Open with prior")
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        row.addWidget(self.open_button, 0, 0)
+        row.addWidget(self.stop_button, 0, 1)
+        row.addWidget(self.priors_button, 1, 0, 1, 2)
+        layout.addLayout(row)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        layout.addWidget(self.progress)
+        self.status = QtWidgets.QLabel()
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.status)
+        self.send_button = QtWidgets.QPushButton("Send waiting reports")
+        self.send_button.hide()
+        layout.addWidget(self.send_button)
+        self.studies: list[StudySummary] = []
+        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="archive")
+        self._jobs = itertools.count(1)
+        self._stop = False
+        self.search_button.clicked.connect(self.search)
+        self.open_button.clicked.connect(lambda: self.open_selected(with_prior=False))
+        self.priors_button.clicked.connect(lambda: self.open_selected(with_prior=True))
+        self.results.itemDoubleClicked.connect(lambda *_: self.open_selected(with_prior=False))
+        self.stop_button.clicked.connect(self.stop)
+        self.send_button.clicked.connect(self.send_pending)
+        self._done.connect(self._on_done)
+        self._progress.connect(self._on_progress)
+        self.refresh_servers()
+        self.show_pending()
+
+    # --- helpers --------------------------------------------------------------------------------------------
+    def refresh_servers(self) -> None:
+        try:
+            names = [s.name for s in self.session.servers()]
+        except ServerConfigError as exc:
+            names = []
+            self.set_status(str(exc), error=True)
+        current = self.server.currentText()
+        self.server.clear()
+        self.server.addItems(names)
+        if current in names:
+            self.server.setCurrentText(current)
+        if not names:
+            self.set_status("No server yet: Servers... adds one (DICOMweb URL, or DIMSE host and AE titles)")
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        self.status.setText(f"<span style='color:#e06060'>{text}</span>" if error else text)
+
+    def _submit(self, what: str, work) -> None:
+        job = next(self._jobs)
+        self._stop = False
+
+        def run():
+            try:
+                result = work()
+            except Exception as exc:  # noqa: BLE001 - every failure is shown, none takes the window down
+                result = exc
+            try:
+                self._done.emit(job, what, result)
+            except RuntimeError:  # the panel closed meanwhile
+                pass
+
+        self._pool.submit(run)
+
+    def stop(self) -> None:
+        self._stop = True
+
+    # --- actions ------------------------------------------------------------------------------------------------
+    def search(self) -> None:
+        server = self.server.currentText()
+        if not server:
+            self.set_status("Choose or add a server first (Servers...)", error=True)
+            return
+        query = {key: field.text().strip() for key, field in self.query.items()}
+        self.set_status(f"Searching {server}...")
+        self._submit("search", lambda: self.session.search(server, **query))
+
+    def open_selected(self, with_prior: bool) -> None:
+        index = self.results.indexOfTopLevelItem(self.results.currentItem()) if self.results.currentItem() else -1
+        if not 0 <= index < len(self.studies):
+            self.set_status("Select a study in the list first", error=True)
+            return
+        server, study = self.server.currentText(), self.studies[index]
+
+        def work():
+            studies = [study] + (self.session.priors(server, study)[:1] if with_prior else [])
+            paths = []
+            for number, item in enumerate(studies):
+                label = "current" if number == 0 else "prior"
+                paths += self.session.retrieve(server, item.study_uid, should_stop=lambda: self._stop,
+                                               progress=lambda d, t, lb=label: self._progress.emit(lb, d, t))
+            return paths, len(studies)
+
+        self.set_status(f"Retrieving {'the study and its prior' if with_prior else 'the study'} from {server}...")
+        self._submit("retrieve", work)
+
+    def send_pending(self) -> None:
+        self.set_status("Sending waiting reports...")
+        self._submit("send", self.session.send_pending)
+
+    def show_pending(self) -> None:
+        """The outbox's offer: reports a crash or a dead server left behind."""
+        pending = self.session.pending()
+        self.send_button.setVisible(bool(pending))
+        if pending:
+            names = ", ".join(sorted({p.image for p in pending}))
+            self.send_button.setText(f"Send {len(pending)} waiting report(s)")
+            self.set_status(f"{len(pending)} report(s) not yet acknowledged by a server ({names}); "
+                            "they are kept and can be sent now", error=True)
+
+    # --- results -------------------------------------------------------------------------------------------------
+    def _on_progress(self, label: str, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{label}: {done}/{total}")
+
+    def _on_done(self, _job: int, what: str, result) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        if isinstance(result, InterruptedError):
+            self.set_status("Stopped; what arrived is kept in the cache and a new retrieve resumes")
+            return
+        if isinstance(result, Exception):
+            self.set_status(f"{result}", error=True)
+            return
+        if what == "search":
+            self.studies = list(result)
+            self.results.clear()
+            for study in self.studies:
+                item = QtWidgets.QTreeWidgetItem([_date(study.date), study.patient_name or study.patient_id,
+                                                  str(study.images), study.accession, "/".join(study.modalities)])
+                self.results.addTopLevelItem(item)
+            for column in range(4):
+                self.results.resizeColumnToContents(column)
+            self.set_status(f"{len(self.studies)} stud{'y' if len(self.studies) == 1 else 'ies'}; double-click opens "
+                            "one, 'Open with prior' adds the woman's previous study")
+        elif what == "retrieve":
+            paths, count = result
+            self.set_status(f"{len(paths)} image(s) of {count} stud{'y' if count == 1 else 'ies'} retrieved")
+            self.open_files.emit([str(p) for p in paths])
+        elif what == "send":
+            sent, errors = result
+            self.set_status(f"{sent} report(s) sent" + (f"; not sent: {errors[0]}" if errors else ""), bool(errors))
+            self.show_pending() if errors else self.send_button.hide()
+
+
+def _date(value: str) -> str:
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
+
+
+
+class ArchiveController(QtCore.QObject):
+    """Reports of images opened from a server (this reader's become the labels, the others are shown
+    read-only) and "Save Labels to Server", all off the UI thread."""
+
+    _reports = QtCore.Signal(int, object)  # document id, (mine, others) or Exception
+    _saved = QtCore.Signal(int, object)  # document id, SaveResult or Exception
+
+    def __init__(self, window, session: ArchiveSession) -> None:
+        super().__init__(window)
+        self.window, self.session = window, session
+        self.panel = WorklistPanel(session)
+        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="archive-reports")
+        self._reports.connect(self._on_reports)
+        self._saved.connect(self._on_saved)
+        self.panel.manage.clicked.connect(self.servers_dialog)
+        self.panel.open_files.connect(self.open_retrieved)
+
+    def servers_dialog(self) -> None:
+        ServersDialog(self.session, self.window).exec()
+        self.panel.refresh_servers()
+
+    def open_retrieved(self, paths: list[str]) -> None:
+        window = self.window
+        before = len(window.state.documents)
+        for path in paths:
+            window.open_path(path)
+        window.state.set_layout("2x2")
+
+        def when_loaded() -> None:  # two studies of one woman: current over prior
+            if len(window.state.documents) + len(window.state.errors) < before + len(paths):
+                QtCore.QTimer.singleShot(200, when_loaded)
+            elif len({window.state.documents[i].image.meta.study_key for i in range(before, len(window.state.documents))}) > 1:
+                window.state.set_active(window.state.documents[before])
+                window.state.toggle_priors()
+
+        QtCore.QTimer.singleShot(200, when_loaded)
+
+    def on_loaded(self, document) -> None:
+        path = document.image.meta.source_path
+        if self.session.origin(path) is None:
+            return
+        key = document.id
+
+        def work():
+            try:
+                result = self.session.refresh_reports(path)
+            except Exception as exc:  # noqa: BLE001 - the cached reports still show; the message says why
+                try:
+                    result = (self.session.reports(path), exc)
+                except Exception:  # noqa: BLE001
+                    result = exc
+            self._emit(self._reports, key, result)
+
+        self._pool.submit(work)
+
+    def save_active(self) -> None:
+        document = self.window.state.active
+        sheet = self.window.labelling.state.sheet(document.id) if document is not None else None
+        path = document.image.meta.source_path if document is not None else None
+        if sheet is None or self.session.origin(path) is None:
+            self.window.statusBar().showMessage("Save to server: the active image was not opened from a server "
+                                                "(Worklist, Ctrl+6); its labels are in its sidecar")
+            return
+        labels, key = sheet.labels, document.id
+        self.window.statusBar().showMessage(f"Saving {document.name}'s labels to the server...")
+        self._pool.submit(lambda: self._emit(self._saved, key, self._try(lambda: self.session.save(path, labels))))
+
+    def _on_reports(self, key: int, result) -> None:
+        labelling = self.window.labelling.state
+        if isinstance(result, Exception) or key not in labelling.sheets:
+            if isinstance(result, Exception):
+                self.window.statusBar().showMessage(f"Reports not read: {result}")
+            return
+        reports, error = (result[0], result[1]) if isinstance(result[1], Exception) else (result, None)
+        mine, others = reports
+        if mine is not None and labelling.adopt(key, mine.labels, f"Your report of {mine.written[:8]} from the server"):
+            self.window.statusBar().showMessage("Your latest report from the server is now the labels (Ctrl+Z undoes)")
+        labelling.set_others(key, [(r.reader, r.labels.findings) for r in others])
+        if error is not None:
+            self.window.statusBar().showMessage(f"Showing cached reports; the server did not answer: {error}")
+
+    def _on_saved(self, key: int, result) -> None:
+        if isinstance(result, Exception):
+            self.window.statusBar().showMessage(f"Not saved to the server: {result} (kept locally)")
+            self.panel.show_pending()
+            return
+        text = result.message
+        if result.concurrent:
+            names = ", ".join(r.replace("^", " ").strip() for r in result.concurrent)
+            text += f"; {names} saved too while you worked: both reports are kept on the server"
+        self.window.statusBar().showMessage(text)
+        self.panel.show_pending()
+        document = next((d for d in self.window.state.documents if d.id == key), None)
+        if document is not None:
+            self.on_loaded(document)
+
+    @staticmethod
+    def _try(work):
+        try:
+            return work()
+        except Exception as exc:  # noqa: BLE001 - reported in the window
+            return exc
+
+    @staticmethod
+    def _emit(signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the window closed first
+            pass
