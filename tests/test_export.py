@@ -133,10 +133,10 @@ def test_vgg_parameter_counts_and_blocks():
 
 def test_fusion_vgg_export_cams_on_block5(tmp_path):
     from mammodesk_train.export import MethodModule
-    from mammodesk_train.models.fusion import FusionVGG
+    from mammodesk_train.models.fusion import FusionNet
 
     torch.manual_seed(2)
-    net = FusionVGG(2, model=2, width=0.125, in_channels=1).eval()
+    net = FusionNet(2, model=2, width=0.125, in_channels=1).eval()
     _randomise_bn(net)
     report = export_with_cams(MethodModule(net.block_outputs), MethodModule(net.fuse), torch.randn(2, 1, 32, 32),
                               tmp_path / "fusion.onnx", _metadata("fusion", 2, {"combined": CamOutput("cams", "block5")}),

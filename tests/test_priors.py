@@ -84,7 +84,7 @@ def test_priors_layout_syncs_zoom_pan_and_window(window, qtbot, tmp_path):
     exam(tmp_path / "2024", "P1", "1.2", "20240115", 9)
     window.open_paths([str(tmp_path / "2022"), str(tmp_path / "2024")])
     qtbot.waitUntil(lambda: len(window.state.documents) == 8, timeout=60_000)
-    window.state.set_active(next(d for d in window.state.documents if d.image.meta.study_date == "20240115"))
+    window.state.set_active(next(d for d in window.state.documents if d.image.meta.source_path.parent.name == "2024"))
     window.actions_["priors"].trigger()
     assert window.state.layout == "priors"
     canvases = window.area.visible_canvases()

@@ -232,3 +232,34 @@ def test_full_fine_tuning_trains_the_encoder_too():
                                                       fresh.encoder.state_dict().values())]
     assert any(changed)  # the encoder moved: not a linear probe any more
     assert family.predict(model, samples.x).shape == (16, 2)
+
+
+@pytest.mark.slow
+def test_windows_pretraining_starts_a_vgg_trunk_exactly(tmp_path):
+    """`pretrain --architecture vgg16 --windows N` on every image of several sources; the backbone's
+    grey first layer, split over three channels, gives the same features on grey images repeated to RGB."""
+    from train_fixtures import mias_folder
+
+    from mammodesk_train.entry import main
+    from mammodesk_train.models.fusion import FusionNet
+    from mammodesk_train.simclr.backbone import init_backbone
+    from mammodesk_train.simclr.model import SimCLRNet
+
+    mias = mias_folder(tmp_path / "a")
+    extra = tmp_path / "b"
+    extra.mkdir()
+    (extra / "case1").mkdir()
+    (extra / "case1" / "scan.pgm").write_bytes((mias / "mdb001.pgm").read_bytes())
+    backbone = tmp_path / "vgg.pt"
+    assert main(["pretrain", "--architecture", "vgg16", "--width", "0.125", "--windows", "2", "--window", "32",
+                 "--size", "32", "--epochs", "1", "--batch-size", "8", "--data", f"mias:{mias}",
+                 "--data", f"images:{extra}", "--out", str(backbone), "--device", "cpu"]) == 0
+    about = json.loads(backbone.with_suffix(".json").read_text())
+    assert about["architecture"] == "VGG16" and about["images"] == 17 and about["spec"]["windows_per_image"] == 2
+    fusion = FusionNet(2, width=0.125)
+    assert init_backbone(fusion.trunk, backbone) == []  # nothing relearned: 1 -> 3 channels is exact
+    grey = SimCLRNet(1, 0.125, architecture="vgg16").encoder
+    grey.load_state_dict(torch.load(backbone, weights_only=True))
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fusion.trunk(x.repeat(1, 3, 1, 1)), grey(x), rtol=1e-4, atol=1e-5)

@@ -145,7 +145,7 @@ class ModelRunner:
                                     p.array, None) for i, (p, image) in enumerate(zip(chunk, batch))]
         return results
 
-    def predict_windows(self, image: Image, boxes: Sequence[Sequence[float]], *, batch_size: int = 256,
+    def predict_windows(self, image: Image, boxes: Sequence[Sequence[float]], *, batch_size: int = 64,
                         progress: Callable[[int, int], None] | None = None,
                         should_stop: Callable[[], bool] | None = None) -> list[Prediction]:
         """ROI and patch models: the answer for every window, as `predict` gives it but without heat
@@ -156,25 +156,27 @@ class ModelRunner:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             processed = list(pool.map(lambda box: self._prepare(image, box), boxes))
         patches = self.card.roi.mode == "patches"
-        if patches:
-            size = self.card.roi.patch_size
-            positions = patch_positions(processed[0].array.shape[:2], size, self.card.roi.patches, self.card.roi.seed)
-            inputs = [to_nchw(cut_patches(p.array, positions, size)) for p in processed]
-        else:
-            inputs = [to_nchw(p.array[None]) for p in processed]
-        per_window = len(inputs[0]) if inputs else 1
-        flat = np.concatenate(inputs) if inputs else np.zeros((0,), np.float32)
+        positions = patch_positions(processed[0].array.shape[:2], self.card.roi.patch_size, self.card.roi.patches,
+                                    self.card.roi.seed) if patches and processed else None
+
+        def inputs(prepared: ProcessedImage) -> np.ndarray:
+            if positions is None:
+                return to_nchw(prepared.array[None])
+            return to_nchw(cut_patches(prepared.array, positions, self.card.roi.patch_size))
+
+        per_window = len(positions) if positions is not None else 1
+        windows_per_batch = max(1, batch_size // per_window)  # patches are cut batch by batch: bounded memory
         logits, embeddings = [], []
-        step = max(per_window, batch_size // per_window * per_window)  # whole windows per batch
-        for start in range(0, len(flat), step):
+        for first in range(0, len(processed), windows_per_batch):
             if should_stop is not None and should_stop():
                 raise InterruptedError("scan stopped")
-            outputs = self._run(flat[start:start + step], cams=False)
+            chunk = processed[first:first + windows_per_batch]
+            outputs = self._run(np.concatenate([inputs(p) for p in chunk]), cams=False)
             logits.append(outputs[self.card.logits_output])
             if self.card.embedding_output:
                 embeddings.append(outputs[self.card.embedding_output])
             if progress is not None:
-                progress(min(len(boxes), (start + step) // per_window), len(boxes))
+                progress(first + len(chunk), len(boxes))
         probs = self._probabilities(np.concatenate(logits)) if logits else np.zeros((0, len(self.card.labels)))
         features = np.concatenate(embeddings) if embeddings else None
         results = []

@@ -25,6 +25,7 @@ from mammodesk.io import Image
 from mammodesk.preprocessing.spatial import breast_mask
 
 MAX_WINDOWS = 400  # beyond this the stride grows: a scan stays seconds, not minutes, on a CPU
+OVERLAP = {"roi": 0.5, "patches": 0.25}  # patch models already vote over 25 patches spread over each window
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ScanResult:
         return list(np.argsort(-scores, kind="stable"))
 
 
-def scan_windows(image: Image, runner: ModelRunner, overlap: float = 0.5) -> np.ndarray:
+def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None) -> np.ndarray:
     """(N, 4) ROI boxes (x0, y0, x1, y1) on a grid over the breast: windows of the
     model's ROI size at this image's spacing, `overlap` shared with each neighbour,
     kept when their centre lies on the breast mask."""
@@ -52,6 +53,7 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float = 0.5) -> np.
     if size > min(rows, cols):
         raise ModelInputError(f"the image ({cols}x{rows}) is smaller than one {size}-pixel ROI of "
                               f"{runner.card.name}")
+    overlap = OVERLAP.get(runner.card.roi.mode, 0.5) if overlap is None else overlap
     valid = None if image.meta.padding_mask is None else ~image.meta.padding_mask
     mask = breast_mask(image.pixels, valid)
     if not mask.any():
@@ -70,7 +72,7 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float = 0.5) -> np.
     return np.array([(cx - half, cy - half, cx + half, cy + half) for cx, cy in inside], float).reshape(-1, 4)
 
 
-def scan(image: Image, runner: ModelRunner, *, overlap: float = 0.5,
+def scan(image: Image, runner: ModelRunner, *, overlap: float | None = None,
          progress: Callable[[int, int], None] | None = None,
          should_stop: Callable[[], bool] | None = None, explained: int = 1) -> ScanResult:
     """Classify every window of `scan_windows` in batches; the `explained` most positive windows
@@ -89,7 +91,7 @@ def scan(image: Image, runner: ModelRunner, *, overlap: float = 0.5,
     return result
 
 
-def scan_per_window(image: Image, runner: ModelRunner, overlap: float = 0.5) -> ScanResult:
+def scan_per_window(image: Image, runner: ModelRunner, overlap: float | None = None) -> ScanResult:
     """The reference path: `predict` (heat maps and all) once per window. For tests and benchmarks."""
     boxes = scan_windows(image, runner, overlap)
     predictions = [runner.predict(image, tuple(box)) for box in boxes]

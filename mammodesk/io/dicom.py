@@ -110,8 +110,6 @@ def _header(path: Path, ds: Dataset, warns: list[str]) -> dict:
         "pixel_spacing_mm": _spacing(ds),
         "patient_key": hints.patient_key or _patient_key(ds),
         "study_key": hashed_key("study", str(study)) if study else None,
-        "study_date": next((str(ds.get(k)) for k in ("StudyDate", "SeriesDate", "AcquisitionDate")
-                            if str(ds.get(k) or "").strip()), None),
     }
 
 

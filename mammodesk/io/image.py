@@ -79,7 +79,6 @@ class ImageMeta:
     padding_mask: np.ndarray | None = field(default=None, compare=False, repr=False)
     patient_key: str | None = None
     study_key: str | None = None
-    study_date: str | None = None  # YYYYMMDD, only to order a woman's studies (current vs prior); never shown
     tags: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     identifying: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
     warnings: tuple[str, ...] = ()

@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk import __version__
 from mammodesk.annotations.geometry import translate
 from mammodesk.qt.actions import ShortcutsDialog, build_actions
-from mammodesk.qt.archive import ArchiveController
+from mammodesk.qt.worklist import ArchiveController
 from mammodesk.qt.labelling import LabellingController
 from mammodesk.qt.metadata_panel import MetadataPanel
 from mammodesk.qt.pipeline_panel import PipelinePanel

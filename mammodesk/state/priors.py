@@ -5,16 +5,20 @@ comparison page (a view family: current right | current left over prior right
 
 A study is the DICOM StudyInstanceUID, else the folder a file is in (a
 folder per exam). A woman is the hashed patient key, else every image
-without one. Studies are ordered by study date when they have one (the date
-is used for ordering only; the screen shows the interval), else a folder
-named prior/previous/old is the prior, else the first study opened is the
-current one."""
+without one. Studies are ordered by study date when they have one, else a
+folder named prior/previous/old is the prior, else the first study opened is
+the current one. Dates identify: they are read from the file headers only
+here, to order and to print an interval ("24 months earlier"), and are kept
+nowhere else (not in `ImageMeta`, not on screen)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from typing import Sequence
+
+import pydicom
 
 PAGES = ("CC", "MLO")
 _PRIOR_WORDS = ("prior", "previous", "old", "earlier")
@@ -45,12 +49,28 @@ def studies_of(documents: Sequence, patient: str | None) -> list[Study]:
     groups: dict[str, list] = {}
     for document in mine:
         groups.setdefault(study_key(document), []).append(document)
-    studies = [Study(key, tuple(docs), next((d.image.meta.study_date for d in docs if d.image.meta.study_date), None))
+    studies = [Study(key, tuple(docs), next((d for d in map(_study_date, docs) if d), None))
                for key, docs in groups.items()]
     opened = {study.key: index for index, study in enumerate(studies)}
     if all(study.date for study in studies):
         return sorted(studies, key=lambda s: s.date, reverse=True)
     return sorted(studies, key=lambda s: (any(w in s.folder for w in _PRIOR_WORDS), opened[s.key]))
+
+
+def _study_date(document) -> str | None:
+    path = document.image.meta.source_path
+    return _header_date(str(path)) if path is not None and document.image.meta.format == "DICOM" else None
+
+
+@functools.lru_cache(maxsize=256)
+def _header_date(path: str) -> str | None:
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True,
+                                 specific_tags=["StudyDate", "SeriesDate", "AcquisitionDate"])
+    except (OSError, pydicom.errors.InvalidDicomError):
+        return None
+    return next((str(header.get(k)) for k in ("StudyDate", "SeriesDate", "AcquisitionDate")
+                 if str(header.get(k) or "").strip()), None)
 
 
 def interval_text(current: Study, prior: Study) -> str:

@@ -71,7 +71,7 @@ class GradCamGraph(nn.Module):
 
 
 class MethodModule(nn.Module):
-    """A bound method (e.g. `FusionVGG.block_outputs`) as a module, to split a network into trunk and head."""
+    """A bound method (e.g. `FusionNet.block_outputs`) as a module, to split a network into trunk and head."""
 
     def __init__(self, method):
         super().__init__()

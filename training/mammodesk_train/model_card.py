@@ -57,7 +57,7 @@ cross-validation figures, not results on an independent test set.
 
 For reference: chance AUC is 0.5, and always answering the most frequent class
 gives accuracy {majority:.3f}.
-{_baseline_section(comparison)}{_calibration_section(metrics.get("calibration"))}{_domain_section(metrics.get("domain_cv"))}{_explanation_section(explanations)}
+{_per_class(metrics["pooled"])}{_baseline_section(comparison)}{_calibration_section(metrics.get("calibration"))}{_domain_section(metrics.get("domain_cv"))}{_explanation_section(explanations)}
 ## Limits
 
 - {LIMITS.get(source, 'Trained on one dataset: expect lower performance on images from other sites and devices.')}
@@ -73,6 +73,25 @@ mammodesk-train export runs/{name} --out resources/models/{name}.onnx
 """
     path.write_text(card)
     return path
+
+
+def _per_class(pooled: dict) -> str:
+    """Per-class figures of the pooled out-of-fold predictions (every class of a multi-class task)."""
+    per_class = pooled.get("per_class", {})
+    if len(per_class) <= 2:
+        return ""
+    def auc(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rows = "\n".join(f"| {name} | {c['support']} | {c['sensitivity']:.3f} | {c['specificity']:.3f} | "
+                     f"{auc(c['auc_ovr'])} |" for name, c in per_class.items())
+    return f"""
+Per class (pooled out-of-fold predictions):
+
+| class | n | sensitivity | specificity | AUC one-vs-rest |
+|---|---|---|---|---|
+{rows}
+"""
 
 
 def _baseline_section(comparison: dict | None) -> str:
