@@ -79,8 +79,10 @@ class Anatomy:
 
 def from_meta(meta: ImageMeta) -> tuple[str | None, Source | None, str | None, Source | None]:
     """(laterality, its source, view, its source) from tags, then the file name."""
-    laterality, lat_source = meta.laterality, "tag" if meta.laterality else None
-    view, view_source = meta.view, "tag" if meta.view else None
+    # Only DICOM has tags: other readers fill laterality and view from the file name.
+    tagged = "tag" if meta.format == "DICOM" else "name"
+    laterality, lat_source = meta.laterality, tagged if meta.laterality else None
+    view, view_source = meta.view, tagged if meta.view else None
     if (laterality is None or view is None) and meta.source_path is not None:
         hints = infer_from_name(meta.source_path.name)
         if laterality is None and hints.laterality:

@@ -87,9 +87,10 @@ def cv_figures(runs: Path) -> None:
         calibration, domain = metrics.get("calibration"), metrics.get("domain_cv")
         if not calibration or not domain:
             continue
+        per_fold = ", ".join(f"{fold['flag_rate']:.1%}" for fold in domain["folds"])
+        method = (calibration["calibration"] or {}).get("method", "none")
         print(f"{metrics_path.parent.name}: ECE {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f} "
-              f"({calibration['calibration']['method']}); MIAS CV flag rate {domain['flag_rate']:.1%} "
-              f"(per fold {', '.join(f'{f['flag_rate']:.1%}' for f in domain['folds'])})")
+              f"({method}); MIAS CV flag rate {domain['flag_rate']:.1%} (per fold {per_fold})")
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ know exactly where the explanation points in model space."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def build_model(path: Path, *, mode: str = "whole", labels=("normal", "abnormal"
         input=InputLayout("image", channels, size, size), activation=activation, roi=roi_mode,
         training={"dataset": "synthetic", "split": "none"}, metrics={"how": "not evaluated"},
         weights_sha256="0" * 64, tool_version="test", cams=cam_outputs or None, embedding="flat" if embedding else None)
-    props.update({f"mammodesk.{k}": v for k, v in (metadata or {}).items()})
+    props.update({f"mammodesk.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
     for key in drop_keys:
         props.pop(f"mammodesk.{key}", None)
     if digest:

@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 class Orthanc:
-    def __init__(self, folder: Path, aet: str = "ORTHANC"):
-        self.folder, self.aet = folder, aet
+    def __init__(self, folder: Path, aet: str = "ORTHANC", users: dict[str, str] | None = None):
+        """`users` (name: password) turns on HTTP basic authentication."""
+        self.folder, self.aet, self.users = folder, aet, users
         self.http_port, self.dicom_port = free_port(), free_port()
         self.process: subprocess.Popen | None = None
 
@@ -54,6 +55,8 @@ class Orthanc:
                   "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomAlwaysAllowFind": True,
                   "DicomAlwaysAllowGet": True, "UnknownSopClassAccepted": True, "StableAge": 1,
                   "Plugins": [PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+        if self.users:
+            config.update({"AuthenticationEnabled": True, "RegisteredUsers": self.users})
         path = self.folder / "orthanc.json"
         path.write_text(json.dumps(config))
         log = open(self.folder / "orthanc.log", "ab")
@@ -61,7 +64,8 @@ class Orthanc:
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
-                if requests.get(f"{self.url}/system", timeout=1).ok:
+                auth = next(iter(self.users.items())) if self.users else None
+                if requests.get(f"{self.url}/system", timeout=1, auth=auth).ok:
                     return self
             except requests.RequestException:
                 time.sleep(0.2)

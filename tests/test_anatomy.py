@@ -50,6 +50,10 @@ def test_tags_then_names_then_pixels(tmp_path):
     pixels = _cc_like()  # chest wall on the left edge, no tissue at the top corner: CC
     tagged = Image(pixels, ImageMeta(laterality="R", view="MLO", source_path=tmp_path / "x_LEFT_CC.dcm"))
     assert (read_anatomy(tagged).laterality, read_anatomy(tagged).view) == ("R", "MLO")
+    dicom = Image(pixels, ImageMeta(laterality="R", view="MLO", format="DICOM"))
+    assert read_anatomy(dicom).laterality_source == "tag"
+    pgm = Image(pixels, ImageMeta(laterality="L", view="MLO", format="PGM", source_path=tmp_path / "mdb002.pgm"))
+    assert (read_anatomy(pgm).laterality_source, read_anatomy(pgm).view_source) == ("name", "name")  # no tags in a PGM
     named = Image(pixels, ImageMeta(source_path=tmp_path / "P_00001_RIGHT_MLO.dcm"))
     anatomy = read_anatomy(named)
     assert (anatomy.laterality, anatomy.view, anatomy.laterality_source) == ("R", "MLO", "name")

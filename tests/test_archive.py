@@ -124,6 +124,52 @@ def test_a_server_that_is_down_loses_nothing(server, tmp_path):
     assert not info.value.retry
 
 
+def test_a_server_stopped_mid_retrieve_loses_nothing_and_resumes(tmp_path):
+    from orthanc_server import Orthanc
+
+    study, paths = study_files(tmp_path / "src", compressed=False)
+    own = Orthanc(tmp_path / "orthanc").start()
+    try:
+        for path in paths:
+            own.upload(path)
+        archive = open_archive(ServerConfig("team", url=own.dicomweb, timeout_s=3))
+        folder = tmp_path / "cache"
+
+        def stop_after_first(done, total):
+            if done == 1:
+                own.stop()  # the server goes down with three instances still to come
+
+        with pytest.raises(ArchiveError, match=r"cannot reach .*\(server down or network lost\)"):
+            retrieve_study(archive, study, folder, progress=stop_after_first)
+        kept = sorted(folder.iterdir())
+        assert len(kept) == 1 and kept[0].suffix == ".dcm"  # the instance that arrived; no partial files
+        own.start()  # same storage and ports: the server is back
+        files = retrieve_study(archive, study, folder)
+        assert len(files) == 4 and not [p for p in folder.iterdir() if p.suffix != ".dcm"]
+        by_sop = {str(pydicom.dcmread(p).SOPInstanceUID): p for p in paths}
+        for file in files:
+            original = by_sop[str(pydicom.dcmread(file).SOPInstanceUID)]
+            np.testing.assert_array_equal(read_image(file).pixels, read_image(original).pixels)
+    finally:
+        own.stop()
+
+
+def test_bad_credentials_are_one_clear_error(tmp_path, monkeypatch):
+    from orthanc_server import Orthanc
+
+    locked = Orthanc(tmp_path / "locked", users={"ann": "right-horse-battery"}).start()
+    try:
+        config = ServerConfig("locked pacs", url=locked.dicomweb, auth="basic", username="ann")
+        monkeypatch.setenv(secret_variable("locked pacs"), "wrong-guess")
+        with pytest.raises(ArchiveError, match=r"refused the credentials.*HTTP 401") as info:
+            open_archive(config).search_studies()
+        assert "wrong-guess" not in str(info.value)  # the secret never reaches a message
+        monkeypatch.setenv(secret_variable("locked pacs"), "right-horse-battery")
+        assert open_archive(config).search_studies(patient_id=PATIENT) == []
+    finally:
+        locked.stop()
+
+
 def _add_then_die(root, data):
     Outbox(root).add(data, "test", "RCC.dcm")
     os.kill(os.getpid(), signal.SIGKILL)  # the app killed during a send, before any acknowledgement

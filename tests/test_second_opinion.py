@@ -7,11 +7,15 @@ The Qt-free state (targets, cache, accept, overlay settings) is tested without a
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6 import QtCore
 
+from onnx_models import build_model
+
+from mammodesk.anatomy import read_anatomy
 from mammodesk.inference import ModelRegistry
 from mammodesk.inference.scan import scan_windows
 from mammodesk.io import Image, ImageMeta, read_image
@@ -22,7 +26,6 @@ from mammodesk.state.opinion_jobs import run_opinion
 from mammodesk.state.viewer import Document, default_window
 
 RUN_TIMEOUT = 240_000
-BUNDLED = ("vae-cnn-lite-crop-density", "fusion-vgg16-m1-lite-normal", "hybrid-lite-benign-malignant")
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +33,30 @@ def registry():
     return ModelRegistry()
 
 
+@pytest.fixture(scope="module")
+def bundled(registry) -> dict:
+    """The models shipped in resources/models/: only those that beat the plain baseline."""
+    return {e.name: e for e in registry.entries if e.bundled and e.card is not None}
+
+
+@pytest.fixture(scope="module")
+def patch_model(bundled) -> str:
+    return next(name for name, e in bundled.items() if e.card.roi.mode == "patches")
+
+
+@pytest.fixture(scope="module")
+def test_models(tmp_path_factory) -> Path:
+    """Contract models with known maps (tests/onnx_models.py): a whole-image one and one with per-branch maps,
+    for the panel's whole-image and branch paths, which no bundled model exercises."""
+    folder = tmp_path_factory.mktemp("test-models")
+    build_model(folder / "whole-test.onnx", cam_peak=(4, 4), metadata={"metrics": {"how": "test", "auc": {"mean": 0.5, "sd": 0.0}}})
+    build_model(folder / "branches-test.onnx", branches=True)
+    return folder
+
+
 def document_for(path) -> Document:
     image = read_image(path)
-    return Document(image, default_window(image))
+    return Document(image, default_window(image), read_anatomy(image))
 
 
 @pytest.fixture
@@ -60,45 +84,45 @@ def run_and_wait(qtbot, window, entry=None, mode="auto", all_images=False) -> No
         assert opinion.run(entry, mode, all_images) > 0
 
 
-def test_bundled_models_are_the_three_families(registry):
-    usable = {e.name: e for e in registry.entries if e.card is not None}
-    assert set(BUNDLED) <= set(usable)
-    for name in BUNDLED:
-        card = usable[name].card
+def test_bundled_models_beat_their_baseline_and_carry_cards(bundled):
+    assert bundled, "no bundled model"
+    for name, entry in bundled.items():
+        card = entry.card
         assert card.metrics["auc"]["sd"] > 0 and "cross-validation" in card.metrics["how"]
-        assert usable[name].path.with_suffix(".md").is_file()
-        assert usable[name].path.stat().st_size < 25 * 1024 * 1024
-    assert "vae-reconstruction" in usable["vae-cnn-lite-crop-density"].companions
+        comparison = card.metrics["baseline"]
+        assert comparison["beats_baseline"] and comparison["difference"]["mean"] > comparison["spread"], name
+        assert card.calibration and card.graph_sha256
+        assert entry.path.with_suffix(".md").is_file()
+        assert entry.path.stat().st_size < 25 * 1024 * 1024
 
 
-def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window, mias_images, cbis_dicoms, tmp_path):
+def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window, bundled, patch_model, test_models,
+                                                                   mias_images, cbis_dicoms, tmp_path):
     import cv2
 
     mias = next(p for p in mias_images if p.name == "mdb010.pgm")
     window.open_paths([str(mias)])
+    window.opinions.add_model_folder(str(test_models))
     qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
     document = window.state.documents[0]
     panel = window.second_opinion.panel
-    for name in BUNDLED:
+    names = [*bundled, "whole-test", "branches-test"]
+    for name in names:
         panel.select_model(name)
         run_and_wait(qtbot, window, panel.current_entry(), "auto")
     answers = {o.model_name: o for o in window.opinions.for_document(document)}
-    assert set(answers) == set(BUNDLED), [o.error for o in window.opinions.opinions]
-    assert all(o.error is None for o in answers.values())
-    assert answers["fusion-vgg16-m1-lite-normal"].target.kind == "scan"  # no ROI placed: the breast is scanned
-    assert answers["vae-cnn-lite-crop-density"].reconstruction is not None
-    assert panel.findings.topLevelItemCount() == 3
+    assert set(answers) == set(names), [o.error for o in window.opinions.opinions]
+    assert all(o.error is None for o in answers.values()), [o.error for o in answers.values()]
+    assert answers[patch_model].target.kind == "scan"  # no ROI placed: the breast is scanned
+    assert panel.findings.topLevelItemCount() == len(names)
 
-    # The whole-image model's Grad-CAM, drawn as a layer over the image: its peak lies inside the breast
-    # (on this image; the density model's maps do not always, see its card), and the layer's peak pixel
-    # lands on the same screen point as that source pixel of the mammogram, mirrored display included.
-    window.opinions.select(answers["vae-cnn-lite-crop-density"])
+    # A whole-image map drawn as a layer over the image: the layer's peak pixel lands on the same
+    # screen point as that source pixel of the mammogram, mirrored display included.
+    window.opinions.select(answers["whole-test"])
     canvas = window.area.canvases[0]
-    mask = breast_mask(document.image.pixels)
     assert canvas.overlay.item.isVisible() and canvas.overlay.peak is not None
     row, col = canvas.overlay.peak
-    assert mask[row, col]
-    shown = window.opinions.overlay_map(answers["vae-cnn-lite-crop-density"])[0]
+    shown = window.opinions.overlay_map(answers["whole-test"])[0]
     assert_layer_aligned(canvas, row, col)
     item_rect = canvas.overlay.item.mapRectToView(canvas.overlay.item.boundingRect())
     assert abs(item_rect.width() - shown.values.shape[1]) < 2 and abs(item_rect.height() - shown.values.shape[0]) < 2
@@ -118,50 +142,80 @@ def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window,
     assert rgba_after[..., 3].max() < rgba_before[..., 3].max()
     np.testing.assert_array_equal(rgba_after[..., :3], rgba_before[..., :3])
 
-    # Per-branch maps of the hybrid; the vote map of the patch model.
-    assert {"combined", "resnet50v2", "efficientnet"} <= set(answers["hybrid-lite-benign-malignant"].map_names())
-    assert "votes" in answers["fusion-vgg16-m1-lite-normal"].map_names()
+    # Per-branch maps; the scan of the patch model lands inside the breast.
+    assert {"combined", "branch_b"} <= set(answers["branches-test"].map_names())
+    scan = answers[patch_model]
+    window.opinions.select(scan)
+    row, col = canvas.overlay.peak
+    assert breast_mask(document.image.pixels)[row, col]
+    assert_layer_aligned(canvas, row, col)
 
     # The findings entry becomes an annotation linked to the model and its weights.
-    fusion = answers["fusion-vgg16-m1-lite-normal"]
-    window.opinions.select(fusion)
     panel.accept_button.click()
     finding = window.opinions.accepted[document.id][-1]
-    assert finding.attributes["model"] == "fusion-vgg16-m1-lite-normal"
-    assert finding.attributes["weights_sha256"] == fusion.entry.card.weights_sha256
-    assert finding.shape is not None and finding.source.startswith("model:fusion-vgg16-m1-lite-normal@")
+    assert finding.attributes["model"] == patch_model
+    assert finding.attributes["weights_sha256"] == scan.entry.card.weights_sha256
+    assert finding.shape is not None and finding.source.startswith(f"model:{patch_model}@")
     labelled = window.labelling.state.sheets[document.id].labels.findings[-1]  # an editable, saved ROI too
-    assert labelled.source == finding.source and labelled.attributes["model"] == "fusion-vgg16-m1-lite-normal"
+    assert labelled.source == finding.source and labelled.attributes["model"] == patch_model
     assert labelled.shape.bbox() == pytest.approx([v - 0.5 for v in finding.shape.bbox()])
     window.labelling.state.undo(document.id)  # leave the shared folder's sidecar empty again
 
-    # A mirrored copy is shown flipped (standard orientation); the layer flips with it.
-    mirrored = tmp_path / "mirrored.png"
+    # A mirrored copy whose name still says left breast is shown flipped back to the standard
+    # orientation; the layer flips with it.
+    mirrored = tmp_path / "mdb010-mirrored.png"
     cv2.imwrite(str(mirrored), np.ascontiguousarray(document.image.pixels[:, ::-1]))
     window.open_paths([str(mirrored)])
     qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=60_000)
     window.state.set_active(window.state.documents[1])
-    panel.select_model("vae-cnn-lite-crop-density")
+    panel.select_model("whole-test")
     run_and_wait(qtbot, window, panel.current_entry())
     assert canvas.flip and canvas.document is window.state.documents[1]
     row, col = canvas.overlay.peak
     assert_layer_aligned(canvas, row, col)
 
-    # A real CBIS-DDSM DICOM (no pixel spacing): the whole-image model runs on it too.
+    # A real CBIS-DDSM DICOM (no pixel spacing, so the patch model needs an assumed one): it scans that too.
     window.open_paths([str(cbis_dicoms[0])])
     qtbot.waitUntil(lambda: len(window.state.documents) == 3, timeout=60_000)
     window.state.set_active(window.state.documents[2])
+    panel.select_model(patch_model)
+    panel.spacing.setValue(0.05)
+    panel.assume_spacing.setChecked(True)
     run_and_wait(qtbot, window, panel.current_entry())
     dicom_answer = window.opinions.for_document(window.state.documents[2])[-1]
     assert dicom_answer.error is None and dicom_answer.prediction.heatmaps is not None
 
 
-def test_placed_roi_runs_roi_models_there_and_answers_are_cached(qtbot, window, mias_images):
+def test_vae_reconstruction_is_offered_beside_the_map(qtbot, window, mias_images, tmp_path):
+    torch = pytest.importorskip("torch")
+    from mammodesk_train.data.tasks import get_task
+    from mammodesk_train.engine import FitConfig
+    from mammodesk_train.families.vae_cnn import TrainedVaeCnn, VaeCnnFamily, VaeCnnPreset
+    from mammodesk_train.models.vae_cnn import VAE, LatentClassifier
+
+    torch.manual_seed(0)
+    preset = VaeCnnPreset("tiny", "test", 16, 24, (4, 4, 4), 8, FitConfig(epochs=1), FitConfig(epochs=1))
+    model = TrainedVaeCnn(VAE(24, 16, (4, 4, 4), 8).eval(), LatentClassifier(3).eval())
+    VaeCnnFamily(preset, device="cpu", progress=False).export(
+        model, get_task("density"), tmp_path / "models" / "vae-tiny.onnx", {"dataset": "synthetic"},
+        {"how": "untrained"}, "vae-tiny")
+    window.opinions.add_model_folder(str(tmp_path / "models"))
+    window.open_paths([str(mias_images[0])])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
+    panel = window.second_opinion.panel
+    panel.select_model("vae-tiny")
+    assert "vae-reconstruction" in panel.current_entry().companions
+    run_and_wait(qtbot, window, panel.current_entry())
+    answer = window.opinions.for_document(window.state.documents[0])[-1]
+    assert answer.error is None and answer.reconstruction is not None
+
+
+def test_placed_roi_runs_roi_models_there_and_answers_are_cached(qtbot, window, patch_model, mias_images):
     window.open_paths([str(mias_images[0])])
     qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
     document = window.state.documents[0]
     panel = window.second_opinion.panel
-    panel.select_model("fusion-vgg16-m1-lite-normal")
+    panel.select_model(patch_model)
     window.actions_["place_roi"].trigger()
     rows, cols = document.image.shape
     window.second_opinion.on_clicked(document, cols * 0.6, rows * 0.5)
@@ -174,7 +228,7 @@ def test_placed_roi_runs_roi_models_there_and_answers_are_cached(qtbot, window, 
     assert window.opinions.selected is answer
 
 
-def test_failures_are_reported_in_the_panel(qtbot, window, tmp_path):
+def test_failures_are_reported_in_the_panel(qtbot, window, patch_model, tmp_path):
     small = tmp_path / "tiny.png"
     import cv2
 
@@ -182,7 +236,7 @@ def test_failures_are_reported_in_the_panel(qtbot, window, tmp_path):
     window.open_paths([str(small)])
     qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
     panel = window.second_opinion.panel
-    panel.select_model("fusion-vgg16-m1-lite-normal")
+    panel.select_model(patch_model)
     run_and_wait(qtbot, window, panel.current_entry(), "scan")
     answer = window.opinions.opinions[-1]
     assert answer.error and "smaller" in answer.error
@@ -198,8 +252,9 @@ def test_failures_are_reported_in_the_panel(qtbot, window, tmp_path):
     assert unusable == ["not-a-model.onnx  (unusable)"]
 
 
-def test_cache_key_follows_image_model_and_region(registry, mias_images, tmp_path):
-    entry = registry.find("vae-cnn-lite-crop-density")
+def test_cache_key_follows_image_model_and_region(test_models, mias_images, tmp_path):
+    registry = ModelRegistry([test_models])
+    entry = registry.find("whole-test")
     first, second = document_for(mias_images[0]), document_for(mias_images[0])
     key = cache_key(first, entry, Target("whole"), None)
     assert key == cache_key(first, entry, Target("whole"), None)
@@ -210,10 +265,11 @@ def test_cache_key_follows_image_model_and_region(registry, mias_images, tmp_pat
     assert key != cache_key(first, registry.find(copy), Target("whole"), None)  # another model file
 
 
-def test_state_targets_accept_and_overlay_validation(registry, mias_images):
+def test_state_targets_accept_and_overlay_validation(test_models, patch_model, mias_images):
+    registry = ModelRegistry([test_models])
     state = OpinionState(registry)
     document = document_for(mias_images[0])
-    fusion, vae = registry.find("fusion-vgg16-m1-lite-normal"), registry.find("vae-cnn-lite-crop-density")
+    fusion, vae = registry.find(patch_model), registry.find("whole-test")
     assert state.targets_for(vae, document) == [Target("whole")]
     assert state.targets_for(fusion, document) == [Target("scan")]
     state.add_roi(document, (10, 20, 130, 140))
@@ -227,13 +283,13 @@ def test_state_targets_accept_and_overlay_validation(registry, mias_images):
     opinion = run_opinion(registry, vae, document, document.image, Target("whole"), prefer_gpu=False)
     state.add(opinion)
     finding = state.accept(opinion)
-    assert finding.shape is None and finding.attributes["model_label"] in ("F", "G", "D")
+    assert finding.shape is None and finding.attributes["model_label"] in ("normal", "abnormal")
     assert state.cached(document, vae, Target("whole")) is opinion
 
 
-def test_scan_windows_cover_the_breast_at_the_model_scale(registry, mias_images):
+def test_scan_windows_cover_the_breast_at_the_model_scale(registry, patch_model, mias_images):
     image = read_image(next(p for p in mias_images if p.name == "mdb023.pgm"))
-    runner = registry.runner("fusion-vgg16-m1-lite-normal", prefer_gpu=False)
+    runner = registry.runner(patch_model, prefer_gpu=False)
     boxes = scan_windows(image, runner)
     mask = breast_mask(image.pixels)
     centres = np.column_stack([(boxes[:, 1] + boxes[:, 3]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2]).astype(int)

@@ -97,6 +97,22 @@ def test_temperature_scaling_for_softmax():
     assert report["ece_after"] < report["ece_before"]
 
 
+def test_well_calibrated_probabilities_are_kept_raw():
+    pytest.importorskip("torch")
+    from mammodesk_train.splits import patient_kfold
+    from mammodesk_train.trust import calibrate
+
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.02, 0.98, 300)
+    y = (rng.random(300) < p).astype(int)  # labels drawn from the probabilities: already calibrated
+    probs = np.stack([1 - p, p], axis=1)
+    report = calibrate(probs, y, patient_kfold(y, np.arange(300).astype(str), 5, 0))
+    # Fitted maps only add noise out of fold here, so none is stored and the raw numbers are shown.
+    assert report["calibration"] is None and "no map beat" in report["chosen_by"]
+    assert report["ece_after"] == report["ece_before"]
+    assert all(loss >= report["log_loss"]["uncalibrated"] for loss in report["log_loss"].values())
+
+
 def test_the_engine_applies_the_stored_calibration(tmp_path, mdb001):
     calibration = {"method": "platt", "a": 0.25, "b": -0.5}
     runner = ModelRunner(build_model(tmp_path / "cal.onnx", metadata={"calibration": json.dumps(calibration)}))

@@ -9,7 +9,7 @@ from PySide6 import QtCore
 from test_archive import PATIENT, study_files
 from ui_stall import StallMeter
 
-from mammodesk.annotations.model import Finding, FindingKind, Rect
+from mammodesk.annotations.model import FindingKind, Rect
 from mammodesk.archive import ServerConfig, ServerStore
 from mammodesk.archive.cache import StudyCache
 from mammodesk.archive.outbox import Outbox

@@ -37,6 +37,9 @@ class DicomWebArchive:
         self.config = config
         session = requests.Session()
         session.verify = True
+        # Pixel data hardly compresses, and a server that gzips 20 MB instances on the fly takes
+        # several times longer than the transfer itself (measured: 8x slower than curl with gzip).
+        session.headers["Accept-Encoding"] = "identity"
         adapter = _Timeout(config.timeout_s)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

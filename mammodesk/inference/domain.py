@@ -111,7 +111,8 @@ def check(domain: Mapping[str, Any] | None, meta: ImageMeta, model_input: np.nda
     if spacing and meta.pixel_spacing_mm:
         value, (low, high) = meta.pixel_spacing_mm[0], spacing
         if value * SPACING_TOLERANCE < low or value > high * SPACING_TOLERANCE:
-            reasons.append(f"pixel spacing {value:.3g} mm; this model saw {low:.3g}-{high:.3g} mm")
+            trained_mm = f"{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g}-{high:.3g}"
+            reasons.append(f"pixel spacing {value:.3g} mm; this model saw {trained_mm} mm")
         checked.append("spacing")
     ranges = domain.get("input")
     if ranges and model_input is not None:

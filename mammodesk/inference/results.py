@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from mammodesk.inference.domain import DomainCheck
 from mammodesk.preprocessing import Geometry
 
+DISPLAY_LIMIT = 1024  # longest side of the copy of a heat map that views draw
 CLEAR_MARGIN = 0.2  # top-two probability gap below which an answer is "no clear answer"
 
 
@@ -21,6 +23,15 @@ class SourceMap:
     y0: int
     x0: int
     values: np.ndarray
+    _display: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # derived, computed once
+
+    def display(self, limit: int = DISPLAY_LIMIT) -> tuple[np.ndarray, float, float]:
+        """(values at <= `limit` per side, x scale, y scale back to source pixels). Heat maps are
+        smooth, so a view draws this copy scaled up; computed once per map (a 12 MP map takes
+        about 100 ms), by the worker that made the map, off the UI thread."""
+        if limit not in self._display:
+            self._display[limit] = _downsampled(self.values, limit)
+        return self._display[limit]
 
     def full(self, shape: tuple[int, int], fill: float = np.nan) -> np.ndarray:
         out = np.full(shape, fill, dtype=np.float32)
@@ -29,9 +40,24 @@ class SourceMap:
         return out
 
     def peak(self) -> tuple[int, int]:
-        """(row, column) of the maximum, in source pixels."""
-        row, col = np.unravel_index(np.nanargmax(self.values), self.values.shape)
-        return self.y0 + int(row), self.x0 + int(col)
+        """(row, column) of the maximum, in source pixels (cached: a full-resolution map is large)."""
+        if "peak" not in self._display:
+            row, col = np.unravel_index(np.nanargmax(self.values), self.values.shape)
+            self._display["peak"] = (self.y0 + int(row), self.x0 + int(col))
+        return self._display["peak"]
+
+
+def _downsampled(values: np.ndarray, limit: int) -> tuple[np.ndarray, float, float]:
+    rows, cols = values.shape
+    factor = max(rows, cols) / limit
+    if factor <= 1:
+        return values, 1.0, 1.0
+    size = (max(1, round(cols / factor)), max(1, round(rows / factor)))
+    nan = ~np.isfinite(values)
+    small = cv2.resize(np.where(nan, 0, values).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    small_nan = cv2.resize(nan.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    small[small_nan] = np.nan
+    return small, cols / size[0], rows / size[1]
 
 
 class HeatMaps:

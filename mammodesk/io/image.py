@@ -111,6 +111,15 @@ class Image:
             raise ValueError(f"padding mask {mask.shape} does not match pixels {pixels.shape}")
         object.__setattr__(self, "pixels", _frozen(pixels))
 
+    def __setstate__(self, state: dict) -> None:
+        # Unpickled (from a loader process) pixels are a writeable view of the pickle's buffer, which
+        # nobody else holds: marking them read-only keeps them frozen without the 12 MP copy that
+        # _frozen would make at every later Image(...) of the same pixels.
+        pixels = state["pixels"]
+        if isinstance(pixels, np.ndarray):
+            pixels.flags.writeable = False
+        self.__dict__.update(state)
+
     @property
     def shape(self) -> tuple[int, int]:
         return self.pixels.shape  # type: ignore[return-value]

@@ -21,7 +21,7 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open", "&Open...", "Ctrl+O", "Open image files (DICOM, PGM, PNG, TIFF)", "File"),
     ActionSpec("open_folder", "Open &Folder...", "Ctrl+Shift+O", "Open a folder as a study", "File"),
-    ActionSpec("servers", "DICOM &Servers...", "", "DICOMweb and DIMSE servers (passwords in the OS keyring)", "File"),
+    ActionSpec("servers", "DICOM &Servers...", "Ctrl+Shift+D", "DICOMweb and DIMSE servers (passwords in the OS keyring)", "File"),
     ActionSpec("save_to_server", "Save Labels to Server", "Ctrl+Shift+S", "Store the active image's labels on the "
                "server it came from, as a new DICOM SR of yours (nothing is overwritten)", "File"),
     ActionSpec("close", "&Close Image", "Ctrl+W", "Close the active image", "File"),

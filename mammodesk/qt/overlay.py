@@ -5,7 +5,6 @@ and threshold only recolour this item."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -14,7 +13,6 @@ from mammodesk.inference import SourceMap
 from mammodesk.state.opinion import Box, OverlaySettings
 
 RAMP = 0.3
-DISPLAY_LIMIT = 1024  # heat maps are smooth: longer sides are drawn downsampled, then scaled back
 ROI_PEN = pg.mkPen((255, 220, 60), width=2, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True)
 ANALYSED_PEN = pg.mkPen((80, 220, 255), width=2, cosmetic=True)
 _luts: dict[str, np.ndarray] = {}
@@ -41,21 +39,6 @@ def rgba(values: np.ndarray, settings: OverlaySettings) -> np.ndarray:
     return out
 
 
-def downsampled(source: SourceMap) -> tuple[np.ndarray, float, float]:
-    """(values at <= DISPLAY_LIMIT per side, x scale, y scale back to source pixels)."""
-    values = source.values
-    rows, cols = values.shape
-    factor = max(rows, cols) / DISPLAY_LIMIT
-    if factor <= 1:
-        return values, 1.0, 1.0
-    size = (max(1, round(cols / factor)), max(1, round(rows / factor)))
-    nan = ~np.isfinite(values)
-    small = cv2.resize(np.where(nan, 0, values).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    small_nan = cv2.resize(nan.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    small[small_nan] = np.nan
-    return small, cols / size[0], rows / size[1]
-
-
 class OverlayLayer:
     def __init__(self, view_box: pg.ViewBox) -> None:
         self.view_box = view_box
@@ -65,16 +48,23 @@ class OverlayLayer:
         view_box.addItem(self.item)
         self._boxes: list[QtWidgets.QGraphicsRectItem] = []
         self._values: np.ndarray | None = None
+        self._source: SourceMap | None = None
+        self._flip_width: int | None = None
+        self._styled: tuple | None = None  # (values id, settings) last drawn: restyling the same is free
         self._placement: tuple[float, float, float, float] = (0, 0, 1, 1)  # x0, y0, sx, sy
         self.peak: tuple[int, int] | None = None  # (row, col) in source pixels of the map shown
 
     def set_map(self, source: SourceMap | None, settings: OverlaySettings, *, flip_width: int | None) -> None:
         """Show `source` (None: nothing). `flip_width` = the image's columns when the view is mirrored."""
+        if source is self._source and flip_width == self._flip_width and source is not None:
+            self.restyle(settings)  # the same map again (another answer arrived): nothing to recompute
+            return
+        self._source, self._flip_width, self._styled = source, flip_width, None
         if source is None or not np.isfinite(source.values).any():
             self._values, self.peak = None, None
             self.item.hide()
             return
-        values, sx, sy = downsampled(source)
+        values, sx, sy = source.display()
         self._values = values
         self._placement = (source.x0, source.y0, sx, sy)
         self.peak = source.peak()
@@ -85,7 +75,10 @@ class OverlayLayer:
         if self._values is None or not settings.visible:
             self.item.hide()
             return
-        self.item.setImage(rgba(self._values, settings), autoLevels=False, levels=(0, 255))
+        key = (id(self._values), settings)
+        if key != self._styled:
+            self.item.setImage(rgba(self._values, settings), autoLevels=False, levels=(0, 255))
+            self._styled = key
         self.item.show()
 
     def set_boxes(self, rois: list[Box], analysed: list[Box], *, flip_width: int | None) -> None:

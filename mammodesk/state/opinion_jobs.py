@@ -39,6 +39,7 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
             opinion.prediction = runner.predict(image, target.box)
             if progress is not None:
                 progress(1, 1)
+        _prepare_display(opinion)
         decoder = entry.companions.get("vae-reconstruction")
         if decoder is not None and target.kind == "whole":
             opinion.reconstruction = reconstruct(decoder, runner.card.spec.apply(image).array)
@@ -54,6 +55,20 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
     except (MammoDeskError, RuntimeError, ValueError, OSError) as exc:  # onnxruntime raises RuntimeError kinds
         opinion.error = f"{type(exc).__name__}: {exc}"
     return opinion
+
+
+def _prepare_display(opinion: Opinion) -> None:
+    """Resample the map a view shows first (the scan map, else the predicted class's Grad-CAM) to
+    source pixels and to its display copy here, in the worker, so the UI thread only draws it."""
+    prediction = opinion.prediction
+    shown = None
+    if opinion.scan is not None:
+        shown = opinion.scan.map
+    elif prediction is not None and prediction.heatmaps is not None and prediction.heatmaps.names:
+        shown = prediction.heatmaps.source(prediction.predicted_index, prediction.heatmaps.names[0])
+    if shown is not None and np.isfinite(shown.values).any():
+        shown.display()
+        shown.peak()
 
 
 def reconstruct(decoder_path, model_input: np.ndarray) -> np.ndarray:

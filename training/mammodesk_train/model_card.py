@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from mammodesk_train.baseline import verdict
@@ -68,7 +69,8 @@ gives accuracy {majority:.3f}.
 
 ```bash
 mammodesk-train fit --preset {metrics['preset']} --data {run['data'].replace(':', ':PATH/TO/', 1)} --task {metrics['task']} --folds {run['folds']} --seed {run['seed']} --out runs/{name}
-mammodesk-train export runs/{name} --out resources/models/{name}.onnx
+mammodesk-train explain runs/{name} --data {run['data'].replace(':', ':PATH/TO/', 1)}
+mammodesk-train export runs/{name} --out resources/models/{name}.onnx --name {name}
 ```
 """
     path.write_text(card)
@@ -124,11 +126,15 @@ def _calibration_section(report: dict | None) -> str:
         return " ".join(f"{b['low']:.1f}-{b['high']:.1f}: {b['accuracy']:.2f} (n={b['count']})"
                         for b in bins if b["count"])
 
+    losses = report.get("log_loss", {})
+    method = (report["calibration"] or {}).get("method")
+    loss = (f"Out-of-fold log loss {losses['uncalibrated']:.3f} raw, {losses[method]:.3f} calibrated. "
+            if method in losses else "")
     return f"""
 ## Calibration
 
 The probabilities this model shows are {describe(report['calibration'])} ({report['chosen_by']}).
-Expected calibration error of the top class, out of fold: **{report['ece_before']:.3f} before, {report['ece_after']:.3f}
+{loss}Expected calibration error of the top class, out of fold: **{report['ece_before']:.3f} before, {report['ece_after']:.3f}
 after** (the "after" predictions of each fold were calibrated by a map fitted on the other folds).
 
 Reliability (confidence bin: observed accuracy), before: {diagram(report['reliability_before'])}
@@ -143,7 +149,8 @@ def _domain_section(domain: dict | None) -> str:
     reasons = {}
     for fold in domain["folds"]:
         for key, count in fold["reasons"].items():
-            reasons[key] = reasons.get(key, 0) + count
+            kind = re.sub(r"\s*[-+]?\d[\d.]*(e[-+]?\d+)?$", "", key)  # "input intensity sd 0.36" -> "input intensity sd"
+            reasons[kind] = reasons.get(kind, 0) + count
     why = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "none"
     return f"""
 ## Domain check

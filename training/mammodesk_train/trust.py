@@ -84,6 +84,11 @@ def calibrate(probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> dict:
     calibrated = {m: cross_calibrated(m, probs, y, folds) for m in candidates}
     losses = {m: log_loss(p, y) for m, p in calibrated.items()}
     chosen = min(losses, key=losses.get)
+    if losses[chosen] >= log_loss(probs, y):  # no map helps out of fold: ship the raw probabilities
+        return {"calibration": None, "chosen_by": "cross-validated log loss (no map beat the raw probabilities)",
+                "log_loss": {"uncalibrated": log_loss(probs, y), **losses}, "ece_before": ece(probs, y),
+                "ece_after": ece(probs, y), "reliability_before": reliability(probs, y),
+                "reliability_after": reliability(probs, y)}
     return {"calibration": fit_method(chosen, probs, y), "chosen_by": "cross-validated log loss",
             "log_loss": {"uncalibrated": log_loss(probs, y), **losses},
             "ece_before": ece(probs, y), "ece_after": ece(calibrated[chosen], y),

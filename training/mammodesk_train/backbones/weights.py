@@ -47,7 +47,8 @@ def load_pretrained(model: nn.Module, path: str | Path, naming: str = "auto", *,
     """Load `path` into `model`; returns the naming that matched. With strict=False,
     tensors the file lacks keep their initial values (e.g. a new input stem)."""
     source = read_weights(path)
-    namings = [naming] if naming != "auto" else ["mammodesk", "torchvision", "keras", "efficientnet_pytorch"]
+    namings = [naming] if naming != "auto" else [
+        name for name in ("mammodesk", "torchvision", "keras", "efficientnet_pytorch") if _namer(model, name)]
     problems: dict[str, list[str]] = {}
     for candidate in namings:
         mapped, issues = _map(model, source, candidate)
