@@ -177,3 +177,11 @@ def test_near_threshold_answers_are_not_highlighted():
     sure = Prediction("m", ("normal", "abnormal"), np.array([0.1, 0.9]), "CPUExecutionProvider")
     assert unsure.verdict() == "no clear answer (near the decision threshold)" and not unsure.clear
     assert sure.verdict() == "abnormal" and sure.clear
+    # A patch model whose votes (16 normal of 25) and calibrated mean probability (0.70 abnormal) disagree.
+    split = Prediction("m", ("normal", "abnormal"), np.array([0.3, 0.7]), "CPUExecutionProvider",
+                       votes=np.array([16, 9]))
+    assert split.predicted_label == "normal" and not split.clear
+    assert split.verdict() == "no clear answer (patch votes and mean probability disagree)"
+    agreed = Prediction("m", ("normal", "abnormal"), np.array([0.1, 0.9]), "CPUExecutionProvider",
+                        votes=np.array([2, 23]))
+    assert agreed.verdict() == "abnormal" and agreed.clear

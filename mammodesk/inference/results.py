@@ -130,9 +130,15 @@ class Prediction:
         return float(top[0] - top[1]) if len(top) > 1 else 1.0
 
     @property
+    def votes_disagree(self) -> bool:
+        """Patch models: the majority of patch votes names another class than the mean probability."""
+        return self.votes is not None and self.predicted_index != int(np.argmax(self.probabilities))
+
+    @property
     def clear(self) -> bool:
-        """A clear answer: in domain, and not near the decision threshold."""
-        return (self.domain is None or self.domain.in_domain) and self.margin >= CLEAR_MARGIN
+        """A clear answer: in domain, not near the decision threshold, votes and probability agreeing."""
+        return (self.domain is None or self.domain.in_domain) and self.margin >= CLEAR_MARGIN \
+            and not self.votes_disagree
 
     def verdict(self) -> str:
         """What a reader should take from it: the class, or 'no clear answer' and why."""
@@ -140,6 +146,8 @@ class Prediction:
             return "no clear answer (outside training data)"
         if self.margin < CLEAR_MARGIN:
             return "no clear answer (near the decision threshold)"
+        if self.votes_disagree:
+            return "no clear answer (patch votes and mean probability disagree)"
         return self.predicted_label
 
     @property
