@@ -59,3 +59,19 @@ def orthanc(tmp_path_factory):
     server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window at the smaller target screen size, with its own settings file."""
+    from PySide6 import QtCore
+
+    from mammodesk.qt.app import MainWindow
+
+    win = MainWindow(QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat))
+    win.resize(1366, 768)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()

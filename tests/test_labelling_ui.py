@@ -12,7 +12,7 @@ import numpy as np
 from dicom_factory import make_dataset, phantom, write
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
-from test_reading_room import open_and_wait, settings_at, window  # noqa: F401 - the window fixture
+from test_reading_room import open_and_wait, settings_at
 
 from mammodesk.annotations.model import Circle, Ellipse, FindingKind, Pathology, Point, Polygon, Rect
 from mammodesk.qt.app import MainWindow

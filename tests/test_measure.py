@@ -21,18 +21,6 @@ def test_lengths_and_scale_bar_formulas():
     assert scale_bar(1.0, None)[1].endswith("px (no spacing)")
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from mammodesk.qt.app import MainWindow
-
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.resize(1366, 768)
-    win.show()
-    return win
-
-
 def test_ruler_drawn_on_the_canvas_reads_mm(window, qtbot, tmp_path):
     path = write(make_dataset(phantom(200, 160, bits=12), bits_stored=12, PixelSpacing=[0.1, 0.1]), tmp_path / "a.dcm")
     window.open_paths([str(path)])

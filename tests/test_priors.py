@@ -4,7 +4,6 @@ view by view, with zoom, pan and window moving together."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from dicom_factory import make_dataset, phantom, write
 
 from mammodesk.io import read_image
@@ -61,20 +60,6 @@ def test_one_study_has_no_comparison(tmp_path):
     documents = open_all(state, exam(tmp_path / "only", "P1", "1.1", "20240101", 0))
     state.set_active(documents[0])
     assert not state.toggle_priors() and state.layout == "single"
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from PySide6 import QtCore
-
-    from mammodesk.qt.app import MainWindow
-
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.resize(1366, 768)
-    win.show()
-    return win
 
 
 def test_priors_layout_syncs_zoom_pan_and_window(window, qtbot, tmp_path):

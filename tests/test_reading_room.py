@@ -23,14 +23,11 @@ def settings_at(path: Path) -> QtCore.QSettings:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(settings_at(tmp_path / "settings.ini"))
-    win.resize(1200, 800)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
+def window(window, qtbot):
+    """The shared window at 1200x800, the geometry these hanging and sync tests were laid out for."""
+    window.resize(1200, 800)
+    qtbot.wait(10)
+    return window
 
 
 def open_and_wait(qtbot, window, *paths, count=None):

@@ -11,8 +11,6 @@ from dicom_factory import compress, make_dataset, mammogram_like, write
 from pydicom.uid import JPEG2000Lossless
 from ui_stall import StallMeter
 
-from mammodesk.qt.app import MainWindow
-from PySide6 import QtCore
 
 STRUCTURAL_BOUND_MS = 500
 
@@ -22,15 +20,6 @@ def j2k_mammogram(tmp_path_factory):
     pixels = mammogram_like()
     path = tmp_path_factory.mktemp("j2k") / "big-j2k.dcm"
     return write(compress(make_dataset(pixels, bits_stored=12), pixels, JPEG2000Lossless), path)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 @pytest.mark.slow

@@ -20,7 +20,6 @@ from mammodesk.inference import ModelRegistry
 from mammodesk.inference.scan import scan_windows
 from mammodesk.io import Image, ImageMeta, read_image
 from mammodesk.preprocessing.spatial import breast_mask
-from mammodesk.qt.app import MainWindow
 from mammodesk.state.opinion import OpinionState, Target, cache_key
 from mammodesk.state.opinion_jobs import run_opinion
 from mammodesk.state.viewer import Document, default_window
@@ -57,17 +56,6 @@ def test_models(tmp_path_factory) -> Path:
 def document_for(path) -> Document:
     image = read_image(path)
     return Document(image, default_window(image), read_anatomy(image))
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
-    win.resize(1400, 900)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
 
 
 def assert_layer_aligned(canvas, row: int, col: int) -> None:
