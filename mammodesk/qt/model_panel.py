@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.device import probe_device
 from mammodesk.qt.compact import compact_combo
+from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
 
 TARGETS = (("auto", "Automatic (ROIs if placed, else scan)"), ("whole", "Whole image"),
@@ -182,11 +183,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.refresh_models()
 
     def _report_device(self) -> None:
-        text = probe_device()
-        try:
-            self.device_found.emit(text)
-        except RuntimeError:  # the panel was closed first
-            pass
+        emit_from_worker(self.device_found, probe_device())
 
     # --- construction -----------------------------------------------------------------------
     def _run_controls(self) -> QtWidgets.QLayout:

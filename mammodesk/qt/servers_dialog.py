@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from mammodesk.archive import open_archive
 from mammodesk.archive.servers import AUTHS, KINDS, ServerConfig, ServerConfigError, secret_variable, set_secret
 from mammodesk.qt.compact import compact_combo
+from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.archive_session import ArchiveSession
 
 
@@ -131,9 +132,6 @@ class ServersDialog(QtWidgets.QDialog):
                 text = f"<span style='color:#4caf50'>{open_archive(server).echo()}</span>"
             except Exception as exc:  # noqa: BLE001 - shown to the user as is
                 text = f"<span style='color:#e06060'>{exc}</span>"
-            try:
-                self._tested.emit(text)
-            except RuntimeError:  # the dialog closed first
-                pass
+            emit_from_worker(self._tested, text)
 
         self._pool.submit(test)

@@ -17,6 +17,14 @@ from mammodesk.state.viewer import Document
 CRASHED = "the decoder crashed on this file (its worker process died); other files are unaffected"
 
 
+def emit_from_worker(signal, *args) -> None:
+    """Emit a result from a pool thread; a widget closed meanwhile just drops it."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:  # the receiving widget was deleted first
+        pass
+
+
 class LoaderBridge(QtCore.QObject):
     loaded = QtCore.Signal(object)  # Loaded
     failed = QtCore.Signal(str, str)  # path, message

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import itertools
+
 from PySide6 import QtCore, QtWidgets
 
 from mammodesk.archive.client import StudySummary
 from mammodesk.archive.servers import ServerConfigError
 from mammodesk.qt.compact import compact_combo
 from mammodesk.qt.servers_dialog import ServersDialog
+from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.archive_session import ArchiveSession
 
 
@@ -108,18 +110,7 @@ class WorklistPanel(QtWidgets.QWidget):
     def _submit(self, what: str, work) -> None:
         job = next(self._jobs)
         self._stop = False
-
-        def run():
-            try:
-                result = work()
-            except Exception as exc:  # noqa: BLE001 - every failure is shown, none takes the window down
-                result = exc
-            try:
-                self._done.emit(job, what, result)
-            except RuntimeError:  # the panel closed meanwhile
-                pass
-
-        self._pool.submit(run)
+        self._pool.submit(lambda: emit_from_worker(self._done, job, what, _attempt(work)))
 
     def stop(self) -> None:
         self._stop = True
@@ -208,6 +199,14 @@ def _date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
 
 
+def _attempt(work):
+    """The result of `work()`, or the exception it raised: every failure is shown in the window,
+    none takes it down."""
+    try:
+        return work()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
 
 class ArchiveController(QtCore.QObject):
     """Reports of images opened from a server (this reader's become the labels, the others are shown
@@ -260,7 +259,7 @@ class ArchiveController(QtCore.QObject):
                     result = (self.session.reports(path), exc)
                 except Exception:  # noqa: BLE001
                     result = exc
-            self._emit(self._reports, key, result)
+            emit_from_worker(self._reports, key, result)
 
         self._pool.submit(work)
 
@@ -274,7 +273,7 @@ class ArchiveController(QtCore.QObject):
             return
         labels, key = sheet.labels, document.id
         self.window.statusBar().showMessage(f"Saving {document.name}'s labels to the server...")
-        self._pool.submit(lambda: self._emit(self._saved, key, self._try(lambda: self.session.save(path, labels))))
+        self._pool.submit(lambda: emit_from_worker(self._saved, key, _attempt(lambda: self.session.save(path, labels))))
 
     def _on_reports(self, key: int, result) -> None:
         labelling = self.window.labelling.state
@@ -304,17 +303,3 @@ class ArchiveController(QtCore.QObject):
         document = next((d for d in self.window.state.documents if d.id == key), None)
         if document is not None:
             self.on_loaded(document)
-
-    @staticmethod
-    def _try(work):
-        try:
-            return work()
-        except Exception as exc:  # noqa: BLE001 - reported in the window
-            return exc
-
-    @staticmethod
-    def _emit(signal, *args) -> None:
-        try:
-            signal.emit(*args)
-        except RuntimeError:  # the window closed first
-            pass
