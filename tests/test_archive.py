@@ -250,3 +250,14 @@ def test_reading_room_session_two_readers_and_priors(server, tmp_path):
     assert mine.labels.findings[0].pathology == Pathology.MALIGNANT  # her latest becomes the editable labels
     assert [r.reader for r in others] == ["Reader^Bob"] and others[0].labels.findings[0].kind == FindingKind.ASYMMETRY
     assert len(open_archive(store.find("team")).instances(current, "SR")) == 3  # nothing overwritten
+
+
+def test_error_messages_never_carry_the_patient_query():
+    import requests
+
+    from mammodesk.archive.dicomweb import _short
+
+    error = requests.HTTPError("400 Client Error: Bad Request for url: "
+                               "http://pacs.example/dicom-web/studies?PatientID=MRN-7731&PatientName=DOE%5EJANE")
+    text = _short(error)
+    assert "MRN-7731" not in text and "DOE" not in text and text.startswith("400 Client Error")

@@ -188,6 +188,16 @@ def test_read_only_folder_uses_the_data_folder(tmp_path, monkeypatch):
     assert path == tmp_path / "data" / "annotations" / "ab" / f"{'ab' * 32}.json"
 
 
+def test_images_in_the_study_cache_keep_their_labels_outside_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMMODESK_DATA_DIR", str(tmp_path / "data"))
+    cached = tmp_path / "data" / "cache" / "team" / "1.2.3" / "x.dcm"  # writable, but evicted by size
+    cached.parent.mkdir(parents=True)
+    assert sidecar_path(cached, "cd" * 32) == tmp_path / "data" / "annotations" / "cd" / f"{'cd' * 32}.json"
+    local = tmp_path / "exam" / "x.dcm"
+    local.parent.mkdir()
+    assert sidecar_path(local, "cd" * 32) == local.with_name("x.dcm.mammodesk.json")
+
+
 def test_full_disk_keeps_the_old_file_and_reports(tmp_path, monkeypatch):
     path = tmp_path / "a.json"
     write_atomic(path, b"old")

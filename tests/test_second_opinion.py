@@ -295,7 +295,7 @@ def test_demo_runs_the_models_on_the_four_views(qtbot, window, cbis_dicoms):
     window.open_paths(files)
     window.state.set_layout("2x2")
     with qtbot.waitSignal(window.second_opinion.idle, timeout=RUN_TIMEOUT * 2):
-        window.run_models_when_loaded(len(files), assumed_spacing_mm=0.05)
+        window.run_models_when_loaded(assumed_spacing_mm=0.05)
     assert len({o.document.id for o in window.opinions.opinions}) == 4
     assert all(o.error is None for o in window.opinions.opinions), [o.error for o in window.opinions.opinions]
     visible = [c for c in window.area.visible_canvases() if c.overlay.item.isVisible()]

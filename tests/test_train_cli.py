@@ -68,3 +68,12 @@ def test_errors_are_one_line(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_card_says_when_pretraining_saw_held_out_patients():
+    from mammodesk_train.model_card import _fold_isolation
+
+    assert "saw only that fold's training patients" in _fold_isolation({"seed": 0})
+    text = _fold_isolation({"init": {"backbone": "simclr-vgg16.pt", "cv_patients_seen_in_pretraining": 129}})
+    assert "129 of these patients" in text and "held-out folds included" in text
+    assert "saw only that fold's training patients" not in text

@@ -51,8 +51,8 @@ def data_dir() -> Path:
 
 def sidecar_path(image_path: Path | None, sha256: str) -> Path:
     """An existing sidecar wins; else next to the image if that folder is writable and is not
-    an installation (site-packages, the Python prefix, the app's resources: the demo's images
-    live there), else the user data folder."""
+    the app's own (site-packages, the Python prefix, the app's resources where the demo's images
+    live, the user data folder whose study cache is evicted), else the user data folder."""
     stored = data_dir() / "annotations" / sha256[:2] / f"{sha256}.json"
     if image_path is None:
         return stored
@@ -61,16 +61,17 @@ def sidecar_path(image_path: Path | None, sha256: str) -> Path:
         return beside
     if stored.exists():
         return stored
-    return beside if os.access(image_path.parent, os.W_OK) and not _installed(image_path) else stored
+    return beside if os.access(image_path.parent, os.W_OK) and not _app_owned(image_path) else stored
 
 
-def _installed(path: Path) -> bool:
+def _app_owned(path: Path) -> bool:
     import site
     import sys
 
     from mammodesk.resources import resources_dir
 
-    roots = {sys.prefix, sys.base_prefix, *site.getsitepackages(), site.getusersitepackages(), str(resources_dir())}
+    roots = {sys.prefix, sys.base_prefix, *site.getsitepackages(), site.getusersitepackages(), str(resources_dir()),
+             str(data_dir())}
     resolved = path.resolve()
     return any(resolved.is_relative_to(Path(root).resolve()) for root in roots if root)
 

@@ -6,6 +6,7 @@ every request has a timeout; secrets come from `servers.get_secret`."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pydicom
@@ -151,5 +152,7 @@ def _http_error(name: str, what: str, exc: requests.exceptions.HTTPError) -> Arc
 
 
 def _short(exc: Exception) -> str:
+    """The first line of an error, without URL query strings: a QIDO query carries the patient's
+    ID or name, and messages reach the status bar, the outbox and the terminal."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
+    return re.sub(r"\?\S*", "?…", text)[:160]

@@ -150,10 +150,17 @@ class DimseArchive:
                     if status is None:
                         raise ArchiveError(f"{self.config.name}: the connection dropped during the retrieve; "
                                            "retrieve again (the images already here are kept)")
-                    if status.Status not in (0x0000, 0xFF00, 0xFF01, 0xB000):
+                    if status.Status == 0xB000:  # "one or more sub-operations failed": an image is missing
+                        raise ArchiveError(f"{self.config.name}: the server could not send every image of the "
+                                           "study (C-GET warning 0xB000); retrieve again (the images already "
+                                           "here are kept)")
+                    if status.Status not in (0x0000, 0xFF00, 0xFF01):
                         raise ArchiveError(f"{self.config.name}: C-GET failed (status 0x{status.Status:04X})")
             finally:
                 assoc.release()
+        if len(paths) < len(refs):
+            raise ArchiveError(f"{self.config.name}: {len(refs) - len(paths)} of {len(refs)} images did not arrive; "
+                               "retrieve again (the images already here are kept)")
         return paths
 
     def store(self, paths: list[Path]) -> list[str]:

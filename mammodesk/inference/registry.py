@@ -72,6 +72,10 @@ class ModelRegistry:
         """A shared `ModelRunner` per model file (sessions are costly to create)."""
         from mammodesk.inference.runner import ModelRunner
 
+        known = next((e.path for e in self.entries if str(name_or_path) in (str(e.path), e.name, e.path.stem)), None)
+        with self._lock:
+            if known is not None and known in self._runners:
+                return self._runners[known]  # verified when its session was created; no second hash per job
         entry = self.find(name_or_path)
         with self._lock:
             if entry.path not in self._runners:

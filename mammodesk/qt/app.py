@@ -195,8 +195,23 @@ class MainWindow(QtWidgets.QMainWindow):
             dock.raise_()
         _set_checked(self.actions_[f"panel_{key}"], not dock.isHidden())
 
-    def run_models_when_loaded(self, expected: int, assumed_spacing_mm: float | None = None) -> None:
-        """Once `expected` images are open (or failed), run every model on the images
+    def when_loads_finish(self, callback) -> None:
+        """Call `callback` once, when every file being opened has loaded or failed."""
+        done = False
+
+        def check(*_) -> None:
+            nonlocal done
+            if done or self.loader.pending:
+                return
+            done = True
+            self.loader.pending_changed.disconnect(check)
+            callback()
+
+        self.loader.pending_changed.connect(check)
+        QtCore.QTimer.singleShot(0, check)  # nothing was pending: now
+
+    def run_models_when_loaded(self, assumed_spacing_mm: float | None = None) -> None:
+        """Once the images being opened are open (or failed), run every model on the images
         shown, whole-image models first; the model panel comes to the front."""
         panel = self.second_opinion.panel
         if assumed_spacing_mm:
@@ -208,14 +223,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.second_opinion.idle.disconnect(show_best)
             self.opinions.select(self.opinions.best_for(self.state.active))
 
-        def check() -> None:
-            if len(self.state.documents) + len(self.state.errors) >= expected and self.loader.pending == 0:
-                self.second_opinion.idle.connect(show_best)
-                self.second_opinion.run(None, "auto", all_images=True)
-            else:
-                QtCore.QTimer.singleShot(100, check)
+        def run() -> None:
+            self.second_opinion.idle.connect(show_best)
+            self.second_opinion.run(None, "auto", all_images=True)
 
-        QtCore.QTimer.singleShot(0, check)
+        self.when_loads_finish(run)
 
     # --- opening --------------------------------------------------------------------------
     def open_paths(self, paths: list[str]) -> None:
@@ -458,7 +470,7 @@ def run_app(files: list[str], demo: bool = False) -> int:
     if len(files) > 1:
         window.state.set_layout("2x2")
     if demo:
-        window.run_models_when_loaded(len(files), assumed_spacing_mm=DEMO_SPACING_MM)
+        window.run_models_when_loaded(assumed_spacing_mm=DEMO_SPACING_MM)
     if os.environ.get("MAMMODESK_QUIT_WHEN_SHOWN"):  # start-up timing: leave once the window is on screen
         QtCore.QTimer.singleShot(0, app.quit)
     return app.exec()

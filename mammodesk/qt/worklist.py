@@ -75,7 +75,9 @@ class WorklistPanel(QtWidgets.QWidget):
         self.send_button.hide()
         layout.addWidget(self.send_button)
         self.studies: list[StudySummary] = []
-        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="archive")
+        # One thread for every server call (the panel's and the controller's): they share the session and
+        # its outbox, which must never be sent from two threads at once.
+        self.pool = futures.ThreadPoolExecutor(1, thread_name_prefix="archive")
         self._jobs = itertools.count(1)
         self._stop = False
         self.search_button.clicked.connect(self.search)
@@ -110,7 +112,7 @@ class WorklistPanel(QtWidgets.QWidget):
     def _submit(self, what: str, work) -> None:
         job = next(self._jobs)
         self._stop = False
-        self._pool.submit(lambda: emit_from_worker(self._done, job, what, _attempt(work)))
+        self.pool.submit(lambda: emit_from_worker(self._done, job, what, _attempt(work)))
 
     def stop(self) -> None:
         self._stop = True
@@ -212,14 +214,14 @@ class ArchiveController(QtCore.QObject):
     """Reports of images opened from a server (this reader's become the labels, the others are shown
     read-only) and "Save Labels to Server", all off the UI thread."""
 
-    _reports = QtCore.Signal(int, object)  # document id, (mine, others) or Exception
+    _reports = QtCore.Signal(int, object, bool)  # document id, (mine, others) or Exception, adopt mine
     _saved = QtCore.Signal(int, object)  # document id, SaveResult or Exception
 
     def __init__(self, window, session: ArchiveSession) -> None:
         super().__init__(window)
         self.window, self.session = window, session
         self.panel = WorklistPanel(session)
-        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="archive-reports")
+        self._pool = self.panel.pool
         self._reports.connect(self._on_reports)
         self._saved.connect(self._on_saved)
         self.panel.manage.clicked.connect(self.servers_dialog)
@@ -231,21 +233,24 @@ class ArchiveController(QtCore.QObject):
 
     def open_retrieved(self, paths: list[str]) -> None:
         window = self.window
-        before = len(window.state.documents)
         for path in paths:
             window.open_path(path)
         window.state.set_layout("2x2")
+        order = {str(p): i for i, p in enumerate(paths)}  # the current study's images come first
 
         def when_loaded() -> None:  # two studies of one woman: current over prior
-            if len(window.state.documents) + len(window.state.errors) < before + len(paths):
-                QtCore.QTimer.singleShot(200, when_loaded)
-            elif len({window.state.documents[i].image.meta.study_key for i in range(before, len(window.state.documents))}) > 1:
-                window.state.set_active(window.state.documents[before])
+            opened = sorted((d for d in window.state.documents if str(d.image.meta.source_path) in order),
+                            key=lambda d: order[str(d.image.meta.source_path)])
+            if len({d.image.meta.study_key for d in opened}) > 1:
+                window.state.set_active(opened[0])
                 window.state.toggle_priors()
 
-        QtCore.QTimer.singleShot(200, when_loaded)
+        window.when_loads_finish(when_loaded)
 
-    def on_loaded(self, document) -> None:
+    def on_loaded(self, document, adopt_mine: bool = True) -> None:
+        """Fetch the image's reports: the others' are shown; this reader's latest becomes the labels
+        (not after a save: it is what was just saved, and its round trip through the SR would only
+        replace the labels with an equal copy)."""
         path = document.image.meta.source_path
         if self.session.origin(path) is None:
             return
@@ -259,7 +264,7 @@ class ArchiveController(QtCore.QObject):
                     result = (self.session.reports(path), exc)
                 except Exception:  # noqa: BLE001
                     result = exc
-            emit_from_worker(self._reports, key, result)
+            emit_from_worker(self._reports, key, result, adopt_mine)
 
         self._pool.submit(work)
 
@@ -273,9 +278,10 @@ class ArchiveController(QtCore.QObject):
             return
         labels, key = sheet.labels, document.id
         self.window.statusBar().showMessage(f"Saving {document.name}'s labels to the server...")
-        self._pool.submit(lambda: emit_from_worker(self._saved, key, _attempt(lambda: self.session.save(path, labels))))
+        save = lambda: self.session.save(path, labels)  # noqa: E731
+        self._pool.submit(lambda: emit_from_worker(self._saved, key, _attempt(save)))
 
-    def _on_reports(self, key: int, result) -> None:
+    def _on_reports(self, key: int, result, adopt_mine: bool) -> None:
         labelling = self.window.labelling.state
         if isinstance(result, Exception) or key not in labelling.sheets:
             if isinstance(result, Exception):
@@ -283,7 +289,9 @@ class ArchiveController(QtCore.QObject):
             return
         reports, error = (result[0], result[1]) if isinstance(result[1], Exception) else (result, None)
         mine, others = reports
-        if mine is not None and labelling.adopt(key, mine.labels, f"Your report of {mine.written[:8]} from the server"):
+        adopted = adopt_mine and mine is not None and labelling.adopt(
+            key, mine.labels, f"Your report of {mine.written[:8]} from the server")
+        if adopted:
             self.window.statusBar().showMessage("Your latest report from the server is now the labels (Ctrl+Z undoes)")
         labelling.set_others(key, [(r.reader, r.labels.findings) for r in others])
         if error is not None:
@@ -302,4 +310,4 @@ class ArchiveController(QtCore.QObject):
         self.panel.show_pending()
         document = next((d for d in self.window.state.documents if d.id == key), None)
         if document is not None:
-            self.on_loaded(document)
+            self.on_loaded(document, adopt_mine=False)

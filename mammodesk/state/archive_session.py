@@ -5,7 +5,6 @@ through the outbox, and reading the team's reports of an image."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +12,13 @@ from pathlib import Path
 import pydicom
 
 from mammodesk.annotations.model import ImageLabels
+from mammodesk.annotations.sidecar import write_atomic
 from mammodesk.archive.cache import StudyCache
 from mammodesk.archive.client import Archive, StudySummary, open_archive, retrieve_study
 from mammodesk.archive.outbox import Outbox, Pending, send_pending
 from mammodesk.archive.reports import ReaderReport, latest_reports, person_name, report_bytes
 from mammodesk.archive.servers import ServerConfig, ServerStore
+from mammodesk.state.labelling import default_author
 
 ORIGIN = "origin.json"  # in a cached study's folder: which server and study it came from
 
@@ -42,7 +43,7 @@ class ArchiveSession:
         self.store = store or ServerStore()
         self.cache = cache or StudyCache()
         self.outbox = outbox or Outbox()
-        self.reader = reader or getpass.getuser()
+        self.reader = reader or default_author()
         self._archives: dict[str, Archive] = {}
 
     # --- servers ------------------------------------------------------------------------------------
@@ -63,18 +64,18 @@ class ArchiveSession:
         return self.archive(server).search_studies(**query)
 
     def priors(self, server: str, study: StudySummary) -> list[StudySummary]:
-        """The woman's other studies on that server, most recent first."""
+        """The woman's earlier mammography studies on that server, most recent first."""
         if not study.patient_id:
             return []
-        others = [s for s in self.search(server, patient_id=study.patient_id, modality=study.modalities[0]
-                                         if study.modalities else "MG") if s.study_uid != study.study_uid]
-        return sorted(others, key=lambda s: s.date, reverse=True)
+        earlier = [s for s in self.search(server, patient_id=study.patient_id, modality="MG")
+                   if s.study_uid != study.study_uid and s.date and (not study.date or s.date < study.date)]
+        return sorted(earlier, key=lambda s: s.date, reverse=True)
 
     def retrieve(self, server: str, study_uid: str, progress=None, should_stop=None) -> list[Path]:
         """The study's images (and reports) in the cache; an interrupted retrieve resumes."""
         folder = self.cache.folder(server, study_uid)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / ORIGIN).write_text(json.dumps({"server": server, "study_uid": study_uid}))
+        write_atomic(folder / ORIGIN, json.dumps({"server": server, "study_uid": study_uid}).encode())
         files = retrieve_study(self.archive(server), study_uid, folder, progress, should_stop)
         self.cache.mark_complete(folder)
         self.cache.enforce_limit(keep=folder)
@@ -85,8 +86,11 @@ class ArchiveSession:
         """Where an image came from, when it was retrieved from a server."""
         if path is None or not (path.parent / ORIGIN).is_file():
             return None
-        data = json.loads((path.parent / ORIGIN).read_text())
-        return Origin(data["server"], data["study_uid"], path.parent)
+        try:
+            data = json.loads((path.parent / ORIGIN).read_text())
+            return Origin(data["server"], data["study_uid"], path.parent)
+        except (OSError, ValueError, KeyError, TypeError):  # a damaged note: treat the image as a local file
+            return None
 
     # --- reports ----------------------------------------------------------------------------------------
     def reports(self, image: Path) -> tuple[ReaderReport | None, list[ReaderReport]]:

@@ -7,6 +7,7 @@ a head trains in seconds on features that took a minute to compute once."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -60,13 +61,27 @@ def fit_head(head: nn.Module, features: np.ndarray, labels: np.ndarray, classes:
 
 
 class FeatureCache:
-    """Trunk features keyed by what they were computed from (an id of the sample set and
-    the kind of view), so that CV folds and the final fit compute them once."""
+    """Trunk features keyed by what they were computed from: the sample set (held, so that its id
+    cannot be reused by another object), the frozen weights that computed them, and the kind of
+    view. CV folds and the final fit on one pretrained trunk compute them once; a trunk that differs
+    per fold (a random start seeded by the fold) computes its own."""
 
     def __init__(self) -> None:
-        self._store: dict[tuple, np.ndarray] = {}
+        self._store: dict[tuple, tuple[object, np.ndarray]] = {}
 
-    def get(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        if key not in self._store:
-            self._store[key] = compute()
-        return self._store[key]
+    def get(self, samples: object, model: nn.Module, kind: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        key = (id(samples), frozen_digest(model), kind)
+        entry = self._store.get(key)
+        if entry is None or entry[0] is not samples:
+            entry = self._store[key] = (samples, compute())
+        return entry[1]
+
+
+def frozen_digest(model: nn.Module) -> str:
+    """SHA-256 of the parameters that do not train (the frozen trunk)."""
+    digest = hashlib.sha256()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            digest.update(name.encode())
+            digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -48,8 +48,7 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
 
 {metrics['evaluation']}, seed {run['seed']}. Folds are split by patient and
 stratified by class; no patient and no identical image is on both sides of any
-fold (checked on every fold). Every model in a fold, the unsupervised part
-included, saw only that fold's training patients. These are development-set
+fold (checked on every fold). {_fold_isolation(run)} These are development-set
 cross-validation figures, not results on an independent test set.
 
 | metric | mean ± sd over {run['folds']} folds | per fold |
@@ -115,6 +114,17 @@ A model {comparison['rule']}.
 {folds}
 | mean ± sd | {m['mean']:.3f} ± {m['sd']:.3f} | {b['mean']:.3f} ± {b['sd']:.3f} | {d['mean']:+.3f} ± {d['sd']:.3f} |
 """
+
+
+def _fold_isolation(run: dict) -> str:
+    """What each fold's model saw: a pretrained backbone (--init) may have seen held-out patients'
+    images without labels (in-domain self-supervised pretraining on the whole development set)."""
+    seen = (run.get("init") or {}).get("cv_patients_seen_in_pretraining", 0)
+    if seen:
+        return (f"The trunk started from `{run['init']['backbone']}`, whose self-supervised pretraining saw the "
+                f"images (never the labels) of {seen} of these patients, held-out folds included: the figures "
+                "are not free of that overlap.")
+    return "Every model in a fold, the unsupervised part included, saw only that fold's training patients."
 
 
 def _calibration_section(report: dict | None) -> str:

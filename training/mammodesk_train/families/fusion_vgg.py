@@ -160,7 +160,7 @@ class FusionFamily:
         self.progress = progress
         self.init: Path | None = None  # a VGG backbone file (`pretrain`) for the trunk
         self._cache = FeatureCache()
-        self._probs: tuple[int, np.ndarray] | None = None
+        self._probs: tuple[FusionNet, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
 
     def build_samples(self, records: list[Record], task: Task) -> tuple[Samples, Samples | None]:
         p = self.preset
@@ -216,7 +216,7 @@ class FusionFamily:
         parts = [(rois, train_index)] + ([(extra, extra_index)] if extra_index is not None else [])
         xs, ys = [], []
         for samples, index in parts:
-            features = self._cache.get((id(samples), "train-patches", most),
+            features = self._cache.get(samples, model, ("train-patches", most),
                                        lambda s=samples: self._patch_features(model, s.x, most))
             for i in index:
                 label = int(samples.y[i])
@@ -261,8 +261,8 @@ class FusionFamily:
     def patch_outputs(self, model: FusionNet, rois: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 25, classes) softmax outputs and (N, 25, D) penultimate embeddings of each ROI's vote
         patches, from one pass (memoised for the last model and ROI set)."""
-        if self._probs is not None and self._probs[0] == (id(model), id(rois)):
-            return self._probs[1]
+        if self._probs is not None and self._probs[0] is model and self._probs[1] is rois:
+            return self._probs[2]
         patches = self.vote_patches(rois)
         n, count = patches.shape[:2]
         flat = patches.reshape(n * count, *patches.shape[2:])
@@ -271,7 +271,7 @@ class FusionFamily:
         model.cpu()
         classes = model.head[-1].out_features
         result = (both[:, :classes].reshape(n, count, -1), both[:, classes:].reshape(n, count, -1))
-        self._probs = ((id(model), id(rois)), result)
+        self._probs = (model, rois, result)  # held, not ids: a freed array's id is soon reused
         return result
 
     def patch_probabilities(self, model: FusionNet, rois: np.ndarray) -> np.ndarray:

@@ -148,7 +148,7 @@ class HybridFamily:
 
             init_backbone(model.resnet, self.init)
         if self.preset.frozen:
-            features = self._cache.get((id(rois), "dihedral"), lambda: self._dihedral_features(model, rois.x))
+            features = self._cache.get(rois, model, ("dihedral",), lambda: self._dihedral_features(model, rois.x))
             labels = np.repeat(rois.y[train_index], features.shape[1])
             fit_head(model.output, features[train_index].reshape(-1, features.shape[2]), labels, classes,
                      replace(self.preset.fit, seed=seed), device=self.device, out_dir=out_dir, name="hybrid-head",

@@ -159,7 +159,7 @@ class VaeCnnFamily:
         p = self.preset
         model = p.build(classes, pretrained=True)
         vae = model.vae
-        pooled = self._cache.get((id(samples), "pooled"), lambda: self._pooled(vae, samples.x))
+        pooled = self._cache.get(samples, vae, ("pooled",), lambda: self._pooled(vae, samples.x))
         rows, cols = vae.reconstruction
         targets = np.stack([cv2.resize(x[0], (cols, rows), interpolation=cv2.INTER_AREA) for x in samples.x])[:, None]
         aux = LatentClassifier(classes, flatten=p.latent)
