@@ -30,26 +30,28 @@ pretrain() {  # architecture window size out
 pretrain vgg16 72 72 simclr-vgg16-w0125-windows72
 pretrain resnet50v2 120 96 simclr-r50v2-w0125-windows120
 
+failures=0
 build() {  # name preset task [fit options...]
   local name=$1 preset=$2 task=$3
   shift 3
   "$train" fit --preset "$preset" --data "$data" --task "$task" --folds 5 --seed 0 --out "runs/$name" "$@" || return 1
   "$train" explain "runs/$name" --data "$data" || return 1
-  if "$train" export "runs/$name" --out "resources/models/$name.onnx" --name "$name"; then
-    echo "shipped $name"
-  else
-    echo "NOT shipped: $name does not beat its plain baseline (see runs/$name/report.html)"
-  fi
+  "$train" export "runs/$name" --out "resources/models/$name.onnx" --name "$name"
+  case $? in
+    0) echo "shipped $name" ;;
+    3) echo "NOT shipped: $name does not beat its plain baseline (see runs/$name/report.html)" ;;
+    *) echo "FAILED: exporting $name (see the message above)"; return 1 ;;
+  esac
 }
 
 # Deep fusion on a frozen ImageNet EfficientNet-Lite0 trunk: normal vs tumour ROIs (patch vote).
-build fusion-lite0-m1-normal fusion-lite0-m1 normal_abnormal
+build fusion-lite0-m1-normal fusion-lite0-m1 normal_abnormal || failures=$((failures + 1))
 # Transfer zoo, ImageNet Lite0 with the study's three-stage schedule: the five-way lesion ROIs.
-build transfer-lite0-lesion5 transfer-lite0 lesion5
+build transfer-lite0-lesion5 transfer-lite0 lesion5 || failures=$((failures + 1))
 # Hybrid concat, ResNet50V2 (SimCLR windows) || ImageNet Lite0, both frozen: benign vs malignant ROIs.
-build hybrid-lite0-benign-malignant hybrid-lite0 benign_malignant --init runs/backbones/simclr-r50v2-w0125-windows120.pt
+build hybrid-lite0-benign-malignant hybrid-lite0 benign_malignant --init runs/backbones/simclr-r50v2-w0125-windows120.pt || failures=$((failures + 1))
 # VAE-CNN with a frozen Lite0 encoder: breast density F / G / D.
-build vae-cnn-lite0-density vae-cnn-lite0 density
+build vae-cnn-lite0-density vae-cnn-lite0 density || failures=$((failures + 1))
 
 if [ "${2:-}" = "--compare" ]; then
   vgg=runs/backbones/simclr-vgg16-w0125-windows72.pt
@@ -61,4 +63,9 @@ if [ "${2:-}" = "--compare" ]; then
     "$train" fit --preset fusion-vgg16-m1-lite-frozen --data "$data" --task normal_abnormal --folds 5 \
       --seed 0 --out "runs/vgg-frozen-${init/scratch/random}" "${options[@]}"
   done
+fi
+
+if [ "$failures" -gt 0 ]; then
+  echo "$failures build(s) failed" >&2
+  exit 1
 fi

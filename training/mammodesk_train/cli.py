@@ -15,8 +15,15 @@ from mammodesk_train.data.tasks import TASKS, get_task
 from mammodesk_train.families.registry import PRESETS, empty_model, family_for
 
 
+REFUSED_BY_BASELINE = 3  # export's exit status when the model does not beat its plain baseline
+
+
 class CliError(Exception):
-    """One clear line for the user; exit code 2."""
+    """One clear line for the user; exit code 2 (3: export refused because the model loses to its baseline)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, DataError, ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"mammodesk-train {args.command}: {message}", file=sys.stderr)
-        return 2
+        return exc.code if isinstance(exc, CliError) else 2
 
 
 def _env(args) -> int:
@@ -200,7 +207,8 @@ def _export(args) -> int:
         from mammodesk_train.baseline import verdict
 
         raise CliError(f"refusing to export: {verdict(comparison)}. A model that does not beat ten lines of "
-                       "scikit-learn is not worth shipping; pass --force to export it anyway (its card will say so)")
+                       "scikit-learn is not worth shipping; pass --force to export it anyway (its card will say so)",
+                       code=REFUSED_BY_BASELINE)
     preset = _preset(run["preset"])
     task = get_task(run["task"])
     model = load_weights(empty_model(preset, len(task.classes)), args.run / "final")

@@ -106,7 +106,8 @@ def _baseline_section(comparison: dict | None) -> str:
 
 {verdict(comparison)}.
 
-The baseline: {comparison['baseline_method']}, trained in the same patient-level folds on the same samples.
+The baseline: {comparison['baseline_method']}, trained in the same patient-level folds on the same samples (training-only extras of the model,
+such as additional normal ROIs of its training patients, are not given to the baseline).
 A model {comparison['rule']}.
 
 | fold | model {comparison['metric']} | baseline | difference |
