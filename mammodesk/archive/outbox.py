@@ -6,13 +6,12 @@ place, and the next start lists it and offers to send it again."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from mammodesk.annotations.sidecar import data_dir
+from mammodesk.annotations.sidecar import data_dir, write_atomic
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Outbox:
         self.root.mkdir(parents=True, exist_ok=True)
         ident = uuid.uuid4().hex
         entry = Pending(ident, self.root / f"{ident}.dcm", server, image, time.time())
-        _atomic_write(entry.path, report)
+        write_atomic(entry.path, report)
         self._write_note(entry)
         return entry
 
@@ -65,7 +64,7 @@ class Outbox:
     def _write_note(self, entry: Pending) -> None:
         note = {"id": entry.id, "server": entry.server, "image": entry.image, "created": entry.created,
                 "attempts": entry.attempts, "last_error": entry.last_error}
-        _atomic_write(self.root / f"{entry.id}.json", json.dumps(note).encode())
+        write_atomic(self.root / f"{entry.id}.json", json.dumps(note).encode())
 
 
 def send_pending(outbox: Outbox, archive, server: str) -> tuple[int, list[str]]:
@@ -85,12 +84,3 @@ def send_pending(outbox: Outbox, archive, server: str) -> tuple[int, list[str]]:
         outbox.acknowledge(entry)
         sent += 1
     return sent, errors
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

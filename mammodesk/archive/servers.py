@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mammodesk.annotations.sidecar import data_dir
+from mammodesk.annotations.sidecar import data_dir, write_atomic
 
 KEYRING_SERVICE = "MammoDesk"
 KINDS = ("dicomweb", "dimse")
@@ -129,10 +129,7 @@ class ServerStore:
             raise ServerConfigError(f"{self.path} cannot be read ({exc}); fix or delete it") from exc
 
     def save(self, servers: list[ServerConfig]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps([s.check().public() for s in servers], indent=2), encoding="utf-8")
-        os.replace(temporary, self.path)
+        write_atomic(self.path, json.dumps([s.check().public() for s in servers], indent=2).encode("utf-8"))
 
     def find(self, name: str) -> ServerConfig:
         for server in self.load():
