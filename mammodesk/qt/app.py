@@ -151,6 +151,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.failed.connect(self._on_failed)
         self.loader.summarised.connect(self.browser.set_summary)
         self.loader.identifying.connect(self.metadata.set_identifying)
+        self._pending_seen, self._after_loads = 0, []
         self.loader.pending_changed.connect(self._on_pending)
         self.runner.result.connect(self._on_processed)
         self.runner.failed.connect(self._on_processing_failed)
@@ -196,19 +197,17 @@ class MainWindow(QtWidgets.QMainWindow):
         _set_checked(self.actions_[f"panel_{key}"], not dock.isHidden())
 
     def when_loads_finish(self, callback) -> None:
-        """Call `callback` once, when every file being opened has loaded or failed."""
-        done = False
+        """Call `callback` once, when every file being opened has loaded (and been added) or failed."""
+        self._after_loads.append(callback)
+        QtCore.QTimer.singleShot(0, self._run_after_loads)  # nothing was pending: now
 
-        def check(*_) -> None:
-            nonlocal done
-            if done or self.loader.pending:
-                return
-            done = True
-            self.loader.pending_changed.disconnect(check)
+    def _run_after_loads(self) -> None:
+        # The count as delivered to this thread: a worker's last "loaded" arrives before its count drops.
+        if self._pending_seen:
+            return
+        callbacks, self._after_loads = self._after_loads, []
+        for callback in callbacks:
             callback()
-
-        self.loader.pending_changed.connect(check)
-        QtCore.QTimer.singleShot(0, check)  # nothing was pending: now
 
     def run_models_when_loaded(self, assumed_spacing_mm: float | None = None) -> None:
         """Once the images being opened are open (or failed), run every model on the images
@@ -292,6 +291,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"Could not open {Path(path).name}: {message}")
 
     def _on_pending(self, count: int) -> None:
+        self._pending_seen = count
+        if not count:
+            self._run_after_loads()
         self._busy.setVisible(count > 0 or self.runner_busy > 0)
         if count:
             self.statusBar().showMessage(f"Reading {count} file(s)...")
