@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 from test_train_engine import ce, toy_data, toy_model
-from mammodesk_train.engine import FitConfig, fit
+from mammodesk_train.engine import FitConfig, fit, leave_distributed
 
 if __name__ == "__main__":
     launched = "RANK" in __import__("os").environ
@@ -20,5 +20,4 @@ if __name__ == "__main__":
         device=torch.device("cpu"), progress=False)
     if not launched or dist.get_rank() == 0:
         torch.save(model.state_dict(), sys.argv[1])
-    if launched:
-        dist.destroy_process_group()
+    leave_distributed()

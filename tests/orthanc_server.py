@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+INSTALL = "sudo apt-get install orthanc orthanc-dicomweb"  # the README's line, word for word
 PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
@@ -43,7 +44,8 @@ class Orthanc:
     def start(self) -> "Orthanc":
         binary = shutil.which("Orthanc")
         if binary is None or not Path(PLUGIN).exists():
-            message = "Orthanc and its DICOMweb plugin are not installed (apt-get install orthanc orthanc-dicomweb)"
+            message = (f"Orthanc and its DICOMweb plugin are not installed: `{INSTALL}` runs the archive tests "
+                       "(README, under the test command)")
             if os.environ.get("MAMMODESK_REQUIRE_PACS") == "1":
                 pytest.fail(message)
             pytest.skip(message)

@@ -191,13 +191,63 @@ def test_killed_during_a_send_the_next_start_offers_it_again(server, tmp_path):
     assert uid in {r.sop_uid for r in open_archive(ServerConfig("t", url=server.dicomweb)).instances(study, "SR")}
 
 
+def anonymised_studies(server, folder, patient="ANON-0001"):
+    """Two screening studies whose instances carry no Modality tag (as research exports often do),
+    and one CT study of the same patient: the filter must keep the first two and hide the third."""
+    uids = []
+    for index in range(2):
+        study, paths = study_files(folder / f"anon{index}", patient=patient, date=f"2023010{index + 1}",
+                                   compressed=False)
+        for path in paths:
+            ds = pydicom.dcmread(path)
+            del ds.Modality
+            ds.save_as(path)
+            server.upload(path)
+        uids.append(study)
+    ct = make_dataset(phantom(64, 64, bits=12, seed=9), bits_stored=12, modality="CT", PatientID=patient,
+                      StudyDate="20230105")
+    server.upload(write(ct, folder / "ct.dcm"))
+    return uids
+
+
+@pytest.mark.parametrize("kind", ["dicomweb", "dimse"])
+def test_a_search_finds_studies_whose_instances_have_no_modality(server, tmp_path, kind):
+    from mammodesk.archive.client import search
+
+    uids = anonymised_studies(server, tmp_path)
+    config = ServerConfig("test", url=server.dicomweb) if kind == "dicomweb" else \
+        ServerConfig("test", kind="dimse", host="127.0.0.1", port=server.dicom_port, called_ae=server.aet)
+    archive = open_archive(config)
+    found = search(archive, patient_id="ANON-0001")  # the default: MG
+    assert sorted(s.study_uid for s in found.studies) == sorted(uids)
+    assert found.without_modality == 2 and found.other_modalities == 1
+    assert "2 without a modality" in found.describe() and "1 of other modalities hidden" in found.describe()
+    everything = search(archive, modality="", patient_id="ANON-0001")
+    assert len(everything.studies) == 3 and everything.other_modalities == 0
+    assert [s.modalities for s in search(archive, modality="CT", patient_id="ANON-0001").studies
+            if s.modalities] == [("CT",)]
+
+
+def test_pacs_search_says_what_the_modality_filter_did(server, tmp_path, capsys):
+    uids = anonymised_studies(server, tmp_path)
+    assert mammodesk_main(["pacs", "search", "--server", server.dicomweb, "--patient-id", "ANON-0001"]) == 0
+    captured = capsys.readouterr()
+    rows = captured.out.strip().splitlines()
+    assert sorted(r.split("\t")[0] for r in rows) == sorted(uids) and all(r.endswith("\t?") for r in rows)
+    assert captured.err.strip() == ("2 studies (2 without a modality: shown, since they may be MG); "
+                                    "1 of other modalities hidden (modality '' shows every study)")
+    assert mammodesk_main(["pacs", "search", "--server", server.dicomweb, "--patient-id", "ANON-0001",
+                           "--modality", ""]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
 def test_pacs_command_line(server, tmp_path, capsys):
     study, paths = study_files(tmp_path / "src")
     assert mammodesk_main(["pacs", "send", *map(str, paths), "--server", server.dicomweb]) == 0
     assert "4 object(s) stored" in capsys.readouterr().err
     assert mammodesk_main(["pacs", "search", "--server", server.dicomweb, "--patient-id", PATIENT]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].split("\t")[0] == study and out[0].split("\t")[3] == "4"
+    assert len(out) == 1 and out[0].split("\t")[0] == study and out[0].split("\t")[3:] == ["4", "MG"]
     assert PATIENT not in out[0] and out[0].split("\t")[1].startswith("patient:")  # a key, not the identifier
     dimse = f"dimse://{server.aet}@127.0.0.1:{server.dicom_port}"
     assert mammodesk_main(["pacs", "retrieve", study, "--out", str(tmp_path / "got"), "--server", dimse]) == 0
@@ -234,7 +284,7 @@ def test_reading_room_session_two_readers_and_priors(server, tmp_path):
     store.save([ServerConfig("team", url=server.dicomweb)])
     ann = ArchiveSession(store, StudyCache(tmp_path / "cache-ann"), Outbox(tmp_path / "out-ann"), reader="Ann Reader")
     bob = ArchiveSession(store, StudyCache(tmp_path / "cache-bob"), Outbox(tmp_path / "out-bob"), reader="Bob Reader")
-    study = next(s for s in ann.search("team", patient_id=PATIENT) if s.study_uid == current)
+    study = next(s for s in ann.search("team", patient_id=PATIENT).studies if s.study_uid == current)
     assert [p.study_uid for p in ann.priors("team", study)] == [prior]  # the woman's earlier study is offered
     images = ann.retrieve("team", current)
     assert len(images) == 4 and ann.origin(images[0]).study_uid == current

@@ -21,3 +21,9 @@ def test_readme_opens_with_launch_and_test_commands():
 def test_ci_runs_the_readme_test_command():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _readme_commands()[1] in ci_lines
+
+
+def test_the_archive_tests_skip_naming_the_readme_line_that_runs_them():
+    from orthanc_server import INSTALL
+
+    assert f"`{INSTALL}`" in (ROOT / "README.md").read_text()

@@ -91,15 +91,22 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     assert len((tmp_path / "run.jsonl").read_text().strip().splitlines()) == 8
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_single_process(tmp_path):
     single = tmp_path / "single.pt"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), str(single)], check=True, env=env, timeout=300)
+    _run_worker([sys.executable, str(HERE / "ddp_worker.py"), str(single)], env)
     double = tmp_path / "ddp.pt"
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(HERE / "ddp_worker.py"), str(double)], check=True, env=env, timeout=300,
-                   capture_output=True)
+    _run_worker([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                 str(HERE / "ddp_worker.py"), str(double)], env)
     a = torch.load(single, weights_only=True)
     b = torch.load(double, weights_only=True)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def _run_worker(command: list[str], env: dict) -> None:
+    """Run a training process; on failure the assertion carries its output (torchrun's and each rank's)."""
+    done = subprocess.run(command, env=env, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, f"exit {done.returncode}\n--- stdout ---\n{done.stdout[-4000:]}\n" \
+                                 f"--- stderr ---\n{done.stderr[-8000:]}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6 import QtCore
-from test_archive import PATIENT, study_files
+from test_archive import PATIENT, anonymised_studies, study_files
 from ui_stall import StallMeter
 
 from mammodesk.annotations.model import FindingKind, Rect
@@ -90,3 +90,21 @@ def test_a_dead_server_is_one_clear_message(qtbot, tmp_path, url):
     panel.search_button.click()
     qtbot.waitUntil(lambda: "cannot reach" in panel.status.text(), timeout=20_000)
     assert "try again" in panel.status.text()
+
+
+def test_the_worklist_finds_anonymised_studies_and_says_what_it_hid(orthanc, qtbot, tmp_path):
+    orthanc.clear()
+    anonymised_studies(orthanc, tmp_path)
+    store = ServerStore(tmp_path / "servers.json")
+    store.save([ServerConfig("team", url=orthanc.dicomweb)])
+    window = make_window(qtbot, tmp_path, "Ann Reader", store)
+    panel = window.archive.panel
+    panel.query["patient_id"].setText("ANON-0001")
+    assert panel.query["modality"].text() == "MG"
+    panel.search_button.click()
+    qtbot.waitUntil(lambda: panel.results.topLevelItemCount() == 2, timeout=20_000)
+    assert all(panel.results.topLevelItem(i).text(4).startswith("?") for i in range(2))
+    assert "2 without a modality" in panel.status.text() and "1 of other modalities hidden" in panel.status.text()
+    panel.query["modality"].setText("")
+    panel.search_button.click()
+    qtbot.waitUntil(lambda: panel.results.topLevelItemCount() == 3, timeout=20_000)

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mammodesk.archive.client import ArchiveError, open_archive, retrieve_study
+from mammodesk.archive.client import ArchiveError, open_archive, retrieve_study, search
 from mammodesk.archive.servers import ServerConfigError, ServerStore, from_url
 from mammodesk.io.naming import hashed_key
 
@@ -33,7 +33,9 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("--from", dest="date_from", default="", help="YYYYMMDD")
     search.add_argument("--to", dest="date_to", default="", help="YYYYMMDD")
     search.add_argument("--accession", default="")
-    search.add_argument("--modality", default="MG")
+    search.add_argument("--modality", default="MG",
+                        help="keep studies of this modality and those that list none (anonymised exports "
+                             "often drop the tag); '' keeps every study")
     retrieve = sub.choices["retrieve"]
     retrieve.add_argument("study_uid")
     retrieve.add_argument("--out", required=True, type=Path)
@@ -56,13 +58,14 @@ def main(argv: list[str]) -> int:
     try:
         archive = open_archive(server_from(args))
         if args.command == "search":
-            studies = archive.search_studies(patient_id=args.patient_id, patient_name=args.patient_name,
-                                             date_from=args.date_from, date_to=args.date_to,
-                                             accession=args.accession, modality=args.modality)
-            for study in studies:
+            found = search(archive, patient_id=args.patient_id, patient_name=args.patient_name,
+                           date_from=args.date_from, date_to=args.date_to, accession=args.accession,
+                           modality=args.modality)
+            for study in found.studies:
                 key = hashed_key("patient", study.patient_id) if study.patient_id else "-"
-                print(f"{study.study_uid}\t{key}\t{study.date or '-'}\t{study.images}")
-            print(f"{len(studies)} stud{'y' if len(studies) == 1 else 'ies'}", file=sys.stderr)
+                modalities = "/".join(study.modalities) or "?"
+                print(f"{study.study_uid}\t{key}\t{study.date or '-'}\t{study.images}\t{modalities}")
+            print(found.describe(), file=sys.stderr)
         elif args.command == "retrieve":
             paths = retrieve_study(archive, args.study_uid, args.out, progress=_progress)
             print(f"\n{len(paths)} file(s) in {args.out}", file=sys.stderr)

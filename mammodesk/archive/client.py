@@ -36,6 +36,9 @@ class StudySummary:
     description: str = ""
     views: tuple[str, ...] = field(default=())  # e.g. ("R CC", "L CC", ...), when asked for
 
+    def __post_init__(self) -> None:  # servers list instances without Modality as an empty value
+        object.__setattr__(self, "modalities", tuple(m.strip() for m in self.modalities if m and m.strip()))
+
 
 @dataclass(frozen=True)
 class InstanceRef:
@@ -43,6 +46,44 @@ class InstanceRef:
     series_uid: str
     sop_uid: str
     modality: str = ""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Studies that match, and what the modality filter held back: research exports often carry no
+    Modality tag, so their studies list no modality and are kept (they may be mammograms), flagged."""
+
+    studies: list[StudySummary]
+    modality: str = ""
+    without_modality: int = 0  # of `studies`: the server lists no modality for them
+    other_modalities: int = 0  # hidden: they list modalities, none of them `modality`
+
+    def describe(self) -> str:
+        """One line for the user: the count and what the filter did."""
+        count = len(self.studies)
+        text = f"{count} stud{'y' if count == 1 else 'ies'}"
+        if self.without_modality:
+            text += (f" ({self.without_modality} without a modality: shown, since they may be "
+                     f"{self.modality or 'what you look for'})")
+        if self.other_modalities:
+            text += (f"; {self.other_modalities} of other modalities hidden "
+                     f"(modality '' shows every study)")
+        return text
+
+
+def filter_by_modality(found: list[StudySummary], modality: str) -> SearchResult:
+    """The modality filter, applied here rather than by the server: a server filter on
+    ModalitiesInStudy silently drops studies whose instances have no Modality."""
+    wanted = modality.strip().upper()
+    if not wanted:
+        return SearchResult(list(found), "", sum(1 for s in found if not s.modalities), 0)
+    kept = [s for s in found if not s.modalities or wanted in (m.upper() for m in s.modalities)]
+    return SearchResult(kept, wanted, sum(1 for s in kept if not s.modalities), len(found) - len(kept))
+
+
+def search(archive: "Archive", modality: str = "MG", **query) -> SearchResult:
+    """Search the server without a modality filter, then filter by `modality` here."""
+    return filter_by_modality(archive.search_studies(modality="", **query), modality)
 
 
 class Archive(Protocol):

@@ -177,16 +177,17 @@ class WorklistPanel(QtWidgets.QWidget):
             self.set_status(f"{result}", error=True)
             return
         if what == "search":
-            self.studies = list(result)
+            self.studies = list(result.studies)
             self.results.clear()
             for study in self.studies:
+                modalities = "/".join(study.modalities) or "? (none listed)"
                 item = QtWidgets.QTreeWidgetItem([_date(study.date), study.patient_name or study.patient_id,
-                                                  str(study.images), study.accession, "/".join(study.modalities)])
+                                                  str(study.images), study.accession, modalities])
                 self.results.addTopLevelItem(item)
             for column in range(4):
                 self.results.resizeColumnToContents(column)
-            self.set_status(f"{len(self.studies)} stud{'y' if len(self.studies) == 1 else 'ies'}; double-click opens "
-                            "one, 'Open with prior' adds the woman's previous study")
+            hint = "; double-click opens one, 'Open with prior' adds the woman's previous study" if self.studies else ""
+            self.set_status(result.describe().replace("modality ''", "an empty Modality field") + hint)
         elif what == "retrieve":
             paths, count = result
             self.set_status(f"{len(paths)} image(s) of {count} stud{'y' if count == 1 else 'ies'} retrieved")

@@ -14,7 +14,7 @@ import pydicom
 from mammodesk.annotations.model import ImageLabels
 from mammodesk.annotations.sidecar import write_atomic
 from mammodesk.archive.cache import StudyCache
-from mammodesk.archive.client import Archive, StudySummary, open_archive, retrieve_study
+from mammodesk.archive.client import Archive, SearchResult, StudySummary, open_archive, retrieve_study, search
 from mammodesk.archive.outbox import Outbox, Pending, send_pending
 from mammodesk.archive.reports import ReaderReport, latest_reports, person_name, report_bytes
 from mammodesk.archive.servers import ServerConfig, ServerStore
@@ -60,14 +60,15 @@ class ArchiveSession:
         self._archives.pop(name, None)
 
     # --- worklist -------------------------------------------------------------------------------------
-    def search(self, server: str, **query) -> list[StudySummary]:
-        return self.archive(server).search_studies(**query)
+    def search(self, server: str, modality: str = "MG", **query) -> SearchResult:
+        """Studies on `server`; the modality filter is applied here and says what it hid."""
+        return search(self.archive(server), modality=modality, **query)
 
     def priors(self, server: str, study: StudySummary) -> list[StudySummary]:
         """The woman's earlier mammography studies on that server, most recent first."""
         if not study.patient_id:
             return []
-        earlier = [s for s in self.search(server, patient_id=study.patient_id, modality="MG")
+        earlier = [s for s in self.search(server, patient_id=study.patient_id, modality="MG").studies
                    if s.study_uid != study.study_uid and s.date and (not study.date or s.date < study.date)]
         return sorted(earlier, key=lambda s: s.date, reverse=True)
 

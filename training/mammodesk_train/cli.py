@@ -127,14 +127,21 @@ def _preset(name: str):
 
 
 def _fit(args) -> int:
-    from mammodesk_train.cv import run_cv
-
     preset = _preset(args.preset)
     if args.epochs_scale != 1.0:
         preset = preset.scaled(args.epochs_scale)
-    from mammodesk_train.engine import init_distributed_from_env
+    from mammodesk_train.engine import init_distributed_from_env, leave_distributed
 
     init_distributed_from_env()  # a no-op unless launched by torchrun
+    try:
+        return _fit_in_group(args, preset)
+    finally:
+        leave_distributed()
+
+
+def _fit_in_group(args, preset) -> int:
+    from mammodesk_train.cv import run_cv
+
     records = load_source(args.data)
     task = get_task(args.task, records)
     family = family_for(preset, device=args.device)

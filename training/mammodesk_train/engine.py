@@ -5,6 +5,7 @@ when launched with torchrun (per-rank batch = global batch / world size)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -78,6 +79,17 @@ def init_distributed_from_env() -> bool:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     torch.distributed.init_process_group(backend)
     return True
+
+
+def leave_distributed() -> None:
+    """Leave the process group cleanly (no-op when not in one). Every rank waits for the others, DDP's
+    reducers are freed while the group still exists, then the group goes: ranks that tear down at
+    different moments otherwise abort in gloo ("terminate called without an active exception")."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    torch.distributed.barrier()
+    gc.collect()  # a DistributedDataParallel wrapper left in a reference cycle must die before the group
+    torch.distributed.destroy_process_group()
 
 
 def distributed() -> tuple[int, int]:
