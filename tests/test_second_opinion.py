@@ -304,3 +304,43 @@ def test_demo_runs_the_models_on_the_four_views(qtbot, window, cbis_dicoms):
     assert best is not None and best.document is window.state.active
     assert best.entry.card.metrics["auc"]["mean"] == max(o.entry.card.metrics["auc"]["mean"]
                                                          for o in window.opinions.opinions)
+
+
+def test_switching_views_switches_the_answer(qtbot, window, test_models, mias_images):
+    """A reader's safety rule: the answer in the panel is always the active view's, named above it,
+    and every findings row says which view it is about."""
+    first, second = (next(p for p in mias_images if p.name == name) for name in ("mdb001.pgm", "mdb002.pgm"))
+    window.opinions.add_model_folder(str(test_models))
+    window.open_paths([str(first), str(second)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=60_000)
+    by_name = {d.name: d for d in window.state.documents}
+    panel = window.second_opinion.panel
+    panel.select_model("whole-test")
+    window.state.set_active(by_name["mdb001.pgm"])
+    run_and_wait(qtbot, window, panel.current_entry())
+    assert window.opinions.selected.document is by_name["mdb001.pgm"]
+    assert "mdb001.pgm" in panel.about.text()
+
+    window.state.set_active(by_name["mdb002.pgm"])  # no answer for it yet: none is shown, and it says so
+    assert window.opinions.selected is None and not panel.bars.bars
+    assert "mdb002.pgm" in panel.about.text() and "no answer yet" in panel.about.text()
+    run_and_wait(qtbot, window, panel.current_entry())
+    assert window.opinions.selected.document is by_name["mdb002.pgm"]
+
+    window.state.set_active(by_name["mdb001.pgm"])  # back: its own answer again, from the same model
+    assert window.opinions.selected.document is by_name["mdb001.pgm"]
+    assert panel.about.text().startswith(by_name["mdb001.pgm"].anatomy.label) and "mdb001.pgm" in panel.about.text()
+    rows = [panel.findings.topLevelItem(i).text(0) for i in range(panel.findings.topLevelItemCount())]
+    assert sorted(r.split(":")[0] for r in rows) == sorted(
+        f"{d.anatomy.label} · {d.name}" for d in by_name.values())  # each row leads with its view and file
+
+    # Picking the other view's row in the findings makes that view active: panel and view agree.
+    row = next(i for i, text in enumerate(rows) if "mdb002.pgm" in text.split(":")[0])
+    panel.findings.setCurrentItem(panel.findings.topLevelItem(row))
+    assert window.state.active is by_name["mdb002.pgm"] and window.opinions.selected.document is by_name["mdb002.pgm"]
+
+    # Answers arriving for a view that is not active never take over the panel.
+    window.state.set_active(by_name["mdb001.pgm"])
+    shown = window.opinions.selected
+    window.opinions.add(next(o for o in window.opinions.opinions if o.document is by_name["mdb002.pgm"]))
+    assert window.opinions.selected is shown and shown.document is by_name["mdb001.pgm"]

@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk import __version__
 from mammodesk.annotations.geometry import translate
 from mammodesk.qt.actions import ShortcutsDialog, build_actions
+from mammodesk.qt.compact import wheel_only_when_focused
 from mammodesk.qt.worklist import ArchiveController
 from mammodesk.qt.labelling import LabellingController
 from mammodesk.qt.metadata_panel import MetadataPanel
@@ -43,6 +44,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, settings: QtCore.QSettings | None = None, opinions: OpinionState | None = None) -> None:
         super().__init__()
         pg.setConfigOptions(imageAxisOrder="row-major")
+        wheel_only_when_focused(QtWidgets.QApplication.instance())
         self.setWindowTitle(f"MammoDesk {__version__}")
         self.setAcceptDrops(True)
         self.settings = settings or default_settings()
@@ -164,7 +166,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pipeline_panel.save_requested.connect(self._on_save_spec)
         self.pipeline_panel.model_requested.connect(self._on_spec_from_model)
         state.active_changed.connect(self.metadata.show_document)
-        state.active_changed.connect(lambda *_: self.statusBar().clearMessage())  # no message about another image
+        state.active_changed.connect(self._describe_active)  # no message about another image
         state.active_changed.connect(lambda *_: self._schedule_visible())
         state.documents_changed.connect(self._schedule_visible)
         state.layout_changed.connect(self._on_layout_changed)
@@ -280,10 +282,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelling.on_loaded(document, loaded)
         self.archive.on_loaded(document)
         self.browser.set_summary(loaded.summary)
-        meta = loaded.image.meta
+        self._describe_active()
+
+    def _describe_active(self, *_args) -> None:
+        """The status bar speaks of the active view, never of whichever file loaded last."""
+        document = self.state.active
+        if document is None:
+            self.statusBar().clearMessage()
+            return
+        meta, (rows, cols) = document.image.meta, document.image.shape
         warnings = f"; {len(meta.warnings)} warning(s), see Metadata" if meta.warnings else ""
-        self.statusBar().showMessage(f"{document.name}: {loaded.image.shape[1]}x{loaded.image.shape[0]} "
-                                     f"{meta.format} {meta.bits_stored}-bit{warnings}")
+        self.statusBar().showMessage(f"{document.anatomy.label} · {document.name}: {cols}x{rows} {meta.format} "
+                                     f"{meta.bits_stored}-bit{warnings}")
 
     def _on_failed(self, path: str, message: str) -> None:
         self.state.add_error(path, message)

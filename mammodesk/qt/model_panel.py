@@ -155,6 +155,9 @@ class ModelPanel(QtWidgets.QWidget):
         self.progress.setRange(0, 1)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
+        self.about = QtWidgets.QLabel()  # which view and file the answer below belongs to
+        self.about.setWordWrap(True)
+        self.about.setStyleSheet("font-weight: bold;")
         self.bars = ProbabilityBars()
         self.reconstruction = QtWidgets.QLabel()
         self.reconstruction.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
@@ -166,6 +169,7 @@ class ModelPanel(QtWidgets.QWidget):
         layout.addLayout(self._run_controls())
         layout.addLayout(self._roi_controls())
         layout.addWidget(self.progress)
+        layout.addWidget(self.about)
         layout.addWidget(self.bars)
         layout.addWidget(self._overlay_controls())
         layout.addWidget(self.findings, 2)
@@ -179,6 +183,7 @@ class ModelPanel(QtWidgets.QWidget):
         state.models_changed.connect(self.refresh_models)
         state.opinions_changed.connect(self.refresh_findings)
         state.selected_changed.connect(self._on_selected)
+        state.active_changed.connect(lambda _document: self.show_about(self.state.selected))
         state.overlay_changed.connect(self._sync_overlay_controls)
         self.refresh_models()
 
@@ -306,7 +311,8 @@ class ModelPanel(QtWidgets.QWidget):
             self.findings.clear()
             for opinion in self.state.opinions:
                 answer = ("✓ " if opinion.accepted else "") + opinion.summary()
-                item = QtWidgets.QTreeWidgetItem([f"{answer}\n{opinion.document.name} · {opinion.model_name} · "
+                # the view first: however narrow the panel, a row never hides which image it is about
+                item = QtWidgets.QTreeWidgetItem([f"{opinion.view_name}: {answer}\n{opinion.model_name} · "
                                                   f"{opinion.target.describe()}"])
                 item.setToolTip(0, item.text(0))
                 item.setData(0, QtCore.Qt.ItemDataRole.UserRole, opinion.id)
@@ -352,6 +358,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.refresh_findings()  # the highlighted row follows a selection made elsewhere (e.g. the demo)
         if opinion is not None:
             self.select_model(opinion.model_name)
+        self.show_about(opinion)
         self.bars.show_opinion(opinion)
         self.accept_button.setEnabled(opinion is not None and opinion.prediction is not None and not opinion.accepted)
         if opinion is not None and opinion.prediction is not None:
@@ -363,6 +370,15 @@ class ModelPanel(QtWidgets.QWidget):
             self.device.setText(f"{opinion.model_name} failed: {opinion.error}")
         self._show_reconstruction(opinion)
         self._sync_overlay_controls()
+
+    def show_about(self, opinion: Opinion | None) -> None:
+        active = self.state.active
+        if opinion is not None:
+            self.about.setText(f"{opinion.view_name} — {opinion.target.describe()}")
+        elif active is not None:
+            self.about.setText(f"{active.anatomy.label} · {active.name}: no answer yet (Run, Ctrl+R)")
+        else:
+            self.about.setText("")
 
     def _on_accept(self) -> None:
         opinion = self.state.selected

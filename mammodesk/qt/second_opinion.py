@@ -36,6 +36,9 @@ class SecondOpinion(QtCore.QObject):
         self.worker.progress.connect(self.panel.set_progress)
         self.worker.busy_changed.connect(self._on_busy)
         viewer.documents_changed.connect(self._forget_closed)
+        viewer.active_changed.connect(opinions.follow_active)
+        opinions.follow_active(viewer.active)
+        opinions.selected_changed.connect(self._activate_its_view)
         self._warmed = False
         viewer.documents_changed.connect(self._warm_once)
 
@@ -76,6 +79,12 @@ class SecondOpinion(QtCore.QObject):
             return  # closed while its model ran
         self.opinions.add(opinion)
         self.answered.emit(opinion)
+
+    def _activate_its_view(self, opinion: Opinion | None) -> None:
+        """Picking another view's answer (a findings row) makes that view active: the answer shown
+        and the active view never disagree."""
+        if opinion is not None and opinion.document in self.viewer.documents:
+            self.viewer.set_active(opinion.document)
 
     def _on_busy(self, count: int) -> None:
         if count == 0:

@@ -60,6 +60,11 @@ class Opinion:
             return tuple(float(v) for v in self.prediction.roi_box)  # type: ignore[return-value]
         return self.target.box
 
+    @property
+    def view_name(self) -> str:
+        """Which view and file the answer is about: 'R CC · mdb001.pgm'."""
+        return f"{self.document.anatomy.label} · {self.document.name}"
+
     def summary(self) -> str:
         if self.error:
             return f"failed: {self.error}"
@@ -114,6 +119,7 @@ class OpinionState:
         self.rois: dict[int, list[Box]] = {}  # document id -> ROIs placed for the models
         self.accepted: dict[int, list[Finding]] = {}  # document id -> findings accepted from models
         self.assumed_spacing_mm: float | None = None  # used only for images without a pixel spacing
+        self.active: Document | None = None  # the active view: only its answers are shown (follow_active)
         self._cache: dict[tuple, Opinion] = {}
         self.models_changed = Signal()  # ()
         self.opinions_changed = Signal()  # ()
@@ -121,6 +127,7 @@ class OpinionState:
         self.overlay_changed = Signal()  # (OverlaySettings)
         self.rois_changed = Signal()  # (Document)
         self.finding_accepted = Signal()  # (Document, Finding)
+        self.active_changed = Signal()  # (Document | None), after the shown answer followed it
 
     # --- models ---------------------------------------------------------------------------
     @property
@@ -172,7 +179,8 @@ class OpinionState:
             self._cache[key] = opinion
         self.opinions.append(opinion)
         self.opinions_changed.emit()
-        self.select(opinion)
+        if self.active is None or opinion.document is self.active:  # another view's answer waits in the list
+            self.select(opinion)
 
     def for_document(self, document: Document | None) -> list[Opinion]:
         return [o for o in self.opinions if o.document is document]
@@ -204,6 +212,17 @@ class OpinionState:
 
         answers = [o for o in self.for_document(document) if o.error is None]
         return max(answers, key=auc) if answers else None
+
+    def follow_active(self, document: Document | None) -> None:
+        """The answer shown always belongs to the active view: when another view becomes active, show
+        its answer from the model shown now (else its best one), or none - never another image's."""
+        self.active = document
+        selected = self.selected
+        if document is not None and (selected is None or selected.document is not document):
+            mine = [o for o in self.for_document(document) if o.error is None]
+            same_model = [o for o in mine if selected is not None and o.entry.path == selected.entry.path]
+            self.select(same_model[-1] if same_model else self.best_for(document))
+        self.active_changed.emit(document)
 
     def forget_document(self, document: Document) -> None:
         self.opinions = [o for o in self.opinions if o.document is not document]

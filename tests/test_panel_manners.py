@@ -1,0 +1,47 @@
+"""Small manners a new user notices in the panels: the wheel scrolls a panel instead of changing
+the slider it passes over, and the status bar speaks of the active view."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+
+def wheel(widget: QtWidgets.QWidget, steps: int = -1) -> None:
+    centre = QtCore.QPointF(widget.width() / 2, widget.height() / 2)
+    event = QtGui.QWheelEvent(centre, widget.mapToGlobal(centre), QtCore.QPoint(0, 0), QtCore.QPoint(0, 120 * steps),
+                              QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_scrolls_the_panel_and_changes_a_slider_only_when_focused(qtbot, window):
+    window.docks["models"].raise_()
+    panel = window.second_opinion.panel
+    window.resize(1366, 600)  # short enough that the Models panel scrolls
+    qtbot.waitUntil(lambda: panel.threshold.isVisible())
+    scroll = window.docks["models"].widget().verticalScrollBar()
+    assert scroll.maximum() > 0
+    before, scrolled = panel.threshold.value(), scroll.value()
+    wheel(panel.threshold)
+    assert panel.threshold.value() == before  # passing over it changes nothing ...
+    assert scroll.value() > scrolled  # ... the panel scrolls instead
+    overlay = window.opinions.overlay.threshold
+    panel.threshold.setFocus()
+    qtbot.waitUntil(panel.threshold.hasFocus)
+    wheel(panel.threshold)
+    assert panel.threshold.value() != before and window.opinions.overlay.threshold != overlay  # focused: it takes it
+    combo_index = panel.colour_combo.currentIndex()
+    panel.threshold.clearFocus()
+    wheel(panel.colour_combo)
+    assert panel.colour_combo.currentIndex() == combo_index
+
+
+def test_the_status_bar_names_the_active_view(qtbot, window, mias_images):
+    first, second = (next(p for p in mias_images if p.name == name) for name in ("mdb001.pgm", "mdb002.pgm"))
+    window.open_paths([str(first), str(second)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=60_000)
+    by_name = {d.name: d for d in window.state.documents}
+    for name in ("mdb002.pgm", "mdb001.pgm", "mdb002.pgm"):
+        window.state.set_active(by_name[name])
+        message = window.statusBar().currentMessage()
+        assert name in message and by_name[name].anatomy.label in message
