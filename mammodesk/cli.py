@@ -43,16 +43,30 @@ def info_parser() -> argparse.ArgumentParser:
 
 
 def predict_parser() -> argparse.ArgumentParser:
+    from mammodesk.resources import resources_dir
+
+    bundled = sorted(p.stem for p in (resources_dir() / "models").glob("*.onnx"))
     parser = argparse.ArgumentParser(prog="mammodesk predict",
-                                     description="Run a model over image files and folders, without a window.")
+                                     description="Run a model over image files and folders, without a window.",
+                                     epilog="Bundled models: " + (", ".join(bundled) or "none") + ". Columns of "
+                                            "the CSV: README, 'mammodesk predict'.")
     parser.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
     parser.add_argument("--model", required=True, help="a bundled model's name, or a path to an .onnx file")
     parser.add_argument("--models-dir", action="append", default=[], help="extra folder of models (repeatable)")
-    parser.add_argument("--roi", help="x0,y0,x1,y1 in source pixels, for ROI and patch models")
+    parser.add_argument("--roi", help="x0,y0,x1,y1 in source pixels, for ROI and patch models (the format of "
+                                      "the output's roi column)")
+    parser.add_argument("--assume-spacing", type=float, metavar="MM",
+                        help="pixel spacing for images whose file states none (scanned film such as CBIS-DDSM: "
+                             "0.05); the app's 'No spacing: assume'. Without it ROIs are taken at the model's size "
+                             "in pixels and the notes column says so")
     parser.add_argument("--out", required=True, type=Path, help="results.csv or results.json")
     parser.add_argument("--cams", type=Path, help="folder for heat maps of the predicted class")
     parser.add_argument("--cam-format", choices=("png", "npy"), default="png", help="16-bit PNG or float NPY")
-    parser.add_argument("--cpu", action="store_true", help="do not try the GPU")
+    device = parser.add_mutually_exclusive_group()
+    device.add_argument("--cpu", action="store_true", help="do not try the GPU")
+    device.add_argument("--gpu", action="store_true",
+                        help="ask for CUDA and say so when it is unavailable (by default the GPU is used when "
+                             "present, and the provider column says what ran)")
     return parser
 
 
@@ -106,17 +120,19 @@ def _info(paths: list[str]) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from mammodesk.errors import MammoDeskError
     from mammodesk.inference import ModelRegistry
-    from mammodesk.inference.batch import run_batch, terminal_progress, write_report
+    from mammodesk.inference.batch import parse_box, run_batch, terminal_progress, write_report
 
     roi = None
     if args.roi:
         try:
-            roi = [float(v) for v in args.roi.split(",")]
-            if len(roi) != 4:
-                raise ValueError
+            roi = parse_box(args.roi)
         except ValueError:
             print(f"mammodesk predict: --roi must be x0,y0,x1,y1, got {args.roi!r}", file=sys.stderr)
             return 2
+    if args.assume_spacing is not None and not 0.005 <= args.assume_spacing <= 1.0:
+        print(f"mammodesk predict: --assume-spacing is in mm per pixel (0.005-1), got {args.assume_spacing}",
+              file=sys.stderr)
+        return 2
     if args.out.suffix.lower() not in (".csv", ".json"):
         print("mammodesk predict: --out must end in .csv or .json", file=sys.stderr)
         return 2
@@ -126,10 +142,10 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"mammodesk predict: {exc}", file=sys.stderr)
         return 2
     print(f"{runner.card.name}: running on {', '.join(runner.providers)}", file=sys.stderr)
-    if runner.fallback_reason:
+    if runner.fallback_reason and args.gpu:  # the provider column says what ran; talk only when asked
         print(f"note: {runner.fallback_reason}", file=sys.stderr)
     report = run_batch(runner, args.paths, roi=roi, cams_dir=args.cams, cam_format=args.cam_format,
-                       progress=terminal_progress())
+                       progress=terminal_progress(), assume_spacing_mm=args.assume_spacing)
     try:
         write_report(report, args.out, runner)
     except OSError as exc:
@@ -137,7 +153,7 @@ def _predict(args: argparse.Namespace) -> int:
         return 2
     for row in report.rows:
         if row["status"] != "ok":
-            print(f"failed: {row['file']}: {row['error']}", file=sys.stderr)
+            print(f"failed: {row['file']}: {row['error']}", file=sys.stderr)  # the name once, then why
     print(f"{report.succeeded} image(s) done, {report.failed} failed"
           + (f", {report.ignored} non-image file(s) ignored" if report.ignored else "")
           + f"; results in {args.out}", file=sys.stderr)

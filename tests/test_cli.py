@@ -41,3 +41,33 @@ def test_train_entry_env(capsys):
 
     assert entry.main(["env"]) == 0
     assert "torch " in capsys.readouterr().out
+
+
+def test_train_help_works_without_the_extra(monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from mammodesk_train import entry
+    from mammodesk_train.cli import build_parser
+
+    monkeypatch.setattr(entry, "missing_packages", lambda: ["torch", "onnx"])
+    assert entry.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in entry.COMMANDS) and "pip install torch==2.13.0" in out
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert set(commands) == set(entry.COMMANDS)  # one list of commands, for both helps
+    probe = "import sys, mammodesk_train.entry; print('torch' in sys.modules or 'sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_predict_help_lists_the_bundled_models(capsys):
+    import pytest
+
+    from mammodesk.cli import main
+    from mammodesk.resources import resources_dir
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = capsys.readouterr().out
+    bundled = sorted(p.stem for p in (resources_dir() / "models").glob("*.onnx"))
+    assert bundled and all(name in out for name in bundled)

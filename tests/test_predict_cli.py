@@ -35,7 +35,7 @@ def test_predict_folder_to_csv_with_cams(tmp_path, mias_images, capsys):
     assert len(rows) == 5 and sum(r["status"] == "ok" for r in rows) == 4
     assert [r["file"] for r in rows] == sorted(r["file"] for r in rows)  # file order, whatever the batching
     broken = next(r for r in rows if r["file"].endswith("broken.dcm"))
-    assert broken["status"] == "failed" and "broken.dcm" in broken["error"]
+    assert broken["status"] == "failed" and broken["error"] and "broken.dcm" not in broken["error"]  # named once
     good = next(r for r in rows if r["status"] == "ok")
     assert float(good["p_normal"]) + float(good["p_abnormal"]) == pytest.approx(1.0, abs=2e-6)
     assert good["provider"] == "CPUExecutionProvider" and good["weights_sha256"] == "0" * 64
@@ -55,7 +55,7 @@ def test_predict_json_with_roi_and_npy(tmp_path, mias_images):
     assert code == 0
     document = json.loads(out.read_text())
     assert document["model"]["labels"] == ["normal", "abnormal"] and document["failed"] == 0
-    assert document["results"][0]["roi"] == "498 498 562 562"
+    assert document["results"][0]["roi"] == "498,498,562,562"  # the format --roi takes
     heat = np.load(next((tmp_path / "c").glob("*.npy")))
     assert heat.shape == (1024, 1024) and np.isnan(heat[0, 0]) and np.nanmax(heat) > 0.8
 
@@ -67,3 +67,56 @@ def test_predict_argument_errors(tmp_path, capsys):
     assert main(["predict", "x.pgm", "--model", "no-such-model", "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert "--out must end in .csv or .json" in err and "x0,y0,x1,y1" in err and "no model named" in err
+
+
+def _header(path) -> list[str]:
+    return next(csv.reader(path.open()))
+
+
+def test_predict_writes_one_fixed_column_set(tmp_path, mias_images, capsys):
+    """Whole image, --roi, a scan, failures only: the same columns for the same model, every run;
+    the box written is the box --roi takes back."""
+    from mammodesk.inference.batch import result_columns
+
+    model = build_model(tmp_path / "roi.onnx", mode="roi", roi={"mode": "roi", "size": 64, "spacing_mm": 0.2})
+    expected = result_columns(["normal", "abnormal"])
+    runs = {"roi": ["--roi", "500,500,560,560"], "scan": [], "none": []}
+    headers = {}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.csv"
+        paths = [str(tmp_path / "missing.pgm")] if name == "none" else [str(mias_images[0])]
+        main(["predict", *paths, "--model", str(model), "--out", str(out), "--cpu", *extra])
+        headers[name] = _header(out)
+    assert all(h == expected for h in headers.values()), headers
+    roi_row = next(csv.DictReader((tmp_path / "roi.csv").open()))
+    assert roi_row["region"] == "roi" and roi_row["windows"] == "1" and roi_row["spacing_source"] == "file"
+    again = tmp_path / "again.csv"
+    assert main(["predict", str(mias_images[0]), "--model", str(model), "--out", str(again), "--cpu",
+                 "--roi", roi_row["roi"]]) == 0
+    assert next(csv.DictReader(again.open()))["roi"] == roi_row["roi"]  # out, in, out: the same box
+    scan_row = next(csv.DictReader((tmp_path / "scan.csv").open()))
+    assert scan_row["region"] == "scan: most positive window" and int(scan_row["windows"]) > 1
+    whole = build_model(tmp_path / "whole.onnx")
+    main(["predict", str(mias_images[0]), "--model", str(whole), "--out", str(tmp_path / "w.csv"), "--cpu"])
+    assert _header(tmp_path / "w.csv") == expected
+    assert next(csv.DictReader((tmp_path / "w.csv").open()))["region"] == "whole image"
+    assert "CUDA requested" not in capsys.readouterr().err  # nobody asked for the GPU
+
+
+def test_predict_assumes_a_spacing_only_when_asked_and_the_file_has_none(tmp_path, mias_images):
+    model = build_model(tmp_path / "roi.onnx", mode="roi", roi={"mode": "roi", "size": 64, "spacing_mm": 0.2})
+    png = tmp_path / "film.png"  # a PNG states no spacing, like a CBIS-DDSM DICOM
+    cv2.imwrite(str(png), cv2.imread(str(mias_images[0]), cv2.IMREAD_UNCHANGED))
+    plain, assumed = tmp_path / "plain.csv", tmp_path / "assumed.csv"
+    roi = ["--roi", "500,500,510,510"]
+    main(["predict", str(png), "--model", str(model), "--out", str(plain), "--cpu", *roi])
+    main(["predict", str(png), "--model", str(model), "--out", str(assumed), "--cpu", *roi, "--assume-spacing", "0.1"])
+    plain_row, assumed_row = next(csv.DictReader(plain.open())), next(csv.DictReader(assumed.open()))
+    assert plain_row["spacing_source"] == "unknown" and "no pixel spacing" in plain_row["notes"]
+    assert assumed_row["spacing_source"] == "assumed" and assumed_row["spacing_mm"] == "0.1" and not assumed_row["notes"]
+    width = lambda row: float(row["roi"].split(",")[2]) - float(row["roi"].split(",")[0])  # noqa: E731
+    assert width(plain_row) == 64 and width(assumed_row) == 128  # 64 px at 0.2 mm = 12.8 mm = 128 px at 0.1 mm
+    mias = tmp_path / "mias.csv"  # a spacing the file states wins over the assumption
+    main(["predict", str(mias_images[0]), "--model", str(model), "--out", str(mias), "--cpu", *roi,
+          "--assume-spacing", "0.1"])
+    assert next(csv.DictReader(mias.open()))["spacing_source"] == "file"

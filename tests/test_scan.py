@@ -70,7 +70,7 @@ def test_predict_scans_each_breast_headless(tmp_path, mias_dir, capsys):
     assert [r["status"] for r in rows] == ["ok", "ok"]
     for row in rows:
         assert row["region"] == "scan: most positive window" and int(row["windows"]) > 20
-        assert len(row["roi"].split()) == 4 and 0 <= float(row["p_abnormal"]) <= 1
+        assert len(row["roi"].split(",")) == 4 and 0 <= float(row["p_abnormal"]) <= 1
         assert row["domain"] and row["answer"]
     maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
     assert "mdb028.scanner.scan.abnormal.png" in maps and any(".combined." in m for m in maps)

@@ -16,13 +16,28 @@ import cv2
 import numpy as np
 
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
+from mammodesk.inference.results import parse_box  # noqa: F401 - predict's --roi, beside its output format
 from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
+from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
+
+
+BASE_COLUMNS = ("file", "status", "error", "model", "weights_sha256", "provider", "region", "windows", "roi",
+                "spacing_mm", "spacing_source", "predicted", "answer")
+TAIL_COLUMNS = ("calibrated", "domain", "notes")
+
+
+def result_columns(labels: Sequence[str]) -> list[str]:
+    """`predict`'s columns, the same for every row and every run of a model (README, "mammodesk predict"):
+    the base columns, then p_<label> and votes_<label> for each of the model's labels, then the tail."""
+    return [*BASE_COLUMNS, *(f"p_{label}" for label in labels), *(f"votes_{label}" for label in labels),
+            *TAIL_COLUMNS]
 
 
 @dataclass
 class BatchReport:
+    labels: tuple[str, ...] = ()  # the model's: they name the p_ and votes_ columns
     rows: list[dict[str, object]] = field(default_factory=list)
     failed: int = 0
     ignored: int = 0  # non-image files found while walking folders
@@ -52,13 +67,16 @@ def expand_paths(paths: Sequence[str | Path], report: BatchReport) -> Iterator[P
 
 def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence[float] | None = None,
               cams_dir: Path | None = None, cam_format: str = "png", batch_size: int = 4,
-              progress: Callable[[int, str], None] | None = None) -> BatchReport:
+              progress: Callable[[int, str], None] | None = None,
+              assume_spacing_mm: float | None = None) -> BatchReport:
     """Whole-image models run `batch_size` images per onnxruntime call; ROI and
     patch models run on `roi`, or, without one, scan each breast (`scan`): the row
-    then holds the most positive window's answer and how many windows were read."""
-    report = BatchReport()
+    then holds the most positive window's answer and how many windows were read.
+    Images without a pixel spacing get `assume_spacing_mm` (the app's rule, `spacing.py`)."""
+    report = BatchReport(labels=tuple(runner.card.labels))
     batched = runner.card.roi.mode == "whole" and roi is None
     pending: list[tuple[Path, object]] = []  # (path, image or the read error)
+    sources: dict[Path, str] = {}  # where each image's spacing came from
 
     def flush() -> None:
         images = [image for _, image in pending if not isinstance(image, Exception)]
@@ -70,14 +88,16 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             if isinstance(image, Exception):
                 _record(report, path, None, image, cams_dir, cam_format)
             else:
-                _record(report, path, image, next(predictions), cams_dir, cam_format)
+                _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path])
         pending.clear()
 
     for index, path in enumerate(expand_paths(paths, report), start=1):
         if progress:
             progress(index, path.name)
         try:
-            image = read_image(path)
+            original = read_image(path)
+            image = with_assumed_spacing(original, assume_spacing_mm)
+            sources[path] = spacing_source(original, assume_spacing_mm)
         except (MammoDeskError, OSError) as exc:
             image = exc
         if batched:
@@ -93,25 +113,31 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
                 else scan(image, runner)
         except (MammoDeskError, OSError) as exc:
             outcome = exc
-        _record(report, path, image, outcome, cams_dir, cam_format)
+        _record(report, path, image, outcome, cams_dir, cam_format, sources[path])
     flush()
     return report
 
 
-def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str) -> None:
-    row: dict[str, object] = {"file": str(path)}
+def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str,
+            spacing_from: str = "") -> None:
+    row: dict[str, object] = dict.fromkeys(result_columns(report.labels), "")
+    row["file"] = str(path)
     if isinstance(outcome, Exception):
         report.failed += 1
-        row.update(status="failed", error=str(outcome))
+        row.update(status="failed", error=_one_line(outcome, path))
         report.rows.append(row)
         return
     result = outcome if isinstance(outcome, ScanResult) else None
     prediction = outcome.predictions[outcome.ranked()[0]] if result else outcome
-    row.update(status="ok", error="", **prediction.as_row())
+    row.update(status="ok", **prediction.as_row())
     if result is not None:  # a breast scan: the most positive window speaks for the image
         row.update(region="scan: most positive window", windows=len(result.boxes))
-    if prediction.notes:
-        row["notes"] = "; ".join(prediction.notes)
+    else:
+        row.update(region="roi" if prediction.roi_box is not None else "whole image",
+                   windows=1 if prediction.roi_box is not None else "")
+    spacing = image.meta.pixel_spacing_mm
+    row.update(spacing_mm=f"{spacing[0]:g}" if spacing else "", spacing_source=spacing_from,
+               notes="; ".join(prediction.notes))
     if cams_dir is not None:
         try:
             if prediction.heatmaps is not None:
@@ -133,6 +159,15 @@ def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, 
     for name in prediction.heatmaps.names:
         values = prediction.heatmaps.source(prediction.predicted_index, name).full(shape)
         _save_map(values, folder, f"{source.stem}.{prediction.model}.{name}.{label}", fmt)
+
+
+def _one_line(error: Exception, path: Path) -> str:
+    """The error without the file's name or path (the row's `file` column already says it)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for prefix in (f"{path}: ", f"{path.name}: ", f"{path}", f"{path.name}"):
+        if text.startswith(prefix):
+            return text[len(prefix):].lstrip(" :") or text
+    return text
 
 
 def _save_map(values: np.ndarray, folder: Path, stem: str, fmt: str) -> None:
@@ -158,11 +193,9 @@ def write_report(report: BatchReport, out: Path, runner: ModelRunner) -> None:
                     "failed": report.failed, "ignored_non_images": report.ignored, "results": report.rows}
         text = json.dumps(document, indent=2)
     else:
-        columns: list[str] = []
-        for row in report.rows:
-            columns += [key for key in row if key not in columns]
+        columns = result_columns(report.labels)
         with tempfile.SpooledTemporaryFile(mode="w+", newline="") as buffer:
-            writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+            writer = csv.DictWriter(buffer, fieldnames=columns, restval="", extrasaction="raise")
             writer.writeheader()
             writer.writerows(report.rows)
             buffer.seek(0)

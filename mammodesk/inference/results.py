@@ -4,6 +4,7 @@ heat maps that know how to map themselves back to source pixels."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -171,8 +172,21 @@ class Prediction:
             for label, v in zip(self.labels, self.votes):
                 row[f"votes_{label}"] = int(v)
         if self.roi_box is not None:
-            row["roi"] = " ".join(str(v) for v in self.roi_box)
+            row["roi"] = format_box(self.roi_box)
         row["calibrated"] = "yes" if self.calibrated else "no"
         row["domain"] = self.domain.text() if self.domain is not None else "not checked"
         row["answer"] = self.verdict()
         return row
+
+
+def format_box(box: Sequence[float]) -> str:
+    """x0,y0,x1,y1 in source pixels: the format `--roi` takes."""
+    return ",".join(f"{float(v):g}" for v in box)
+
+
+def parse_box(text: str) -> list[float]:
+    """`--roi`'s x0,y0,x1,y1 (the `roi` column's format); ValueError when it is not four numbers."""
+    values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    if len(values) != 4:
+        raise ValueError(f"an ROI is x0,y0,x1,y1 in source pixels, got {text!r}")
+    return values

@@ -14,6 +14,7 @@ import numpy as np
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
 from mammodesk.inference.scan import ScanResult
+from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io import Image
 from mammodesk.state.events import Signal
 from mammodesk.state.viewer import Document
@@ -159,11 +160,7 @@ class OpinionState:
 
     def image_for_models(self, document: Document) -> Image:
         """The image as the models see it: with the assumed spacing when it has none."""
-        image = document.image
-        if image.meta.pixel_spacing_mm or not self.assumed_spacing_mm:
-            return image
-        spacing = (self.assumed_spacing_mm, self.assumed_spacing_mm)
-        return Image(image.pixels, dataclasses.replace(image.meta, pixel_spacing_mm=spacing))
+        return with_assumed_spacing(document.image, self.assumed_spacing_mm)
 
     # --- results --------------------------------------------------------------------------
     def cached(self, document: Document, entry: ModelEntry, target: Target) -> Opinion | None:
