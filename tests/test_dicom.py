@@ -202,6 +202,30 @@ def test_truncated_file_raises_typed_error(tmp_path):
             read_image(short)
 
 
+@pytest.mark.parametrize("syntax", [None, RLELossless, JPEG2000Lossless])
+def test_a_file_cut_in_its_pixel_data_says_how_much_arrived(tmp_path, syntax):
+    """Native: 'pixel data truncated (N of M bytes)' with the exact counts; compressed: the bytes present
+    and the least the fragments need. Cut anywhere after the header, never 'before its dataset begins'."""
+    pixels = phantom(bits=12)
+    ds = make_dataset(pixels, bits_stored=12)
+    if syntax is not None:
+        ds = compress(ds, pixels, syntax)
+    path = write(ds, tmp_path / "full.dcm")
+    data = path.read_bytes()
+    start = data.rfind(b"\xe0\x7f\x10\x00") + 12  # explicit VR: tag, VR, reserved, length
+    for cut in (start + 10, (start + len(data)) // 2, len(data) - 13):  # the last inside the last fragment
+        short = tmp_path / f"cut{cut}.dcm"
+        short.write_bytes(data[:cut])
+        with pytest.raises(CorruptFileError) as error:
+            read_image(short)
+        message = str(error.value)
+        assert message.count("cut") == 1 and "before its dataset begins" not in message  # named once
+        if syntax is None:
+            assert f"pixel data truncated ({cut - start} of {pixels.nbytes} bytes)" in message
+        else:
+            assert f"pixel data truncated ({cut - start} " in message
+
+
 def test_truncated_compressed_frame_raises_typed_error(tmp_path):
     pixels = phantom(bits=12)
     path = write(compress(make_dataset(pixels, bits_stored=12), pixels, JPEG2000Lossless), tmp_path / "j.dcm")

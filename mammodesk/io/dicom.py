@@ -25,6 +25,7 @@ from mammodesk.errors import (
 from mammodesk.io.image import Image, ImageMeta, WindowPreset
 from mammodesk.io.naming import hashed_key, infer_from_name, normalise_view
 from mammodesk.io.phi import split_tags
+from mammodesk.io.truncation import describe_truncation
 from mammodesk.io.voi import mirror_preset
 
 _VOI_FUNCTIONS = {"LINEAR", "LINEAR_EXACT", "SIGMOID"}
@@ -121,11 +122,18 @@ def _parse(path: Path) -> Dataset:
 
 
 def _check_supported(path: Path, ds: Dataset) -> None:
+    if len(ds) == 0 or ("PixelData" not in ds and "Rows" in ds):
+        short = describe_truncation(path)
+        if short is not None:
+            raise CorruptFileError(path, short)
     if len(ds) == 0:
         raise CorruptFileError(path, "DICOM file ends before its dataset begins (truncated?)")
     if "PixelData" not in ds:
         kind = ds.get("SOPClassUID")
         what = f" ({kind.name})" if kind is not None and hasattr(kind, "name") else ""
+        if what.endswith("Image Storage)") and "Rows" not in ds:  # an image object cut inside its header
+            raise CorruptFileError(path, f"file ends inside its header (truncated: an image object{what} "
+                                         "without its rows, columns or pixels)")
         raise MissingPixelDataError(path, f"DICOM file has no pixel data{what}")
     for needed in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation"):
         if needed not in ds:
@@ -164,7 +172,8 @@ def _decode(path: Path, ds: Dataset) -> np.ndarray:
         # panics with pyo3's PanicException, a BaseException: damaged bytes must not kill the app.
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)):
             raise
-        raise CorruptFileError(path, f"pixel data could not be decoded ({exc})") from exc
+        short = describe_truncation(path, ds)
+        raise CorruptFileError(path, short or f"pixel data could not be decoded ({exc})") from exc
     expected = (int(ds.Rows), int(ds.Columns))
     if array.shape != expected:
         raise CorruptFileError(path, f"decoded {array.shape} pixels, header says {expected}")
