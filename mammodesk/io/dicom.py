@@ -134,7 +134,8 @@ def _check_supported(path: Path, ds: Dataset) -> None:
         if what.endswith("Image Storage)") and "Rows" not in ds:  # an image object cut inside its header
             raise CorruptFileError(path, f"file ends inside its header (truncated: an image object{what} "
                                          "without its rows, columns or pixels)")
-        raise MissingPixelDataError(path, f"DICOM file has no pixel data{what}")
+        hint = "; if it should be an image, the file may be cut short before its pixels" if "Rows" in ds else ""
+        raise MissingPixelDataError(path, f"DICOM file has no pixel data{what}{hint}")
     for needed in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation"):
         if needed not in ds:
             raise CorruptFileError(path, f"DICOM pixel module incomplete: {needed} is missing")
