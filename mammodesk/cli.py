@@ -137,7 +137,7 @@ def _predict(args: argparse.Namespace) -> int:
         print("mammodesk predict: --out must end in .csv or .json", file=sys.stderr)
         return 2
     try:
-        runner = ModelRegistry(args.models_dir).runner(args.model, prefer_gpu=not args.cpu)
+        runner = ModelRegistry(args.models_dir, verify_now=False).runner(args.model, prefer_gpu=not args.cpu)
     except (KeyError, MammoDeskError) as exc:
         print(f"mammodesk predict: {exc}", file=sys.stderr)
         return 2

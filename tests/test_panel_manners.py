@@ -45,3 +45,42 @@ def test_the_status_bar_names_the_active_view(qtbot, window, mias_images):
         window.state.set_active(by_name[name])
         message = window.statusBar().currentMessage()
         assert name in message and by_name[name].anatomy.label in message
+
+
+def test_start_up_never_hashes_models_on_the_ui_thread(qtbot, tmp_path, monkeypatch):
+    """Five bundled models (one damaged): the window comes up with their cards read, the digests are
+    checked in a worker, and the damaged one then turns unusable."""
+    import shutil
+    import threading
+
+    from mammodesk.inference import contract
+    from mammodesk.qt.app import MainWindow
+    from mammodesk.resources import resources_dir
+
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    source = next((resources_dir() / "models").glob("*.onnx"))
+    for index in range(5):
+        shutil.copy(source, models / f"model-{index}.onnx")
+    damaged = bytearray((models / "model-4.onnx").read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01  # inside the weights
+    (models / "model-4.onnx").write_bytes(bytes(damaged))
+    monkeypatch.setenv("MAMMODESK_RESOURCES", str(tmp_path / "resources"))
+    hashed_on: list[str] = []
+    real = contract.graph_sha256
+
+    def observed(path):
+        hashed_on.append(threading.current_thread().name)
+        return real(path)
+
+    monkeypatch.setattr(contract, "graph_sha256", observed)
+    window = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    registry = window.opinions.registry
+    assert len(registry.entries) == 5
+    qtbot.waitUntil(lambda: not registry.pending(), timeout=20_000)
+    qtbot.waitUntil(lambda: "unusable" in window.second_opinion.panel.models.item(4).text(), timeout=5_000)
+    assert len(hashed_on) == 5 and threading.main_thread().name not in hashed_on
+    assert [e.card is not None for e in registry.entries] == [True, True, True, True, False]
+    assert "weights do not match" in registry.entries[4].error
+    window.close()

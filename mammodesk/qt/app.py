@@ -437,7 +437,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                           "These annotations could not be written: " + ", ".join(unsaved))
         self.save_settings()
         self.runner.shutdown()
-        self.second_opinion.worker.shutdown()
+        self.second_opinion.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)
 

@@ -292,7 +292,8 @@ class ModelPanel(QtWidgets.QWidget):
                     item.setToolTip(entry.error or "")
                 else:
                     region = {"whole": "image", "roi": "ROI", "patches": "ROI patches"}[entry.card.roi.mode]
-                    item = QtWidgets.QListWidgetItem(f"{entry.name}  [{entry.card.task}, {region}]")
+                    checking = "" if entry.verified else "  (checking its weights...)"
+                    item = QtWidgets.QListWidgetItem(f"{entry.name}  [{entry.card.task}, {region}]{checking}")
                     item.setToolTip(entry.card.description)
                 self.models.addItem(item)
         self._fit_model_list()

@@ -4,12 +4,15 @@ canvas clicks place ROIs while the ROI tool is on."""
 
 from __future__ import annotations
 
+import concurrent.futures as futures
+
 from PySide6 import QtCore, QtWidgets
 
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.runner import roi_window
 from mammodesk.qt.model_panel import ModelPanel
 from mammodesk.qt.opinion_worker import Job, OpinionRunner
+from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import Opinion, OpinionState
 from mammodesk.state.viewer import Document, ViewerState
 
@@ -19,6 +22,7 @@ DEFAULT_ROI_PX = 120
 class SecondOpinion(QtCore.QObject):
     answered = QtCore.Signal(object)  # Opinion, after it is recorded in the state
     idle = QtCore.Signal()  # every queued job has finished
+    models_verified = QtCore.Signal(bool)  # the digests were checked off the UI thread; True: a model changed
 
     def __init__(self, viewer: ViewerState, opinions: OpinionState, parent: QtWidgets.QWidget,
                  *, prefer_gpu: bool = True) -> None:
@@ -41,6 +45,22 @@ class SecondOpinion(QtCore.QObject):
         opinions.selected_changed.connect(self._activate_its_view)
         self._warmed = False
         viewer.documents_changed.connect(self._warm_once)
+        self._verifier = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-verify")
+        self.models_verified.connect(lambda changed: changed and opinions.models_changed.emit())
+        opinions.models_changed.connect(self._verify_models)
+        self._verify_models()
+
+    def _verify_models(self) -> None:
+        """Weights digests hash whole files: never on the UI thread (a damaged file turns red when found)."""
+        if self.opinions.registry.pending():
+            try:
+                self._verifier.submit(lambda: emit_from_worker(self.models_verified, self.opinions.verify_models()))
+            except RuntimeError:  # shut down while closing
+                pass
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()
+        self._verifier.shutdown(wait=False, cancel_futures=True)
 
     # --- running ----------------------------------------------------------------------------
     def run(self, entry: ModelEntry | None, mode: str = "auto", all_images: bool = False) -> int:

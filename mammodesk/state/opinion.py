@@ -113,7 +113,7 @@ def cache_key(document: Document, entry: ModelEntry, target: Target, assumed_spa
 
 class OpinionState:
     def __init__(self, registry: ModelRegistry | None = None) -> None:
-        self.registry = registry or ModelRegistry()
+        self.registry = registry or ModelRegistry(verify_now=False)  # digests: verify_models, in a worker
         self.opinions: list[Opinion] = []
         self.selected: Opinion | None = None
         self.overlay = OverlaySettings()
@@ -138,6 +138,11 @@ class OpinionState:
     def add_model_folder(self, folder: str) -> None:
         self.registry.add_folder(folder)
         self.models_changed.emit()
+
+    def verify_models(self) -> bool:
+        """Check the weights digests not yet checked (slow: call from a worker); True when the
+        list changed, so `models_changed` is due on the UI thread."""
+        return self.registry.verify_pending()
 
     def targets_for(self, entry: ModelEntry, document: Document, mode: str = "auto") -> list[Target]:
         """What "run" means for this model on this image. Whole-image models run on the
