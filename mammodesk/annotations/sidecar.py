@@ -6,6 +6,12 @@ the old file, fsync of the folder. A crash leaves either the old or the new
 file, never a mixture. A sidecar that cannot be parsed is renamed aside
 (`*.corrupt-TIMESTAMP`), reported, and never overwritten.
 
+Two writers (two windows, or two machines on a shared folder) never lose each
+other's work: every write records a random token, and `save_sidecar`, under
+a lock, compares the token on disk with the one this writer last saw. When
+another writer came in between, the findings are merged (`merge.py`) and
+the caller is told.
+
 Nothing identifying goes in: the image is named by file name (not its
 folder) and by the SHA-256 of its pixels."""
 
@@ -17,9 +23,13 @@ import json
 import os
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
+from mammodesk.annotations.merge import Merged, merge_labels
 from mammodesk.annotations.model import ImageLabels
 from mammodesk.annotations.serialize import labels_from_dict, labels_to_dict
 from mammodesk.errors import AnnotationSaveError
@@ -84,6 +94,7 @@ class SidecarRead:
     labels: ImageLabels | None = None
     revision: int = 0
     problems: list[str] = field(default_factory=list)
+    token: str | None = None  # the write it came from (None: no sidecar, or one older than tokens)
 
 
 def read_sidecar(path: Path, sha256: str, shape: tuple[int, int]) -> SidecarRead:
@@ -104,6 +115,7 @@ def read_sidecar(path: Path, sha256: str, shape: tuple[int, int]) -> SidecarRead
         return result
     result.labels = labels
     result.revision = int(data.get("revision", 0))
+    result.token = data.get("token")
     if image.get("pixel_sha256") not in (None, sha256):
         result.problems.append(f"{path.name} was made on different pixels (the image file changed); "
                                "check the ROIs before trusting them")
@@ -125,16 +137,62 @@ def keep_aside(path: Path) -> Path:
 
 
 def sidecar_bytes(labels: ImageLabels, *, file_name: str, sha256: str, shape: tuple[int, int],
-                  revision: int) -> bytes:
+                  revision: int, token: str = "") -> bytes:
     document = {
         "schema": SCHEMA,
         "version": VERSION,
         "revision": revision,
+        "token": token or uuid.uuid4().hex,
         "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "image": {"file": file_name, "pixel_sha256": sha256, "rows": shape[0], "cols": shape[1]},
         "labels": labels_to_dict(labels),
     }
     return json.dumps(document, indent=1).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    token: str  # this write's token: the base of this writer's next save
+    labels: ImageLabels  # what is on disk now
+    merged: Merged | None = None  # another writer had saved in between: what was merged
+
+
+def save_sidecar(path: Path, labels: ImageLabels, *, base_token: str | None, base_labels: ImageLabels | None,
+                 file_name: str, sha256: str, shape: tuple[int, int], revision: int) -> WriteOutcome:
+    """Write `labels`, unless another writer saved since this one last read or wrote (`base_token`):
+    then theirs and ours are merged and the merge is written. Locked, so two writers take turns."""
+    with _locked(path):
+        theirs = read_sidecar(path, sha256, shape) if path.exists() else None
+        merged = None
+        if theirs is not None and theirs.labels is not None and theirs.token != base_token:
+            merged = merge_labels(base_labels, labels, theirs.labels)
+            labels, revision = merged.labels, max(revision, theirs.revision + 1)
+        token = uuid.uuid4().hex
+        write_atomic(path, sidecar_bytes(labels, file_name=file_name, sha256=sha256, shape=shape,
+                                         revision=revision, token=token))
+    return WriteOutcome(token, labels, merged)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on a hidden file beside the sidecar, held while it is read and replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(path.with_name(f".{path.name}.lock"), "a+b")
+    except OSError as exc:
+        raise AnnotationSaveError(exc.errno, _why(exc), str(path)) from exc
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # closing releases the lock
 
 
 def write_atomic(path: Path, data: bytes) -> None:

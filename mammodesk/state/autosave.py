@@ -1,6 +1,7 @@
 """Autosave of annotations on a background thread: the newest state of each
 image is written a short debounce after its last change, atomically
-(`annotations.sidecar.write_atomic`). A failed write (disk full, folder gone
+(`annotations.sidecar.save_sidecar`, which merges what another writer saved
+meanwhile). A failed write (disk full, folder gone
 read-only) keeps the job and retries; the edits stay in memory meanwhile.
 
 `on_done(job, error)` runs on the saver thread: a UI hands it to its own
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from mammodesk.annotations.model import ImageLabels
-from mammodesk.annotations.sidecar import sidecar_bytes, write_atomic
+from mammodesk.annotations.sidecar import WriteOutcome, save_sidecar
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,13 @@ class SaveJob:
     sha256: str
     shape: tuple[int, int]
     revision: int
+    base_token: str | None = None  # the write this one follows (read at open, or this writer's last)
+    base_labels: ImageLabels | None = None  # the labels of that write
+    outcome: WriteOutcome | None = None  # filled in once written (the copy handed to on_done)
 
-    def write(self) -> None:
-        write_atomic(self.path, sidecar_bytes(self.labels, file_name=self.file_name, sha256=self.sha256,
-                                              shape=self.shape, revision=self.revision))
+    def write(self) -> WriteOutcome:
+        return save_sidecar(self.path, self.labels, base_token=self.base_token, base_labels=self.base_labels,
+                            file_name=self.file_name, sha256=self.sha256, shape=self.shape, revision=self.revision)
 
 
 class AutoSaver:
@@ -41,6 +45,7 @@ class AutoSaver:
         self.on_done = on_done
         self._pending: dict[int, tuple[float, SaveJob]] = {}  # key -> (due time, newest job)
         self._failed: dict[int, SaveJob] = {}
+        self._written: dict[tuple[int, Path], WriteOutcome] = {}  # this saver's latest write per image
         self._writing: int | None = None
         self._flushing = 0
         self._stopping = False
@@ -112,8 +117,14 @@ class AutoSaver:
             if job is None:
                 return
             error: Exception | None = None
+            last = self._written.get((job.key, job.path))
+            if last is not None:  # this saver wrote since the job was made: that write is its base
+                job = replace(job, base_token=last.token, base_labels=last.labels)
             try:
-                job.write()
+                outcome = job.write()
+                if isinstance(outcome, WriteOutcome):
+                    job = replace(job, outcome=outcome)
+                    self._written[(job.key, job.path)] = outcome
             except Exception as exc:  # reported to the UI; the job is retried
                 error = exc
             with self._condition:

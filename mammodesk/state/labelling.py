@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mammodesk.anatomy import Anatomy
+from mammodesk.annotations.merge import merge_labels
 from mammodesk.annotations.model import Finding, ImageLabels, Pathology, Rect, Shape
 from mammodesk.annotations.sidecar import SidecarRead
 from mammodesk.annotations.taxonomy import Taxonomy, finding_type, kind_for
@@ -59,6 +60,8 @@ class Sheet:
     save_error: str | None = None
     problems: list[str] = field(default_factory=list)
     selected: str | None = None
+    read_token: str | None = None  # the sidecar write these labels were opened from
+    read_labels: ImageLabels | None = None
 
     @property
     def saved(self) -> bool:
@@ -101,7 +104,8 @@ class LabellingState:
             labels = replace(labels, **{k: v for k, v in known.items() if v and not getattr(labels, k)})
         labels = self._with_uids(labels)
         sheet = Sheet(key, file_name, sha256, shape, read.path, labels, revision=read.revision,
-                      saved_revision=read.revision, problems=list(read.problems))
+                      saved_revision=read.revision, problems=list(read.problems), read_token=read.token,
+                      read_labels=labels)
         self.sheets[key] = sheet
         self.changed.emit(key)
         return sheet
@@ -314,7 +318,7 @@ class LabellingState:
     # --- saving ---------------------------------------------------------------------------------
     def _job(self, sheet: Sheet) -> SaveJob:
         return SaveJob(sheet.key, sheet.sidecar, sheet.labels, sheet.file_name, sheet.sha256, sheet.shape,
-                       sheet.revision)
+                       sheet.revision, sheet.read_token, sheet.read_labels)
 
     def on_saved(self, job: SaveJob, error: Exception | None) -> None:
         """The saver's report, delivered on the UI thread."""
@@ -324,9 +328,23 @@ class LabellingState:
         if error is None:
             sheet.saved_revision = max(sheet.saved_revision, job.revision)
             sheet.save_error = None
+            merged = job.outcome.merged if getattr(job, "outcome", None) is not None else None
+            if merged is not None and (merged.taken or merged.conflicts):
+                self._adopt_merge(sheet, job)
         else:
             sheet.save_error = f"{error}; your edits are kept in memory and saving is retried"
         self.save_status_changed.emit(job.key)
+
+    def _adopt_merge(self, sheet: Sheet, job: SaveJob) -> None:
+        """Another writer saved this image meanwhile; the file now holds both. Show the merge (one undoable
+        edit on top of what was edited since the job was made) and say what happened."""
+        merged = job.outcome.merged
+        now = merge_labels(job.labels, sheet.labels, job.outcome.labels).labels
+        self.apply(sheet.key, "Merge labels saved meanwhile by another window", now)
+        text = f"another MammoDesk saved {merged.taken} change(s) to these labels meanwhile; merged, nothing lost"
+        if merged.conflicts:
+            text += f" ({merged.conflicts} finding(s) changed in both: both versions kept, marked 'merge')"
+        sheet.problems.append(text)
 
     def _with_uids(self, labels: ImageLabels) -> ImageLabels:
         if all(f.uid for f in labels.findings):
