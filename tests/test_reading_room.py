@@ -67,7 +67,9 @@ def test_open_mias_and_dicom_then_window_level_and_zoom_by_mouse(window, qtbot, 
     mias, dicom = open_and_wait(qtbot, window, mias_images[0], cbis_dicoms[0])
     assert mias.image.shape == (1024, 1024) and dicom.image.dtype == np.uint16
     canvas = window.area.active_canvas()
-    assert canvas.document is dicom and np.shares_memory(canvas.image_item.image, dicom.image.pixels)
+    # Seen whole, a large image paints from the loader's display copy (never a copy made on the UI thread)
+    assert canvas.document is dicom and dicom.display_copy is not None
+    assert np.shares_memory(canvas.image_item.image, dicom.display_copy.pixels)
     before = dicom.window
     right_drag(canvas, 60, 0)  # right = wider
     assert dicom.window.width > before.width and dicom.window.center == pytest.approx(before.center)
@@ -82,6 +84,9 @@ def test_open_mias_and_dicom_then_window_level_and_zoom_by_mouse(window, qtbot, 
     assert canvas.view_box.viewRect().width() == pytest.approx(zoom, rel=0.05)
     window.actions_["one_to_one"].trigger()
     assert canvas.zoom_percent() == pytest.approx(100, rel=0.02)
+    # ... and at 1:1 from a full-resolution crop of the pixels themselves (no copy), around what is in view
+    qtbot.waitUntil(lambda: np.shares_memory(canvas.image_item.image, dicom.image.pixels), timeout=5_000)
+    assert canvas.image_item.image.size < dicom.image.pixels.size
     window.actions_["invert"].trigger()
     assert dicom.inverted and canvas.image_item.lut[0] == 255 - canvas.image_item.lut[-1] or dicom.inverted
     window.actions_["reset"].trigger()
@@ -308,3 +313,45 @@ def test_spec_edits_while_showing_the_original_compute_nothing(window, qtbot, mi
     canvas = window.area.active_canvas()
     canvas.scene().sigMouseMoved.emit(canvas.image_item.mapToScene(QtCore.QPointF(300.5, 400.5)))
     assert "processed" in texts[-1] and "x 300  y 400" in texts[-1]
+
+
+def test_a_large_image_paints_from_its_display_copy_and_full_resolution_when_zoomed(window, qtbot, tmp_path):
+    """The LUT is applied to what the item holds on every paint: the display copy while the whole 12 MP
+    image is in sight, a full-resolution crop around the view at 1:1. Whichever is painted, the readout
+    and the loupe speak of the source pixels, and the painted pixels sit where their source pixels are."""
+    from dicom_factory import mammogram_like
+
+    from mammodesk.state.display import DISPLAY_LONGEST
+
+    pixels = mammogram_like(3200, 2500, seed=3)
+    path = write(make_dataset(pixels, bits_stored=12, ImageLaterality="R", ViewPosition="CC"), tmp_path / "big.dcm")
+    (doc,) = open_and_wait(qtbot, window, path)
+    canvas = window.area.active_canvas()
+    texts = []
+    window.area.cursor_text.connect(texts.append)
+    assert max(canvas.image_item.image.shape) == DISPLAY_LONGEST  # about a quarter of the pixels to map
+
+    def readout_at(col: int, row: int) -> str:
+        scene = canvas.image_item.mapToScene(canvas.image_item.mapFromParent(
+            QtCore.QPointF(doc.image.shape[1] - col - 0.5 if canvas.flip else col + 0.5, row + 0.5)))
+        canvas.scene().sigMouseMoved.emit(scene)
+        return texts[-1]
+
+    for col, row in ((100, 2000), (1700, 350)):
+        assert f"x {col}  y {row}" in readout_at(col, row) and f"value {doc.image.pixels[row, col]}" in texts[-1]
+    window.actions_["one_to_one"].trigger()
+    qtbot.waitUntil(lambda: np.shares_memory(canvas.image_item.image, doc.image.pixels), timeout=5_000)
+    y0, y1, x0, x1 = canvas._crop
+    np.testing.assert_array_equal(canvas.image_item.image, doc.image.pixels[y0:y1, x0:x1])
+    centre = canvas.source_range().center()
+    col, row = int(centre.x()), int(centre.y())
+    col = doc.image.shape[1] - 1 - col if canvas.flip else col
+    assert f"x {col}  y {row}" in readout_at(col, row) and f"value {doc.image.pixels[row, col]}" in texts[-1]
+    first = canvas.image_item.mapToParent(QtCore.QPointF(0.5, 0.5))  # the crop's first pixel, in view coordinates
+    expected_x = doc.image.shape[1] - x0 - 0.5 if canvas.flip else x0 + 0.5
+    assert abs(first.x() - expected_x) < 1e-6 and abs(first.y() - (y0 + 0.5)) < 1e-6
+    window.actions_["fit"].trigger()  # whole again: back to the copy
+    qtbot.waitUntil(lambda: np.shares_memory(canvas.image_item.image, doc.display_copy.pixels), timeout=5_000)
+    loupe = canvas._source_loupe(col, row, 30)  # full resolution under the current window, copy or not
+    lut = canvas.image_item.lut
+    assert loupe.pixelColor(30, 30).red() == lut[doc.image.pixels[row, col]]

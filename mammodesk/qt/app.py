@@ -278,7 +278,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_folder(folder)
 
     def _on_loaded(self, loaded: Loaded) -> None:
-        document = self.state.add_image(loaded.image, auto=loaded.auto, anatomy=loaded.anatomy)
+        document = self.state.add_image(loaded.image, auto=loaded.auto, anatomy=loaded.anatomy, copy=loaded.display)
         self.labelling.on_loaded(document, loaded)
         self.archive.on_loaded(document)
         self.browser.set_summary(loaded.summary)

@@ -1,7 +1,11 @@
 """One image view: pyqtgraph ViewBox + ImageItem, driven by a `Document`.
 
-The item holds the native-dtype pixels (or the processed result) and a
-window LUT, so window/level changes re-map without touching the pixels.
+The item holds native-dtype pixels (or the processed result) and a window
+LUT, so window/level changes re-map without touching the pixels. A large
+image is painted from its display-resolution copy (made by the loader) while
+it is seen whole, and from full-resolution crops of what is in view once
+zoomed past that copy's detail: pyqtgraph applies the LUT to every pixel it
+holds on each paint, so the cost follows the screen, not the detector.
 Display flips and the processed result's geometry are item transforms: the
 view's coordinates are always source pixels as displayed, which is what the
 cursor readout, the loupe and layout synchronisation work in.
@@ -17,12 +21,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.io.image import WindowPreset
 from mammodesk.qt.overlay import OverlayLayer
-from mammodesk.state.display import lut_size, window_lut
+from mammodesk.state.display import DisplayCopy, lut_size, window_lut
 from mammodesk.state.measurements import scale_bar
 from mammodesk.state.viewer import Document
 
 LOUPE_SIZE = 180
 LOUPE_ZOOM = 3
+REFINE_MS = 40  # after a zoom or pan settles, the crop in view is brought up to full resolution
 
 
 class CanvasViewBox(pg.ViewBox):
@@ -74,8 +79,14 @@ class ImageCanvas(pg.GraphicsView):
         self.caption = ""
         self.align: str | None = None  # "left"/"right": fit against that edge (hanging layouts)
         self._shown: np.ndarray | None = None
-        self._geometry_matrix = np.eye(3)
+        self._geometry_matrix = np.eye(3)  # shown-array pixel centres -> source pixel centres
         self._lut_key: tuple | None = None
+        self._crop: tuple[int, int, int, int] | None = None  # y0, y1, x0, x1 of the full-resolution crop shown
+        self._crop_pixels: np.ndarray | None = None
+        self._refine_timer = QtCore.QTimer(self)
+        self._refine_timer.setSingleShot(True)
+        self._refine_timer.setInterval(REFINE_MS)
+        self._refine_timer.timeout.connect(self._refine)
         self._info = QtWidgets.QLabel(self)
         self._info.setStyleSheet("color: #e8e8e8; background: rgba(0,0,0,120); padding: 3px; font-size: 11px;")
         self._info.move(6, 6)
@@ -110,10 +121,18 @@ class ImageCanvas(pg.GraphicsView):
             self._update_info()
             self.scale_bar.refresh()
             return
+        if changed:
+            self._crop = self._crop_pixels = None
         if view is not None:
             shown, matrix = view.shown, view.result.geometry.inverse_matrix
         else:
-            shown, matrix = document.image.pixels, np.eye(3)
+            shown, matrix = self._original_region(document, whole=changed)  # a new image is first seen whole
+        self._set_shown(document, shown, matrix)
+        if changed:
+            self.fit()
+        self._update_info()
+
+    def _set_shown(self, document: Document, shown: np.ndarray, matrix: np.ndarray) -> None:
         if shown is not self._shown:
             self._shown = shown
             self._lut_key = None
@@ -121,9 +140,47 @@ class ImageCanvas(pg.GraphicsView):
         self._geometry_matrix = matrix
         self.image_item.setTransform(self._item_transform(document))
         self.refresh_window()
-        if changed:
-            self.fit()
-        self._update_info()
+
+    # --- the original's pixels at the detail the view needs ------------------------------------------
+    def _original_region(self, document: Document, whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(array to paint, its pixel centres -> source): the pixels themselves for small images, the
+        display copy while the whole image is in sight, a full-resolution crop around the view when
+        zoomed past the copy's detail."""
+        copy = document.display_copy
+        if copy is None or whole or not self._wants_detail(copy):
+            self._crop = self._crop_pixels = None
+            if copy is None:
+                return document.image.pixels, np.eye(3)
+            sy, sx = copy.scale
+            return copy.pixels, np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2], [0, 0, 1]])
+        wanted = self._visible_source_box(document)
+        if self._crop is None or not _inside(wanted, self._crop) or _area(self._crop) > 9 * max(_area(wanted), 1):
+            self._crop = _grown(wanted, document.image.shape)
+            y0, y1, x0, x1 = self._crop
+            self._crop_pixels = document.image.pixels[y0:y1, x0:x1]
+        y0, _, x0, _ = self._crop
+        return self._crop_pixels, np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1]])
+
+    def _wants_detail(self, copy: DisplayCopy) -> bool:
+        """Zoomed in so far that a copy pixel spans more than one device pixel (with some hysteresis)."""
+        per_device_pixel = self.view_box.viewPixelSize()[0] / max(self.devicePixelRatioF(), 1e-9)
+        return per_device_pixel < copy.factor * (1.0 if self._crop is not None else 0.8)
+
+    def _visible_source_box(self, document: Document) -> tuple[int, int, int, int]:
+        rect = self.view_box.viewRect()
+        x0, x1 = rect.left(), rect.right()
+        if self.flip:
+            cols = document.image.shape[1]
+            x0, x1 = cols - x1, cols - x0
+        return int(math.floor(rect.top())), int(math.ceil(rect.bottom())), int(math.floor(x0)), int(math.ceil(x1))
+
+    def _refine(self) -> None:
+        document = self.document
+        if document is None or self.processed or document.display_copy is None:
+            return
+        shown, matrix = self._original_region(document)
+        if shown is not self._shown:
+            self._set_shown(document, shown, matrix)
 
     def refresh_window(self) -> None:
         document = self.document
@@ -190,6 +247,8 @@ class ImageCanvas(pg.GraphicsView):
             self.window_dragged.emit(self.document, dx, dy, self.processed)
 
     def _on_range_changed(self) -> None:
+        if self.document is not None and self.document.display_copy is not None and not self.processed:
+            self._refine_timer.start()
         self._update_info()
         self.scale_bar.refresh()
         self.range_changed.emit(self)
@@ -226,9 +285,16 @@ class ImageCanvas(pg.GraphicsView):
         if document is None or self._shown is None:
             self.cursor_moved.emit("")
             return
-        point = self.image_item.mapFromScene(scene_pos)
-        col, row = math.floor(point.x()), math.floor(point.y())
-        rows, cols = self._shown.shape[:2]
+        if self.processed:
+            point = self.image_item.mapFromScene(scene_pos)
+            col, row = math.floor(point.x()), math.floor(point.y())
+            rows, cols = self._shown.shape[:2]
+        else:  # the original: source pixels, whichever copy or crop is painted (through the item's own
+            # transform, so the readout agrees with what is drawn even before the view's matrix updates)
+            point = self.image_item.mapToParent(self.image_item.mapFromScene(scene_pos))
+            x = document.image.shape[1] - point.x() if self.flip else point.x()
+            col, row = math.floor(x), math.floor(point.y())
+            rows, cols = document.image.shape
         if not (0 <= row < rows and 0 <= col < cols):
             self.loupe.hide()
             self.cursor_moved.emit("")
@@ -243,7 +309,7 @@ class ImageCanvas(pg.GraphicsView):
     def _readout(self, col: int, row: int) -> str:
         document = self.document
         assert document is not None and self._shown is not None
-        value = self._shown[row, col]
+        value = self._shown[row, col] if self.processed else document.image.pixels[row, col]
         if self.processed and document.processed is not None:
             x, y = document.processed.result.geometry.inverse_points(np.array([[col, row]], float))[0]
             value = np.ravel(document.processed.result.array[row, col])[0]  # first channel of RGB inputs
@@ -258,11 +324,14 @@ class ImageCanvas(pg.GraphicsView):
         return f"{text}  {value_text}"
 
     def _show_loupe(self, col: int, row: int, at: QtCore.QPoint) -> None:
-        image = self.image_item.qimage
-        if image is None:
-            return
         half = LOUPE_SIZE // (2 * LOUPE_ZOOM)
-        crop = image.copy(col - half, row - half, 2 * half, 2 * half)
+        if self.processed:
+            image = self.image_item.qimage
+            if image is None:
+                return
+            crop = image.copy(col - half, row - half, 2 * half, 2 * half)
+        else:
+            crop = self._source_loupe(col, row, half)
         if self.flip:
             crop = crop.mirrored(True, False)
         pixmap = QtGui.QPixmap.fromImage(crop).scaled(
@@ -273,6 +342,23 @@ class ImageCanvas(pg.GraphicsView):
         y = min(max(0, at.y() - LOUPE_SIZE // 2), max(0, self.height() - LOUPE_SIZE))
         self.loupe.move(int(x), int(y))
         self.loupe.show()
+
+    def _source_loupe(self, col: int, row: int, half: int) -> QtGui.QImage:
+        """The full-resolution source pixels around (col, row) under the current window (never the copy)."""
+        document = self.document
+        assert document is not None
+        pixels = document.image.pixels
+        rows, cols = pixels.shape
+        block = np.zeros((2 * half, 2 * half), np.uint8)
+        y0, x0 = row - half, col - half
+        ys, xs = slice(max(0, y0), min(rows, y0 + 2 * half)), slice(max(0, x0), min(cols, x0 + 2 * half))
+        lut = self.image_item.lut
+        values = pixels[ys, xs]
+        if lut is not None and np.issubdtype(values.dtype, np.integer):
+            block[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = lut[np.minimum(values, len(lut) - 1)]
+        block = np.ascontiguousarray(block)
+        return QtGui.QImage(block.data, block.shape[1], block.shape[0], block.strides[0],
+                            QtGui.QImage.Format.Format_Grayscale8).copy()
 
     def set_loupe(self, enabled: bool) -> None:
         self.loupe_enabled = enabled
@@ -345,3 +431,21 @@ def window_text(preset: WindowPreset) -> str:
 def _preset_key(preset: WindowPreset) -> tuple:
     lut = None if preset.lut is None else id(preset.lut)
     return preset.center, preset.width, preset.function, lut, preset.lut_first
+
+
+def _inside(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    return inner[0] >= outer[0] and inner[1] <= outer[1] and inner[2] >= outer[2] and inner[3] <= outer[3]
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return max(0, box[1] - box[0]) * max(0, box[3] - box[2])
+
+
+def _grown(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The visible box with half its size again on every side (panning stays inside it), within the image."""
+    y0, y1, x0, x1 = box
+    dy, dx = (y1 - y0) // 2 + 1, (x1 - x0) // 2 + 1
+    rows, cols = shape
+    y0, y1 = max(0, y0 - dy), min(rows, y1 + dy)
+    x0, x1 = max(0, x0 - dx), min(cols, x1 + dx)
+    return y0, max(y1, y0 + 1), x0, max(x1, x0 + 1)

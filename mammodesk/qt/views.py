@@ -30,6 +30,7 @@ class ViewerArea(QtWidgets.QWidget):
         self._grid.setSpacing(2)
         self._syncing = False
         self._loupe = False
+        self._cells = 0  # panes laid out in the grid
         for canvas in self.canvases:
             canvas.window_dragged.connect(self._on_window_dragged)
             canvas.cursor_moved.connect(self.cursor_text)
@@ -76,17 +77,10 @@ class ViewerArea(QtWidgets.QWidget):
 
     def rebuild(self, fit: bool = False) -> None:
         plan = self.assignments()
-        for canvas in self.canvases:
-            self._grid.removeWidget(canvas)
-            canvas.hide()
-        columns = 2 if len(plan) > 1 else 1
-        for index in range(2):  # equal cells, whatever each canvas would like
-            self._grid.setRowStretch(index, 1 if index < (len(plan) + columns - 1) // columns else 0)
-            self._grid.setColumnStretch(index, 1 if index < columns else 0)
+        if len(plan) != self._cells:  # the grid changes only when the number of panes does
+            self._lay_out(len(plan))
         for index, (document, processed, caption) in enumerate(plan):
             canvas = self.canvases[index]
-            self._grid.addWidget(canvas, index // columns, index % columns)
-            canvas.show()
             flip = document is not None and self.state.displayed_flip(document)
             refit = fit or document is not canvas.document or flip != canvas.flip
             in_hanging = self.state.layout != "single" and document is not None
@@ -96,7 +90,9 @@ class ViewerArea(QtWidgets.QWidget):
             if refit:
                 canvas.fit()
             active = document is not None and document is self.state.active and len(plan) > 1
-            canvas.setStyleSheet("ImageCanvas { border: 2px solid #3a78c8; }" if active else "")
+            style = "ImageCanvas { border: 2px solid #3a78c8; }" if active else ""
+            if canvas.styleSheet() != style:  # restyling costs a relayout: only when it changes
+                canvas.setStyleSheet(style)
         self.refresh_overlays()
         self.refresh_rois()
         if len(plan) == 2:  # side by side: the same coordinates, so a plain link
@@ -105,6 +101,19 @@ class ViewerArea(QtWidgets.QWidget):
         else:
             self.canvases[1].view_box.setXLink(None)
             self.canvases[1].view_box.setYLink(None)
+
+    def _lay_out(self, cells: int) -> None:
+        self._cells = cells
+        for canvas in self.canvases:
+            self._grid.removeWidget(canvas)
+            canvas.hide()
+        columns = 2 if cells > 1 else 1
+        for index in range(2):  # equal cells, whatever each canvas would like
+            self._grid.setRowStretch(index, 1 if index < (cells + columns - 1) // columns else 0)
+            self._grid.setColumnStretch(index, 1 if index < columns else 0)
+        for index in range(cells):
+            self._grid.addWidget(self.canvases[index], index // columns, index % columns)
+            self.canvases[index].show()
 
     def canvases_showing(self, document: Document) -> list[ImageCanvas]:
         return [c for c in self.visible_canvases() if c.document is document]

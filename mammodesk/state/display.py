@@ -1,5 +1,6 @@
-"""Pure functions behind the canvas: window LUTs, window/level dragging and
-thumbnails (which side is the chest wall is `mammodesk.anatomy`'s).
+"""Pure functions behind the canvas: window LUTs, window/level dragging,
+thumbnails and the display-resolution copy (which side is the chest wall is
+`mammodesk.anatomy`'s).
 
 Every window (LINEAR, LINEAR_EXACT, SIGMOID or a DICOM LUT sequence, with or
 without inversion) becomes one lookup table indexed by the stored value, so
@@ -10,13 +11,20 @@ window/level dragging never touches the pixels again.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from mammodesk.io.image import Image, WindowPreset
 from mammodesk.io.voi import apply_window, auto_window
 from mammodesk.preprocessing.spatial import breast_mask
+
 LUT_LIMIT = 1 << 16
+# The longest side of the copy a view shows while the whole image is in sight. The window LUT is
+# applied to every shown pixel on each paint: four 12 MP views cost 100-200 ms of UI thread, four
+# copies of this size about a tenth. Zoomed in further, the view shows full-resolution crops.
+DISPLAY_LONGEST = 1536
 
 
 def lut_size(pixels: np.ndarray) -> int:
@@ -60,6 +68,28 @@ def breast_window(image: Image) -> WindowPreset:
     if hi <= lo:
         hi = lo + 1.0
     return WindowPreset((lo + hi) / 2, hi - lo, "LINEAR_EXACT", "auto (breast)")
+
+
+@dataclass(frozen=True)
+class DisplayCopy:
+    """A reduced copy of an image's pixels (same dtype, so the same window LUT applies)."""
+
+    pixels: np.ndarray
+    scale: tuple[float, float]  # source pixels per copy pixel, (rows, columns)
+
+    @property
+    def factor(self) -> float:
+        return max(self.scale)
+
+
+def display_copy(pixels: np.ndarray, longest: int = DISPLAY_LONGEST) -> DisplayCopy | None:
+    """The display-resolution copy (area-averaged), or None when the image is small enough to show
+    as it is. Made once per load, in the loader."""
+    rows, cols = pixels.shape[:2]
+    if max(rows, cols) <= longest * 1.25 or pixels.ndim != 2:
+        return None
+    small = _small(pixels, longest)
+    return DisplayCopy(small, (rows / small.shape[0], cols / small.shape[1]))
 
 
 def thumbnail(image: Image, size: int = 160) -> np.ndarray:

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import multiprocessing
+import os
+import signal
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,6 +39,7 @@ class Loaded:
     summary: "FileSummary"
     sha256: str = ""
     annotations: SidecarRead | None = None  # the image's saved labels, read off the UI thread
+    display: display.DisplayCopy | None = None  # what the view paints while the whole image is in sight
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ def load(path: str) -> Loaded | LoadFailure:
     annotations = read_sidecar(sidecar, sha256, image.shape)
     anatomy = read_anatomy(image)
     return Loaded(image, display.breast_window(image), anatomy, _summary(path, image, anatomy), sha256,
-                  annotations)
+                  annotations, display.display_copy(image.pixels))
 
 
 def summarise(path: str) -> FileSummary:
@@ -105,6 +110,34 @@ def folder_files(folder: str | Path) -> list[str]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+WORKER_NICENESS = 10  # decoders yield the cores to the window: on 2 cores they otherwise starve its paints
+
+
+def start_worker(parent_pid: int) -> None:
+    """Runs first in every decoding process: a lower priority, and an exit when the app is gone (killed
+    or crashed), so no decoder outlives it. Linux asks the kernel; elsewhere a thread watches the parent."""
+    if hasattr(os, "nice"):
+        try:
+            os.nice(WORKER_NICENESS)
+        except OSError:
+            pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
 class ImageLoader:
     """A small process pool for decoding; restarts itself if a worker dies."""
 
@@ -117,7 +150,8 @@ class ImageLoader:
         with self._lock:
             if self._pool is None:
                 self._pool = futures.ProcessPoolExecutor(
-                    self._workers, mp_context=multiprocessing.get_context("spawn"))
+                    self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+                    initargs=(os.getpid(),))
             pool = self._pool
         try:
             future = pool.submit(function, path)
@@ -130,7 +164,8 @@ class ImageLoader:
     def submit_isolated(self, function: Callable[[str], object], path: str) -> futures.Future:
         """Run in a process of its own, so a crash there blames this file alone
         (retries after a crash broke the shared pool use this)."""
-        pool = futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        pool = futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=start_worker, initargs=(os.getpid(),))
         future = pool.submit(function, path)
         future.add_done_callback(lambda _: pool.shutdown(wait=False))
         return future

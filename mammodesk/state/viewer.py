@@ -45,6 +45,7 @@ class Document:
     processed: ProcessedView | None = None  # latest pipeline output (view-resolution preview or full)
     processed_window: WindowPreset | None = None
     processed_window_custom: bool = False
+    display_copy: display.DisplayCopy | None = None  # reduced copy for the view (None: show the pixels)
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -90,13 +91,14 @@ class ViewerState:
         self.recent_changed = Signal()  # ()
 
     # --- documents -----------------------------------------------------------
-    def add_image(self, image: Image, *, auto: WindowPreset | None = None,
-                  anatomy: Anatomy | None = None) -> Document:
-        """Open an image. Loaders pass the automatic window and the anatomy they computed off
-        the UI thread; otherwise they are computed here."""
+    def add_image(self, image: Image, *, auto: WindowPreset | None = None, anatomy: Anatomy | None = None,
+                  copy: display.DisplayCopy | None = None) -> Document:
+        """Open an image. Loaders pass the automatic window, the anatomy and the display copy they
+        computed off the UI thread; otherwise the first two are computed here."""
         anatomy = anatomy or read_anatomy(image)
         auto = auto or display.breast_window(image)
-        document = Document(image, default_window(image, auto), anatomy, flip=anatomy.needs_flip, auto=auto)
+        document = Document(image, default_window(image, auto), anatomy, flip=anatomy.needs_flip, auto=auto,
+                            display_copy=copy)
         self.documents.append(document)
         if image.meta.source_path is not None:
             self.note_recent(str(image.meta.source_path))
