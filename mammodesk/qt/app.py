@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -483,9 +484,21 @@ def run_app(files: list[str], demo: bool = False) -> int:
         window.state.set_layout("2x2")
     if demo:
         window.run_models_when_loaded(assumed_spacing_mm=DEMO_SPACING_MM)
+    close_on_terminate(app, window)
     if os.environ.get("MAMMODESK_QUIT_WHEN_SHOWN"):  # start-up timing: leave once the window is on screen
         QtCore.QTimer.singleShot(0, app.quit)
     return app.exec()
+
+
+def close_on_terminate(app: QtWidgets.QApplication, window: MainWindow) -> None:
+    """SIGTERM (a logout, `kill`, a session manager) closes the window as the user would: labels are
+    flushed and the workers shut down. Qt's loop runs in C++; a short timer lets Python see the signal."""
+    if not hasattr(signal, "SIGTERM"):
+        return
+    signal.signal(signal.SIGTERM, lambda *_: QtCore.QTimer.singleShot(0, window.close))
+    heartbeat = QtCore.QTimer(app)
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(200)
 
 
 def self_check() -> str:
