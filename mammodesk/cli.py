@@ -83,12 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     args = gui_parser().parse_args(argv)
     if args.self_test:
         from mammodesk.qt.app import self_check
+        from mammodesk.qt.platform import real_platform_check
         from mammodesk.selftest import run_self_test
         from mammodesk.state.loading import check_worker_decoding
 
-        checks = [("decoding in a worker process", check_worker_decoding), ("Qt platform plugin", self_check)]
+        checks = [("decoding in a worker process", check_worker_decoding), ("Qt platform plugin", self_check),
+                  ("a window on this machine's display", real_platform_check)]
         return 1 if run_self_test(extra_checks=checks) else 0
     files = demo_files() + args.files if args.demo else args.files
+    from mammodesk.qt.platform import display_problem
+
+    problem = display_problem()  # Qt itself would abort the process with a misleading line
+    if problem is not None:
+        print(f"mammodesk: {problem}", file=sys.stderr)
+        return 2
     from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
 
     return run_app(files, demo=args.demo)

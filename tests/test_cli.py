@@ -71,3 +71,47 @@ def test_predict_help_lists_the_bundled_models(capsys):
     out = capsys.readouterr().out
     bundled = sorted(p.stem for p in (resources_dir() / "models").glob("*.onnx"))
     assert bundled and all(name in out for name in bundled)
+
+
+def test_no_display_is_one_clear_line_not_a_qt_abort():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "mammodesk"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no display is available" in done.stderr and "Abort" not in done.stderr
+
+
+def test_missing_qt_libraries_are_named_from_ldd():
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from mammodesk.qt.platform import debian_package, missing_libraries, xcb_plugin
+
+    assert debian_package("libxcb-icccm.so.4") == "libxcb-icccm4"
+    assert debian_package("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
+    assert debian_package("libEGL.so.1") == "libegl1"
+    missing = missing_libraries(xcb_plugin())
+    env = {**{k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}, "DISPLAY": ":97"}  # no server there
+    done = subprocess.run([sys.executable, "-m", "mammodesk"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "does not answer" in done.stderr  # a display nobody serves: one line
+    env["DISPLAY"] = ":96"
+    server = subprocess.Popen(["Xvfb", ":96", "-screen", "0", "640x480x24"], stderr=subprocess.DEVNULL) \
+        if shutil.which("Xvfb") else None
+    try:
+        if server is not None:
+            time.sleep(1.0)
+        done = subprocess.run([sys.executable, "-m", "mammodesk", "--self-test"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        if server is not None:
+            server.terminate()
+    if server is not None and missing:  # what this machine lacks, named exactly, with the packages that bring it
+        assert done.returncode == 1 and all(f"{name}" in done.stdout for name in missing)
+        assert all(debian_package(name) in done.stdout for name in missing)
+    elif server is not None:  # the plugin loads: the self-test opened the real platform
+        assert "platform xcb opens here" in done.stdout
