@@ -19,9 +19,11 @@ from typing import Callable
 
 import numpy as np
 
+from mammodesk.anatomy import read_anatomy
 from mammodesk.inference.results import Prediction, SourceMap
 from mammodesk.inference.runner import ModelInputError, ModelRunner
 from mammodesk.io import Image
+from mammodesk.preprocessing.pectoral import pectoral_mask
 from mammodesk.preprocessing.spatial import breast_mask
 
 MAX_WINDOWS = 400  # beyond this the stride grows: a scan stays seconds, not minutes, on a CPU
@@ -54,22 +56,43 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None
         raise ModelInputError(f"the image ({cols}x{rows}) is smaller than one {size}-pixel ROI of "
                               f"{runner.card.name}")
     overlap = OVERLAP.get(runner.card.roi.mode, 0.5) if overlap is None else overlap
-    valid = None if image.meta.padding_mask is None else ~image.meta.padding_mask
-    mask = breast_mask(image.pixels, valid)
+    mask = tissue_mask(image)
     if not mask.any():
         raise ModelInputError("no breast found in the image (blank or unreadable contrast); place ROIs by hand")
     stride = max(1, int(size * (1 - overlap)))
     ys, xs = np.nonzero(mask)
-    top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     while True:
-        centres = [(cx, cy) for cy in range(top + size // 2, max(bottom - size // 2, top + size // 2) + 1, stride)
-                   for cx in range(left + size // 2, max(right - size // 2, left + size // 2) + 1, stride)]
+        centres = [(cx, cy) for cy in _centres(top, bottom, size, stride) for cx in _centres(left, right, size, stride)]
         inside = [(cx, cy) for cx, cy in centres if mask[min(cy, rows - 1), min(cx, cols - 1)]]
         if len(inside) <= MAX_WINDOWS:
             break
         stride = int(stride * 1.25) + 1
     half = size / 2
     return np.array([(cx - half, cy - half, cx + half, cy + half) for cx, cy in inside], float).reshape(-1, 4)
+
+
+def tissue_mask(image: Image) -> np.ndarray:
+    """What a scan covers: the breast (film borders, labels and marks out), less the pectoral muscle
+    on an MLO view where it is seen (a window on the muscle looks at muscle, not at breast)."""
+    valid = None if image.meta.padding_mask is None else ~image.meta.padding_mask
+    mask = breast_mask(image.pixels, valid)
+    anatomy = read_anatomy(image)
+    if mask.any() and anatomy.family == "MLO":
+        muscle = pectoral_mask(image.pixels, mask, anatomy.chest_wall)
+        if muscle is not None:
+            mask &= ~muscle
+    return mask
+
+
+def _centres(start: int, end: int, size: int, stride: int) -> list[int]:
+    """Window centres along one axis from `start` to `end` (exclusive): the first window flush with the
+    start, the last flush with the end (the chest wall is never left out), the rest evenly between."""
+    span = end - start
+    if span <= size:
+        return [start + span // 2]
+    count = int(np.ceil((span - size) / stride)) + 1
+    return [int(round(v)) for v in np.linspace(start + size / 2, end - size / 2, count)]
 
 
 def scan(image: Image, runner: ModelRunner, *, overlap: float | None = None,

@@ -11,6 +11,8 @@ from mammodesk.preprocessing.intensity import value_range
 from mammodesk.preprocessing.registry import Frame, Op, Param, register_op
 
 MASK_WORK_SIZE = 512  # the breast mask is found on a copy this wide at most: fast, and plenty
+OPENING_FRACTION = 0.015  # the mask's opening, as a share of the long side (see breast_mask)
+EDGE_BAND = 0.05  # border strips are looked for this far in from each border (share of the width across it)
 
 
 def breast_mask(pixels: np.ndarray, valid: np.ndarray | None = None, opening_px: float = 15.0,
@@ -40,8 +42,10 @@ def breast_mask(pixels: np.ndarray, valid: np.ndarray | None = None, opening_px:
         eight[~small_valid] = 0
     if eight.max() == eight.min():
         return np.zeros(grey.shape, dtype=bool)
-    binary = (eight > background_threshold(eight)).astype(np.uint8)
-    k = max(1, int(round(opening_px * factor)))
+    binary = drop_edge_strips((eight > background_threshold(eight)).astype(np.uint8))
+    # At least 1.5 % of the image's long side: the film's bright edge strips and the frame some digitisers
+    # leave are a few mm wide and would join the breast to every border (CBIS-DDSM); a nipple is wider.
+    k = max(1, int(round(opening_px * factor)), int(round(OPENING_FRACTION * max(small.shape))))
     if k > 1:
         binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -53,6 +57,28 @@ def breast_mask(pixels: np.ndarray, valid: np.ndarray | None = None, opening_px:
     filled = np.zeros_like(component)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return cv2.resize(filled, (cols, rows), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def drop_edge_strips(binary: np.ndarray, band: float = EDGE_BAND) -> np.ndarray:
+    """Bright strips along the image's borders (the film's edge, a digitiser's frame, a ruler) taken out:
+    along each border, a run of foreground that starts within `band` of the border and ends within it
+    too is a strip; the breast's runs reach far beyond it and stay. Works on the small mask copy."""
+    out = binary.copy()
+    for turn in range(4):  # each border in turn, as the left one of a rotated view
+        view = np.rot90(out, turn)
+        width = view.shape[1]
+        limit = max(2, int(round(band * width)))
+        for row in range(view.shape[0]):
+            line = view[row, :limit + 1]
+            on = np.flatnonzero(line)
+            if on.size == 0:
+                continue
+            start = on[0]
+            off = np.flatnonzero(view[row, start:] == 0)
+            end = start + (off[0] if off.size else width - start)
+            if end <= limit:
+                view[row, start:end] = 0
+    return out
 
 
 def background_threshold(eight: np.ndarray) -> float:
