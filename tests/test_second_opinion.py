@@ -331,11 +331,11 @@ def test_switching_views_switches_the_answer(qtbot, window, test_models, mias_im
     assert window.opinions.selected.document is by_name["mdb001.pgm"]
     assert panel.about.text().startswith(by_name["mdb001.pgm"].anatomy.label) and "mdb001.pgm" in panel.about.text()
     rows = [panel.findings.topLevelItem(i).text(0) for i in range(panel.findings.topLevelItemCount())]
-    assert sorted(r.split(":")[0] for r in rows) == sorted(
+    assert sorted(r.splitlines()[0] for r in rows) == sorted(
         f"{d.anatomy.label} · {d.name}" for d in by_name.values())  # each row leads with its view and file
 
     # Picking the other view's row in the findings makes that view active: panel and view agree.
-    row = next(i for i, text in enumerate(rows) if "mdb002.pgm" in text.split(":")[0])
+    row = next(i for i, text in enumerate(rows) if "mdb002.pgm" in text.splitlines()[0])
     panel.findings.setCurrentItem(panel.findings.topLevelItem(row))
     assert window.state.active is by_name["mdb002.pgm"] and window.opinions.selected.document is by_name["mdb002.pgm"]
 

@@ -4,7 +4,7 @@ not even read, until the user asks to reveal them for this image."""
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.qt.canvas import window_text
 from mammodesk.state.viewer import Document
@@ -14,6 +14,44 @@ SOURCES = {"tag": "tags", "name": "file name", "pixels": "pixels"}
 
 def _with_source(value: str | None, source: str | None) -> str:
     return "unknown (?)" if value is None else f"{value} (from {SOURCES.get(source or '', 'unknown')})"
+
+
+class WrappingDelegate(QtWidgets.QStyledItemDelegate):
+    """Cells that wrap at word boundaries, and inside a word too long for the column ("MONOCHROME2",
+    "BodyPartExamined"), so a narrow panel shows whole values instead of "MONOCHROM...". Qt's own wrapping
+    measures without the cell's margins and elides what it thought would fit."""
+
+    MARGIN = 4
+
+    def _layout(self, option: QtWidgets.QStyleOptionViewItem, index, width: int) -> tuple[int, str]:
+        text = str(index.data() or "")
+        metrics = option.fontMetrics
+        flags = QtCore.Qt.TextFlag.TextWordWrap
+        if any(metrics.horizontalAdvance(word) > width for word in text.split()):
+            flags = QtCore.Qt.TextFlag.TextWrapAnywhere
+        return int(flags), text
+
+    def sizeHint(self, option, index) -> QtCore.QSize:  # noqa: N802 - Qt naming
+        view = self.parent()
+        width = max(20, view.columnWidth(index.column()) - 2 * self.MARGIN)
+        flags, text = self._layout(option, index, width)
+        rect = option.fontMetrics.boundingRect(QtCore.QRect(0, 0, width, 10_000), flags, text)
+        return QtCore.QSize(width + 2 * self.MARGIN, rect.height() + 2 * self.MARGIN)
+
+    def paint(self, painter, option, index) -> None:
+        item = QtWidgets.QStyleOptionViewItem(option)
+        self.initStyleOption(item, index)
+        text, item.text = item.text, ""
+        style = item.widget.style() if item.widget is not None else QtWidgets.QApplication.style()
+        style.drawControl(QtWidgets.QStyle.ControlElement.CE_ItemViewItem, item, painter, item.widget)
+        area = item.rect.adjusted(self.MARGIN, self.MARGIN // 2, -self.MARGIN, -self.MARGIN // 2)
+        flags, _ = self._layout(item, index, area.width())
+        selected = bool(item.state & QtWidgets.QStyle.StateFlag.State_Selected)
+        painter.save()
+        painter.setPen(item.palette.color(QtGui.QPalette.ColorRole.HighlightedText if selected
+                                          else QtGui.QPalette.ColorRole.Text))
+        painter.drawText(area, flags | int(QtCore.Qt.AlignmentFlag.AlignVCenter), text)
+        painter.restore()
 
 
 class MetadataPanel(QtWidgets.QWidget):
@@ -29,6 +67,7 @@ class MetadataPanel(QtWidgets.QWidget):
         header.sectionResized.connect(lambda *_: self.table.resizeRowsToContents())  # re-wrap at any width
         self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setWordWrap(True)  # long values wrap instead of being cut ("2624 x 4736 (ui...")
+        self.table.setItemDelegate(WrappingDelegate(self.table))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.reveal = QtWidgets.QCheckBox("Show identifying tags")

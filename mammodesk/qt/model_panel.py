@@ -13,11 +13,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.device import probe_device
 from mammodesk.qt.compact import compact_combo
+from mammodesk.qt.overlay import ColourLegend
 from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
 
-TARGETS = (("auto", "Automatic (ROIs if placed, else scan)"), ("whole", "Whole image"),
-           ("last_roi", "Last placed ROI"), ("rois", "Every placed ROI"), ("scan", "Scan the breast"))
+TARGETS = (("auto", "Auto", "the ROIs placed, else a scan of the breast"),
+           ("whole", "Whole image", "the whole image as one ROI"),
+           ("last_roi", "Last ROI", "the ROI placed last"), ("rois", "Every ROI", "every ROI placed"),
+           ("scan", "Scan breast", "windows over the whole breast, the most suspicious one answering"))
 
 
 def model_card_markdown(entry: ModelEntry) -> str:
@@ -110,6 +113,15 @@ class ProbabilityBars(QtWidgets.QWidget):
         self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 2)
 
 
+def legend_caption(map_name: str, label: str) -> str:
+    """What the heat map's 0..1 means, for the map shown."""
+    if map_name == "scan":
+        return f"mean p({label}) of the windows covering each point (calibrated where the model is)"
+    if map_name == "votes":
+        return f"share of the patch votes for {label} at each point"
+    return f"Grad-CAM evidence for {label} ({map_name}), relative: 1 = the strongest point of this map"
+
+
 def domain_text(prediction) -> str:
     if prediction.domain is None:
         return "Domain: not checked"
@@ -131,9 +143,16 @@ class ModelPanel(QtWidgets.QWidget):
         self.models = QtWidgets.QListWidget()
         self.models.setWordWrap(True)  # whole model names, on two lines if need be
         self.models.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
-        self.card = QtWidgets.QTextBrowser()
-        self.card.setOpenLinks(False)
-        self.card.setMinimumHeight(160)
+        self.card = QtWidgets.QTextBrowser()  # in its own window: in the panel it pushed the answer's
+        self.card.setOpenLinks(False)         # controls below the fold at 1366x768
+        self.card_dialog = QtWidgets.QDialog(self)
+        self.card_dialog.setWindowTitle("Model card")
+        self.card_dialog.resize(620, 640)
+        QtWidgets.QVBoxLayout(self.card_dialog).addWidget(self.card)
+        self.card_button = QtWidgets.QPushButton("Model card...")
+        self.card_button.setToolTip("What the selected model was trained on, how it was evaluated, and against "
+                                    "which baseline")
+        self.card_button.clicked.connect(self.card_dialog.show)
         self.device = QtWidgets.QLabel("Runs on: checking for a GPU...")
         self.device.setWordWrap(True)
         self.device_found.connect(lambda text: self.device.setText(f"Runs on: {text}"))
@@ -147,7 +166,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.findings.setHeaderHidden(True)
         self.findings.setWordWrap(True)
         self.findings.setRootIsDecorated(False)
-        self.findings.setMinimumHeight(90)
+        self.findings.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
         self.accept_button = QtWidgets.QPushButton("Accept as annotation")
         self.accept_button.setToolTip("Keep the selected answer as a finding of its image (linked to the model "
                                       "name and weights hash)")
@@ -163,7 +182,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.reconstruction.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.reconstruction.setToolTip("VAE models: the model input (left) and the VAE's reconstruction (right)")
         self.reconstruction.hide()
-        # What a reader acts on first: the model, run, the answer with its domain verdict; the card last.
+        # What a reader acts on comes first and fits 1366x768 unscrolled: the model, run, the answer with its
+        # domain verdict, the answers list and Accept; then the heat-map controls; the card on request.
         layout.addWidget(self.models)
         layout.addWidget(self.headline)
         layout.addLayout(self._run_controls())
@@ -171,11 +191,10 @@ class ModelPanel(QtWidgets.QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.about)
         layout.addWidget(self.bars)
-        layout.addWidget(self._overlay_controls())
-        layout.addWidget(self.findings, 2)
+        layout.addWidget(self.findings)
         layout.addWidget(self.accept_button)
+        layout.addWidget(self._overlay_controls())
         layout.addWidget(self.reconstruction)
-        layout.addWidget(self.card, 2)
         layout.addWidget(self.device)
         self.models.currentRowChanged.connect(self._on_model_changed)
         self.findings.currentItemChanged.connect(self._on_finding_selected)
@@ -194,8 +213,10 @@ class ModelPanel(QtWidgets.QWidget):
     def _run_controls(self) -> QtWidgets.QLayout:
         grid = QtWidgets.QGridLayout()
         self.target = compact_combo()
-        for key, text in TARGETS:
+        for index, (key, text, meaning) in enumerate(TARGETS):  # short names: the panel is narrow
             self.target.addItem(text, key)
+            self.target.setItemData(index, f"{text}: {meaning}", QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.target.setToolTip("What a run analyses: " + "; ".join(f"{t}: {m}" for _, t, m in TARGETS))
         self.run_button = QtWidgets.QPushButton("Run (Ctrl+R)")
         self.run_button.setToolTip("Run the selected model on the active image")
         self.run_all_button = QtWidgets.QPushButton("Run all models")
@@ -209,6 +230,7 @@ class ModelPanel(QtWidgets.QWidget):
         grid.addWidget(self.run_all_button, 1, 1)
         grid.addWidget(self.stop_button, 2, 0)
         grid.addWidget(add, 2, 1)
+        grid.addWidget(self.card_button, 3, 0, 1, 2)
         self.run_button.clicked.connect(lambda: self.run_requested.emit(self.current_entry(), self.target_mode(),
                                                                         False))
         self.run_all_button.clicked.connect(lambda: self.run_requested.emit(None, self.target_mode(), True))
@@ -255,6 +277,12 @@ class ModelPanel(QtWidgets.QWidget):
         form.addRow("Colours", self.colour_combo)
         form.addRow("Opacity", self.opacity)
         form.addRow("Threshold", self.threshold)
+        self.legend = ColourLegend()
+        self.legend_caption = QtWidgets.QLabel()
+        self.legend_caption.setWordWrap(True)
+        self.legend_caption.setStyleSheet("color: #a0a0a0;")
+        form.addRow("Scale", self.legend)
+        form.addRow(self.legend_caption)
         s = self.state
         self.overlay_visible.toggled.connect(lambda on: s.set_overlay(visible=on))
         self.opacity.valueChanged.connect(lambda v: s.set_overlay(opacity=v / 100))
@@ -313,8 +341,8 @@ class ModelPanel(QtWidgets.QWidget):
             for opinion in self.state.opinions:
                 answer = ("✓ " if opinion.accepted else "") + opinion.summary()
                 # the view first: however narrow the panel, a row never hides which image it is about
-                item = QtWidgets.QTreeWidgetItem([f"{opinion.view_name}: {answer}\n{opinion.model_name} · "
-                                                  f"{opinion.target.describe()}"])
+                lines = [opinion.view_name, *answer.split("; "), f"{opinion.model_name} · {opinion.target.describe()}"]
+                item = QtWidgets.QTreeWidgetItem(["\n".join(lines)])
                 item.setToolTip(0, item.text(0))
                 item.setData(0, QtCore.Qt.ItemDataRole.UserRole, opinion.id)
                 if opinion.error:
@@ -323,6 +351,15 @@ class ModelPanel(QtWidgets.QWidget):
                 self.findings.addTopLevelItem(item)
                 if opinion is self.state.selected:
                     self.findings.setCurrentItem(item)
+        self._fit_findings()
+
+    def _fit_findings(self) -> None:
+        """As tall as its rows, up to about two answers (more scroll inside): Accept stays in sight at
+        1366x768."""
+        rows = [self.findings.sizeHintForIndex(self.findings.model().index(i, 0)).height()
+                for i in range(self.findings.topLevelItemCount())]
+        shown = sum(rows[:2]) + (rows[2] // 2 if len(rows) > 2 else 0)  # half a third row: "there is more"
+        self.findings.setFixedHeight(max(shown, 70) + 2 * self.findings.frameWidth() + 4)
 
 
     def set_progress(self, text: str, done: int, total: int) -> None:
@@ -409,6 +446,10 @@ class ModelPanel(QtWidgets.QWidget):
                 self.class_combo.addItem(label, index)
             self.class_combo.setCurrentIndex(shown[2])
             self.class_combo.setEnabled(shown[1] != "scan")
+        caption = legend_caption(shown[1], opinion.prediction.labels[shown[2]]) if shown is not None else \
+            "no heat map for the answer shown"
+        self.legend.show_scale(settings.colour_map, settings.threshold, caption)
+        self.legend_caption.setText(caption)
         del blockers
 
     def _show_reconstruction(self, opinion: Opinion | None) -> None:

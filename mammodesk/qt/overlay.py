@@ -106,3 +106,38 @@ def _transform(x0: float, y0: float, sx: float, sy: float, flip_width: int | Non
         transform = transform * QtGui.QTransform(-1, 0, 0, 1, flip_width, 0)
     return transform
 
+
+
+class ColourLegend(QtWidgets.QWidget):
+    """The heat map's colour scale: the colour map from 0 to 1, faded below the threshold (those values
+    are not drawn), with what the values mean underneath."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.colour_map, self.threshold, self.caption = "inferno", 0.3, ""
+        self.setMinimumHeight(34)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+
+    def show_scale(self, colour_map: str, threshold: float, caption: str) -> None:
+        self.colour_map, self.threshold, self.caption = colour_map, threshold, caption
+        self.setToolTip(caption)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        painter = QtGui.QPainter(self)
+        lut = colour_lut(self.colour_map)
+        left, width, bar = 2, max(10, self.width() - 4), 10
+        image = np.ascontiguousarray(np.repeat(lut[None, :, :], bar, axis=0))
+        painter.drawImage(QtCore.QRect(left, 2, width, bar),
+                          QtGui.QImage(image.data, 256, bar, image.strides[0], QtGui.QImage.Format.Format_RGB888))
+        cut = int(width * self.threshold)
+        painter.fillRect(QtCore.QRect(left, 2, cut, bar), QtGui.QColor(40, 40, 40, 200))  # not drawn
+        painter.setPen(QtGui.QColor("#d0d0d0"))
+        metrics = painter.fontMetrics()
+        y = 4 + bar + metrics.ascent()
+        painter.drawText(left, y, "0")
+        painter.drawText(left + width - metrics.horizontalAdvance("1"), y, "1")
+        if 0.05 < self.threshold < 0.95:
+            text = f"{self.threshold:.2f}"
+            painter.drawText(left + cut - metrics.horizontalAdvance(text) // 2, y, text)
+        painter.end()
