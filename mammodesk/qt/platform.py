@@ -86,6 +86,17 @@ def _local_display_listens(display: str) -> bool:
         return True
 
 
+PROBE_FLAG = "--probe-display"  # `mammodesk --probe-display`: open Qt's default platform, print its name
+
+
+def probe_display() -> int:
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication(["mammodesk-probe"])
+    print(app.platformName())
+    return 0
+
+
 def real_platform_check(timeout_s: float = 60.0) -> str:
     """For `--self-test`: open Qt on this machine's own platform (not offscreen) in a child process, so a
     Qt abort cannot take the self-test down. Returns what opened; raises RuntimeError with why not."""
@@ -96,11 +107,9 @@ def real_platform_check(timeout_s: float = 60.0) -> str:
     problem = display_problem(env)
     if problem is not None:
         raise RuntimeError(problem)
-    probe = ("from PySide6 import QtWidgets; app = QtWidgets.QApplication(['mammodesk-probe']); "
-             "print(app.platformName())")
+    command = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "mammodesk"]
     try:
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout_s,
-                              env=env)
+        done = subprocess.run([*command, PROBE_FLAG], capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"Qt did not start within {timeout_s:.0f} s") from exc
     if done.returncode != 0:
