@@ -132,7 +132,7 @@ class MetadataPanel(QtWidgets.QWidget):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().resizeEvent(event)
         self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))
-        self.table.resizeRowsToContents()
+        QtCore.QTimer.singleShot(0, self.table.resizeRowsToContents)  # once the stretched column has its width
 
     def _on_reveal(self, checked: bool) -> None:
         document = self.document

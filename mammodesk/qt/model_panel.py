@@ -79,6 +79,7 @@ class ProbabilityBars(QtWidgets.QWidget):
         while self._grid.count():
             widget = self._grid.takeAt(0).widget()
             if widget is not None:
+                widget.hide()  # deleted later: until then it must not paint under the new answer
                 widget.deleteLater()
         self.bars = []
         if opinion is None or opinion.prediction is None:
