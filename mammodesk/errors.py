@@ -66,6 +66,11 @@ def did_you_mean(word: str, options) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-class AnnotationSaveError(MammoDeskError, OSError):
+class StorageError(MammoDeskError, OSError):
+    """A file could not be written (`mammodesk.storage`); the previous one is untouched. The message says
+    why in words: the disk is full, no permission, ..."""
+
+
+class AnnotationSaveError(StorageError):
     """Annotations could not be written; the previous file is untouched and the
     edits stay in memory (the message says why: disk full, read-only, ...)."""

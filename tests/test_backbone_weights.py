@@ -135,7 +135,7 @@ def test_lite0_mapping_is_exact_the_cat_is_a_cat():
     would scramble both."""
     from skimage import data
 
-    from mammodesk_train.backbones.imagenet import imagenet_lite0_classifier, lite0_weights_path
+    from mammodesk_train.backbones.imagenet import lite0_weights_path
     from mammodesk_train.backbones.weights import read_weights
 
     source = read_weights(lite0_weights_path())
@@ -167,3 +167,17 @@ def test_lite0_file_is_shape_checked(tmp_path):
     with pytest.raises(WeightsError, match=r"missing _blocks\.3\._depthwise_conv\.weight.*_conv_head\.weight: shape"):
         load_pretrained(lite, path, naming="efficientnet_pytorch")
     assert all(torch.equal(before[k], v) for k, v in lite.state_dict().items())
+
+
+def imagenet_lite0_classifier() -> torch.nn.Module:
+    """Backbone + the package's 1000-way ImageNet head: logits for (x - 127) / 128 inputs, to check that
+    the mapping is exact (scikit-image's `chelsea` is a cat)."""
+    from mammodesk_train.backbones.imagenet import imagenet_lite0, lite0_weights_path
+    from mammodesk_train.backbones.weights import read_weights
+
+    weights = read_weights(lite0_weights_path())
+    fc = torch.nn.Linear(1280, 1000)
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.weight"])))
+        fc.bias.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.bias"])))
+    return torch.nn.Sequential(imagenet_lite0(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), fc).eval()

@@ -56,6 +56,8 @@ def test_train_help_works_without_the_extra(monkeypatch, capsys):
     assert all(f"  {name} " in out for name in entry.COMMANDS) and "pip install torch==2.13.0" in out
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     assert set(commands) == set(entry.COMMANDS)  # one list of commands, for both helps
+    full = " ".join(build_parser().format_help().split())
+    assert all(" ".join(text.split())[:40] in full for text in entry.COMMANDS.values())
     probe = "import sys, mammodesk_train.entry; print('torch' in sys.modules or 'sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
 

@@ -71,3 +71,31 @@ def test_sigterm_closes_the_window_cleanly(tmp_path, mias_images):
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(p) for p in children)
+
+
+def test_closing_the_window_leaves_no_live_worker_thread(qtbot, tmp_path, mias_images):
+    """Every executor the window's controllers own ends with it (loading, processing, models, digests,
+    labels, the archive), after real work went through each."""
+    import threading
+
+    from PySide6 import QtCore
+
+    from mammodesk.qt.app import MainWindow
+
+    before = set(threading.enumerate())
+    window = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    window.open_paths([str(mias_images[0])])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=60_000)
+    window.state.pipeline.add("median")
+    window.state.set_show("processed")
+    document = window.state.documents[0]
+    qtbot.waitUntil(lambda: document.processed is not None, timeout=30_000)
+    window.archive.panel.search_button.click()  # no server configured: the archive thread still runs it
+    window.labelling.state.add_finding(document.id, None)
+    qtbot.wait(500)
+    started = [t for t in threading.enumerate() if t not in before]
+    assert started  # the work above ran on threads of the window's own
+    window.close()
+    qtbot.waitUntil(lambda: not [t for t in started if t.is_alive()], timeout=15_000)

@@ -11,7 +11,9 @@ from onnx_models import build_model
 
 from mammodesk.cli import main as mammodesk_main
 from mammodesk.inference import ModelRunner
-from mammodesk.inference.scan import scan, scan_per_window
+from scan_reference import scan_per_window
+
+from mammodesk.inference.scan import scan
 from mammodesk.io import read_image
 
 PATCH_ROI = {"mode": "patches", "size": 120, "patch_size": 48, "patches": 9, "seed": 0, "spacing_mm": 0.2}

@@ -17,7 +17,6 @@ folder) and by the SHA-256 of its pixels."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -32,7 +31,9 @@ from typing import Iterator
 from mammodesk.annotations.merge import Merged, merge_labels
 from mammodesk.annotations.model import ImageLabels
 from mammodesk.annotations.serialize import labels_from_dict, labels_to_dict
-from mammodesk.errors import AnnotationSaveError
+from mammodesk import storage
+from mammodesk.errors import AnnotationSaveError, StorageError
+from mammodesk.storage import data_dir
 
 SCHEMA = "mammodesk-annotations"
 VERSION = 1
@@ -45,18 +46,6 @@ def pixel_sha256(pixels) -> str:
     digest.update(f"{pixels.dtype.str}{pixels.shape}".encode())
     digest.update(memoryview(pixels if pixels.flags.c_contiguous else pixels.copy()).cast("B"))
     return digest.hexdigest()
-
-
-def data_dir() -> Path:
-    """Where annotations of images in read-only folders go."""
-    override = os.environ.get("MAMMODESK_DATA_DIR")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "MammoDesk"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "MammoDesk"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "MammoDesk"
 
 
 def sidecar_path(image_path: Path | None, sha256: str) -> Path:
@@ -180,7 +169,7 @@ def _locked(path: Path) -> Iterator[None]:
     try:
         handle = open(path.with_name(f".{path.name}.lock"), "a+b")
     except OSError as exc:
-        raise AnnotationSaveError(exc.errno, _why(exc), str(path)) from exc
+        raise AnnotationSaveError(exc.errno, storage.why(exc), str(path)) from exc
     try:
         if sys.platform == "win32":
             import msvcrt
@@ -196,46 +185,11 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash at any moment leaves the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """`storage.write_atomic`, its failure reported as an annotation that was not saved."""
     try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        try:
-            temporary.unlink()
-        except OSError:
-            pass
-        raise AnnotationSaveError(exc.errno, _why(exc), str(path)) from exc
-    _fsync_folder(path.parent)
+        storage.write_atomic(path, data)
+    except StorageError as exc:
+        raise AnnotationSaveError(exc.errno, exc.strerror, exc.filename) from exc
 
 
-def _why(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "the disk is full"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "no permission to write there"
-    return exc.strerror or str(exc)
-
-
-def _fsync_folder(folder: Path) -> None:
-    if sys.platform == "win32":
-        return  # folders cannot be opened for fsync; NTFS journals the rename
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Temporary files a killed writer left behind (never the sidecar itself)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
+remove_stale_temporaries = storage.remove_stale_temporaries  # the loader clears a killed writer's leftovers

@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from mammodesk.annotations.sidecar import data_dir
+from mammodesk.storage import data_dir
 
 DEFAULT_LIMIT_BYTES = 20 * 1024**3
 COMPLETE = ".complete"

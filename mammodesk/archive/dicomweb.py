@@ -5,7 +5,6 @@ every request has a timeout; secrets come from `servers.get_secret`."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import pydicom
 import requests
 from requests.adapters import HTTPAdapter
 
-from mammodesk.archive.client import ArchiveError, InstanceRef, StudySummary, date_range
 from mammodesk.archive.servers import ServerConfig, get_secret, secret_variable
+from mammodesk.archive.types import ArchiveError, InstanceRef, StudySummary, date_range
+from mammodesk.storage import write_atomic_with
 
 STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "AccessionNumber",
                 "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "StudyDescription")
@@ -132,9 +132,7 @@ def _summary(ds: pydicom.Dataset) -> StudySummary:
 
 
 def _save_atomically(ds: pydicom.Dataset, path: Path) -> Path:
-    temporary = path.with_suffix(".part")
-    ds.save_as(temporary, enforce_file_format=True)
-    os.replace(temporary, path)
+    write_atomic_with(path, lambda temporary: ds.save_as(temporary, enforce_file_format=True))
     return path
 
 

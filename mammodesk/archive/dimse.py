@@ -4,7 +4,6 @@ compressed ones included) and C-STORE. One association per request."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pydicom
@@ -13,8 +12,9 @@ from pydicom.uid import (
     JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless, RLELossless,
 )
 
-from mammodesk.archive.client import ArchiveError, InstanceRef, StudySummary, date_range
 from mammodesk.archive.servers import ServerConfig
+from mammodesk.archive.types import ArchiveError, InstanceRef, StudySummary, date_range
+from mammodesk.storage import write_atomic_with
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
                      JPEG2000Lossless, JPEG2000, JPEGLSLossless, JPEGLSNearLossless, RLELossless, JPEGLosslessSV1,
@@ -24,6 +24,13 @@ RECEIVED_CLASSES = ("DigitalMammographyXRayImageStorageForPresentation",
                     "DigitalXRayImageStorageForPresentation", "ComputedRadiographyImageStorage",
                     "Comprehensive3DSRStorage", "ComprehensiveSRStorage", "EnhancedSRStorage", "BasicTextSRStorage",
                     "BreastTomosynthesisImageStorage")
+
+
+# DIMSE status codes (PS3.4 annex C), by what they mean here
+SUCCESS = 0x0000
+PENDING = (0xFF00, 0xFF01)  # a match follows (C-FIND) / sub-operations continue (C-GET)
+SUB_OPERATIONS_FAILED = 0xB000  # C-GET warning: one or more images could not be sent
+STORED_WITH_WARNINGS = (0xB000, 0xB006, 0xB007)  # C-STORE: coercion, elements discarded, not matching SOP class
 
 
 class DimseArchive:
@@ -78,9 +85,9 @@ class DimseArchive:
             for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
                 if status is None:
                     raise ArchiveError(f"{self.config.name}: the connection dropped during the search; try again")
-                if status.Status in (0xFF00, 0xFF01) and identifier is not None:
+                if status.Status in PENDING and identifier is not None:
                     results.append(identifier)
-                elif status.Status not in (0x0000, 0xFF00, 0xFF01):
+                elif status.Status not in (SUCCESS, *PENDING):
                     raise ArchiveError(f"{self.config.name}: the search failed (status 0x{status.Status:04X})",
                                        retry=False)
         finally:
@@ -128,13 +135,11 @@ class DimseArchive:
             ds = event.dataset
             ds.file_meta = event.file_meta
             path = folder / f"{ds.SOPInstanceUID}.dcm"
-            temporary = path.with_suffix(".part")
-            ds.save_as(temporary, enforce_file_format=True)
-            os.replace(temporary, path)
+            write_atomic_with(path, lambda temporary: ds.save_as(temporary, enforce_file_format=True))
             paths.append(path)
             if progress is not None:
                 progress(len(paths), len(refs))
-            return 0x0000
+            return SUCCESS
 
         for ref in refs:
             if should_stop is not None and should_stop():
@@ -150,11 +155,11 @@ class DimseArchive:
                     if status is None:
                         raise ArchiveError(f"{self.config.name}: the connection dropped during the retrieve; "
                                            "retrieve again (the images already here are kept)")
-                    if status.Status == 0xB000:  # "one or more sub-operations failed": an image is missing
+                    if status.Status == SUB_OPERATIONS_FAILED:  # an image is missing
                         raise ArchiveError(f"{self.config.name}: the server could not send every image of the "
                                            "study (C-GET warning 0xB000); retrieve again (the images already "
                                            "here are kept)")
-                    if status.Status not in (0x0000, 0xFF00, 0xFF01):
+                    if status.Status not in (SUCCESS, *PENDING):
                         raise ArchiveError(f"{self.config.name}: C-GET failed (status 0x{status.Status:04X})")
             finally:
                 assoc.release()
@@ -174,7 +179,7 @@ class DimseArchive:
                 if status is None:
                     raise ArchiveError(f"{self.config.name}: the connection dropped while storing; the report stays "
                                        "in the outbox and is sent again")
-                if status.Status not in (0x0000, 0xB000, 0xB007, 0xB006):
+                if status.Status not in (SUCCESS, *STORED_WITH_WARNINGS):
                     raise ArchiveError(f"{self.config.name}: the server refused the object (C-STORE status "
                                        f"0x{status.Status:04X}); it stays in the outbox", retry=False)
                 stored.append(str(ds.SOPInstanceUID))

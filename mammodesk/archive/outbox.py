@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from mammodesk.annotations.sidecar import data_dir, write_atomic
+from mammodesk.storage import data_dir, write_atomic
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Outbox:
 def send_pending(outbox: Outbox, archive, server: str) -> tuple[int, list[str]]:
     """Send what waits for `server`; (sent, errors). Each report is removed only once acknowledged."""
     sent, errors = 0, []
-    from mammodesk.archive.client import ArchiveError
+    from mammodesk.archive.types import ArchiveError
 
     for entry in outbox.pending(server):
         try:

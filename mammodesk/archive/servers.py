@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mammodesk.annotations.sidecar import data_dir, write_atomic
+from mammodesk.storage import data_dir, write_atomic
 
 KEYRING_SERVICE = "MammoDesk"
 KINDS = ("dicomweb", "dimse")

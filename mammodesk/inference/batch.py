@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
+from mammodesk.storage import write_atomic
 
 
 BASE_COLUMNS = ("file", "status", "error", "model", "weights_sha256", "provider", "region", "windows", "roi",
@@ -200,20 +200,7 @@ def write_report(report: BatchReport, out: Path, runner: ModelRunner) -> None:
             writer.writerows(report.rows)
             buffer.seek(0)
             text = buffer.read()
-    _atomic_write(out, text)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(out, text.encode("utf-8"))
 
 
 def terminal_progress(total_hint: str = "") -> Callable[[int, str], None]:

@@ -112,6 +112,13 @@ class ModelCard:
         return bool(self.cams)
 
     @property
+    def positive_index(self) -> int:
+        """The class a scan maps and a finding is about. Contract: labels are listed from normal (or
+        benign) to the finding, so the positive class is the last one (normal, abnormal; benign,
+        malignant; F, G, D)."""
+        return len(self.labels) - 1
+
+    @property
     def binary_sigmoid(self) -> bool:
         return self.activation == "sigmoid" and len(self.labels) == 2
 

@@ -106,20 +106,12 @@ def scan(image: Image, runner: ModelRunner, *, overlap: float | None = None,
         raise ModelInputError("the breast is smaller than one ROI of this model")
     predictions = runner.predict_windows(image, [tuple(box) for box in boxes], progress=progress,
                                          should_stop=should_stop)
-    positive = len(runner.card.labels) - 1  # tumour / malignant / abnormal: the last label by convention
+    positive = runner.card.positive_index
     result = ScanResult(predictions, boxes, positive, _window_map(image.shape, boxes, predictions, positive))
     if runner.card.has_cams:
         for index in result.ranked()[:explained]:
             predictions[index] = runner.predict(image, tuple(boxes[index]))
     return result
-
-
-def scan_per_window(image: Image, runner: ModelRunner, overlap: float | None = None) -> ScanResult:
-    """The reference path: `predict` (heat maps and all) once per window. For tests and benchmarks."""
-    boxes = scan_windows(image, runner, overlap)
-    predictions = [runner.predict(image, tuple(box)) for box in boxes]
-    positive = len(runner.card.labels) - 1
-    return ScanResult(predictions, boxes, positive, _window_map(image.shape, boxes, predictions, positive))
 
 
 def _window_map(shape: tuple[int, int], boxes: np.ndarray, predictions: list[Prediction], positive: int) -> SourceMap:

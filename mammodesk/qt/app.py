@@ -439,6 +439,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.save_settings()
         self.runner.shutdown()
         self.second_opinion.shutdown()
+        self.archive.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)
 

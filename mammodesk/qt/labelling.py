@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.annotations.model import Pathology
-from mammodesk.annotations.sidecar import write_atomic
+from mammodesk.storage import write_atomic
 from mammodesk.annotations.taxonomy import TAXONOMY_FILE, STANDARD_TYPES, Taxonomy, load_taxonomy
 from mammodesk.errors import MammoDeskError
 from mammodesk.qt.labels_panel import LabelsPanel

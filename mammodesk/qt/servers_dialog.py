@@ -63,6 +63,7 @@ class ServersDialog(QtWidgets.QDialog):
         layout.addLayout(right, 3)
         self.list.currentRowChanged.connect(self._show)
         self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="server-test")
+        self.finished.connect(lambda _result: self._pool.shutdown(wait=False, cancel_futures=True))
         self._tested.connect(self.status.setText)
         self._refresh()
         self._new()

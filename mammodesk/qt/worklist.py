@@ -228,6 +228,10 @@ class ArchiveController(QtCore.QObject):
         self.panel.manage.clicked.connect(self.servers_dialog)
         self.panel.open_files.connect(self.open_retrieved)
 
+    def shutdown(self) -> None:
+        """The archive thread ends with the window (a running request finishes on its own; nothing new starts)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def servers_dialog(self) -> None:
         ServersDialog(self.session, self.window).exec()
         self.panel.refresh_servers()

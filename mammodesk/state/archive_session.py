@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 
 from mammodesk.annotations.model import ImageLabels
-from mammodesk.annotations.sidecar import write_atomic
+from mammodesk.storage import write_atomic
 from mammodesk.archive.cache import StudyCache
 from mammodesk.archive.client import Archive, SearchResult, StudySummary, open_archive, retrieve_study, search
 from mammodesk.archive.outbox import Outbox, Pending, send_pending

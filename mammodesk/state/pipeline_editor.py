@@ -12,6 +12,7 @@ from typing import Any
 from mammodesk.errors import MammoDeskError, SpecError
 from mammodesk.preprocessing import OPS, OpSpec, Param, PipelineSpec
 from mammodesk.state.events import Signal
+from mammodesk.storage import write_atomic
 
 
 class PipelineEditor:
@@ -100,12 +101,9 @@ class PipelineEditor:
 
     def save(self, path: str | Path) -> bool:
         target = Path(path)
-        temporary = target.with_name(target.name + ".part")
         try:
-            temporary.write_text(self._spec.to_json() + "\n", encoding="utf-8")
-            temporary.replace(target)
+            write_atomic(target, (self._spec.to_json() + "\n").encode("utf-8"), make_folder=False)  # the user's folder
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
             self.error.emit(f"Could not save {target.name}: {exc.strerror or exc}")
             return False
         self.source = target.name

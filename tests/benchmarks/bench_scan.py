@@ -27,7 +27,8 @@ from conftest import MIAS_ARCHIVE  # noqa: E402
 from timing import interleaved  # noqa: E402
 
 from mammodesk.inference import ModelRegistry  # noqa: E402
-from mammodesk.inference.scan import scan, scan_per_window  # noqa: E402
+from mammodesk.inference.scan import scan  # noqa: E402
+from scan_reference import scan_per_window  # noqa: E402
 from mammodesk.io import read_image  # noqa: E402
 
 DEMO_SPACING_MM = 0.05

