@@ -259,7 +259,7 @@ def test_real_mias_info_import_in_the_app(window, qtbot, mias_dir):
 
 
 def test_next_file_and_the_taxonomy_dialog(window, qtbot, tmp_path):
-    from mammodesk.qt.labelling import TaxonomyDialog
+    from mammodesk.qt.labelling.controller import TaxonomyDialog
 
     first, second = image_file(tmp_path, "a.png"), image_file(tmp_path, "b.png")
     window.open_folder(str(tmp_path))  # two files: both open, in the hanging

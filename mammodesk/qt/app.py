@@ -16,13 +16,14 @@ from mammodesk import __version__
 from mammodesk.annotations.geometry import translate
 from mammodesk.qt.actions import ShortcutsDialog, build_actions
 from mammodesk.qt.compact import wheel_only_when_focused
-from mammodesk.qt.worklist import ArchiveController
-from mammodesk.qt.labelling import LabellingController
-from mammodesk.qt.metadata_panel import MetadataPanel
-from mammodesk.qt.pipeline_panel import PipelinePanel
-from mammodesk.qt.second_opinion import SecondOpinion
-from mammodesk.qt.study_browser import StudyBrowser
-from mammodesk.qt.views import ViewerArea
+from mammodesk.qt.host import WindowHost
+from mammodesk.qt.archive.controller import ArchiveController
+from mammodesk.qt.labelling.controller import LabellingController
+from mammodesk.qt.viewer.metadata import MetadataPanel
+from mammodesk.qt.viewer.pipeline import PipelinePanel
+from mammodesk.qt.opinion.controller import SecondOpinion
+from mammodesk.qt.viewer.browser import StudyBrowser
+from mammodesk.qt.viewer.views import ViewerArea
 from mammodesk.qt.workers import LoaderBridge, ProcessingRunner
 from mammodesk.resources import icon_path, resources_dir
 from mammodesk.state.archive_session import ArchiveSession
@@ -53,7 +54,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader = LoaderBridge(self)
         self.runner = ProcessingRunner(self)
         self.opinions = opinions or OpinionState()
-        self.labelling = LabellingController(self, author=self.settings.value("author", None))
+        self.host = WindowHost(self)  # what the feature controllers may ask of the window
+        self.labelling = LabellingController(self.host, author=self.settings.value("author", None))
+        self.host.labelling = self.labelling.state
         self.area = ViewerArea(self.state, self.opinions, self, labelling=self.labelling.state)
         self.setCentralWidget(self.area)
         self.second_opinion = SecondOpinion(self.state, self.opinions, self)
@@ -61,7 +64,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser = StudyBrowser()
         self.metadata = MetadataPanel()
         reader = self.settings.value("author", None) or None
-        self.archive = ArchiveController(self, ArchiveSession(reader=reader))
+        self.archive = ArchiveController(self.host, ArchiveSession(reader=reader))
         self.docks = {
             "pipeline": self._dock("Preprocessing", self.pipeline_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea),
             "browser": self._dock("Study", self.browser, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),

@@ -25,6 +25,15 @@ def emit_from_worker(signal, *args) -> None:
         pass
 
 
+def attempt(work):
+    """The result of `work()`, or the exception it raised: every failure is shown in the window,
+    none takes it down."""
+    try:
+        return work()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
 class LoaderBridge(QtCore.QObject):
     loaded = QtCore.Signal(object)  # Loaded
     failed = QtCore.Signal(str, str)  # path, message

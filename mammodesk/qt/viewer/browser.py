@@ -70,6 +70,10 @@ class StudyBrowser(QtWidgets.QListWidget):
         if summary.thumbnail is not None:
             item.setIcon(QtGui.QIcon(QtGui.QPixmap.fromImage(_grey_qimage(summary.thumbnail))))
 
+    def paths(self) -> list[str]:
+        """The files listed, in the order shown."""
+        return [self.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(self.count())]
+
     def entry_text(self, path: str) -> str:
         item = self._items.get(path)
         return item.text() if item is not None else ""

@@ -10,8 +10,8 @@ from PySide6 import QtCore, QtWidgets
 
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.runner import roi_window
-from mammodesk.qt.model_panel import ModelPanel
-from mammodesk.qt.opinion_worker import Job, OpinionRunner
+from mammodesk.qt.opinion.panel import ModelPanel
+from mammodesk.qt.opinion.worker import Job, OpinionRunner
 from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import Opinion, OpinionState
 from mammodesk.state.viewer import Document, ViewerState

@@ -13,7 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.device import probe_device
 from mammodesk.qt.compact import compact_combo
-from mammodesk.qt.overlay import ColourLegend
+from mammodesk.qt.opinion.overlay import ColourLegend
 from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
 

@@ -1,8 +1,7 @@
-"""The archive in the window: the Worklist panel (search, retrieve with
-progress and Stop, the woman's priors), "Save Labels to Server", the team's
-reports on opened images, and the outbox's offer to send what a crash or a
-dead server left behind. Every server call runs on a worker thread; the
-window never waits for one."""
+"""The Worklist panel: search a server, retrieve with progress and Stop, the
+woman's priors, and the outbox's offer to send what a crash or a dead server
+left behind. Every server call runs on the archive thread; the window never
+waits for one."""
 
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ from PySide6 import QtCore, QtWidgets
 from mammodesk.archive.client import StudySummary
 from mammodesk.archive.servers import ServerConfigError
 from mammodesk.qt.compact import compact_combo
-from mammodesk.qt.servers_dialog import ServersDialog
-from mammodesk.qt.workers import emit_from_worker
+from mammodesk.qt.workers import attempt, emit_from_worker
 from mammodesk.state.archive_session import ArchiveSession
 
 
@@ -112,7 +110,7 @@ class WorklistPanel(QtWidgets.QWidget):
     def _submit(self, what: str, work) -> None:
         job = next(self._jobs)
         self._stop = False
-        self.pool.submit(lambda: emit_from_worker(self._done, job, what, _attempt(work)))
+        self.pool.submit(lambda: emit_from_worker(self._done, job, what, attempt(work)))
 
     def stop(self) -> None:
         self._stop = True
@@ -200,119 +198,3 @@ class WorklistPanel(QtWidgets.QWidget):
 
 def _date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
-
-
-def _attempt(work):
-    """The result of `work()`, or the exception it raised: every failure is shown in the window,
-    none takes it down."""
-    try:
-        return work()
-    except Exception as exc:  # noqa: BLE001
-        return exc
-
-
-class ArchiveController(QtCore.QObject):
-    """Reports of images opened from a server (this reader's become the labels, the others are shown
-    read-only) and "Save Labels to Server", all off the UI thread."""
-
-    _reports = QtCore.Signal(int, object, bool)  # document id, (mine, others) or Exception, adopt mine
-    _saved = QtCore.Signal(int, object)  # document id, SaveResult or Exception
-
-    def __init__(self, window, session: ArchiveSession) -> None:
-        super().__init__(window)
-        self.window, self.session = window, session
-        self.panel = WorklistPanel(session)
-        self._pool = self.panel.pool
-        self._reports.connect(self._on_reports)
-        self._saved.connect(self._on_saved)
-        self.panel.manage.clicked.connect(self.servers_dialog)
-        self.panel.open_files.connect(self.open_retrieved)
-
-    def shutdown(self) -> None:
-        """The archive thread ends with the window (a running request finishes on its own; nothing new starts)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def servers_dialog(self) -> None:
-        ServersDialog(self.session, self.window).exec()
-        self.panel.refresh_servers()
-
-    def open_retrieved(self, paths: list[str]) -> None:
-        window = self.window
-        for path in paths:
-            window.open_path(path)
-        window.state.set_layout("2x2")
-        order = {str(p): i for i, p in enumerate(paths)}  # the current study's images come first
-
-        def when_loaded() -> None:  # two studies of one woman: current over prior
-            opened = sorted((d for d in window.state.documents if str(d.image.meta.source_path) in order),
-                            key=lambda d: order[str(d.image.meta.source_path)])
-            if len({d.image.meta.study_key for d in opened}) > 1:
-                window.state.set_active(opened[0])
-                window.state.toggle_priors()
-
-        window.when_loads_finish(when_loaded)
-
-    def on_loaded(self, document, adopt_mine: bool = True) -> None:
-        """Fetch the image's reports: the others' are shown; this reader's latest becomes the labels
-        (not after a save: it is what was just saved, and its round trip through the SR would only
-        replace the labels with an equal copy)."""
-        path = document.image.meta.source_path
-        if self.session.origin(path) is None:
-            return
-        key = document.id
-
-        def work():
-            try:
-                result = self.session.refresh_reports(path)
-            except Exception as exc:  # noqa: BLE001 - the cached reports still show; the message says why
-                try:
-                    result = (self.session.reports(path), exc)
-                except Exception:  # noqa: BLE001
-                    result = exc
-            emit_from_worker(self._reports, key, result, adopt_mine)
-
-        self._pool.submit(work)
-
-    def save_active(self) -> None:
-        document = self.window.state.active
-        sheet = self.window.labelling.state.sheet(document.id) if document is not None else None
-        path = document.image.meta.source_path if document is not None else None
-        if sheet is None or self.session.origin(path) is None:
-            self.window.statusBar().showMessage("Save to server: the active image was not opened from a server "
-                                                "(Worklist, Ctrl+6); its labels are in its sidecar")
-            return
-        labels, key = sheet.labels, document.id
-        self.window.statusBar().showMessage(f"Saving {document.name}'s labels to the server...")
-        save = lambda: self.session.save(path, labels)  # noqa: E731
-        self._pool.submit(lambda: emit_from_worker(self._saved, key, _attempt(save)))
-
-    def _on_reports(self, key: int, result, adopt_mine: bool) -> None:
-        labelling = self.window.labelling.state
-        if isinstance(result, Exception) or key not in labelling.sheets:
-            if isinstance(result, Exception):
-                self.window.statusBar().showMessage(f"Reports not read: {result}")
-            return
-        reports, error = (result[0], result[1]) if isinstance(result[1], Exception) else (result, None)
-        mine, others = reports
-        adopted = adopt_mine and mine is not None and labelling.adopt(
-            key, mine.labels, f"Your report of {mine.written[:8]} from the server")
-        if adopted:
-            self.window.statusBar().showMessage("Your latest report from the server is now the labels (Ctrl+Z undoes)")
-        labelling.set_others(key, [(r.reader, r.labels.findings) for r in others])
-        if error is not None:
-            self.window.statusBar().showMessage(f"Showing cached reports; the server did not answer: {error}")
-
-    def _on_saved(self, key: int, result) -> None:
-        if isinstance(result, Exception):
-            self.window.statusBar().showMessage(f"Not saved to the server: {result} (kept locally)")
-            self.panel.show_pending()
-            return
-        text = result.message
-        if result.concurrent:
-            names = ", ".join(r.replace("^", " ").strip() for r in result.concurrent)
-            text += f"; {names} saved too while you worked: both reports are kept on the server"
-        self.window.statusBar().showMessage(text)
-        self.panel.show_pending()
-        document = next((d for d in self.window.state.documents if d.id == key), None)
-        if document is not None:
-            self.on_loaded(document, adopt_mine=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from mammodesk.qt.canvas import window_text
+from mammodesk.qt.viewer.canvas import window_text
 from mammodesk.state.viewer import Document
 
 SOURCES = {"tag": "tags", "name": "file name", "pixels": "pixels"}

@@ -10,15 +10,16 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.annotations.model import Pathology
-from mammodesk.storage import write_atomic
 from mammodesk.annotations.taxonomy import TAXONOMY_FILE, STANDARD_TYPES, Taxonomy, load_taxonomy
 from mammodesk.errors import MammoDeskError
-from mammodesk.qt.labels_panel import LabelsPanel
+from mammodesk.qt.host import Host
+from mammodesk.qt.labelling.panel import LabelsPanel
 from mammodesk.state import label_io
 from mammodesk.state.autosave import AutoSaver
 from mammodesk.state.labelling import TOOLS, LabellingState
 from mammodesk.state.loading import Loaded
 from mammodesk.state.viewer import Document
+from mammodesk.storage import write_atomic
 
 TYPE_KEYS = dict(zip(STANDARD_TYPES, ("type_mass", "type_calc", "type_distortion", "type_asymmetry",
                                       "type_normal")))
@@ -30,9 +31,9 @@ class LabellingController(QtCore.QObject):
     _saved = QtCore.Signal(object, object)  # SaveJob, error: from the saver thread to the UI thread
     _imported = QtCore.Signal(str, str, object)  # kind, path, list[ImageLabels] | Exception
 
-    def __init__(self, window, author: str | None = None) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, host: Host, author: str | None = None) -> None:
+        super().__init__(host.widget)
+        self.host = host
         self.saver = AutoSaver(on_done=lambda job, error: self._saved.emit(job, error))
         self.state = LabellingState(self.saver, author=author)
         self.panel = LabelsPanel(self.state)
@@ -53,16 +54,16 @@ class LabellingController(QtCore.QObject):
             self.taxonomy_file = taxonomy.source if problem is None else ""
             self.state.set_taxonomy(taxonomy)
             if problem:
-                self.window.statusBar().showMessage(problem)
+                self.host.status(problem)
         self.targets[document.id] = label_io.LabelTarget(document.id, path, loaded.sha256, document.image.shape,
                                                          document.image.meta.format.upper() == "DICOM")
         self.state.attach(document.id, file_name=path.name if path else document.name, sha256=loaded.sha256,
                           shape=document.image.shape, read=loaded.annotations, anatomy=document.anatomy)
         self._apply_pending(document.id)
-        self.show_active(self.window.state.active)
+        self.show_active(self.host.viewer.active)
 
     def on_documents_changed(self) -> None:
-        open_ids = {d.id for d in self.window.state.documents}
+        open_ids = {d.id for d in self.host.viewer.documents}
         for key in [k for k in self.state.sheets if k not in open_ids]:
             self.state.detach(key)
             self.targets.pop(key, None)
@@ -73,11 +74,11 @@ class LabellingController(QtCore.QObject):
 
     @property
     def active_key(self) -> int | None:
-        document = self.window.state.active
+        document = self.host.viewer.active
         return document.id if document is not None and document.id in self.state.sheets else None
 
     def active_editor(self):
-        return self.window.area.editor_for(self.window.state.active)
+        return self.host.editor_for(self.host.viewer.active)
 
     # --- actions ----------------------------------------------------------------------------------------
     def connect_actions(self, a: dict[str, QtGui.QAction]) -> None:
@@ -126,7 +127,7 @@ class LabellingController(QtCore.QObject):
             return  # Ctrl+Z while placing a polygon drops it first
         if self.active_key is not None:
             text = step(self.active_key)
-            self.window.statusBar().showMessage(f"{step.__name__.capitalize()}: {text}" if text else
+            self.host.status(f"{step.__name__.capitalize()}: {text}" if text else
                                                 f"Nothing to {step.__name__}")
 
     def delete_or_back(self) -> None:
@@ -150,34 +151,34 @@ class LabellingController(QtCore.QObject):
     # --- stepping through a study ------------------------------------------------------------------
     def step_file(self, offset: int) -> None:
         """Open the next/previous file of the study browser in place of the active image."""
-        browser = self.window.browser
-        paths = [browser.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(browser.count())]
-        active = self.window.state.active
+        viewer = self.host.viewer
+        paths = self.host.study_paths()
+        active = viewer.active
         current = str(active.image.meta.source_path) if active is not None else None
         if not paths:
             return
         index = (paths.index(current) + offset) % len(paths) if current in paths else 0
         target = paths[index]
-        browser.setCurrentRow(index)
-        for document in self.window.state.documents:
+        self.host.select_study_path(index)
+        for document in viewer.documents:
             if str(document.image.meta.source_path) == target:
-                self.window.state.set_active(document)
+                viewer.set_active(document)
                 return
-        if active is not None and self.window.state.layout == "single":
-            self.window.state.close(active)  # its labels are saved on close
-        self.window.open_path(target)
+        if active is not None and viewer.layout == "single":
+            viewer.close(active)  # its labels are saved on close
+        self.host.open_path(target)
 
     # --- import ---------------------------------------------------------------------------------------
     def import_dialog(self) -> None:
         filters = list(label_io.IMPORT_FORMATS.values())
-        path, chosen = QtWidgets.QFileDialog.getOpenFileName(self.window, "Import labels", "", ";;".join(filters))
+        path, chosen = QtWidgets.QFileDialog.getOpenFileName(self.host.widget, "Import labels", "", ";;".join(filters))
         if path:
             kind = list(label_io.IMPORT_FORMATS)[filters.index(chosen)] if chosen in filters else "csv"
             self.import_file(path, kind)
 
     def import_file(self, path: str, kind: str) -> futures.Future:
         """Read and match off the UI thread (CBIS masks are decoded, DICOM headers read for UIDs)."""
-        self.window.statusBar().showMessage(f"Reading {Path(path).name}...")
+        self.host.status(f"Reading {Path(path).name}...")
         targets = list(self.targets.values())
 
         def work():
@@ -193,7 +194,7 @@ class LabellingController(QtCore.QObject):
     def _on_imported(self, kind: str, path: str, result) -> None:
         name = Path(path).name
         if isinstance(result, Exception):
-            QtWidgets.QMessageBox.warning(self.window, "Import failed", f"{name}: {result}")
+            QtWidgets.QMessageBox.warning(self.host.widget, "Import failed", f"{name}: {result}")
             return
         imported, matched, unmatched = result
         text = f"Import {name}"
@@ -203,7 +204,7 @@ class LabellingController(QtCore.QObject):
         matched = {key: labels for key, labels in matched.items() if key in self.state.sheets}
         added = sum(self.state.import_labels(key, labels, text) for key, labels in matched.items())
         self.pending_imports += [(text, labels) for labels in waiting]
-        self.window.statusBar().showMessage(
+        self.host.status(
             f"{name}: {added} finding(s) added to {len(matched)} open image(s); "
             f"{len(waiting)} other image(s) get theirs when opened")
 
@@ -218,19 +219,19 @@ class LabellingController(QtCore.QObject):
     # --- export --------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
         if not self.state.sheets:
-            self.window.statusBar().showMessage("Nothing to export: open and label an image first")
+            self.host.status("Nothing to export: open and label an image first")
             return
         filters = list(label_io.EXPORT_FORMATS.values())
-        kind, ok = QtWidgets.QInputDialog.getItem(self.window, "Export labels", "Format (all open images):",
+        kind, ok = QtWidgets.QInputDialog.getItem(self.host.widget, "Export labels", "Format (all open images):",
                                                   filters, 0, False)
         if not ok:
             return
         kind = list(label_io.EXPORT_FORMATS)[filters.index(kind)]
         if kind == "sr":
-            out = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Folder for the structured reports")
+            out = QtWidgets.QFileDialog.getExistingDirectory(self.host.widget, "Folder for the structured reports")
         else:
             suffix = {"csv": "findings.csv", "coco": "annotations.coco.json", "mias": "Info.txt"}[kind]
-            out, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, "Export labels", suffix)
+            out, _ = QtWidgets.QFileDialog.getSaveFileName(self.host.widget, "Export labels", suffix)
         if out:
             self.export(kind, Path(out))
 
@@ -241,16 +242,16 @@ class LabellingController(QtCore.QObject):
                                       author=self.state.author,
                                       include_identifiers=self.include_identifiers.isChecked())
         except (MammoDeskError, OSError, ValueError) as exc:
-            QtWidgets.QMessageBox.warning(self.window, "Export failed", f"{out.name}: {exc}")
+            QtWidgets.QMessageBox.warning(self.host.widget, "Export failed", f"{out.name}: {exc}")
             return ""
-        self.window.statusBar().showMessage(summary)
+        self.host.status(summary)
         return summary
 
     # --- taxonomy --------------------------------------------------------------------------------------
     def taxonomy_dialog(self) -> None:
-        active = self.window.state.active
+        active = self.host.viewer.active
         folder = active.image.meta.source_path.parent if active and active.image.meta.source_path else None
-        dialog = TaxonomyDialog(self.state.taxonomy, folder, self.window)
+        dialog = TaxonomyDialog(self.state.taxonomy, folder, self.host.widget)
         if dialog.exec() and dialog.result_taxonomy is not None:
             self.state.set_taxonomy(dialog.result_taxonomy)
             self.taxonomy_file = dialog.result_taxonomy.source

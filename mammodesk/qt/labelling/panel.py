@@ -10,7 +10,7 @@ from mammodesk.annotations.geometry import area
 from mammodesk.annotations.model import Finding, Pathology
 from mammodesk.annotations.taxonomy import BIRADS, DENSITY, finding_type
 from mammodesk.qt.compact import compact_combo
-from mammodesk.qt.roi_layer import COLOURS
+from mammodesk.qt.labelling.roi_layer import COLOURS
 from mammodesk.state.labelling import LabellingState
 
 NONE = "—"

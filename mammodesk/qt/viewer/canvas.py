@@ -20,7 +20,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.io.image import WindowPreset
-from mammodesk.qt.overlay import OverlayLayer
+from mammodesk.qt.opinion.overlay import OverlayLayer
 from mammodesk.state.display import DisplayCopy, lut_size, window_lut
 from mammodesk.state.measurements import scale_bar
 from mammodesk.state.viewer import Document

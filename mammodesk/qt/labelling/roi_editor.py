@@ -15,7 +15,7 @@ from PySide6 import QtCore
 
 from mammodesk.annotations import geometry
 from mammodesk.annotations.model import Circle, Ellipse, Point, Polygon, Rect
-from mammodesk.qt.roi_layer import HANDLE_PX, RoiLayer
+from mammodesk.qt.labelling.roi_layer import HANDLE_PX, RoiLayer
 from mammodesk.state.labelling import LabellingState
 
 DRAG_TOOLS = ("rect", "ellipse", "circle", "freehand", "measure")

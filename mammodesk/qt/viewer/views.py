@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from mammodesk.qt.canvas import ImageCanvas
-from mammodesk.qt.roi_editor import RoiEditor
+from mammodesk.qt.viewer.canvas import ImageCanvas
+from mammodesk.qt.labelling.roi_editor import RoiEditor
 from mammodesk.anatomy import SLOTS
 from mammodesk.state.labelling import LabellingState
 from mammodesk.state.opinion import OpinionState

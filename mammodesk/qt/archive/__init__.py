@@ -1,0 +1,1 @@
+"""The DICOM archive in the window: the Worklist panel, its controller, the servers dialog."""

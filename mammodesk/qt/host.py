@@ -1,0 +1,59 @@
+"""What a feature's controller may ask of the window that composes it, and no
+more: the viewer state, the labels, a line in the status bar, opening a file,
+waiting for the files being opened, a parent for its dialogs, and the study
+browser's order. Controllers take a `Host`; they never reach into the window."""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from PySide6 import QtWidgets
+
+from mammodesk.state.labelling import LabellingState
+from mammodesk.state.viewer import Document, ViewerState
+
+
+class Host(Protocol):
+    viewer: ViewerState
+    labelling: LabellingState | None  # None until the labelling controller exists
+    widget: QtWidgets.QWidget  # the parent of a controller's dialogs
+
+    def status(self, text: str, timeout_ms: int = 0) -> None: ...
+
+    def open_path(self, path: str) -> None: ...
+
+    def when_loads_finish(self, callback: Callable[[], None]) -> None: ...
+
+    def editor_for(self, document: Document | None): ...
+
+    def study_paths(self) -> list[str]: ...
+
+    def select_study_path(self, index: int) -> None: ...
+
+
+class WindowHost:
+    """The main window as a `Host`: thin calls into the parts it composes."""
+
+    def __init__(self, window) -> None:
+        self._window = window
+        self.viewer: ViewerState = window.state
+        self.labelling: LabellingState | None = None
+        self.widget: QtWidgets.QWidget = window
+
+    def status(self, text: str, timeout_ms: int = 0) -> None:
+        self._window.statusBar().showMessage(text, timeout_ms)
+
+    def open_path(self, path: str) -> None:
+        self._window.open_path(path)
+
+    def when_loads_finish(self, callback: Callable[[], None]) -> None:
+        self._window.when_loads_finish(callback)
+
+    def editor_for(self, document: Document | None):
+        return self._window.area.editor_for(document)
+
+    def study_paths(self) -> list[str]:
+        return self._window.browser.paths()
+
+    def select_study_path(self, index: int) -> None:
+        self._window.browser.setCurrentRow(index)

@@ -1,0 +1,1 @@
+"""ROI labelling in the window: controller, the Labels panel, the canvas editor and its ROI layer."""

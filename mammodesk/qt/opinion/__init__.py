@@ -1,0 +1,1 @@
+"""The second opinion in the window: controller (jobs and answers), panel, model worker, heat-map layer."""
