@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return probe_display()
     if args.self_test:
-        from mammodesk.qt.app import self_check
+        from mammodesk.qt.launch import self_check
         from mammodesk.qt.platform import real_platform_check
         from mammodesk.selftest import run_self_test
         from mammodesk.state.loading import check_worker_decoding
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"mammodesk: {problem}", file=sys.stderr)
         return 2
-    from mammodesk.qt.app import run_app  # Qt is imported only when a window is wanted
+    from mammodesk.qt.launch import run_app  # Qt is imported only when a window is wanted
 
     return run_app(files, demo=args.demo)
 

@@ -149,7 +149,7 @@ def test_live_preprocessing_preview_then_full_resolution(window, qtbot, mias_ima
     (doc,) = open_and_wait(qtbot, window, mias_images[1])
     panel = window.pipeline_panel
     results = []
-    window.runner.result.connect(lambda d, view, gen: results.append(view))
+    window.processing.runner.result.connect(lambda d, view, gen: results.append(view))
     add_menu = panel.add_button.menu()
     next(a for a in add_menu.actions() if a.text() == "median").trigger()
     assert window.state.show == "side_by_side"  # adding a step shows its effect
@@ -175,22 +175,22 @@ def test_slow_op_is_superseded_and_stoppable(window, qtbot, tmp_path):
     path = write(make_dataset(big, bits_stored=12), tmp_path / "big.dcm")
     (doc,) = open_and_wait(qtbot, window, path)
     delivered = []
-    window.runner.result.connect(lambda d, view, gen: delivered.append((gen, view.preview)))
+    window.processing.runner.result.connect(lambda d, view, gen: delivered.append((gen, view.preview)))
     editor = window.state.pipeline
     window.state.set_show("processed")
     editor.add("nlmeans")
     qtbot.waitUntil(lambda: any(preview for _, preview in delivered), timeout=LOAD_TIMEOUT)
     slow_generation = delivered[-1][0]
-    qtbot.waitUntil(lambda: window.runner_busy == 1, timeout=5_000)  # the full-resolution pass is running
+    qtbot.waitUntil(lambda: window.processing.busy == 1, timeout=5_000)  # the full-resolution pass is running
     QTest.keyClick(window, QtCore.Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: window.runner_busy == 0, timeout=LOAD_TIMEOUT)
+    qtbot.waitUntil(lambda: window.processing.busy == 0, timeout=LOAD_TIMEOUT)
     assert (slow_generation, False) not in delivered  # its result was dropped
     assert doc.processed is not None and doc.processed.preview
     # A newer edit supersedes: only the newest generation's results reach the state.
     editor.set_param(0, "h", 20.0)
     editor.replace_spec(editor.spec.__class__([{"op": "median"}]), "test")
     qtbot.waitUntil(lambda: doc.processed is not None and not doc.processed.preview
-                    and doc.processed.result.array.dtype == np.uint16 and window.runner_busy == 0,
+                    and doc.processed.result.array.dtype == np.uint16 and window.processing.busy == 0,
                     timeout=LOAD_TIMEOUT)
     np.testing.assert_array_equal(doc.processed.result.array, editor.spec.apply(doc.image).array)
 
@@ -301,7 +301,7 @@ def test_loupe_magnifies_what_is_under_the_cursor(window, qtbot, mias_images):
 def test_spec_edits_while_showing_the_original_compute_nothing(window, qtbot, mias_images):
     (doc,) = open_and_wait(qtbot, window, mias_images[4])
     started = []
-    window.runner.busy_changed.connect(started.append)
+    window.processing.runner.busy_changed.connect(started.append)
     window.state.pipeline.add("median")
     QTest.qWait(200)
     assert window.state.show == "original" and not started and doc.processed is None

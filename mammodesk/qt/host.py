@@ -20,6 +20,8 @@ class Host(Protocol):
 
     def status(self, text: str, timeout_ms: int = 0) -> None: ...
 
+    def current_status(self) -> str: ...
+
     def open_path(self, path: str) -> None: ...
 
     def when_loads_finish(self, callback: Callable[[], None]) -> None: ...
@@ -42,6 +44,9 @@ class WindowHost:
 
     def status(self, text: str, timeout_ms: int = 0) -> None:
         self._window.statusBar().showMessage(text, timeout_ms)
+
+    def current_status(self) -> str:
+        return self._window.statusBar().currentMessage()
 
     def open_path(self, path: str) -> None:
         self._window.open_path(path)

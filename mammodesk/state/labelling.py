@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mammodesk.anatomy import Anatomy
+from mammodesk.annotations.geometry import translate
 from mammodesk.annotations.merge import merge_labels
 from mammodesk.annotations.model import Finding, ImageLabels, Pathology, Rect, Shape
 from mammodesk.annotations.sidecar import SidecarRead
@@ -172,6 +173,15 @@ class LabellingState:
                                                                     findings=sheet.labels.findings + (finding,)))
         self.select(key, finding.uid)
         return finding.uid
+
+    def accept_model_finding(self, document, finding: Finding) -> str | None:
+        """A model's answer accepted as a label of `document` (when its labels are open). Model boxes are in
+        pixel edges, labels in pixel centres: the box moves by half a pixel."""
+        if document.id not in self.sheets:
+            return None
+        if finding.shape is not None:
+            finding = replace(finding, shape=translate(finding.shape, -0.5, -0.5))
+        return self.add_existing(document.id, finding, f"Accept {finding.source}")
 
     def add_existing(self, key: int, finding: Finding, text: str) -> str:
         """A finding made elsewhere (a model's answer, an import), with a new identity."""

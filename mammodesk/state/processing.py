@@ -112,3 +112,24 @@ class Generations:
     def cancel_all(self) -> None:
         with self._lock:
             self._latest.clear()
+
+
+class ScheduleBook:
+    """Which views' processing was started for which spec (the spec's JSON): a view on screen is due
+    when it has no result yet, or one computed for another spec, or the spec itself just changed."""
+
+    def __init__(self) -> None:
+        self._started: dict[int, str] = {}  # document id -> spec JSON
+
+    def due(self, document_id: int, spec_key: str, respec: bool = False) -> bool:
+        """Whether to start it now; a True answer records it as started."""
+        if self._started.get(document_id) == spec_key and not respec:
+            return False
+        self._started[document_id] = spec_key
+        return True
+
+    def forget(self, document_id: int) -> None:
+        self._started.pop(document_id, None)
+
+    def clear(self) -> None:
+        self._started.clear()

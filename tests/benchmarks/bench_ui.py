@@ -95,7 +95,7 @@ def bench_sliders(app, folder: Path, steps: int) -> None:
         window.state.pipeline.replace_spec(window.state.pipeline.spec.__class__([{"op": op, "params": start}]), "bench")
         panel.steps.setCurrentRow(0)
         wait_until(app, lambda: document.processed is not None and not document.processed.preview
-                   and window.runner_busy == 0)
+                   and window.processing.busy == 0)
         slider = panel.param_widgets[param].slider
         latencies, scale = [], 1.0
         for step in range(steps):
@@ -106,7 +106,7 @@ def bench_sliders(app, folder: Path, steps: int) -> None:
             canvas.repaint()  # include drawing the new preview
             latencies.append((time.perf_counter() - start) * 1000)
             scale = document.processed.result.geometry.output_shape[1] / document.image.shape[1]
-            wait_until(app, lambda: window.runner_busy == 0)  # let the full-resolution pass finish
+            wait_until(app, lambda: window.processing.busy == 0)  # let the full-resolution pass finish
         spec = window.state.pipeline.spec
         start_frame = initial_frame(document.image, scale)
         baseline = timed(lambda: spec.run(start_frame), steps)[0]
@@ -132,7 +132,7 @@ def main():
     document = window.state.documents[0]
     window.state.set_show("side_by_side")
     window.state.pipeline.add("median"); window.state.pipeline.add("clahe")
-    while (document.processed is None or document.processed.preview or window.runner_busy) and time.time() < end:
+    while (document.processed is None or document.processed.preview or window.processing.busy) and time.time() < end:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 10)
     window.area.active_canvas().repaint(); app.processEvents()
     def peak_kb(pid="self"):  # VmHWM: ru_maxrss survives exec, so it would report the parent's peak

@@ -34,6 +34,8 @@ class LabellingController(QtCore.QObject):
     def __init__(self, host: Host, author: str | None = None) -> None:
         super().__init__(host.widget)
         self.host = host
+        host.viewer.active_changed.connect(self.show_active)
+        host.viewer.documents_changed.connect(self.on_documents_changed)
         self.saver = AutoSaver(on_done=lambda job, error: self._saved.emit(job, error))
         self.state = LabellingState(self.saver, author=author)
         self.panel = LabelsPanel(self.state)
@@ -81,7 +83,12 @@ class LabellingController(QtCore.QObject):
         return self.host.editor_for(self.host.viewer.active)
 
     # --- actions ----------------------------------------------------------------------------------------
-    def connect_actions(self, a: dict[str, QtGui.QAction]) -> None:
+    def connect_actions(self, a: dict[str, QtGui.QAction], area: QtWidgets.QWidget) -> None:
+        """The labelling actions of the menus, and the keys that act while the image area has the focus."""
+        for key in ("Backspace", "Return", "Enter"):
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), area)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(self.delete_or_back if key == "Backspace" else self.finish_polygon)
         state = self.state
         group = QtGui.QActionGroup(self)
         for tool in TOOLS:

@@ -85,6 +85,20 @@ class SecondOpinion(QtCore.QObject):
             self.panel.set_idle("nothing to run: open an image" if not any(documents) else "shown from the cache")
         return queued
 
+    def run_everything(self, assumed_spacing_mm: float | None = None) -> None:
+        """Every model on every image shown (the demo's first look), then the best answer for the active
+        view is the one shown."""
+        if assumed_spacing_mm:
+            self.panel.spacing.setValue(assumed_spacing_mm)
+            self.panel.assume_spacing.setChecked(True)
+
+        def show_best() -> None:
+            self.idle.disconnect(show_best)
+            self.opinions.select(self.opinions.best_for(self.viewer.active))
+
+        self.idle.connect(show_best)
+        self.run(None, "auto", all_images=True)
+
     def stop(self) -> None:
         self.worker.stop()
         self.panel.set_idle("stopped")

@@ -123,6 +123,12 @@ class ViewerArea(QtWidgets.QWidget):
         for canvas in self.visible_canvases():
             canvas.fit()
 
+    def zoom(self, factor: float) -> None:
+        """Zoom the active view about its centre (factor < 1: closer)."""
+        canvas = self.active_canvas()
+        if canvas is not None:
+            canvas.view_box.scaleBy((factor, factor))
+
     def one_to_one(self) -> None:
         canvas = self.active_canvas()
         if canvas is not None:

@@ -1,0 +1,141 @@
+"""Opening mammograms: files and folders are decoded in worker processes
+(`LoaderBridge`); what arrives is added to the viewer, named in the study
+browser, and announced (`loaded`) to the features that follow an image
+(labels, the archive's reports). Callers can wait for the files being
+opened (`when_loads_finish`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6 import QtCore, QtWidgets
+
+from mammodesk.qt.host import Host
+from mammodesk.qt.viewer.browser import StudyBrowser
+from mammodesk.qt.workers import LoaderBridge
+from mammodesk.state.loading import FileSummary, Loaded, folder_files
+
+AUTO_OPEN_LIMIT = 4  # a folder with at most this many files opens as a study
+TRANSIENT_MS = 4000  # how long a passing status message (a count) stays
+FILE_FILTER = "Images (*.dcm *.dicom *.pgm *.png *.tif *.tiff);;All files (*)"
+
+
+class OpeningController(QtCore.QObject):
+    loaded = QtCore.Signal(object, object)  # Document, Loaded: the image is in the viewer
+    pending_changed = QtCore.Signal(int)  # files still being read
+    browse_requested = QtCore.Signal()  # a large folder was listed: the study browser should come forward
+
+    def __init__(self, host: Host, browser: StudyBrowser, settings: QtCore.QSettings) -> None:
+        super().__init__(host.widget)
+        self.host, self.browser, self.settings = host, browser, settings
+        self.loader = LoaderBridge(self)
+        self._pending_seen, self._after_loads = 0, []
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_failed)
+        self.loader.summarised.connect(browser.set_summary)
+        self.loader.pending_changed.connect(self._on_pending)
+        browser.open_requested.connect(self.open_path)
+        host.viewer.active_changed.connect(self.describe_active)  # no message about another image
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()
+
+    # --- opening ---------------------------------------------------------------------------------
+    def open_paths(self, paths: list[str]) -> None:
+        for path in paths:
+            if Path(path).is_dir():
+                self.open_folder(path)
+            else:
+                self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        self.browser.add_entries([path])
+        self.loader.open(path)
+
+    def open_folder(self, folder: str) -> None:
+        try:
+            files = folder_files(folder)
+        except OSError as exc:
+            self.host.status(f"Could not list {folder}: {exc.strerror or exc}")
+            return
+        self.settings.setValue("last_folder", folder)
+        self.browser.add_entries(files)
+        if len(files) <= AUTO_OPEN_LIMIT:
+            for path in files:
+                self.loader.open(path)
+            if len(files) > 1:
+                self.host.viewer.set_layout("2x2")
+            return
+        for path in files:
+            self.loader.summarise(path)
+        self.browse_requested.emit()
+        self.host.status(f"{len(files)} files listed in the study browser (left); double-click one to open it, "
+                         "or select several and press Enter")
+
+    def ask_files(self) -> None:
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.host.widget, "Open mammograms",
+                                                          str(self.settings.value("last_folder", "")), FILE_FILTER)
+        if paths:
+            self.settings.setValue("last_folder", str(Path(paths[0]).parent))
+            self.open_paths(paths)
+
+    def ask_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self.host.widget, "Open study folder",
+                                                            str(self.settings.value("last_folder", "")))
+        if folder:
+            self.open_folder(folder)
+
+    # --- waiting ---------------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return self._pending_seen
+
+    def when_loads_finish(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when every file being opened has loaded (and been added) or failed."""
+        self._after_loads.append(callback)
+        QtCore.QTimer.singleShot(0, self._run_after_loads)  # nothing was pending: now
+
+    def _run_after_loads(self) -> None:
+        # The count as delivered to this thread: a worker's last "loaded" arrives before its count drops.
+        if self._pending_seen:
+            return
+        callbacks, self._after_loads = self._after_loads, []
+        for callback in callbacks:
+            callback()
+
+    # --- results ---------------------------------------------------------------------------------
+    def _on_loaded(self, loaded: Loaded) -> None:
+        document = self.host.viewer.add_image(loaded.image, auto=loaded.auto, anatomy=loaded.anatomy,
+                                              copy=loaded.display)
+        self.loaded.emit(document, loaded)
+        self.browser.set_summary(loaded.summary)
+        self.describe_active()
+
+    def describe_active(self, *_args) -> None:
+        """The status bar speaks of the active view, never of whichever file loaded last."""
+        document = self.host.viewer.active
+        if document is None:
+            self.host.status("")
+            return
+        meta, (rows, cols) = document.image.meta, document.image.shape
+        warnings = f"; {len(meta.warnings)} warning(s), see Metadata" if meta.warnings else ""
+        self.host.status(f"{document.anatomy.label} · {document.name}: {cols}x{rows} {meta.format} "
+                         f"{meta.bits_stored}-bit{warnings}")
+
+    def _on_failed(self, path: str, message: str) -> None:
+        self.host.viewer.add_error(path, message)
+        self.browser.set_summary(FileSummary(path, error=message))
+        self.host.status(f"Could not open {Path(path).name}: {message}")
+
+    def _on_pending(self, count: int) -> None:
+        self._pending_seen = count
+        if not count:
+            self._run_after_loads()
+        self.pending_changed.emit(count)
+        viewer = self.host.viewer
+        if count:
+            self.host.status(f"Reading {count} file(s)...")
+        elif self.host.current_status().startswith("Reading "):  # never leave a stale "Reading"
+            failed = f", {len(viewer.errors)} could not be read" if viewer.errors else ""
+            self.host.status(f"{len(viewer.documents)} image(s) open{failed}", TRANSIENT_MS)
