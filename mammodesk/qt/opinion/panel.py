@@ -5,7 +5,6 @@ returned, their class probabilities, and the heat-map overlay controls."""
 from __future__ import annotations
 
 import concurrent.futures as futures
-import re
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -13,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.device import probe_device
 from mammodesk.qt.compact import compact_combo
+from mammodesk.qt.opinion.answer import ProbabilityBars, evaluation_headline, legend_caption, model_card_markdown
 from mammodesk.qt.opinion.overlay import ColourLegend
 from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
@@ -21,114 +21,6 @@ TARGETS = (("auto", "Auto", "the ROIs placed, else a scan of the breast"),
            ("whole", "Whole image", "the whole image as one ROI"),
            ("last_roi", "Last ROI", "the ROI placed last"), ("rois", "Every ROI", "every ROI placed"),
            ("scan", "Scan breast", "windows over the whole breast, the most suspicious one answering"))
-
-
-def model_card_markdown(entry: ModelEntry) -> str:
-    """The model card shipped beside the file, else one built from its metadata."""
-    markdown = entry.path.with_suffix(".md")
-    if markdown.is_file():
-        return panel_headings(markdown.read_text(encoding="utf-8", errors="replace"))
-    if entry.card is None:
-        return f"# {entry.path.name}\n\n**Cannot be used:** {entry.error}"
-    card = entry.card
-    lines = [f"# {card.name}", "", card.description, "", f"- family: {card.family}", f"- task: {card.task}",
-             f"- labels: {', '.join(card.labels)}", f"- input: {card.input.width}x{card.input.height}",
-             f"- region: {card.roi.mode}", f"- trained on: {card.training.get('dataset', 'not stated')}",
-             f"- evaluated: {card.metrics.get('how', 'not stated')}"]
-    for name, value in card.metrics.items():
-        if isinstance(value, dict) and "mean" in value:
-            lines.append(f"- {name}: {value['mean']:.3f} ± {value.get('sd', float('nan')):.3f}")
-    return "\n".join(lines)
-
-
-def panel_headings(markdown: str) -> str:
-    """A card's headings two levels smaller: in a side panel a level-1 title takes half its height."""
-    return re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m.group(1)) + 2) + " ", markdown, flags=re.M)
-
-
-WEAK_AUC = 0.6
-
-
-def evaluation_headline(entry: ModelEntry | None) -> tuple[str, bool]:
-    """("CV AUC 0.73 ± 0.06 ...", weak?) from the model's own metrics; weak = mean AUC below 0.6."""
-    if entry is None or entry.card is None:
-        return "", False
-    auc = entry.card.metrics.get("auc")
-    if not isinstance(auc, dict) or "mean" not in auc:
-        return "No cross-validated AUC in this model's metadata.", False
-    text = f"Cross-validated AUC {auc['mean']:.2f} ± {auc.get('sd', float('nan')):.2f} (development data)"
-    if auc["mean"] < WEAK_AUC:
-        return text + " - no better than chance: treat its answers as noise.", True
-    base = entry.card.metrics.get("baseline")
-    if isinstance(base, dict) and isinstance(base.get("baseline"), dict):
-        text = (f"CV AUC {auc['mean']:.2f} vs {base['baseline']['mean']:.2f} plain baseline "
-                f"({base['difference']['mean']:+.2f} paired, development data)")
-        if not base.get("beats_baseline"):
-            return text + " - does not beat simple intensity statistics: treat its answers with caution.", True
-    return text + ".", False
-
-
-class ProbabilityBars(QtWidgets.QWidget):
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._grid = QtWidgets.QGridLayout(self)
-        self._grid.setContentsMargins(0, 0, 0, 0)
-        self.bars: list[QtWidgets.QProgressBar] = []
-
-    def show_opinion(self, opinion: Opinion | None) -> None:
-        while self._grid.count():
-            widget = self._grid.takeAt(0).widget()
-            if widget is not None:
-                widget.hide()  # deleted later: until then it must not paint under the new answer
-                widget.deleteLater()
-        self.bars = []
-        if opinion is None or opinion.prediction is None:
-            return
-        p = opinion.prediction
-        verdict = QtWidgets.QLabel()
-        verdict.setWordWrap(True)
-        if p.clear:
-            verdict.setText(f"Answer: <b>{p.verdict()}</b>")
-        else:
-            verdict.setText(f"<b>{p.verdict().capitalize()}</b>")
-            verdict.setStyleSheet("color: #f0a030;")
-        self._grid.addWidget(verdict, 0, 0, 1, 2)
-        domain = QtWidgets.QLabel(domain_text(p))
-        domain.setWordWrap(True)
-        domain.setStyleSheet("color: #ffffff; background: #b3261e; padding: 3px; font-weight: bold;"
-                             if p.domain is not None and not p.domain.in_domain else "color: #4caf50;")
-        self._grid.addWidget(domain, 1, 0, 1, 2)
-        for row, (label, value) in enumerate(zip(p.labels, p.probabilities), start=2):
-            name = QtWidgets.QLabel(f"<b>{label}</b>" if row - 2 == p.predicted_index and p.clear else label)
-            bar = QtWidgets.QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setValue(int(round(float(value) * 1000)))
-            bar.setFormat(f"{float(value) * 100:.1f} %")
-            bar.setMaximumHeight(16)
-            self._grid.addWidget(name, row, 0)
-            self._grid.addWidget(bar, row, 1)
-            self.bars.append(bar)
-        caption = QtWidgets.QLabel("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
-                                   "(this model carries no calibration)")
-        caption.setStyleSheet("color: #909090;")
-        self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 2)
-
-
-def legend_caption(map_name: str, label: str) -> str:
-    """What the heat map's 0..1 means, for the map shown."""
-    if map_name == "scan":
-        return f"mean p({label}) of the windows covering each point (calibrated where the model is)"
-    if map_name == "votes":
-        return f"share of the patch votes for {label} at each point"
-    return f"Grad-CAM evidence for {label} ({map_name}), relative: 1 = the strongest point of this map"
-
-
-def domain_text(prediction) -> str:
-    if prediction.domain is None:
-        return "Domain: not checked"
-    if prediction.domain.in_domain:
-        return f"In domain ({', '.join(prediction.domain.checked)} like the training images)"
-    return "⚠ Outside training data: " + "; ".join(prediction.domain.reasons)
 
 
 class ModelPanel(QtWidgets.QWidget):
