@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -66,11 +67,17 @@ def write_atomic_with(path: Path, write: Callable[[Path], object], *, make_folde
     _fsync_folder(path.parent)
 
 
+STALE_AFTER_S = 60.0  # a live writer's temporary exists for milliseconds; an older one was left by a crash
+
+
 def remove_stale_temporaries(path: Path) -> None:
-    """Temporary files a killed writer of `path` left behind (never the file itself)."""
+    """Temporary files a killed writer of `path` left behind (never the file itself, nor the temporary
+    another window is writing right now)."""
+    now = time.time()
     for stale in path.parent.glob(TEMPORARY.format(name=path.name, pid="*")):
         try:
-            stale.unlink()
+            if now - stale.stat().st_mtime > STALE_AFTER_S:
+                stale.unlink()
         except OSError:
             pass
 

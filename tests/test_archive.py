@@ -311,3 +311,18 @@ def test_error_messages_never_carry_the_patient_query():
                                "http://pacs.example/dicom-web/studies?PatientID=MRN-7731&PatientName=DOE%5EJANE")
     text = _short(error)
     assert "MRN-7731" not in text and "DOE" not in text and text.startswith("400 Client Error")
+
+
+def test_other_modalities_never_crowd_mammograms_out_of_a_limited_search(server, tmp_path):
+    """The filter runs here, so the server is asked for more than is shown: with a limit of 2 and three CT
+    studies on the server, the one mammography study is still found."""
+    from mammodesk.archive.client import search
+
+    for index in range(3):
+        ct = make_dataset(phantom(32, 32, bits=12, seed=index), bits_stored=12, modality="CT", PatientID="BUSY",
+                          StudyDate=f"2023020{index + 1}")
+        server.upload(write(ct, tmp_path / f"ct{index}.dcm"))
+    mammography, paths = study_files(tmp_path / "mg", patient="BUSY", date="20230301", compressed=False)
+    server.upload(paths[0])
+    found = search(open_archive(ServerConfig("test", url=server.dicomweb)), patient_id="BUSY", limit=2)
+    assert [s.study_uid for s in found.studies] == [mammography] and found.other_modalities == 3

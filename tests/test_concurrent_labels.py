@@ -80,3 +80,38 @@ def test_merge_rules():
     assert {"mine", "yours"} <= set(by_uid) and merged.labels.density == "D"
     assert merged.conflicts == 1 and merged.taken == 1
     assert merge_labels(base, base, base).labels == base  # nothing to merge: nothing changes
+
+
+def test_a_merge_is_adopted_whole_and_a_save_made_before_it_cannot_undo_it(tmp_path):
+    """Bob deletes a finding; Ann, who still has it, saves: the file keeps Bob's deletion, Ann's window takes
+    the merge in (deletions and all), and a save Ann's window made before it did cannot write it back."""
+    sidecar = tmp_path / "img.png.mammodesk.json"
+    save_sidecar(sidecar, ImageLabels("img", (_finding("keep"), _finding("gone", 100))), base_token=None,
+                 base_labels=None, file_name="img.png", sha256=SHA, shape=SHAPE, revision=1)
+
+    def open_window(who: str):
+        done: list = []
+        saver = AutoSaver(debounce_s=0.0, on_done=lambda job, error: done.append((job, error)))
+        state = LabellingState(saver, author=who)
+        state.attach(1, file_name="img.png", sha256=SHA, shape=SHAPE, read=read_sidecar(sidecar, SHA, SHAPE))
+        return state, saver, done
+
+    def deliver(state, saver, done) -> None:
+        saver.flush()
+        while done:
+            state.on_saved(*done.pop(0))
+
+    ann, ann_saver, ann_done = open_window("ann")
+    bob, bob_saver, bob_done = open_window("bob")
+    bob.delete_finding(1, "gone")
+    deliver(bob, bob_saver, bob_done)
+    added = ann.add_finding(1, Rect(200, 200, 230, 230))
+    ann_saver.flush()  # written (merged), but not yet taken in by Ann's window ...
+    late = ann.add_finding(1, Rect(10, 250, 40, 280))  # ... when she edits again: this job still holds "gone"
+    for _ in range(3):  # the adopted merge is itself saved: deliver until nothing is left
+        deliver(ann, ann_saver, ann_done)
+    on_disk = {f.uid for f in read_sidecar(sidecar, SHA, SHAPE).labels.findings}
+    assert on_disk == {"keep", added, late}  # Bob's deletion stands; nothing of Ann's is lost
+    assert {f.uid for f in ann.sheets[1].labels.findings} == on_disk and ann.sheets[1].saved
+    for saver in (ann_saver, bob_saver):
+        saver.close()

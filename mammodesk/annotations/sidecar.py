@@ -17,6 +17,7 @@ folder) and by the SHA-256 of its pixels."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -171,14 +172,18 @@ def _locked(path: Path) -> Iterator[None]:
     except OSError as exc:
         raise AnnotationSaveError(exc.errno, storage.why(exc), str(path)) from exc
     try:
-        if sys.platform == "win32":
-            import msvcrt
+        try:
+            if sys.platform == "win32":
+                import msvcrt
 
-            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-        else:
-            import fcntl
+                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+            else:
+                import fcntl
 
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks (some network shares): tokens still catch a race
+            if exc.errno not in (errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL):
+                raise AnnotationSaveError(exc.errno, storage.why(exc), str(path)) from exc
         yield
     finally:
         handle.close()  # closing releases the lock

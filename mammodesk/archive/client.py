@@ -7,6 +7,7 @@ module back)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from mammodesk.archive.servers import ServerConfig
@@ -27,9 +28,14 @@ def open_archive(config: ServerConfig) -> Archive:
     return DimseArchive(config)
 
 
-def search(archive: "Archive", modality: str = "MG", **query) -> SearchResult:
+SEARCH_LIMIT = 200  # studies shown
+SERVER_LIMIT = 2000  # studies asked for: the filter runs here, so other modalities must not crowd MG out
+
+
+def search(archive: "Archive", modality: str = "MG", limit: int = SEARCH_LIMIT, **query) -> SearchResult:
     """Search the server without a modality filter, then filter by `modality` here."""
-    return filter_by_modality(archive.search_studies(modality="", **query), modality)
+    found = filter_by_modality(archive.search_studies(modality="", limit=max(limit, SERVER_LIMIT), **query), modality)
+    return dataclasses.replace(found, studies=found.studies[:limit])
 
 
 def retrieve_study(archive: Archive, study_uid: str, folder: Path, progress: Progress | None = None,

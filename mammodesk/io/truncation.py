@@ -42,7 +42,7 @@ def describe_truncation(path: Path, ds: Dataset | None = None) -> str | None:
     if ds is None or "Rows" not in ds:
         return None
     data = path.read_bytes()
-    start = data.rfind(PIXEL_DATA_TAG)
+    start = data.find(PIXEL_DATA_TAG)  # the first: compressed fragments may hold the same four bytes
     expected = expected_native_bytes(ds)
     if start < 0:
         return None  # no pixel data element at all: cut just before it, or an object without pixels

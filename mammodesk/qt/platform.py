@@ -53,9 +53,10 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
     platform = env.get("QT_QPA_PLATFORM", "").split(":")[0]
     if not sys.platform.startswith("linux") or platform in HEADLESS_PLATFORMS or platform.startswith("wayland"):
         return None
+    if env.get("WAYLAND_DISPLAY") and not platform and (env.get("XDG_SESSION_TYPE") == "wayland"
+                                                        or not env.get("DISPLAY")):
+        return None  # a Wayland session: Qt picks its Wayland plugin, X11's libraries do not matter
     if not env.get("DISPLAY"):
-        if env.get("WAYLAND_DISPLAY") and not platform:
-            return None  # Qt picks Wayland
         return ("no display is available (DISPLAY is not set): start MammoDesk from a desktop session, over "
                 "'ssh -X', or under Xvfb; headless work needs no window: 'mammodesk predict', or "
                 "QT_QPA_PLATFORM=offscreen for scripts")

@@ -19,6 +19,9 @@ from mammodesk.annotations.model import ImageLabels
 from mammodesk.annotations.sidecar import WriteOutcome, save_sidecar
 
 
+MERGE_AGAIN = "merge-again"  # a base token no write has: the next save merges with what is on disk
+
+
 @dataclass(frozen=True)
 class SaveJob:
     key: int  # the image's key in the labelling state
@@ -45,7 +48,7 @@ class AutoSaver:
         self.on_done = on_done
         self._pending: dict[int, tuple[float, SaveJob]] = {}  # key -> (due time, newest job)
         self._failed: dict[int, SaveJob] = {}
-        self._written: dict[tuple[int, Path], WriteOutcome] = {}  # this saver's latest write per image
+        self._written: dict[tuple[int, Path], tuple[str, ImageLabels]] = {}  # the base of the next save per image
         self._writing: int | None = None
         self._flushing = 0
         self._stopping = False
@@ -119,12 +122,15 @@ class AutoSaver:
             error: Exception | None = None
             last = self._written.get((job.key, job.path))
             if last is not None:  # this saver wrote since the job was made: that write is its base
-                job = replace(job, base_token=last.token, base_labels=last.labels)
+                job = replace(job, base_token=last[0], base_labels=last[1])
             try:
                 outcome = job.write()
                 if isinstance(outcome, WriteOutcome):
                     job = replace(job, outcome=outcome)
-                    self._written[(job.key, job.path)] = outcome
+                    # After a merge that brought in another writer's work, jobs made before the window took it
+                    # in must merge again (against what was sent), or they would write it away.
+                    self._written[(job.key, job.path)] = (outcome.token, outcome.labels) \
+                        if outcome.labels == job.labels else (MERGE_AGAIN, job.labels)
             except Exception as exc:  # reported to the UI; the job is retried
                 error = exc
             with self._condition:

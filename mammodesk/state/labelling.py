@@ -338,9 +338,9 @@ class LabellingState:
         if error is None:
             sheet.saved_revision = max(sheet.saved_revision, job.revision)
             sheet.save_error = None
-            merged = job.outcome.merged if getattr(job, "outcome", None) is not None else None
-            if merged is not None and (merged.taken or merged.conflicts):
-                self._adopt_merge(sheet, job)
+            outcome = getattr(job, "outcome", None)
+            if outcome is not None and outcome.merged is not None and outcome.labels != job.labels:
+                self._adopt_merge(sheet, job)  # the file holds another writer's work: deletions and fields too
         else:
             sheet.save_error = f"{error}; your edits are kept in memory and saving is retried"
         self.save_status_changed.emit(job.key)
@@ -351,7 +351,8 @@ class LabellingState:
         merged = job.outcome.merged
         now = merge_labels(job.labels, sheet.labels, job.outcome.labels).labels
         self.apply(sheet.key, "Merge labels saved meanwhile by another window", now)
-        text = f"another MammoDesk saved {merged.taken} change(s) to these labels meanwhile; merged, nothing lost"
+        text = (f"another MammoDesk saved changes to these labels meanwhile ({merged.taken} finding(s) of theirs "
+                "taken); merged, nothing lost")
         if merged.conflicts:
             text += f" ({merged.conflicts} finding(s) changed in both: both versions kept, marked 'merge')"
         sheet.problems.append(text)

@@ -74,7 +74,7 @@ class ArchiveController(QtCore.QObject):
                     result = exc
             emit_from_worker(self._reports, key, result, adopt_mine)
 
-        self._pool.submit(work)
+        self._submit(work)
 
     def save_active(self) -> None:
         document = self.host.viewer.active
@@ -88,7 +88,13 @@ class ArchiveController(QtCore.QObject):
         labels, key = sheet.labels, document.id
         self.host.status(f"Saving {document.name}'s labels to the server...")
         save = lambda: self.session.save(path, labels)  # noqa: E731
-        self._pool.submit(lambda: emit_from_worker(self._saved, key, attempt(save)))
+        self._submit(lambda: emit_from_worker(self._saved, key, attempt(save)))
+
+    def _submit(self, work) -> None:
+        try:
+            self._pool.submit(work)
+        except RuntimeError:  # the window is closing: nothing new starts
+            pass
 
     def _on_reports(self, key: int, result, adopt_mine: bool) -> None:
         labelling = self.host.labelling

@@ -354,8 +354,9 @@ class ImageCanvas(pg.GraphicsView):
         ys, xs = slice(max(0, y0), min(rows, y0 + 2 * half)), slice(max(0, x0), min(cols, x0 + 2 * half))
         lut = self.image_item.lut
         values = pixels[ys, xs]
-        if lut is not None and np.issubdtype(values.dtype, np.integer):
-            block[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = lut[np.minimum(values, len(lut) - 1)]
+        if lut is not None and values.size:
+            index = np.clip(np.rint(values), 0, len(lut) - 1).astype(np.intp)  # float originals too
+            block[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = lut[index]
         block = np.ascontiguousarray(block)
         return QtGui.QImage(block.data, block.shape[1], block.shape[0], block.strides[0],
                             QtGui.QImage.Format.Format_Grayscale8).copy()
