@@ -77,3 +77,16 @@ def test_card_says_when_pretraining_saw_held_out_patients():
     text = _fold_isolation({"init": {"backbone": "simclr-vgg16.pt", "cv_patients_seen_in_pretraining": 129}})
     assert "129 of these patients" in text and "held-out folds included" in text
     assert "saw only that fold's training patients" not in text
+
+
+def test_every_registered_family_satisfies_the_family_protocol():
+    """run_cv, explain and export ask a family for typed parts, never by getattr: each preset's family has
+    them, and says whether it takes a pretrained backbone file."""
+    from mammodesk_train.families.protocol import Family, FamilyBase
+    from mammodesk_train.families.registry import PRESETS, family_for
+
+    for name, preset in PRESETS.items():
+        family = family_for(preset, device="cpu", progress=False)
+        assert isinstance(family, Family) and isinstance(family, FamilyBase), name
+        assert callable(family.embed) and (family.extra_metrics is None or callable(family.extra_metrics)), name
+    assert not family_for(next(p for p in PRESETS.values() if p.family == "vae-cnn"), device="cpu").accepts_init

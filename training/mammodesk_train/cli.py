@@ -146,7 +146,7 @@ def _fit_in_group(args, preset) -> int:
     task = get_task(args.task, records)
     family = family_for(preset, device=args.device)
     if args.init is not None:
-        if not hasattr(family, "init"):
+        if not family.accepts_init:
             raise CliError(f"--init: the {preset.family} family has no trunk to start from a backbone file")
         family.init = args.init
     document = run_cv(family, records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,

@@ -19,9 +19,10 @@ from mammodesk_train.engine import distributed
 from mammodesk_train.metrics import aggregate_folds, classification_metrics
 from mammodesk_train.report import write_report
 from mammodesk_train.splits import check_leakage, patient_key_hash, patient_kfold
+from mammodesk_train.families.protocol import Family
 
 
-def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, seed: int, out: Path,
+def run_cv(family: Family, records: list[Record], task: Task, *, data: str, folds: int, seed: int, out: Path,
            final: bool = True) -> dict:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -30,10 +31,10 @@ def run_cv(family, records: list[Record], task: Task, *, data: str, folds: int, 
     hashes = primary.hashes
     base_features = baseline.sample_features(primary)
     fold_metrics, leakage, fold_extra, base_metrics = [], [], [], []
-    extra_metrics = getattr(family, "extra_metrics", None)  # e.g. patch-level figures of a patch model
+    extra_metrics = family.extra_metrics  # e.g. patch-level figures of a patch model
     oof = np.full((len(primary), len(task.classes)), np.nan)
     base_oof = np.full_like(oof, np.nan)
-    embed = getattr(family, "embed", None)  # penultimate-layer embeddings, for the domain check
+    embed = family.embed  # penultimate-layer embeddings, for the domain check
     assumed = MIAS_SPACING_MM if {r.source for r in records} == {"mias"} else None
     splits = patient_kfold(primary.y, groups, folds, seed)
     domain_folds = []

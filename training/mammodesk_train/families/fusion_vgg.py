@@ -31,6 +31,7 @@ from mammodesk_train.export import ExportReport, MethodModule, export_with_cams,
 from mammodesk_train.frozen import FeatureCache, dihedral, embed, fit_head
 from mammodesk_train.metrics import classification_metrics
 from mammodesk_train.models.fusion import FusionNet
+from mammodesk_train.families.protocol import FamilyBase
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class RandomDihedral(TensorDataset):
         return (torch.flip(x, dims=(2,)) if torch.rand(()) < 0.5 else x), y
 
 
-class FusionFamily:
+class FusionFamily(FamilyBase):
     """The `run_cv` protocol: samples are ROIs; training draws patches from the
     training ROIs (and, with `extra_normals`, from further normal ROIs of the
     training patients); predictions are ROI-level mean patch probabilities."""

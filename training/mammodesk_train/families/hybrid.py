@@ -32,6 +32,7 @@ from mammodesk_train.engine import FitConfig, batched_logits, fit, pick_device, 
 from mammodesk_train.export import ExportReport, MethodModule, export_with_cams, trust_metadata, weights_sha256
 from mammodesk_train.frozen import FeatureCache, dihedral, embed, fit_head
 from mammodesk_train.models.hybrid import HybridConcat
+from mammodesk_train.families.protocol import FamilyBase
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _binary_cross_entropy(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(model(x)[:, 0], y.float())
 
 
-class HybridFamily:
+class HybridFamily(FamilyBase):
     """The `run_cv` protocol for benign vs malignant lesion ROIs (no normal ROIs)."""
 
     def __init__(self, preset: HybridPreset, device: str = "auto", progress: bool = True):

@@ -30,6 +30,7 @@ from mammodesk_train.simclr.augment import AugmentConfig
 from mammodesk_train.simclr.backbone import init_backbone
 from mammodesk_train.simclr.model import LinearProbe, SimCLRNet
 from mammodesk_train.simclr.pretrain import PretrainConfig, ProbeConfig, pretrain, train_probe
+from mammodesk_train.families.protocol import FamilyBase
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Flipped(TensorDataset):
 
 
 
-class SimCLRFamily:
+class SimCLRFamily(FamilyBase):
     def __init__(self, preset: SimCLRPreset, device: str = "auto", progress: bool = True):
         self.preset = preset
         self.device = pick_device(device)

@@ -32,6 +32,7 @@ from mammodesk_train.frozen import embed
 from mammodesk_train.models.transfer import TransferNet
 from mammodesk_train.splits import patient_holdout
 from mammodesk_train.staged import STUDY_STAGES, Stage, staged_fit
+from mammodesk_train.families.protocol import FamilyBase
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class Augmented(TensorDataset):
 
 
 
-class TransferFamily:
+class TransferFamily(FamilyBase):
     def __init__(self, preset: TransferPreset, device: str = "auto", progress: bool = True):
         self.preset = preset
         self.device = pick_device(device)

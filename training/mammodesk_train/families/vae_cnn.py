@@ -24,6 +24,7 @@ from mammodesk_train.engine import FitConfig, fit, pick_device, seed_everything
 from mammodesk_train.export import (
     ExportReport, export_plain, export_with_cams, trust_metadata, weights_sha256,
 )
+from mammodesk_train.families.protocol import FamilyBase
 from mammodesk_train.frozen import FeatureCache, embed
 from mammodesk_train.models.vae_cnn import (
     VAE, LatentClassifier, LiteVAE, VaeCnnHead, VaeCnnTrunk, VaeLatentMean, classifier_loss, latent_features,
@@ -117,7 +118,9 @@ class TrainedVaeCnn:
     classifier: LatentClassifier
 
 
-class VaeCnnFamily:
+class VaeCnnFamily(FamilyBase):
+    accepts_init = False  # its encoder starts from ImageNet Lite0 or from scratch, never a backbone file
+
     def __init__(self, preset: VaeCnnPreset, device: str = "auto", progress: bool = True):
         self.preset = preset
         self.device = pick_device(device)
