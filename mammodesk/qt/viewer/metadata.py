@@ -127,6 +127,7 @@ class MetadataPanel(QtWidgets.QWidget):
         self.table.resizeColumnToContents(0)
         self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))
         self.table.resizeRowsToContents()
+        QtCore.QTimer.singleShot(0, self.table.resizeRowsToContents)  # again once the stretched column has its width
         self.reveal.setEnabled(self.document is not None and self.document.image.meta.format.startswith("DICOM"))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
