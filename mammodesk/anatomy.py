@@ -21,20 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from mammodesk.io.image import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
-from mammodesk.preprocessing.spatial import breast_mask, chest_wall
+from mammodesk.io.views import SLOTS, VIEW_FAMILY
+from mammodesk.preprocessing.spatial import BreastOutline, chest_wall, outline_breast
 
 Side = Literal["left", "right"]
 Source = Literal["tag", "name", "pixels"]
-SLOTS: tuple[str, ...] = ("RCC", "LCC", "RMLO", "LMLO")
-# Views that take a slot when the exact one is missing (ML for MLO, XCCL for CC, ...).
-VIEW_FAMILY = {"CC": "CC", "XCCL": "CC", "XCCM": "CC", "FB": "CC",
-               "MLO": "MLO", "ML": "MLO", "LM": "MLO", "LMO": "MLO", "SIO": "MLO"}
-WORK_ROWS = 256  # pixel inference works on a copy this tall
 
 
 @dataclass(frozen=True)
@@ -92,11 +87,12 @@ def from_meta(meta: ImageMeta) -> tuple[str | None, Source | None, str | None, S
     return laterality, lat_source, view, view_source
 
 
-def read_anatomy(image: Image) -> Anatomy:
-    """Tags, then names, then pixels. Costs a few milliseconds (a 256-row breast mask)."""
+def read_anatomy(image: Image, outline: BreastOutline | None = None) -> Anatomy:
+    """Tags, then names, then pixels (the load's breast outline; found here when not given)."""
     laterality, lat_source, view, view_source = from_meta(image.meta)
-    small, mask = _work_copy(image)
-    wall, clear = chest_wall(small, mask)
+    outline = outline or outline_breast(image)
+    mask = outline.mask
+    wall, clear = chest_wall(outline.pixels, mask)
     if laterality is None and clear:
         laterality, lat_source = ("L" if wall == "left" else "R"), "pixels"
     if view is None:
@@ -124,17 +120,6 @@ def view_from_pixels(mask: np.ndarray, wall: Side) -> str | None:
     if corner <= 0.1 and first_contact >= 0.08:
         return "CC"
     return None
-
-
-def _work_copy(image: Image) -> tuple[np.ndarray, np.ndarray]:
-    pixels = image.pixels
-    factor = min(1.0, WORK_ROWS / pixels.shape[0])
-    size = (max(1, round(pixels.shape[1] * factor)), max(1, round(pixels.shape[0] * factor)))
-    small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) if factor < 1 else pixels
-    valid = None
-    if image.meta.padding_mask is not None:
-        valid = cv2.resize((~image.meta.padding_mask).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    return small, breast_mask(small, valid)
 
 
 def assign_slots(anatomies: list[Anatomy]) -> dict[str, int]:

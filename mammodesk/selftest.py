@@ -102,7 +102,7 @@ def _run_model(registry, entry, image) -> str:
         raise ValueError("no test image (the read check failed)")
     runner = registry.runner(entry.name, prefer_gpu=False)
     rows, cols = image.shape
-    roi = None if runner.card.roi.mode == "whole" else (cols * 0.35 - 40, rows * 0.5 - 40, cols * 0.35 + 40,
+    roi = None if runner.card.reads_whole_image else (cols * 0.35 - 40, rows * 0.5 - 40, cols * 0.35 + 40,
                                                         rows * 0.5 + 40)
     prediction = runner.predict(image, roi)
     if not np.isclose(prediction.probabilities.sum(), 1.0, atol=1e-4) and runner.card.activation == "softmax":

@@ -14,15 +14,17 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from mammodesk.anatomy import _work_copy, chest_wall, view_from_pixels
+from mammodesk.anatomy import chest_wall, view_from_pixels
 from mammodesk.io import read_image
 from mammodesk.io.naming import infer_from_name
+from mammodesk.preprocessing.spatial import outline_breast
 
 
 def judge(path: Path, laterality: str, view: str) -> tuple[str, str]:
     image = read_image(path)
-    small, mask = _work_copy(image)
-    wall, clear = chest_wall(small, mask)
+    outline = outline_breast(image)
+    mask = outline.mask
+    wall, clear = chest_wall(outline.pixels, mask)
     seen_laterality = ("L" if wall == "left" else "R") if clear else None
     seen_view = view_from_pixels(mask, wall)
 

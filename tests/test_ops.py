@@ -229,3 +229,24 @@ def test_preview_geometry_maps_back_to_full_resolution():
     out = PipelineSpec([]).apply(image, scale=0.25)
     assert out.array.shape == (100, 75)
     np.testing.assert_allclose(out.geometry.inverse_points([[0, 0], [74, 99]]), [[1.5, 1.5], [297.5, 397.5]])
+
+
+def test_resample_gives_film_of_any_digitisation_the_same_tissue_per_pixel():
+    """A breast digitised at 0.05 mm and at 0.2 mm comes out the same size at 0.4 mm, maps back to its
+    source pixels, and a padded (not enlarged) canvas keeps that spacing."""
+    fine = phantom(800, 600, bits=12)
+    coarse = cv2.resize(fine, (150, 200), interpolation=cv2.INTER_AREA)
+    spec = PipelineSpec([{"op": "resample", "params": {"spacing_mm": 0.4}},
+                         {"op": "resize", "params": {"width": 100, "height": 120, "upscale": False,
+                                                     "align": "top-left"}}])
+    a = spec.apply(Image(fine, ImageMeta(bits_stored=12, pixel_spacing_mm=(0.05, 0.05))))
+    b = spec.apply(Image(coarse, ImageMeta(bits_stored=12, pixel_spacing_mm=(0.2, 0.2))))
+    assert a.array.shape == b.array.shape == (120, 100)
+    assert a.mask is None or a.mask.shape == (120, 100)
+    np.testing.assert_allclose(a.array[:100, :75], b.array[:100, :75], atol=0.02 * 4095)  # same tissue per pixel
+    assert (a.array[100:] == 0).all() and (a.array[:, 75:] == 0).all()  # padded, never enlarged
+    # pixel centres: output (37, 49.5) is source ((37 + 0.5) * 8 - 0.5, (49.5 + 0.5) * 8 - 0.5)
+    np.testing.assert_allclose(a.geometry.inverse_points([[37.0, 49.5]]), [[299.5, 399.5]], atol=1e-6)
+    only_resample = PipelineSpec([{"op": "resample", "params": {"spacing_mm": 0.4}}])
+    unknown = only_resample.apply(Image(coarse, ImageMeta(bits_stored=12)))  # no spacing: taken as 205 mm tall
+    assert unknown.array.shape == (512, 384)

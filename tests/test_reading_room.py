@@ -321,7 +321,7 @@ def test_a_large_image_paints_from_its_display_copy_and_full_resolution_when_zoo
     and the loupe speak of the source pixels, and the painted pixels sit where their source pixels are."""
     from dicom_factory import mammogram_like
 
-    from mammodesk.state.display import DISPLAY_LONGEST
+    from mammodesk.io.display import DISPLAY_LONGEST
 
     pixels = mammogram_like(3200, 2500, seed=3)
     path = write(make_dataset(pixels, bits_stored=12, ImageLaterality="R", ViewPosition="CC"), tmp_path / "big.dcm")

@@ -16,7 +16,8 @@ FULL = [
     {"op": "window"}, {"op": "crop_to_breast", "params": {"margin": 4}}, {"op": "flip_laterality"},
     {"op": "nlmeans", "params": {"h": 8}}, {"op": "threshold_roi", "params": {"level": 20}},
     {"op": "median", "params": {"ksize": 3}}, {"op": "wiener"}, {"op": "gaussian", "params": {"sigma": 0.8}},
-    {"op": "clahe"}, {"op": "resize", "params": {"width": 48, "height": 64}},
+    {"op": "clahe"}, {"op": "resample", "params": {"spacing_mm": 2.0}},
+    {"op": "resize", "params": {"width": 48, "height": 64}},
     {"op": "normalise", "params": {"mode": "zscore"}}, {"op": "to_rgb"},
 ]
 

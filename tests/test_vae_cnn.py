@@ -64,3 +64,23 @@ def test_export_parity_and_engine(tmp_path):
     (reconstruction,) = decoder.run(None, {"image": x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(reconstruction, model.vae.decode(model.vae.encode(x)[0]).numpy(), atol=1e-5)
+    registry = ModelRegistry([tmp_path], include_bundled=False)
+    session = registry.companion_session(entry.companions["vae-reconstruction"])
+    np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0], reconstruction, atol=1e-6)
+
+
+def test_a_companion_is_verified_like_a_model(tmp_path):
+    from mammodesk.inference import ModelContractError, ModelRegistry
+
+    torch.manual_seed(0)
+    model = TrainedVaeCnn(VAE(24, 16, (4, 4, 4), 8).eval(), LatentClassifier(3).eval())
+    family = VaeCnnFamily(TINY, device="cpu", progress=False)
+    family.export(model, get_task("density"), tmp_path / "tiny.onnx", {"dataset": "synthetic"}, {"how": "untrained"},
+                  "tiny-density")
+    decoder = tmp_path / "tiny.decoder.onnx"
+    data = bytearray(decoder.read_bytes())
+    data[len(data) // 2] ^= 0x01  # the middle of the file is weights
+    decoder.write_bytes(bytes(data))
+    (entry,) = ModelRegistry([tmp_path], include_bundled=False).entries
+    with pytest.raises(ModelContractError, match="damaged"):
+        ModelRegistry([tmp_path], include_bundled=False).companion_session(entry.companions["vae-reconstruction"])

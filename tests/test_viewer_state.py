@@ -14,7 +14,7 @@ from mammodesk.io import Image, ImageMeta, WindowPreset, apply_window, read_imag
 from mammodesk.preprocessing import PipelineSpec
 from mammodesk.resources import resources_dir
 from mammodesk.state import PipelineEditor, ViewerState
-from mammodesk.state import display
+from mammodesk.io import display
 from mammodesk.state.loading import ImageLoader, Loaded, LoadFailure, folder_files, load, read_identifying
 from mammodesk.state.processing import Cancelled, Generations, preview_scale, process_for_display
 

@@ -74,7 +74,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
     then holds the most positive window's answer and how many windows were read.
     Images without a pixel spacing get `assume_spacing_mm` (the app's rule, `spacing.py`)."""
     report = BatchReport(labels=tuple(runner.card.labels))
-    batched = runner.card.roi.mode == "whole" and roi is None
+    batched = runner.card.reads_whole_image and roi is None
     pending: list[tuple[Path, object]] = []  # (path, image or the read error)
     sources: dict[Path, str] = {}  # where each image's spacing came from
 
@@ -109,7 +109,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             _record(report, path, None, image, cams_dir, cam_format)
             continue
         try:
-            outcome = runner.predict(image, roi) if roi is not None or runner.card.roi.mode == "whole" \
+            outcome = runner.predict(image, roi) if roi is not None or runner.card.reads_whole_image \
                 else scan(image, runner)
         except (MammoDeskError, OSError) as exc:
             outcome = exc

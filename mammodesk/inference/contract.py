@@ -12,15 +12,28 @@ Keys (all values are strings; structured ones are JSON):
 | mammodesk.labels | ordered class labels, JSON list |
 | mammodesk.preprocessing | the full preprocessing spec (JSON, `PipelineSpec.to_dict`) |
 | mammodesk.input | {"name", "channels", "height", "width", "dtype": "float32"} (NCHW) |
-| mammodesk.output | {"logits": "logits", "activation": "softmax" or "sigmoid"} |
+| mammodesk.output | {"logits": "logits", "activation": "softmax" or "sigmoid", "map": output or absent} |
 | mammodesk.cams | null, or {"output": "cams", "layer": ..., "branches": {name: {"output", "layer"}}} |
-| mammodesk.roi | {"mode": "whole" / "roi" / "patches", "size", "spacing_mm", "patch_size", "patches", "seed"} |
+| mammodesk.roi | {"mode": "whole" / "roi" / "patches" / "image", "size", "spacing_mm", "patch_size", "patches", "seed"} |
 | mammodesk.training | {"dataset", "split", ...}: what it was trained on and how data was split |
 | mammodesk.metrics | {"how": "...", name: {"mean", "sd"} or number}: measured, with how |
 | mammodesk.weights_sha256 / .tool_version | provenance |
 | mammodesk.graph_sha256 | sha256 of the stored graph (nodes and initializers); checked before any answer |
 | mammodesk.calibration | null, or how to calibrate the probabilities (`calibration.py`), fitted on CV predictions |
 | mammodesk.domain | null, or what the training inputs looked like, for the domain check (`domain.py`) |
+| mammodesk.operating_point | null, or {"threshold", "sensitivity_target", "sensitivity", "specificity", "how"}: the calibrated p(positive) above which an image is called positive, chosen in CV |
+
+Roi modes: `whole` classifies the whole processed image; `roi` one region the user gives; `patches`
+votes over patches of a region; `image` is the whole-mammogram reader: one pass over the breast
+resampled to `spacing_mm`, its image logit pooled from a map of patch logits (`output.map`, batch x 1 x
+h x w over the model input), which is the heat map and gives the location of the answer.
+
+A **companion** file is a second graph that serves one model (`COMPANION_KINDS`), named
+`<model stem>.<kind>.onnx` by convention; it carries only `mammodesk.companion` (its kind),
+`mammodesk.companion_of` (the model's file name) and `mammodesk.graph_sha256`, which is checked
+like a model's before a session is made from it (`load_verified_companion`).
+
+The positive class (`ModelCard.positive_index`) is the last label: labels are ordered negative first.
 
 `logits` is batch x classes (a single logit with two labels means binary
 sigmoid). `cams` is batch x classes x h x w holding raw Grad-CAM (the
@@ -42,11 +55,13 @@ CONTRACT_VERSION = 1
 PREFIX = "mammodesk."
 REQUIRED_KEYS = ("contract_version", "family", "name", "task", "labels", "preprocessing", "input",
                  "output", "roi", "training", "metrics", "weights_sha256", "tool_version")
-OPTIONAL_KEYS = ("cams", "description", "graph_sha256", "calibration", "domain", "embedding")
+OPTIONAL_KEYS = ("cams", "description", "graph_sha256", "calibration", "domain", "embedding", "operating_point")
 DAMAGED = "model file damaged: weights do not match their recorded digest; re-download or rebuild it"
 UNVERIFIED = "this model file carries no weights digest (exported before digests were recorded): its integrity " \
              "is not verified"
-ROI_MODES = ("whole", "roi", "patches")
+ROI_MODES = ("whole", "roi", "patches", "image")
+# What each companion kind is: image -> the VAE's reconstruction of the model input (same H x W), shown beside it.
+COMPANION_KINDS = {"vae-reconstruction": "the VAE's reconstruction of the model input"}
 
 
 class ModelContractError(MammoDeskError, ValueError):
@@ -106,6 +121,18 @@ class ModelCard:
     calibration: Mapping[str, Any] | None = None
     domain: Mapping[str, Any] | None = None
     embedding_output: str | None = None  # the penultimate-layer output the domain check reads
+    map_output: str | None = None  # image readers: the patch-logit map (batch x 1 x h x w)
+    operating_point: Mapping[str, Any] | None = None  # image readers: the CV-chosen threshold and its figures
+
+    @property
+    def reads_whole_image(self) -> bool:
+        """Whole-image classifiers and image readers take the image itself, not an ROI."""
+        return self.roi.mode in ("whole", "image")
+
+    @property
+    def threshold(self) -> float | None:
+        """The calibrated p(positive) from which an image is called positive; None: the most probable class."""
+        return None if not self.operating_point else float(self.operating_point["threshold"])
 
     @property
     def has_cams(self) -> bool:
@@ -128,7 +155,8 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
                    metrics: Mapping[str, Any], weights_sha256: str, tool_version: str,
                    cams: Mapping[str, CamOutput] | None = None, logits: str = "logits",
                    description: str = "", calibration: Mapping[str, Any] | None = None,
-                   domain: Mapping[str, Any] | None = None, embedding: str | None = None) -> dict[str, str]:
+                   domain: Mapping[str, Any] | None = None, embedding: str | None = None,
+                   map_output: str | None = None, operating_point: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The metadata_props an exporter writes (strings only)."""
     cam_json = None
     if cams:
@@ -140,11 +168,12 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
     values = {
         "contract_version": str(CONTRACT_VERSION), "family": family, "name": name, "task": task,
         "labels": json.dumps(list(labels)), "preprocessing": spec.to_json(indent=None),
-        "input": json.dumps(input.__dict__), "output": json.dumps({"logits": logits, "activation": activation}),
+        "input": json.dumps(input.__dict__),
+        "output": json.dumps({"logits": logits, "activation": activation, **({"map": map_output} if map_output else {})}),
         "cams": json.dumps(cam_json), "roi": json.dumps(roi.__dict__), "training": json.dumps(training),
         "metrics": json.dumps(metrics), "weights_sha256": weights_sha256, "tool_version": tool_version,
         "description": description, "calibration": json.dumps(calibration), "domain": json.dumps(domain),
-        "embedding": json.dumps(embedding),
+        "embedding": json.dumps(embedding), "operating_point": json.dumps(operating_point),
     }
     return {PREFIX + k: v for k, v in values.items()}
 
@@ -174,6 +203,59 @@ def verify_file(path: str | Path) -> ModelCard:
         if actual != card.graph_sha256:
             raise ModelContractError(card.path, DAMAGED)
     return card
+
+
+@dataclass(frozen=True)
+class Companion:
+    path: Path
+    kind: str  # one of COMPANION_KINDS
+    of: str  # the model's file name
+    graph_sha256: str
+
+
+def read_companion(path: str | Path) -> Companion | None:
+    """The companion record of a file, None for a file that is not a companion (a model, say)."""
+    path = Path(path)
+    try:
+        props = read_metadata_props(path)
+    except (NotOnnxError, OSError):
+        return None
+    kind = props.get(PREFIX + "companion")
+    if kind is None:
+        return None
+    if kind not in COMPANION_KINDS:
+        raise ModelContractError(path, f"unknown companion kind {kind!r} (known: {', '.join(COMPANION_KINDS)})")
+    digest = props.get(PREFIX + "graph_sha256")
+    if not digest:
+        raise ModelContractError(path, "companion file carries no graph digest")
+    return Companion(path, kind, props.get(PREFIX + "companion_of", ""), digest)
+
+
+def verify_companion(companion: Companion) -> None:
+    """The companion's graph digest checked against its file (streamed)."""
+    try:
+        actual = graph_sha256(companion.path)
+    except (NotOnnxError, OSError) as exc:
+        raise ModelContractError(companion.path, f"cannot be read ({exc})") from exc
+    if actual != companion.graph_sha256:
+        raise ModelContractError(companion.path, DAMAGED)
+
+
+def load_verified_companion(path: str | Path) -> bytes:
+    """A companion's bytes, read once, with its digest checked on exactly those bytes."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        props, digest = read_model_bytes(data)
+    except NotOnnxError as exc:
+        raise ModelContractError(path, f"not an ONNX model ({exc})") from exc
+    except OSError as exc:
+        raise ModelContractError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if props.get(PREFIX + "companion") not in COMPANION_KINDS:
+        raise ModelContractError(path, "not a MammoDesk companion file")
+    if digest != props.get(PREFIX + "graph_sha256"):
+        raise ModelContractError(path, DAMAGED)
+    return data
 
 
 def load_verified(path: str | Path) -> tuple[ModelCard, bytes]:
@@ -232,7 +314,14 @@ def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
         calibration=_json(path, "calibration", ours.get("calibration", "null")),
         domain=_json(path, "domain", ours.get("domain", "null")),
         embedding_output=_json(path, "embedding", ours.get("embedding", "null")),
+        map_output=output.get("map") or None,
+        operating_point=_json(path, "operating_point", ours.get("operating_point", "null")),
     )
+    if card.roi.mode == "image" and (not card.map_output or len(card.labels) != 2):
+        raise ModelContractError(path, "an image reader (roi.mode image) needs two labels and output.map, "
+                                       "its patch-logit map")
+    if card.operating_point is not None and not 0.0 < float(card.operating_point.get("threshold", -1)) < 1.0:
+        raise ModelContractError(path, "mammodesk.operating_point.threshold must lie between 0 and 1")
     _check_spec_matches_input(card)
     return card
 
@@ -331,6 +420,11 @@ def check_session(card: ModelCard, session) -> None:
     if len(logits.shape) != 2 or (isinstance(logits.shape[1], int) and logits.shape[1] != classes):
         raise ModelContractError(path, f"logits shape {logits.shape} does not give {classes} value(s) per image "
                                        f"for labels {list(card.labels)}")
+    if card.map_output:
+        patch_map = outputs.get(card.map_output)
+        if patch_map is None or len(patch_map.shape) != 4 or patch_map.shape[1] != 1:
+            raise ModelContractError(path, f"declared map output {card.map_output!r} is not a batch x 1 x h x w "
+                                           "output of the graph")
     if card.embedding_output and card.embedding_output not in outputs:
         raise ModelContractError(path, f"declared embedding output {card.embedding_output!r} is not in the graph")
     for name, cam in card.cams.items():

@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from mammodesk.inference.contract import ModelCard, ModelContractError, read_card, verify_file
-from mammodesk.inference.onnx_meta import NotOnnxError, read_metadata_props
+from mammodesk.inference.contract import (
+    ModelCard,
+    ModelContractError,
+    load_verified_companion,
+    read_card,
+    read_companion,
+    verify_file,
+)
 from mammodesk.resources import resources_dir
 
 
@@ -42,6 +48,7 @@ class ModelRegistry:
             self._folders.append((resources_dir() / "models", True))
         self._folders += [(Path(f), False) for f in folders]
         self._runners: dict[Path, object] = {}
+        self._companions: dict[Path, object] = {}  # companion file -> its onnxruntime session
         self._lock = threading.Lock()
         self._checked: dict[tuple, str | None] = {}  # (path, size, mtime) -> digest error or None: hashed once
         self.verify_now = verify_now
@@ -56,11 +63,11 @@ class ModelRegistry:
         entries, companions = [], {}
         for folder, bundled in self._folders:
             for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
-                kind, parent = _companion(path)
-                if kind:
-                    companions.setdefault(path.with_name(parent), {})[kind] = path
-                    continue
                 try:
+                    companion = read_companion(path)
+                    if companion is not None:
+                        companions.setdefault(path.with_name(companion.of), {})[companion.kind] = path
+                        continue
                     entries.append(ModelEntry(path, read_card(path), bundled=bundled, verified=False))
                 except ModelContractError as exc:
                     entries.append(ModelEntry(path, None, exc.problem, bundled))
@@ -117,6 +124,18 @@ class ModelRegistry:
         known = ", ".join(e.name for e in self.entries if e.card) or "none"
         raise KeyError(f"no model named {name_or_path!r} (available: {known})")
 
+    def companion_session(self, path: Path):
+        """A shared onnxruntime session for a companion file (CPU: it is small), made from bytes whose
+        digest was checked (`load_verified_companion`), like a model's."""
+        import onnxruntime as ort
+
+        with self._lock:
+            if path in self._companions:
+                return self._companions[path]
+        session = ort.InferenceSession(load_verified_companion(path), providers=["CPUExecutionProvider"])
+        with self._lock:
+            return self._companions.setdefault(path, session)
+
     def runner(self, name_or_path: str | Path, **options):
         """A shared `ModelRunner` per model file (sessions are costly to create)."""
         from mammodesk.inference.runner import ModelRunner
@@ -130,13 +149,3 @@ class ModelRegistry:
             if entry.path not in self._runners:
                 self._runners[entry.path] = ModelRunner(entry.path, **options)
             return self._runners[entry.path]
-
-
-def _companion(path: Path) -> tuple[str | None, str]:
-    """(kind, parent file name) for a companion file (e.g. a VAE decoder), else (None, "")."""
-    try:
-        props = read_metadata_props(path)
-    except (NotOnnxError, OSError):
-        return None, ""
-    kind = props.get("mammodesk.companion")
-    return (kind, props.get("mammodesk.companion_of", "")) if kind else (None, "")

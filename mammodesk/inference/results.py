@@ -123,10 +123,14 @@ class Prediction:
     calibrated: bool = False
     domain: DomainCheck | None = None
     embedding: np.ndarray | None = None  # (1, D) penultimate features, for the domain check
+    threshold: float | None = None  # the model's operating point on p(positive); None: the most probable class
 
     @property
     def margin(self) -> float:
-        """Gap between the two most probable classes."""
+        """Gap between the two most probable classes; with an operating point, twice the distance of
+        p(positive) from it (so 0.2 means 0.1 either side, the same as CLEAR_MARGIN's two-class gap)."""
+        if self.threshold is not None:
+            return float(2.0 * abs(float(self.probabilities[-1]) - self.threshold))
         top = np.sort(np.asarray(self.probabilities, float))[::-1]
         return float(top[0] - top[1]) if len(top) > 1 else 1.0
 
@@ -153,6 +157,8 @@ class Prediction:
 
     @property
     def predicted_index(self) -> int:
+        if self.threshold is not None:
+            return len(self.labels) - 1 if float(self.probabilities[-1]) >= self.threshold else 0
         if self.votes is not None:
             top = self.votes.max()
             tied = np.flatnonzero(self.votes == top)

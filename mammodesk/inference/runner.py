@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 # reports that itself (fallback_reason), and real failures raise exceptions, so only FATAL is printed.
 ort.set_default_logger_severity(4)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+PATCH_MAP = "patch probability"  # an image reader's heat map: p(positive) of each patch of the breast
+BREAST_CELL = 0.25  # a map cell at least this much breast is read
+LOCATION_CELLS = 2.0  # the location box spans this many map cells (2 x 12.8 mm at 0.4 mm and stride 32)
 _OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")
 
 
@@ -101,7 +105,7 @@ class ModelRunner:
     # --- prediction -------------------------------------------------------
     def predict(self, image: Image, roi: Shape | Sequence[float] | None = None) -> Prediction:
         mode = self.card.roi.mode
-        if mode != "whole" and roi is None:
+        if not self.card.reads_whole_image and roi is None:
             raise ModelInputError(f"{self.card.name} classifies {'ROIs' if mode == 'roi' else 'ROI patches'}: "
                                   "give it an ROI (x0, y0, x1, y1), or scan the breast")
         timings: dict[str, float] = {}
@@ -114,7 +118,7 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = self._run(to_nchw(processed.array[None]))
             timings["inference"] = _ms(start)
-            prediction = self._prediction(outputs, 0, processed.geometry, timings)
+            prediction = self._prediction(outputs, 0, processed, timings)
         return self._trust(prediction, image, processed.array, roi)
 
     def _trust(self, prediction: Prediction, image: Image, model_input: np.ndarray, roi) -> Prediction:
@@ -123,6 +127,7 @@ class ModelRunner:
         if self.card.calibration:
             prediction.probabilities = apply_calibration(self.card.calibration, prediction.probabilities)
             prediction.calibrated = True
+        prediction.threshold = self.card.threshold
         prediction.domain = check(self.card.domain, image.meta, model_input, prediction.embedding,
                                   self._embedding_model)
         prediction.notes += self._roi_notes(image, roi)
@@ -132,7 +137,7 @@ class ModelRunner:
 
     def predict_many(self, images: Sequence[Image], batch_size: int = 8) -> list[Prediction]:
         """Whole-image models: batched inference over several images."""
-        if self.card.roi.mode != "whole":
+        if not self.card.reads_whole_image:
             raise ModelInputError(f"{self.card.name} needs an ROI per image; call predict() per ROI")
         results: list[Prediction] = []
         for first in range(0, len(images), batch_size):
@@ -141,7 +146,7 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = self._run(to_nchw(np.stack([p.array for p in chunk])))
             elapsed = _ms(start) / len(chunk)
-            results += [self._trust(self._prediction(outputs, i, p.geometry, {"inference": elapsed}), image,
+            results += [self._trust(self._prediction(outputs, i, p, {"inference": elapsed}), image,
                                     p.array, None) for i, (p, image) in enumerate(zip(chunk, batch))]
         return results
 
@@ -151,7 +156,7 @@ class ModelRunner:
         """ROI and patch models: the answer for every window, as `predict` gives it but without heat
         maps, in large onnxruntime batches. Each window is preprocessed on its own crop (the spec of an
         ROI model is window-local by definition: it was trained on crops), in parallel threads."""
-        if self.card.roi.mode == "whole":
+        if self.card.reads_whole_image:
             raise ModelInputError(f"{self.card.name} classifies whole images; there are no windows")
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             processed = list(pool.map(lambda box: self._prepare(image, box), boxes))
@@ -232,13 +237,18 @@ class ModelRunner:
             patch_boxes=boxes, roi_box=_roi_box(processed.geometry), timings_ms=timings,
             weights_sha256=self.card.weights_sha256, embedding=self._embedding(outputs, slice(None)))
 
-    def _prediction(self, outputs, index, geometry: Geometry, timings) -> Prediction:
+    def _prediction(self, outputs, index, processed: ProcessedImage, timings) -> Prediction:
+        geometry = processed.geometry
         probs = self._probabilities(outputs[self.card.logits_output][index:index + 1])[0]
         heat = None
         if self.card.cams:
             maps = {name: outputs[cam.output][index] for name, cam in self.card.cams.items()}
             heat = HeatMaps(maps, geometry, self.card.binary_sigmoid)
         roi_box = _roi_box(geometry) if self.card.roi.mode == "roi" else None
+        if self.card.map_output:
+            patch_map = patch_probabilities(outputs[self.card.map_output][index, 0], processed.mask)
+            heat = HeatMaps({PATCH_MAP: np.stack([1.0 - patch_map, patch_map])}, geometry, normalise=False)
+            roi_box = peak_box(patch_map, geometry)
         return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
                           provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,
                           weights_sha256=self.card.weights_sha256,
@@ -282,6 +292,31 @@ def roi_window(card: ModelCard, image: Image, roi) -> tuple[int, int, int, int]:
         raise ModelInputError(f"the ROI ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) lies outside the "
                               f"{cols}x{rows} image")
     return top, left, height, width
+
+
+def patch_probabilities(logits: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """An image reader's patch-logit map as probabilities, NaN on cells that are mostly not breast
+    (the reader pools over breast cells only, so those cells say nothing)."""
+    probabilities = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+    if mask is not None:
+        cover = cv2.resize(mask.astype(np.float32), probabilities.shape[::-1], interpolation=cv2.INTER_AREA)
+        probabilities[cover < BREAST_CELL] = np.nan
+    return probabilities
+
+
+def peak_box(patch_map: np.ndarray, geometry: Geometry, cells: float = LOCATION_CELLS) -> tuple[int, int, int, int]:
+    """The answer's location: a box `cells` map cells wide around the most suspicious cell, in source pixels."""
+    finite = np.where(np.isfinite(patch_map), patch_map, -np.inf)
+    row, col = np.unravel_index(int(np.argmax(finite)), finite.shape)
+    rows, cols = geometry.output_shape
+    step_y, step_x = rows / patch_map.shape[0], cols / patch_map.shape[1]
+    cy, cx = (row + 0.5) * step_y - 0.5, (col + 0.5) * step_x - 0.5
+    half_y, half_x = cells * step_y / 2, cells * step_x / 2
+    corners = geometry.inverse_points([[cx - half_x, cy - half_y], [cx + half_x, cy + half_y]])
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
+    src_rows, src_cols = geometry.source_shape
+    return max(0, int(x0)), max(0, int(y0)), min(src_cols, int(x1)), min(src_rows, int(y1))
 
 
 def to_nchw(batch: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None
     """(N, 4) ROI boxes (x0, y0, x1, y1) on a grid over the breast: windows of the
     model's ROI size at this image's spacing, `overlap` shared with each neighbour,
     kept when their centre lies on the breast mask."""
-    if runner.card.roi.mode == "whole":
+    if runner.card.reads_whole_image:
         raise ModelInputError(f"{runner.card.name} classifies whole images; there is nothing to scan")
     rows, cols = image.shape
     _, _, size_y, size_x = runner.roi_window(image, (cols / 2, rows / 2, cols / 2 + 1, rows / 2 + 1))

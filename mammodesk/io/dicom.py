@@ -23,7 +23,8 @@ from mammodesk.errors import (
     UnsupportedImageError,
 )
 from mammodesk.io.image import Image, ImageMeta, WindowPreset
-from mammodesk.io.naming import hashed_key, infer_from_name, normalise_view
+from mammodesk.io.naming import hashed_key, infer_from_name
+from mammodesk.io.views import normalise_view
 from mammodesk.io.phi import split_tags
 from mammodesk.io.truncation import describe_truncation
 from mammodesk.io.voi import mirror_preset

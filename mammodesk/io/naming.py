@@ -8,7 +8,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-VIEWS = ("XCCL", "XCCM", "CC", "MLO", "ML", "LM", "LMO", "AT", "SIO", "FB")
+from mammodesk.io.views import VIEWS
+
 _VIEW_ALTERNATION = "|".join(sorted(VIEWS, key=len, reverse=True))
 _SEP = r"(?:^|[^A-Za-z0-9])"
 _END = r"(?=$|[^A-Za-z0-9])"
@@ -17,21 +18,6 @@ _SIDE_ONLY = re.compile(rf"{_SEP}(LEFT|RIGHT){_END}", re.I)
 _VIEW_ONLY = re.compile(rf"{_SEP}({_VIEW_ALTERNATION}){_END}", re.I)
 _MIAS = re.compile(r"^mdb(\d{3})", re.I)
 _CBIS_PATIENT = re.compile(r"(P_\d{5})", re.I)
-
-VIEW_CODE_MEANINGS = {
-    "cranio-caudal": "CC",
-    "medio-lateral oblique": "MLO",
-    "medio-lateral": "ML",
-    "latero-medial": "LM",
-    "exaggerated cranio-caudal": "XCCL",
-    "cranio-caudal exaggerated laterally": "XCCL",
-    "cranio-caudal exaggerated medially": "XCCM",
-    "latero-medial oblique": "LMO",
-    "axillary tail": "AT",
-    "superolateral to inferomedial oblique": "SIO",
-    "caudo-cranial (from below)": "FB",
-}
-
 
 @dataclass(frozen=True)
 class NameHints:
@@ -45,16 +31,6 @@ def hashed_key(namespace: str, value: str) -> str:
     but the identifier itself never leaves the reader."""
     digest = hashlib.sha256(f"{namespace}:{value.strip().upper()}".encode()).hexdigest()
     return f"{namespace}:{digest[:16]}"
-
-
-def normalise_view(text: str | None) -> str | None:
-    if not text:
-        return None
-    text = text.strip()
-    upper = text.upper().replace(" ", "")
-    if upper in VIEWS:
-        return upper
-    return VIEW_CODE_MEANINGS.get(text.lower())
 
 
 def infer_from_name(name: str) -> NameHints:

@@ -4,9 +4,13 @@ resize (keeping aspect, padding). Each records what it did in the frame's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from mammodesk.io.display import reduce_longest
+from mammodesk.io.image import Image
 from mammodesk.preprocessing.intensity import value_range
 from mammodesk.preprocessing.registry import Frame, Op, Param, register_op
 
@@ -57,6 +61,28 @@ def breast_mask(pixels: np.ndarray, valid: np.ndarray | None = None, opening_px:
     filled = np.zeros_like(component)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return cv2.resize(filled, (cols, rows), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+@dataclass(frozen=True)
+class BreastOutline:
+    """Where the breast is in one image, found once per load on a reduced copy (longest side
+    MASK_WORK_SIZE at most): the anatomy (chest wall, view) and the automatic window read it."""
+
+    pixels: np.ndarray  # the reduced copy, the source's dtype
+    mask: np.ndarray  # the breast on that copy
+
+
+def outline_breast(image: Image) -> BreastOutline:
+    """The breast mask of a reduced copy, DICOM padding left out, the stored value range as the
+    scale (so a 12-bit image in 16-bit words is judged by its own grey levels)."""
+    small = reduce_longest(image.pixels, MASK_WORK_SIZE)
+    valid = None
+    if image.meta.padding_mask is not None:
+        valid = cv2.resize((~image.meta.padding_mask).astype(np.uint8), (small.shape[1], small.shape[0]),
+                           interpolation=cv2.INTER_NEAREST) > 0
+    if np.issubdtype(small.dtype, np.integer):
+        return BreastOutline(small, breast_mask(small, valid, value_lo=0.0, value_hi=float(image.max_value)))
+    return BreastOutline(small, breast_mask(small, valid))
 
 
 def drop_edge_strips(binary: np.ndarray, band: float = EDGE_BAND) -> np.ndarray:
@@ -204,12 +230,15 @@ class Resize(Op):
         Param("align", str, "center", choices=("center", "top-left", "chest-wall"),
               doc="where the image sits when padded (chest-wall: against the side it is on)"),
         Param("pad_value", float, 0.0),
+        Param("upscale", bool, True, doc="off: an image smaller than the size is padded, never enlarged "
+                                          "(keeps a resampled spacing)"),
     )
 
     def apply(self, frame: Frame) -> Frame:
         rows, cols = frame.pixels.shape[:2]
         if self.keep_aspect:
             factor = min(self.width / cols, self.height / rows)
+            factor = factor if self.upscale else min(1.0, factor)
             content = (max(1, round(rows * factor)), max(1, round(cols * factor)))
         else:
             content = (self.height, self.width)
@@ -235,3 +264,35 @@ class Resize(Op):
             side = chest_wall_side(frame.pixels, frame.meta.laterality)
             return spare_y // 2, 0 if side == "left" else spare_x
         return spare_y // 2, spare_x // 2
+
+
+@register_op
+class Resample(Op):
+    name = "resample"
+    geometric = True
+    doc = ("Resample to a fixed pixel spacing, so film digitised at 50 um and at 200 um give the model the "
+           "same tissue per pixel. Without a stated spacing the image is taken to be `fallback_height_mm` tall.")
+    params = (
+        Param("spacing_mm", float, 0.4, minimum=0.01, maximum=5.0, doc="target mm per pixel"),
+        Param("fallback_height_mm", float, 205.0, minimum=10.0, maximum=1000.0,
+              doc="the image's height when its file states no spacing (MIAS: 1024 px x 0.2 mm)"),
+    )
+
+    def apply(self, frame: Frame) -> Frame:
+        rows, cols = frame.pixels.shape[:2]
+        factor = self.factor(frame)
+        shape = (max(1, round(rows * factor)), max(1, round(cols * factor)))
+        if shape == (rows, cols):
+            return frame
+        mask = None
+        if frame.mask is not None:
+            mask = cv2.resize(frame.mask.astype(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        return frame.evolve(pixels=resize_pixels(frame.pixels, shape), mask=mask,
+                            geometry=frame.geometry.scale_to(*shape), scale=1.0)
+
+    def factor(self, frame: Frame) -> float:
+        """Output pixels per current pixel: from the source's spacing and what earlier ops did to it."""
+        spacing = frame.meta.pixel_spacing_mm
+        source_mm = float(spacing[0]) if spacing else self.fallback_height_mm / frame.geometry.source_shape[0]
+        current_per_source = abs(float(frame.geometry.matrix[1, 1]))  # earlier resizes (a preview's, say)
+        return source_mm / self.spacing_mm / current_per_source

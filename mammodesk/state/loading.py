@@ -24,7 +24,8 @@ from mammodesk.annotations.sidecar import (
 from mammodesk.errors import ImageReadError
 from mammodesk.io import Image, WindowPreset, read_image
 from mammodesk.anatomy import Anatomy, read_anatomy
-from mammodesk.state import display
+from mammodesk.io import display
+from mammodesk.preprocessing.spatial import outline_breast
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".dic", ".pgm", ".pnm", ".png", ".tif", ".tiff", ""}
 
@@ -69,8 +70,9 @@ def load(path: str) -> Loaded | LoadFailure:
     sidecar = sidecar_path(Path(path), sha256)
     remove_stale_temporaries(sidecar)
     annotations = read_sidecar(sidecar, sha256, image.shape)
-    anatomy = read_anatomy(image)
-    return Loaded(image, display.breast_window(image), anatomy, _summary(path, image, anatomy), sha256,
+    outline = outline_breast(image)  # once per load: the anatomy and the automatic window read it
+    anatomy = read_anatomy(image, outline)
+    return Loaded(image, display.breast_window(image, outline.pixels, outline.mask), anatomy, _summary(path, image, anatomy), sha256,
                   annotations, display.display_copy(image.pixels))
 
 

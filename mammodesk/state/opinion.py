@@ -151,7 +151,7 @@ class OpinionState:
         the whole image as the ROI."""
         if entry.card is None:
             return []
-        if entry.card.roi.mode == "whole":
+        if entry.card.reads_whole_image:
             return [Target("whole")]
         rois = self.rois.get(document.id, [])
         if mode == "scan" or (mode in ("auto", "rois", "last_roi") and not rois):

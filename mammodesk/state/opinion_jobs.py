@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 import numpy as np
@@ -20,10 +19,6 @@ from mammodesk.inference.scan import scan
 from mammodesk.io import Image
 from mammodesk.state.opinion import Opinion, Target
 from mammodesk.state.viewer import Document
-
-_decoders: dict[str, object] = {}
-_decoders_lock = threading.Lock()
-
 
 def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, image: Image, target: Target, *,
                 prefer_gpu: bool = True, progress: Callable[[int, int], None] | None = None,
@@ -42,7 +37,8 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
         _prepare_display(opinion)
         decoder = entry.companions.get("vae-reconstruction")
         if decoder is not None and target.kind == "whole":
-            opinion.reconstruction = reconstruct(decoder, runner.card.spec.apply(image).array)
+            opinion.reconstruction = reconstruct(registry.companion_session(decoder),
+                                                 runner.card.spec.apply(image).array)
     except InterruptedError:
         opinion.error = "stopped"
     except ModelInputError as exc:
@@ -71,15 +67,8 @@ def _prepare_display(opinion: Opinion) -> None:
         shown.peak()
 
 
-def reconstruct(decoder_path, model_input: np.ndarray) -> np.ndarray:
+def reconstruct(session, model_input: np.ndarray) -> np.ndarray:
     """(model input, VAE reconstruction), both H x W float, for the reconstruction view."""
-    import onnxruntime as ort
-
-    key = str(decoder_path)
-    with _decoders_lock:
-        if key not in _decoders:
-            _decoders[key] = ort.InferenceSession(key, providers=["CPUExecutionProvider"])
-        session = _decoders[key]
     batch = to_nchw(model_input[None])
     output = session.run(None, {session.get_inputs()[0].name: batch})[0]  # type: ignore[attr-defined]
     return np.stack([batch[0, 0], output[0, 0]]).astype(np.float32)

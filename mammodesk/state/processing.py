@@ -17,7 +17,7 @@ import numpy as np
 from mammodesk.io.image import Image, WindowPreset
 from mammodesk.io.voi import auto_window
 from mammodesk.preprocessing import Frame, PipelineSpec, ProcessedImage, initial_frame
-from mammodesk.state.display import to_display_integers
+from mammodesk.io.display import to_display_integers
 
 
 class Cancelled(Exception):

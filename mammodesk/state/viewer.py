@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mammodesk.anatomy import Anatomy, Side, assign_slots, read_anatomy
+from mammodesk.io import display
 from mammodesk.io.image import Image, WindowPreset
-from mammodesk.state import display
+from mammodesk.preprocessing.spatial import BreastOutline, outline_breast
 from mammodesk.state.events import Signal
 from mammodesk.state.pipeline_editor import PipelineEditor
 from mammodesk.state.priors import PAGES, comparison
@@ -62,11 +63,17 @@ class Document:
         return float(self.image.max_value)
 
 
+def automatic_window(image: Image, outline: BreastOutline | None = None) -> WindowPreset:
+    """The automatic window over the breast itself (the load's outline; found here when not
+    given): over the whole image the black background widened it so far that dense tissue washed
+    out. The whole image's percentiles when no breast is found."""
+    outline = outline or outline_breast(image)
+    return display.breast_window(image, outline.pixels, outline.mask)
+
+
 def default_window(image: Image, auto: WindowPreset | None = None) -> WindowPreset:
-    """The file's first VOI preset, else the automatic window over the breast itself
-    (`display.breast_window`): over the whole image the black background widened
-    it so far that dense tissue washed out."""
-    return image.meta.default_window or auto or display.breast_window(image)
+    """The file's first VOI preset, else the automatic window over the breast."""
+    return image.meta.default_window or auto or automatic_window(image)
 
 
 class ViewerState:
@@ -95,8 +102,10 @@ class ViewerState:
                   copy: display.DisplayCopy | None = None) -> Document:
         """Open an image. Loaders pass the automatic window, the anatomy and the display copy they
         computed off the UI thread; otherwise the first two are computed here."""
-        anatomy = anatomy or read_anatomy(image)
-        auto = auto or display.breast_window(image)
+        if anatomy is None or auto is None:
+            outline = outline_breast(image)
+            anatomy = anatomy or read_anatomy(image, outline)
+            auto = auto or automatic_window(image, outline)
         document = Document(image, default_window(image, auto), anatomy, flip=anatomy.needs_flip, auto=auto,
                             display_copy=copy)
         self.documents.append(document)
@@ -221,7 +230,7 @@ class ViewerState:
 
     def next_preset(self, document: Document) -> None:
         """Cycle the file's own presets (DICOM VOI), then the automatic window on the breast."""
-        choices = list(document.presets) + [document.auto or display.breast_window(document.image)]
+        choices = list(document.presets) + [document.auto or automatic_window(document.image)]
         labels = [p.label for p in choices]
         index = labels.index(document.window.label) + 1 if document.window.label in labels else 0
         self.set_window(document, choices[index % len(choices)])

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mammodesk_train import baseline, trust
-from mammodesk_train.data.sources import MIAS_SPACING_MM, Record
+from mammodesk_train.data.sources import Record, assumed_spacing
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import distributed
 from mammodesk_train.metrics import aggregate_folds, classification_metrics
@@ -35,7 +35,7 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
     oof = np.full((len(primary), len(task.classes)), np.nan)
     base_oof = np.full_like(oof, np.nan)
     embed = family.embed  # penultimate-layer embeddings, for the domain check
-    assumed = MIAS_SPACING_MM if {r.source for r in records} == {"mias"} else None
+    assumed = assumed_spacing(records)
     splits = patient_kfold(primary.y, groups, folds, seed)
     domain_folds = []
     for fold in splits:

@@ -67,7 +67,7 @@ class SecondOpinion(QtCore.QObject):
         """Queue jobs; answers already cached for the same image, model and region are
         shown again without running. Returns the number of jobs queued."""
         entries = [entry] if entry is not None else [e for e in self.opinions.models if e.card is not None]
-        entries.sort(key=lambda e: e.card is not None and e.card.roi.mode != "whole")  # quick answers first
+        entries.sort(key=lambda e: e.card is not None and not e.card.reads_whole_image)  # quick answers first
         documents = self._shown_documents() if all_images else [self.viewer.active]
         queued = 0
         for model in entries:
@@ -148,7 +148,7 @@ class SecondOpinion(QtCore.QObject):
             return
         entry = self.panel.current_entry()
         image = self.opinions.image_for_models(document)
-        if entry is not None and entry.card is not None and entry.card.roi.mode != "whole":
+        if entry is not None and entry.card is not None and not entry.card.reads_whole_image:
             top, left, rows, cols = roi_window(entry.card, image, (x, y, x, y))
             self.opinions.add_roi(document, (float(left), float(top), float(left + cols), float(top + rows)))
         else:

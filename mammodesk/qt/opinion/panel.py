@@ -212,7 +212,7 @@ class ModelPanel(QtWidgets.QWidget):
                     item.setForeground(QtGui.QColor("#c05050"))
                     item.setToolTip(entry.error or "")
                 else:
-                    region = {"whole": "image", "roi": "ROI", "patches": "ROI patches"}[entry.card.roi.mode]
+                    region = {"whole": "image", "image": "whole mammogram", "roi": "ROI", "patches": "ROI patches"}[entry.card.roi.mode]
                     checking = "" if entry.verified else "  (checking its weights...)"
                     item = QtWidgets.QListWidgetItem(f"{entry.name}  [{entry.card.task}, {region}]{checking}")
                     item.setToolTip(entry.card.description)
@@ -275,7 +275,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.headline.setStyleSheet("color: #e07050; font-weight: bold;" if weak else "")
         usable = entry is not None and entry.card is not None
         self.run_button.setEnabled(usable)
-        self.place_roi.setEnabled(usable and entry.card.roi.mode != "whole")  # type: ignore[union-attr]
+        self.place_roi.setEnabled(usable and not entry.card.reads_whole_image)  # type: ignore[union-attr]
 
     def _on_finding_selected(self, current: QtWidgets.QTreeWidgetItem | None, _previous=None) -> None:
         if current is None:

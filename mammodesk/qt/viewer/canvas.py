@@ -21,7 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.io.image import WindowPreset
 from mammodesk.qt.opinion.overlay import OverlayLayer
-from mammodesk.state.display import DisplayCopy, lut_size, window_lut
+from mammodesk.io.display import DisplayCopy, lut_size, window_lut
 from mammodesk.state.measurements import scale_bar
 from mammodesk.state.viewer import Document
 

@@ -7,7 +7,7 @@ from PySide6 import QtCore, QtWidgets
 
 from mammodesk.qt.viewer.canvas import ImageCanvas
 from mammodesk.qt.labelling.roi_editor import RoiEditor
-from mammodesk.anatomy import SLOTS
+from mammodesk.io.views import SLOTS
 from mammodesk.state.labelling import LabellingState
 from mammodesk.state.opinion import OpinionState
 from mammodesk.state.viewer import Document, ViewerState

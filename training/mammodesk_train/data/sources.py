@@ -37,9 +37,17 @@ class Record:
     source: str
     class_name: str | None = None  # folder-per-class layout only
     extra: dict = field(default_factory=dict, compare=False)
+    assumed_spacing_mm: float | None = None  # what the source knows of pixels whose files state no spacing
 
     def load(self) -> Image:
         return read_image(self.path)
+
+
+def assumed_spacing(records: list[Record]) -> float | None:
+    """The spacing every record's source assumes for files without one, None when they differ or
+    none is known (the domain check then judges stated spacings only)."""
+    values = {r.assumed_spacing_mm for r in records}
+    return values.pop() if len(values) == 1 else None
 
 
 def load_source(spec: str, cache_dir: Path | None = None) -> list[Record]:
@@ -72,7 +80,7 @@ def mias(path: Path, cache_dir: Path | None = None) -> list[Record]:
     for ref, label in labels.items():
         image = folder / f"{ref}.pgm"
         if image.is_file():
-            records.append(Record(ref, image, label.patient_key, label, "mias"))
+            records.append(Record(ref, image, label.patient_key, label, "mias", assumed_spacing_mm=MIAS_SPACING_MM))
     return records
 
 

@@ -1,6 +1,7 @@
-"""Pure functions behind the canvas: window LUTs, window/level dragging,
-thumbnails and the display-resolution copy (which side is the chest wall is
-`mammodesk.anatomy`'s).
+"""Display maths beside the VOI transforms: window LUTs, window/level dragging,
+the one downscale (`reduce_longest`), thumbnails and the display-resolution copy
+(which side is the chest wall is `mammodesk.anatomy`'s; where the breast is,
+`preprocessing.spatial.outline_breast`'s).
 
 Every window (LINEAR, LINEAR_EXACT, SIGMOID or a DICOM LUT sequence, with or
 without inversion) becomes one lookup table indexed by the stored value, so
@@ -18,7 +19,6 @@ import numpy as np
 
 from mammodesk.io.image import Image, WindowPreset
 from mammodesk.io.voi import apply_window, auto_window
-from mammodesk.preprocessing.spatial import breast_mask
 
 LUT_LIMIT = 1 << 16
 # The longest side of the copy a view shows while the whole image is in sight. The window LUT is
@@ -52,19 +52,12 @@ def drag_window(preset: WindowPreset, dx: float, dy: float, value_span: float) -
     return WindowPreset(center, width, function, "custom")
 
 
-def breast_window(image: Image) -> WindowPreset:
-    """An automatic window over the breast's own pixels (0.5th-99.8th percentile), from a
-    512-pixel copy; the whole image's percentiles when no breast is found."""
-    small = _small(image.pixels)
-    valid = None
-    if image.meta.padding_mask is not None:
-        valid = cv2.resize((~image.meta.padding_mask).astype(np.uint8), small.shape[::-1],
-                           interpolation=cv2.INTER_NEAREST) > 0
-    top = float(image.max_value)
-    mask = breast_mask(small, valid, value_lo=0.0, value_hi=top) if small.dtype != np.float32 else breast_mask(small)
-    if mask.sum() < 100:
+def breast_window(image: Image, reduced: np.ndarray, breast: np.ndarray) -> WindowPreset:
+    """An automatic window over the breast's own pixels (0.5th-99.8th percentile of `reduced`, a
+    reduced copy, where `breast`); the whole image's percentiles when under 100 pixels are breast."""
+    if breast.sum() < 100:
         return auto_window(image.pixels, image.meta.padding_mask)
-    lo, hi = (float(v) for v in np.percentile(small[mask], [0.5, 99.8]))
+    lo, hi = (float(v) for v in np.percentile(reduced[breast], [0.5, 99.8]))
     if hi <= lo:
         hi = lo + 1.0
     return WindowPreset((lo + hi) / 2, hi - lo, "LINEAR_EXACT", "auto (breast)")
@@ -88,14 +81,14 @@ def display_copy(pixels: np.ndarray, longest: int = DISPLAY_LONGEST) -> DisplayC
     rows, cols = pixels.shape[:2]
     if max(rows, cols) <= longest * 1.25 or pixels.ndim != 2:
         return None
-    small = _small(pixels, longest)
+    small = reduce_longest(pixels, longest)
     return DisplayCopy(small, (rows / small.shape[0], cols / small.shape[1]))
 
 
 def thumbnail(image: Image, size: int = 160) -> np.ndarray:
     """A uint8 thumbnail (longest side `size`) under the image's default or auto window."""
 
-    small = _small(image.pixels, size)
+    small = reduce_longest(image.pixels, size)
     preset = image.meta.default_window or auto_window(small)
     return np.rint(apply_window(small, preset) * 255).astype(np.uint8)
 
@@ -116,7 +109,9 @@ def to_display_integers(array: np.ndarray) -> np.ndarray:
     return np.clip(scaled, 0, 65535).astype(np.uint16)
 
 
-def _small(pixels: np.ndarray, size: int = 512) -> np.ndarray:
+def reduce_longest(pixels: np.ndarray, size: int) -> np.ndarray:
+    """An area-averaged copy whose longest side is at most `size` (the pixels themselves when
+    already small enough); same dtype."""
     rows, cols = pixels.shape[:2]
     factor = min(1.0, size / max(rows, cols))
     if factor == 1.0:
