@@ -44,6 +44,14 @@ build() {  # name preset task [fit options...]
   esac
 }
 
+# The whole-mammogram reader (the default second opinion): frozen ImageNet Lite0 to its fifth stage, a
+# patch classifier on every cell, top-k pooling; nested CV (settings chosen in inner folds) on two fold
+# seeds; exported only when it beats the plain baseline. Lite1 and Lite2 are reported, not shipped.
+"$train" reader --data "$data" --preset reader-lite0 --out runs/reader-lite0 \
+  --export resources/models/reader-lite0.onnx || failures=$((failures + 1))
+for trunk in lite1 lite2; do
+  "$train" reader --data "$data" --preset "reader-$trunk" --out "runs/reader-$trunk" || failures=$((failures + 1))
+done
 # Deep fusion on a frozen ImageNet EfficientNet-Lite0 trunk: normal vs tumour ROIs (patch vote).
 build fusion-lite0-m1-normal fusion-lite0-m1 normal_abnormal || failures=$((failures + 1))
 # Transfer zoo, ImageNet Lite0 with the study's three-stage schedule: the five-way lesion ROIs.

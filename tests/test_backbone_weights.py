@@ -181,3 +181,27 @@ def imagenet_lite0_classifier() -> torch.nn.Module:
         fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.weight"])))
         fc.bias.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.bias"])))
     return torch.nn.Sequential(imagenet_lite0(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), fc).eval()
+
+
+@pytest.mark.parametrize("variant, resolution", [("lite1", 240), ("lite2", 260)])
+def test_lite1_and_lite2_keep_the_lite_rules_and_know_imagenet(variant, resolution):
+    """Lite1/Lite2 map strictly only with the Lite rules (stem 32, top 1280, first and last stages at
+    one block while the others are depth-scaled); mapped, the cat is still a cat."""
+    import cv2
+    from skimage import data
+
+    from mammodesk_train.backbones.imagenet import imagenet_lite, lite_weights_path
+    from mammodesk_train.backbones.weights import read_weights
+
+    backbone = imagenet_lite(variant)  # strict: every tensor by name and shape
+    assert [len(stage) for stage in backbone.stages][0] == 1 and len(backbone.stages[-1]) == 1
+    weights = read_weights(lite_weights_path(variant))
+    fc = torch.nn.Linear(1280, 1000)
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.weight"])))
+        fc.bias.copy_(torch.from_numpy(np.ascontiguousarray(weights["_fc.bias"])))
+    model = torch.nn.Sequential(backbone, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), fc).eval()
+    x = cv2.resize(data.chelsea(), (resolution, resolution), interpolation=cv2.INTER_AREA).astype(np.float32)
+    with torch.no_grad():
+        cat = torch.softmax(model(torch.from_numpy(((x - 127.0) / 128.0).transpose(2, 0, 1)[None].copy())), dim=1)[0]
+    assert int(cat.argmax()) in (281, 282, 285) and float(cat[281:286].sum()) > 0.5  # tabby, tiger or Egyptian cat

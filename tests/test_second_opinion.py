@@ -344,3 +344,30 @@ def test_switching_views_switches_the_answer(qtbot, window, test_models, mias_im
     shown = window.opinions.selected
     window.opinions.add(next(o for o in window.opinions.opinions if o.document is by_name["mdb002.pgm"]))
     assert window.opinions.selected is shown and shown.document is by_name["mdb001.pgm"]
+
+
+def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, mias_images):
+    """The default second opinion is the whole-mammogram reader's: per view with a location, and an
+    exam line per breast at its operating point, above the views' detail."""
+    reader = next(e for e in bundled.values() if e.card.roi.mode == "image")
+    right, left = (next(p for p in mias_images if p.name == n) for n in ("mdb001.pgm", "mdb002.pgm"))
+    window.open_paths([str(right), str(left)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=60_000)
+    window.state.set_layout("2x2")
+    window.opinions.assumed_spacing_mm = 0.2
+    run_and_wait(qtbot, window, None, all_images=True)  # every model, as the demo runs them
+    panel = window.second_opinion.panel
+    for document in window.state.documents:
+        assert window.opinions.best_for(document).entry.path == reader.path  # the reader speaks first
+    answers = [o for o in window.opinions.opinions if o.entry.path == reader.path]
+    assert len(answers) == 2 and all(o.view is not None and o.prediction.roi_box for o in answers)
+    lines = panel.exam.text()
+    assert panel.exam.isVisibleTo(panel) and "R breast:" in lines and "L breast:" in lines
+    threshold = reader.card.threshold
+    for opinion in answers:
+        side = f"{opinion.view.laterality} breast: " + ("suspicious" if opinion.view.probability >= threshold
+                                                         else "no finding")
+        assert f"{side} {opinion.view.probability:.2f}" in lines
+    for opinion in answers:  # the map shown is of the finding, whatever the answer's class
+        _, name, index = window.opinions.overlay_map(opinion)
+        assert name == "patch probability" and opinion.prediction.labels[index] == "abnormal"

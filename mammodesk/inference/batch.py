@@ -15,17 +15,22 @@ import cv2
 import numpy as np
 
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
+from mammodesk.inference.exam import ViewAnswer, combine, view_answer
 from mammodesk.inference.results import parse_box  # noqa: F401 - predict's --roi, beside its output format
 from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
+from mammodesk.io.naming import infer_from_name
 from mammodesk.storage import write_atomic
 
 
-BASE_COLUMNS = ("file", "status", "error", "model", "weights_sha256", "provider", "region", "windows", "roi",
-                "spacing_mm", "spacing_source", "predicted", "answer")
+BASE_COLUMNS = ("file", "level", "study", "laterality", "view", "status", "error", "model", "weights_sha256",
+                "provider", "region", "windows", "roi", "location", "spacing_mm", "spacing_source", "predicted",
+                "answer")
 TAIL_COLUMNS = ("calibrated", "domain", "notes")
+# level: "image" (one row per file); image readers add a "breast" row per breast (its views combined) and a
+# "study" row per study (its most suspicious breast), each after its study's image rows.
 
 
 def result_columns(labels: Sequence[str]) -> list[str]:
@@ -74,6 +79,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
     then holds the most positive window's answer and how many windows were read.
     Images without a pixel spacing get `assume_spacing_mm` (the app's rule, `spacing.py`)."""
     report = BatchReport(labels=tuple(runner.card.labels))
+    views: list[tuple[int, str, ViewAnswer]] = []  # (row, patient, answer) of each image a reader answered
     batched = runner.card.reads_whole_image and roi is None
     pending: list[tuple[Path, object]] = []  # (path, image or the read error)
     sources: dict[Path, str] = {}  # where each image's spacing came from
@@ -88,7 +94,9 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             if isinstance(image, Exception):
                 _record(report, path, None, image, cams_dir, cam_format)
             else:
-                _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path])
+                answer = _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path])
+                if answer is not None:
+                    views.append((len(report.rows) - 1, patient_of(image), answer))
         pending.clear()
 
     for index, path in enumerate(expand_paths(paths, report), start=1):
@@ -115,18 +123,87 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             outcome = exc
         _record(report, path, image, outcome, cams_dir, cam_format, sources[path])
     flush()
+    if runner.card.roi.mode == "image" and runner.card.threshold is not None:
+        _add_exam_rows(report, views, runner.card.threshold, runner.card.name)
     return report
 
 
+def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]], threshold: float,
+                   model: str) -> None:
+    """Breast and study rows after their exam's image rows (exams in order of first appearance)."""
+    rows = report.rows
+    exams: dict[str, list[tuple[int, ViewAnswer]]] = {}
+    studies = {index: str(rows[index]["study"]) for index, _, _ in views}
+    for index, patient, answer in views:
+        key = exam_key(studies[index], patient, [(studies[i], a) for i, p, a in views if p == patient])
+        rows[index]["study"] = key
+        exams.setdefault(key, []).append((index, answer))
+    for key, members in sorted(exams.items(), key=lambda item: -max(i for i, _ in item[1])):  # bottom up
+        exam = combine([answer for _, answer in members], threshold)
+        extra = [_exam_row(report.labels, key, "breast", b.laterality, b.probability, b.suspicious, b.where,
+                           f"{len(b.views)} view(s): " + ", ".join(v.name for v in b.views), model)
+                 for b in exam.breasts]
+        worst = max(exam.breasts, key=lambda b: b.probability)
+        where = f"{worst.name} {worst.where}".strip() if exam.suspicious else ""
+        extra.append(_exam_row(report.labels, key, "study", "", exam.probability, exam.suspicious, where,
+                               exam.line(), model))
+        last = max(i for i, _ in members)
+        rows[last + 1:last + 1] = extra
+
+
+def exam_key(study: str, patient: str, patients_views: list[tuple[object, ViewAnswer]]) -> str:
+    """The exam an image belongs to: its study, except where an archive gives each view of one patient a
+    study of its own (CBIS-DDSM does): when every study of the patient holds one image and no view repeats
+    (no second R CC), they are one exam, keyed by the patient."""
+    studies = [s for s, _ in patients_views]
+    slots = [(a.laterality, a.family) for _, a in patients_views]
+    if len(set(studies)) == len(studies) > 1 and len(set(slots)) == len(slots) and all(a.family for _, a in
+                                                                                       patients_views):
+        return patient
+    return study
+
+
+def _exam_row(labels, study: str, level: str, laterality, probability: float, suspicious: bool, where: str,
+              notes: str, model: str) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(result_columns(labels), "")
+    row.update(level=level, study=study, laterality=laterality or "", status="ok", model=model,
+               region="views combined" if level == "breast" else "breasts combined", location=where,
+               predicted=labels[-1] if suspicious else labels[0], answer="suspicious" if suspicious else "no finding",
+               notes=notes, calibrated="yes")
+    row[f"p_{labels[-1]}"] = round(probability, 6)
+    row[f"p_{labels[0]}"] = round(1.0 - probability, 6)
+    return row
+
+
+def patient_of(image) -> str:
+    """The hashed patient key (from tags or names), else the image's study."""
+    meta = image.meta
+    hints = infer_from_name(meta.source_path.name) if meta.source_path else None
+    return str(meta.patient_key or (hints.patient_key if hints else None) or study_of(image))
+
+
+def study_of(image) -> str:
+    """The study an image belongs to, as a non-identifying key: the hashed DICOM study, else the hashed
+    patient (MIAS pairs, CBIS-DDSM ids), else its folder's name."""
+    meta = image.meta
+    if meta.study_key or meta.patient_key:
+        return str(meta.study_key or meta.patient_key)
+    hints = infer_from_name(meta.source_path.name) if meta.source_path else None
+    if hints is not None and hints.patient_key:
+        return hints.patient_key
+    return meta.source_path.parent.name if meta.source_path else "study"
+
+
 def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str,
-            spacing_from: str = "") -> None:
+            spacing_from: str = "") -> ViewAnswer | None:
+    """Append the image's row; returns the view's answer when an image reader answered."""
     row: dict[str, object] = dict.fromkeys(result_columns(report.labels), "")
-    row["file"] = str(path)
+    row.update(file=str(path), level="image")
     if isinstance(outcome, Exception):
         report.failed += 1
         row.update(status="failed", error=_one_line(outcome, path))
         report.rows.append(row)
-        return
+        return None
     result = outcome if isinstance(outcome, ScanResult) else None
     prediction = outcome.predictions[outcome.ranked()[0]] if result else outcome
     row.update(status="ok", **prediction.as_row())
@@ -138,6 +215,10 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     spacing = image.meta.pixel_spacing_mm
     row.update(spacing_mm=f"{spacing[0]:g}" if spacing else "", spacing_source=spacing_from,
                notes="; ".join(prediction.notes))
+    answer = view_answer(image, prediction, path.name) if prediction.threshold is not None else None
+    row["study"] = study_of(image)
+    if answer is not None:
+        row.update(laterality=answer.laterality or "", view=answer.view or "", location=answer.where)
     if cams_dir is not None:
         try:
             if prediction.heatmaps is not None:
@@ -149,6 +230,7 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
             report.failed += 1
             row.update(status="failed", error=f"heat maps not written: {exc}")
     report.rows.append(row)
+    return answer if answer is not None and row["status"] == "ok" else None
 
 
 def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, folder: Path, fmt: str) -> None:

@@ -3,7 +3,10 @@
 what the training inputs looked like (`mammodesk.domain`):
 
 - `acquisition`: the kinds of image (8-bit film, digital ...), their bits
-  stored and pixel spacing;
+  stored and pixel spacing. A model whose spec resamples to a fixed spacing and
+  normalises the breast's intensities (`"normalised": true`, the image reader)
+  is judged on the kind only: bit depth and spacing are digitisation, which its
+  input no longer shows; film against digital stays a difference it would see;
 - `input`: the range (0.5th-99.5th percentile over training samples) of the
   mean and standard deviation of the processed model input;
 - `embedding`: a Mahalanobis distance in the top principal components of the
@@ -103,12 +106,18 @@ def check(domain: Mapping[str, Any] | None, meta: ImageMeta, model_input: np.nda
     seen = domain.get("acquisition", {})
     kinds, bits = seen.get("kinds", []), seen.get("bits_stored", [])
     kind = acquisition_kind(meta)
-    if bits and (meta.bits_stored not in bits or (kinds and kind not in kinds)):
+    if seen.get("normalised"):
+        if kinds and kind not in kinds:
+            reasons.append(f"{kind} mammogram; this model has seen only {' and '.join(kinds)} images, so how it "
+                           f"reads {kind} ones is not known")
+        checked.append("acquisition kind")
+    elif bits and (meta.bits_stored not in bits or (kinds and kind not in kinds)):
         trained = " or ".join(f"{b}-bit" for b in bits) + (" " + "/".join(kinds) if kinds else "")
         reasons.append(f"{meta.bits_stored}-bit {kind} image; this model saw {trained}")
-    checked.append("acquisition")
+    if not seen.get("normalised"):
+        checked.append("acquisition")
     spacing = seen.get("spacing_mm")
-    if spacing and meta.pixel_spacing_mm:
+    if spacing and meta.pixel_spacing_mm and not seen.get("normalised"):
         value, (low, high) = meta.pixel_spacing_mm[0], spacing
         if value * SPACING_TOLERANCE < low or value > high * SPACING_TOLERANCE:
             trained_mm = f"{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g}-{high:.3g}"

@@ -33,7 +33,7 @@ ort.set_default_logger_severity(4)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 PATCH_MAP = "patch probability"  # an image reader's heat map: p(positive) of each patch of the breast
 BREAST_CELL = 0.25  # a map cell at least this much breast is read
-LOCATION_CELLS = 2.0  # the location box spans this many map cells (2 x 12.8 mm at 0.4 mm and stride 32)
+LOCATION_CELLS = 4.0  # the location box spans this many map cells (4 x 6.4 mm at 0.4 mm and stride 16)
 _OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")
 
 
@@ -88,6 +88,7 @@ class ModelRunner:
     def _run(self, batch: np.ndarray, cams: bool = True) -> dict[str, np.ndarray]:
         names = [self.card.logits_output] + ([c.output for c in self.card.cams.values()] if cams else [])
         names += [self.card.embedding_output] if self.card.embedding_output else []
+        names += [self.card.map_output] if self.card.map_output else []
         session = self._session
         try:
             values = session.run(names, {self.card.input.name: batch})
@@ -246,7 +247,8 @@ class ModelRunner:
             heat = HeatMaps(maps, geometry, self.card.binary_sigmoid)
         roi_box = _roi_box(geometry) if self.card.roi.mode == "roi" else None
         if self.card.map_output:
-            patch_map = patch_probabilities(outputs[self.card.map_output][index, 0], processed.mask)
+            patch_map = patch_probabilities(outputs[self.card.map_output][index, 0], processed.mask,
+                                            self.card.calibration)
             heat = HeatMaps({PATCH_MAP: np.stack([1.0 - patch_map, patch_map])}, geometry, normalise=False)
             roi_box = peak_box(patch_map, geometry)
         return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
@@ -294,10 +296,14 @@ def roi_window(card: ModelCard, image: Image, roi) -> tuple[int, int, int, int]:
     return top, left, height, width
 
 
-def patch_probabilities(logits: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """An image reader's patch-logit map as probabilities, NaN on cells that are mostly not breast
-    (the reader pools over breast cells only, so those cells say nothing)."""
-    probabilities = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+def patch_probabilities(logits: np.ndarray, mask: np.ndarray | None, calibration=None) -> np.ndarray:
+    """An image reader's patch-logit map as probabilities on the image answer's calibrated scale (the image
+    logit is a mean of patch logits, so a cell reads as the answer an image of its level would get); NaN on
+    cells that are mostly not breast (the reader pools over breast cells only, so those say nothing)."""
+    raw = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    if calibration:
+        raw = apply_calibration(calibration, np.column_stack([1.0 - raw.ravel(), raw.ravel()]))[:, 1].reshape(raw.shape)
+    probabilities = raw.astype(np.float32)
     if mask is not None:
         cover = cv2.resize(mask.astype(np.float32), probabilities.shape[::-1], interpolation=cv2.INTER_AREA)
         probabilities[cover < BREAST_CELL] = np.nan

@@ -13,6 +13,8 @@ import numpy as np
 
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
+from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine
+from mammodesk.inference.runner import PATCH_MAP
 from mammodesk.inference.scan import ScanResult
 from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io import Image
@@ -47,6 +49,7 @@ class Opinion:
     prediction: Prediction | None = None  # for a scan: the most positive window
     scan: ScanResult | None = None
     reconstruction: np.ndarray | None = None  # VAE models: (model input, reconstruction), model space
+    view: ViewAnswer | None = None  # image readers: side, view, p(abnormal) and where, for the exam line
     error: str | None = None
     accepted: bool = False
     id: int = field(default_factory=lambda: next(_ids))
@@ -60,6 +63,14 @@ class Opinion:
         if self.prediction is not None and self.prediction.roi_box is not None:
             return tuple(float(v) for v in self.prediction.roi_box)  # type: ignore[return-value]
         return self.target.box
+
+    @property
+    def marks_a_place(self) -> bool:
+        """Whether its box is drawn: the region analysed, or a reader's location once the view is suspicious
+        (a marker on a view called normal would point at nothing)."""
+        if self.view is None or self.entry.card is None or self.entry.card.threshold is None:
+            return True
+        return self.view.probability >= self.entry.card.threshold
 
     @property
     def view_name(self) -> str:
@@ -207,13 +218,31 @@ class OpinionState:
         return None
 
     def best_for(self, document: Document | None) -> Opinion | None:
-        """This image's answer from the model with the highest cross-validated AUC."""
-        def auc(opinion: Opinion) -> float:
-            metric = opinion.entry.card.metrics.get("auc") if opinion.entry.card else None
-            return float(metric["mean"]) if isinstance(metric, dict) and "mean" in metric else 0.0
+        """This image's default answer: a whole-mammogram reader's (it answers the reader's question about the
+        image), else the model with the highest cross-validated AUC."""
+        def rank(opinion: Opinion) -> tuple[bool, float]:
+            card = opinion.entry.card
+            metric = card.metrics.get("auc") if card else None
+            auc = float(metric["mean"]) if isinstance(metric, dict) and "mean" in metric else 0.0
+            return (card is not None and card.roi.mode == "image", auc)
 
         answers = [o for o in self.for_document(document) if o.error is None]
-        return max(answers, key=auc) if answers else None
+        return max(answers, key=rank) if answers else None
+
+    def exam(self, documents: list[Document]) -> StudyAnswer | None:
+        """The exam-level answer over these views (the open study) from the image reader shown now (else
+        the first that answered): per breast and for the study. None when no reader has answered."""
+        readers = [o for o in self.opinions if o.error is None and o.view is not None and o.document in documents]
+        if not readers:
+            return None
+        selected = self.selected
+        model = selected.entry.path if selected is not None and selected.view is not None else readers[0].entry.path
+        latest: dict[int, Opinion] = {}
+        for opinion in readers:
+            if opinion.entry.path == model:
+                latest[opinion.document.id] = opinion
+        threshold = latest[next(iter(latest))].entry.card.threshold  # type: ignore[union-attr]
+        return combine([o.view for o in latest.values()], threshold)  # type: ignore[misc]
 
     def follow_active(self, document: Document | None) -> None:
         """The answer shown always belongs to the active view: when another view becomes active, show
@@ -279,7 +308,8 @@ class OpinionState:
             return opinion.scan.map, name, opinion.scan.positive
         index = self.overlay.class_index
         if index is None or not 0 <= index < len(prediction.labels):
-            index = prediction.predicted_index
+            # a reader's map is of the finding (p(normal) everywhere says nothing); Grad-CAM: the answer's class
+            index = len(prediction.labels) - 1 if name == PATCH_MAP else prediction.predicted_index
         maps = prediction.vote_maps if name == "votes" else prediction.heatmaps
         assert maps is not None
         return maps.source(index, name), name, index

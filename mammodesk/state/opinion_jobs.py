@@ -14,6 +14,7 @@ from mammodesk.inference import (
     ModelInputError,
     ModelRegistry,
 )
+from mammodesk.inference.exam import view_answer
 from mammodesk.inference.runner import to_nchw
 from mammodesk.inference.scan import scan
 from mammodesk.io import Image
@@ -32,6 +33,8 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
             opinion.prediction = result.predictions[result.ranked()[0]]
         else:
             opinion.prediction = runner.predict(image, target.box)
+            if runner.card.roi.mode == "image" and runner.card.threshold is not None:
+                opinion.view = view_answer(image, opinion.prediction, document.name)
             if progress is not None:
                 progress(1, 1)
         _prepare_display(opinion)

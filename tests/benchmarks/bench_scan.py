@@ -54,7 +54,7 @@ def scans(registry: ModelRegistry, repeat: int) -> None:
     print(f"{'model':<32}{'image':<34}{'windows':>8}{'per-window ms':>15}{'batched ms':>12}{'speed-up':>10}"
           f"{'max |dp|':>10}")
     for entry in registry.entries:
-        if entry.card is None or entry.card.roi.mode == "whole":
+        if entry.card is None or entry.card.reads_whole_image:
             continue
         runner = registry.runner(entry.path, prefer_gpu=False)
         for label, image in images.items():

@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--task", help="default: the model's task")
     evaluate.add_argument("--out", type=Path, help="write metrics.json here")
+    reader = sub.add_parser("reader", help=COMMAND_HELP["reader"])
+    reader.add_argument("--data", required=True, help="SOURCE:PATH with image labels and located findings")
+    reader.add_argument("--preset", default="reader-lite0", help="reader-lite0, reader-lite1 or reader-lite2")
+    reader.add_argument("--folds", type=int, default=5)
+    reader.add_argument("--seed", type=int, default=0, help="the reported outer fold seed")
+    reader.add_argument("--second-seed", type=int, default=1, help="a second outer fold seed, reported too")
+    reader.add_argument("--out", required=True, type=Path)
+    reader.add_argument("--export", type=Path, help="write the ONNX file here when the reader beats the baseline")
+    reader.add_argument("--force", action="store_true", help="export even when it does not beat the baseline")
     return parser
 
 
@@ -307,5 +316,21 @@ def _evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"env": _env, "list": _list, "fit": _fit, "pretrain": _pretrain, "export": _export,
+def _reader(args: argparse.Namespace) -> int:
+    from mammodesk_train.reader.run import PRESETS as READERS, run
+
+    if args.preset not in READERS:
+        raise CliError(f"unknown reader preset {args.preset!r} (known: {', '.join(READERS)})")
+    report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
+                 second_seed=args.second_seed, export=args.export, force=args.force)
+    print(f"report: {args.out / 'report.json'}")
+    if "export" in report:
+        print(f"exported {args.export}: {report['export']}")
+    elif args.export is not None:
+        print(f"not exported: {report['not_exported']}")
+        return 1
+    return 0
+
+
+COMMANDS = {"reader": _reader, "env": _env, "list": _list, "fit": _fit, "pretrain": _pretrain, "export": _export,
             "explain": _explain, "evaluate": _evaluate}

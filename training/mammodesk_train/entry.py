@@ -20,6 +20,9 @@ COMMANDS = {  # name -> help; the parser (cli.py) takes them from here, so --hel
     "explain": "per CV fold: the share of Grad-CAM on the breast, and the pointing game on whole-breast scans "
                "(ROI models), through the app's engine",
     "evaluate": "run an exported model through the app's engine on labelled data",
+    "reader": "the whole-mammogram reader: nested patient-level CV against the plain baseline on two fold "
+              "seeds, out-of-fold calibration and operating point, then (with --export) the ONNX file, shipped "
+              "only when it beats the baseline",
 }
 DESCRIPTION = "Train, evaluate and export MammoDesk models."
 

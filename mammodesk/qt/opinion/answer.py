@@ -8,6 +8,7 @@ import re
 
 from PySide6 import QtWidgets
 
+from mammodesk.inference.runner import PATCH_MAP
 from mammodesk.inference import ModelEntry
 from mammodesk.state.opinion import Opinion
 
@@ -109,6 +110,9 @@ def legend_caption(map_name: str, label: str) -> str:
         return f"mean p({label}) of the windows covering each point (calibrated where the model is)"
     if map_name == "votes":
         return f"share of the patch votes for {label} at each point"
+    if map_name == PATCH_MAP:
+        return (f"p({label}) of each patch of the breast (one map cell), on the image answer's calibrated scale: "
+                "the answer pools the most suspicious patches; the map is also the Grad-CAM of that answer")
     return f"Grad-CAM evidence for {label} ({map_name}), relative: 1 = the strongest point of this map"
 
 

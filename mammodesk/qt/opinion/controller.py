@@ -40,6 +40,10 @@ class SecondOpinion(QtCore.QObject):
         self.worker.progress.connect(self.panel.set_progress)
         self.worker.busy_changed.connect(self._on_busy)
         viewer.documents_changed.connect(self._forget_closed)
+        show_exam = lambda *_args: self.panel.show_exam(opinions.exam(list(viewer.documents)))  # noqa: E731
+        opinions.opinions_changed.connect(show_exam)
+        opinions.selected_changed.connect(show_exam)
+        viewer.documents_changed.connect(show_exam)
         viewer.active_changed.connect(opinions.follow_active)
         opinions.follow_active(viewer.active)
         opinions.selected_changed.connect(self._activate_its_view)

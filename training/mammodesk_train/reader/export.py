@@ -1,0 +1,67 @@
+"""The reader as a contract ONNX file (roi.mode "image"): outputs `logits` (the
+image logit), `patch_logits` (the map, batch x 1 x h x w) and `embedding` (the
+mean trunk feature over breast cells, for the domain check), verified against
+torch: the image logit, the whole map, and the map against autograd Grad-CAM of
+the image logit at the trunk's output (it must be the same map up to a positive
+scale and the head's bias)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from mammodesk_train.export import _correlation, export_plain
+from mammodesk_train.reader.model import WholeImageReader
+
+
+class ReaderGraph(nn.Module):
+    def __init__(self, reader: WholeImageReader):
+        super().__init__()
+        self.reader = reader
+
+    def forward(self, x: torch.Tensor):
+        features = self.reader.features(x)
+        patch = self.reader.head(features)
+        breast = self.reader.breast_cells(x)
+        weights = breast.float()[:, None]
+        embedding = (features * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp(min=1.0)
+        return self.reader.pool(patch[:, 0], breast), patch, embedding
+
+
+def gradcam_of_image_logit(reader: WholeImageReader, x: torch.Tensor) -> torch.Tensor:
+    """The reference: autograd Grad-CAM of the image logit at the trunk's output (N x h x w)."""
+    features = reader.features(x).detach().requires_grad_(True)
+    logit = reader.pool(reader.head(features)[:, 0], reader.breast_cells(x))
+    (grad,) = torch.autograd.grad(logit.sum(), features)
+    return (grad.mean(dim=(2, 3), keepdim=True) * features).sum(dim=1).detach()
+
+
+def export_reader(reader: WholeImageReader, example: torch.Tensor, path: Path, metadata: Mapping[str, str]) -> dict:
+    """Export and verify; returns the parity figures (raises when they fail)."""
+    import onnxruntime as ort
+
+    reader = reader.eval()
+    graph = ReaderGraph(reader).eval()
+    export_plain(graph, example, path, output_names=("logits", "patch_logits", "embedding"), metadata=metadata)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.cat([example, torch.flip(example, dims=[0])])[: max(3, example.shape[0])]
+    logits, patch, embedding = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        ref_logits, ref_patch, ref_embedding = graph(x)
+    cam = gradcam_of_image_logit(reader, x).numpy()
+    bias = float(reader.head.bias.detach())
+    figures = {
+        "max_logit_error": float(np.abs(logits - ref_logits.numpy()).max()),
+        "max_map_error": float(np.abs(patch - ref_patch.numpy()).max()),
+        "max_embedding_error": float(np.abs(embedding - ref_embedding.numpy()).max()),
+        "map_vs_gradcam_correlation": min(_correlation(patch[i, 0] - bias, cam[i]) for i in range(len(x))),
+    }
+    if figures["max_logit_error"] > 1e-3 or figures["max_map_error"] > 1e-3:
+        raise RuntimeError(f"{path.name}: onnxruntime differs from torch ({figures})")
+    if figures["map_vs_gradcam_correlation"] < 0.999:
+        raise RuntimeError(f"{path.name}: the patch map is not the image logit's Grad-CAM ({figures})")
+    return figures

@@ -1,0 +1,161 @@
+"""Fitting the reader's patch classifier on frozen trunk features, and choosing
+its settings honestly.
+
+Loss per image batch: binary cross entropy of the pooled image logit against
+the image label (MIL over breast cells), plus, with `cell_weight` > 0, the
+patch classifier's own loss on the cells that are known: finding cells
+positive, every breast cell of a normal image negative (cells of abnormal
+images away from their located findings are not known, so not used).
+
+Settings (`Setting`: k, weight decay, cell weight) are chosen by inner
+patient-level CV on the outer training fold only (`choose`), so the outer test
+fold never influences them; `nested_cv` reports the outer folds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from mammodesk.inference.runner import LOCATION_CELLS  # the app's location box, in map cells
+
+from mammodesk_train.reader.data import ReaderData
+from mammodesk_train.reader.model import NOT_BREAST
+from mammodesk_train.splits import patient_kfold
+
+FINDING_WEIGHT = 20.0  # finding cells are ~1 % of the known cells
+
+
+@dataclass(frozen=True)
+class Setting:
+    k: int  # breast cells pooled into the image logit
+    weight_decay: float
+    cell_weight: float  # weight of the patch classifier's own loss (0: image labels only)
+
+    def text(self) -> str:
+        return f"k={self.k}, weight decay {self.weight_decay:g}, cell loss weight {self.cell_weight:g}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    epochs: int = 30
+    lr: float = 3e-3
+    batch: int = 32
+
+
+@dataclass
+class Head:
+    """A linear patch classifier on standardised features."""
+
+    weight: torch.Tensor  # C
+    bias: float
+    mean: torch.Tensor  # C
+    sd: torch.Tensor  # C
+    k: int
+
+    def patch_logits(self, features: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return ((features - self.mean) / self.sd) @ self.weight + self.bias
+
+    def image_logits(self, features: torch.Tensor, breast: torch.Tensor) -> np.ndarray:
+        return pool(self.patch_logits(features), breast, self.k).numpy()
+
+
+def pool(logits: torch.Tensor, breast: torch.Tensor, k: int) -> torch.Tensor:
+    """The model's own pooling (`WholeImageReader.pool`), on N x cells logits."""
+    masked = logits.masked_fill(~breast, NOT_BREAST)
+    return masked.topk(min(k, masked.shape[1]), dim=1).values.mean(dim=1)
+
+
+def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Schedule, seed: int) -> Head:
+    generator = torch.Generator().manual_seed(seed)
+    x = data.features[index]
+    mean = x.mean(dim=(0, 1))
+    sd = x.std(dim=(0, 1)) + 1e-3
+    x = (x - mean) / sd
+    breast, finding = data.breast[index], data.finding[index]
+    y = torch.as_tensor(data.y[index], dtype=torch.float32)
+    known = breast & (y[:, None] == 0) | finding
+    linear = torch.nn.Linear(x.shape[2], 1)
+    torch.nn.init.zeros_(linear.weight)
+    torch.nn.init.zeros_(linear.bias)
+    optimiser = torch.optim.Adam(linear.parameters(), lr=schedule.lr, weight_decay=setting.weight_decay)
+    balance = torch.tensor(float((y == 0).sum() / max(1.0, float(y.sum()))))  # abnormal images' weight
+    for _ in range(schedule.epochs):
+        for batch in torch.randperm(len(index), generator=generator).split(schedule.batch):
+            logits = linear(x[batch])[..., 0]
+            loss = F.binary_cross_entropy_with_logits(pool(logits, breast[batch], setting.k), y[batch],
+                                                      pos_weight=balance)
+            cells = known[batch]
+            if setting.cell_weight > 0 and cells.any():
+                loss = loss + setting.cell_weight * F.binary_cross_entropy_with_logits(
+                    logits[cells], finding[batch][cells].float(), pos_weight=torch.tensor(FINDING_WEIGHT))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return Head(linear.weight.detach()[0].clone(), float(linear.bias.detach()[0]), mean, sd, setting.k)
+
+
+def auc(y: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(y, scores)) if len(set(y.tolist())) == 2 else float("nan")
+
+
+def choose(data: ReaderData, index: np.ndarray, settings: list[Setting], schedule: Schedule, seed: int,
+           inner_folds: int = 3) -> tuple[Setting, dict[str, float]]:
+    """The setting with the best mean inner-CV AUC on `index` only (patient-level folds of it)."""
+    inner = patient_kfold(data.y[index], data.groups[index], inner_folds, seed + 1000)
+    scores: dict[str, float] = {}
+    for setting in settings:
+        aucs = []
+        for fold in inner:
+            head = fit_head(data, index[fold.train], setting, schedule, seed)
+            test = index[fold.test]
+            aucs.append(auc(data.y[test], head.image_logits(data.features[test], data.breast[test])))
+        scores[setting.text()] = float(np.nanmean(aucs))
+    best = max(settings, key=lambda s: scores[s.text()])
+    return best, scores
+
+
+def pointing_hits(head: Head, data: ReaderData, index: np.ndarray) -> tuple[list[bool], list[bool]]:
+    """For each image with a located finding: (is its most suspicious breast cell a finding cell?, does the
+    location box the app reports, LOCATION_CELLS wide around that cell, hold a finding's centre?)."""
+    cell_hits, box_hits = [], []
+    width = data.map_shape[1]
+    logits = head.patch_logits(data.features[index]).masked_fill(~data.breast[index], NOT_BREAST)
+    for row, i in enumerate(index):
+        if data.located[i]:
+            peak = int(logits[row].argmax())
+            cell_hits.append(bool(data.finding[i][peak]))
+            py, px = peak // width + 0.5, peak % width + 0.5
+            box_hits.append(any(abs(cy - py) <= LOCATION_CELLS / 2 and abs(cx - px) <= LOCATION_CELLS / 2
+                                for cy, cx in data.centres[i]))
+    return cell_hits, box_hits
+
+
+def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int,
+              progress: bool = True) -> dict:
+    """Outer patient-level folds; settings chosen inside each outer training fold. Returns out-of-fold
+    image logits, per-fold AUCs, chosen settings, pointing hits and the folds themselves."""
+    outer = patient_kfold(data.y, data.groups, folds, seed)
+    oof = np.full(len(data), np.nan)
+    detail = []
+    hits: list[bool] = []
+    box_hits: list[bool] = []
+    for fold in outer:
+        best, inner_scores = choose(data, fold.train, settings, schedule, seed + fold.index)
+        head = fit_head(data, fold.train, best, schedule, seed + fold.index)
+        oof[fold.test] = head.image_logits(data.features[fold.test], data.breast[fold.test])
+        fold_hits, fold_box_hits = pointing_hits(head, data, fold.test)
+        hits += fold_hits
+        box_hits += fold_box_hits
+        detail.append({"fold": fold.index + 1, "auc": auc(data.y[fold.test], oof[fold.test]),
+                       "chosen": asdict(best), "inner_auc": inner_scores,
+                       "pointing": float(np.mean(fold_hits)) if fold_hits else None,
+                       "test_images": int(len(fold.test))})
+        if progress:
+            print(f"  fold {fold.index + 1}/{folds}: chose {best.text()} (inner AUC "
+                  f"{inner_scores[best.text()]:.3f}); outer AUC {detail[-1]['auc']:.3f}", flush=True)
+    return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits}

@@ -1,0 +1,231 @@
+"""`mammodesk-train reader`: build, evaluate and export the whole-mammogram reader.
+
+1. Every image once through the spec and the frozen ImageNet trunk (`data.prepare`).
+2. For the reported fold seed and a second one: nested CV (settings chosen in
+   inner folds of each outer training fold), the plain baseline in the same
+   outer folds, calibration fitted out of fold on whole images, the operating
+   point for the stated sensitivity chosen on the other folds and applied to
+   each fold, the pointing game.
+3. The shipped head: its setting chosen by CV on all images, fitted on all;
+   calibration and operating point from the reported seed's out-of-fold answers.
+4. Export (contract roi.mode "image") and verification against torch."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mammodesk.inference import InputLayout, RoiMode, build_metadata
+from mammodesk.inference.calibration import apply_calibration
+from mammodesk.preprocessing import PipelineSpec
+
+from mammodesk_train import __version__, baseline, trust
+from mammodesk_train.data.sources import assumed_spacing, load_source
+from mammodesk_train.export import weights_sha256
+from mammodesk_train.reader.data import ReaderData, prepare
+from mammodesk_train.reader.export import export_reader
+from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv
+from mammodesk_train.reader.model import WholeImageReader, head_from_standardised
+from mammodesk_train.splits import Fold
+
+
+@dataclass(frozen=True)
+class ReaderPreset:
+    name: str
+    trunk: str  # lite0, lite1, lite2 (ImageNet, from their PyPI packages)
+    spacing_mm: float = 0.4
+    height: int = 640
+    width: int = 384
+    settings: tuple[Setting, ...] = field(default_factory=lambda: tuple(
+        Setting(k, 1e-2, cw) for k in (4, 8, 16) for cw in (0.0, 1.0)))
+    schedule: Schedule = Schedule()
+    sensitivity: float = 0.80  # the operating point's stated sensitivity
+
+    def spec(self) -> PipelineSpec:
+        return PipelineSpec([
+            {"op": "crop_to_breast", "params": {"margin": 4}},
+            {"op": "flip_laterality", "params": {"chest_wall": "left"}},
+            {"op": "resample", "params": {"spacing_mm": self.spacing_mm}},
+            {"op": "normalise", "params": {"mode": "minmax", "low_percentile": 1.0, "high_percentile": 99.5,
+                                           "foreground_only": True}},
+            {"op": "resize", "params": {"width": self.width, "height": self.height, "upscale": False,
+                                        "align": "chest-wall"}},
+            {"op": "to_rgb"}])
+
+    def description(self) -> str:
+        return (f"whole-mammogram reader: ImageNet EfficientNet-{self.trunk.title()} trunk (frozen) read fully "
+                f"convolutionally over the breast cropped, chest wall left, resampled to {self.spacing_mm} mm "
+                f"per pixel, breast intensities scaled to their 1st-99.5th percentiles; a linear patch "
+                f"classifier on every 16-pixel cell of its fifth stage; the image logit the mean of the k most suspicious breast "
+                f"cells (top-k MIL), k, weight decay and the patch loss's weight chosen by inner CV")
+
+
+PRESETS = {f"reader-{t}": ReaderPreset(f"reader-{t}", t) for t in ("lite0", "lite1", "lite2")}
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def operating_point(p: np.ndarray, y: np.ndarray, sensitivity: float) -> float:
+    """The highest threshold whose sensitivity on (p, y) reaches `sensitivity`."""
+    positives = np.sort(p[y == 1])[::-1]
+    needed = int(np.ceil(sensitivity * len(positives)))
+    return float(positives[max(0, needed - 1)]) if len(positives) else 0.5
+
+
+def cross_fitted_operating_point(p: np.ndarray, y: np.ndarray, folds: list[Fold], sensitivity: float) -> dict:
+    """Sensitivity and specificity when each fold's threshold is chosen on the other folds only."""
+    called = np.zeros(len(y), bool)
+    for fold in folds:
+        called[fold.test] = p[fold.test] >= operating_point(p[fold.train], y[fold.train], sensitivity)
+    return {"sensitivity": float(called[y == 1].mean()), "specificity": float((~called[y == 0]).mean()),
+            "how": f"each fold's threshold chosen on the other folds' out-of-fold answers for sensitivity "
+                   f"{sensitivity:.2f}"}
+
+
+def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int) -> dict:
+    cv = nested_cv(data, list(preset.settings), preset.schedule, folds, seed)
+    outer: list[Fold] = cv["folds"]
+    base = np.full(len(data), np.nan)
+    for fold in outer:
+        base[fold.test] = baseline.fit_predict(data.base_features, data.y, fold.train, fold.test, 2)[:, 1]
+    model_folds = [{"auc": d["auc"]} for d in cv["detail"]]
+    base_folds = [{"auc": trust_auc(data.y[f.test], base[f.test])} for f in outer]
+    raw = sigmoid(cv["oof_logits"])
+    probs = np.column_stack([1 - raw, raw])
+    calibration = trust.calibrate(probs, data.y, outer)
+    calibrated = trust.cross_calibrated(calibration_method(calibration), probs, data.y, outer)[:, 1] \
+        if calibration["calibration"] else raw
+    return {"seed": seed, "comparison": baseline.compare(model_folds, base_folds), "folds": cv["detail"],
+            "pooled_auc": trust_auc(data.y, cv["oof_logits"]), "baseline_pooled_auc": trust_auc(data.y, base),
+            "operating_point": cross_fitted_operating_point(calibrated, data.y, outer, preset.sensitivity),
+            "pointing": {"hits": int(sum(cv["pointing_hits"])), "located_images": len(cv["pointing_hits"]),
+                         "rate": float(np.mean(cv["pointing_hits"])) if cv["pointing_hits"] else None,
+                         "box_hits": int(sum(cv["box_hits"])),
+                         "box_rate": float(np.mean(cv["box_hits"])) if cv["box_hits"] else None},
+            "calibration": {k: calibration[k] for k in ("chosen_by", "log_loss", "ece_before", "ece_after")},
+            "oof_probability": raw.tolist(), "calibration_fit": calibration["calibration"]}
+
+
+def trust_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    from mammodesk_train.reader.fit import auc
+
+    return auc(y, scores)
+
+
+def calibration_method(calibration: dict) -> str:
+    return calibration["calibration"]["method"]
+
+
+def build_trunk(name: str):
+    from mammodesk_train.backbones.imagenet import imagenet_lite
+
+    return imagenet_lite(name)
+
+
+def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed: int = 0, second_seed: int = 1,
+        export: Path | None = None, model_name: str | None = None, force: bool = False) -> dict:
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    records = load_source(data_spec)
+    trunk = build_trunk(preset.trunk)
+    reader = WholeImageReader(trunk, k=1)
+    print(f"reading {len(records)} images through {preset.name}'s spec and frozen trunk", flush=True)
+    data = prepare(records, preset.spec(), reader)
+    report: dict = {"preset": preset.name, "description": preset.description(), "data": data_spec,
+                    "images": len(data), "patients": int(len(set(data.groups.tolist()))),
+                    "abnormal": int(data.y.sum()), "located": int(data.located.sum()), "folds": folds,
+                    "settings": [asdict(s) for s in preset.settings], "schedule": asdict(preset.schedule),
+                    "evaluation": f"{folds}-fold patient-level cross-validation, settings chosen in 3 inner folds of each outer "
+                                  "training fold (nested); development data, not a test set"}
+    for which, s in (("reported", seed), ("second_seed", second_seed)):
+        print(f"nested CV, fold seed {s} ({which})", flush=True)
+        report[which] = evaluate_seed(data, preset, folds, s)
+        print("  " + baseline.verdict(report[which]["comparison"]), flush=True)
+    everything = np.arange(len(data))
+    best, scores = choose(data, everything, list(preset.settings), preset.schedule, seed)
+    head = fit_head(data, everything, best, preset.schedule, seed)
+    reader.head = head_from_standardised(head.weight, head.bias, head.mean, head.sd)
+    reader.k = best.k
+    reported = report["reported"]
+    calibration = reported.pop("calibration_fit")
+    report["second_seed"].pop("calibration_fit")
+    oof = np.asarray(reported.pop("oof_probability"))
+    report["second_seed"].pop("oof_probability")
+    calibrated = apply_calibration(calibration, np.column_stack([1 - oof, oof]))[:, 1] if calibration else oof
+    threshold = operating_point(calibrated, data.y, preset.sensitivity)
+    report["shipped"] = {"setting": asdict(best), "inner_auc_all_data": scores, "threshold": threshold,
+                         "calibration": calibration}
+    report["seconds"] = time.perf_counter() - started
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    beats = report["reported"]["comparison"]["beats_baseline"]
+    if export is not None and not beats and not force:
+        report["not_exported"] = "the reader does not beat the plain baseline by more than the fold spread " \
+                                 "(--force exports it anyway; its card then says so)"
+    elif export is not None:
+        report["export"] = export_model(reader, preset, data, report, calibration, threshold, export,
+                                        model_name or preset.name, assumed_spacing(records))
+        finish_card(export, report, records[:8])
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def finish_card(model: Path, report: dict, records) -> Path:
+    """Time the exported reader through the app's engine (warm, one view at a time) and write its card."""
+    from mammodesk.inference import ModelRunner
+    from mammodesk.inference.spacing import with_assumed_spacing
+    from mammodesk_train.reader.card import write_reader_card
+
+    runner = ModelRunner(model, prefer_gpu=False)
+    images = [with_assumed_spacing(r.load(), r.assumed_spacing_mm) for r in records]
+    runner.predict(images[0])
+    started = time.perf_counter()
+    for image in images:
+        runner.predict(image)
+    report["seconds_per_view"] = (time.perf_counter() - started) / len(images)
+    return write_reader_card(model.with_suffix(".md"), model.stem, report, report["seconds_per_view"])
+
+
+def reader_metrics(report: dict) -> dict:
+    """The card's `mammodesk.metrics`: what the app shows (auc, baseline comparison) and the rest of the table."""
+    reported = report["reported"]
+    return {"how": report["evaluation"], "auc": reported["comparison"]["model"], "baseline": reported["comparison"],
+            "operating_point": reported["operating_point"], "pointing_game": reported["pointing"],
+            "second_seed": report["second_seed"]["comparison"],
+            "ece": {k: reported["calibration"][k] for k in ("ece_before", "ece_after")}}
+
+
+def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
+                 calibration: dict | None, threshold: float, path: Path, name: str,
+                 assumed_mm: float | None) -> dict:
+    from mammodesk.inference.domain import EmbeddingModel, summarise_acquisition
+
+    point = report["reported"]["operating_point"]
+    weights = data.breast.float()[..., None]
+    embeddings = ((data.features * weights).sum(1) / weights.sum(1).clamp(min=1.0)).numpy()
+    acquisition = {**summarise_acquisition(data.metas, assumed_mm), "normalised": True}
+    stats = data.inputs_mean_sd
+    domain = {"acquisition": acquisition,
+              "input": {"mean": [float(np.percentile(stats[:, 0], 0.5)), float(np.percentile(stats[:, 0], 99.5))],
+                        "sd": [float(np.percentile(stats[:, 1], 0.5)), float(np.percentile(stats[:, 1], 99.5))]},
+              "embedding": EmbeddingModel.fit(embeddings).to_dict()}
+    metrics = reader_metrics(report)
+    metadata = build_metadata(
+        family="reader", name=name, task="normal_abnormal", labels=["normal", "abnormal"], spec=preset.spec(),
+        input=InputLayout("image", 3, preset.height, preset.width), activation="sigmoid",
+        roi=RoiMode("image", spacing_mm=preset.spacing_mm), training={"dataset": report["data"],
+                                                                      "split": report["evaluation"]},
+        metrics=metrics, weights_sha256=weights_sha256(reader), tool_version=f"mammodesk-train {__version__}",
+        description=f"{name}: {preset.description()}", calibration=calibration, domain=domain,
+        embedding="embedding", map_output="patch_logits",
+        operating_point={"threshold": threshold, "sensitivity_target": preset.sensitivity, **point})
+    example = torch.zeros(2, 3, preset.height, preset.width)
+    example[:, :, : preset.height // 2, : preset.width // 2] = torch.rand(2, 3, preset.height // 2, preset.width // 2)
+    return export_reader(reader, example, path, metadata)
