@@ -157,8 +157,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     reported = report["reported"]
     calibration = reported.pop("calibration_fit")
     report["second_seed"].pop("calibration_fit")
-    oof = np.asarray(reported.pop("oof_probability"))
-    report["second_seed"].pop("oof_probability")
+    oof = np.asarray(reported["oof_probability"])  # kept in the report: what calibration and threshold came from
     calibrated = apply_calibration(calibration, np.column_stack([1 - oof, oof]))[:, 1] if calibration else oof
     threshold = operating_point(calibrated, data.y, preset.sensitivity)
     report["shipped"] = {"setting": asdict(best), "inner_auc_all_data": scores, "threshold": threshold,
