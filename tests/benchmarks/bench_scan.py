@@ -122,9 +122,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--models", type=Path, help="a folder of models instead of the bundled ones")
+    parser.add_argument("--study-only", action="store_true", help="only the demo study in the window")
     args = parser.parse_args()
     registry = ModelRegistry([args.models], include_bundled=False) if args.models else ModelRegistry()
-    scans(registry, args.repeat)
+    if not args.study_only:
+        scans(registry, args.repeat)
     study(args.repeat)
     return 0
 
