@@ -153,4 +153,4 @@ def test_predict_writes_image_breast_and_study_answers(tiny_run):
         assert breast["answer"] == ("suspicious" if float(breast["p_abnormal"]) >= threshold else "no finding")
     study = first[4]
     assert float(study["p_abnormal"]) == pytest.approx(max(float(b["p_abnormal"]) for b in first[2:4]), abs=1e-6)
-    assert all(r["roi"] for r in first[:2])  # each view's answer has a location
+    assert all(r["roi"] and r["region"] == "whole mammogram" for r in first[:2])  # each view has a location

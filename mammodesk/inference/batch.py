@@ -17,7 +17,7 @@ import numpy as np
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
 from mammodesk.inference.exam import ViewAnswer, combine, view_answer
 from mammodesk.inference.results import parse_box  # noqa: F401 - predict's --roi, beside its output format
-from mammodesk.inference.runner import ModelRunner, Prediction
+from mammodesk.inference.runner import PATCH_MAP, ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
@@ -209,6 +209,8 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     row.update(status="ok", **prediction.as_row())
     if result is not None:  # a breast scan: the most positive window speaks for the image
         row.update(region="scan: most positive window", windows=len(result.boxes))
+    elif prediction.heatmaps is not None and PATCH_MAP in prediction.heatmaps.names:  # an image reader: roi = where
+        row.update(region="whole mammogram", windows="")
     else:
         row.update(region="roi" if prediction.roi_box is not None else "whole image",
                    windows=1 if prediction.roi_box is not None else "")
