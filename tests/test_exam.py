@@ -15,10 +15,21 @@ def test_a_breast_combines_its_views_and_the_study_takes_the_worse_breast():
     study = combine(views, threshold=0.4)
     right, left = study.breasts
     assert (right.laterality, left.laterality) == ("R", "L")
-    assert right.probability == 0.8 and right.suspicious and right.where == "upper outer"
-    assert abs(left.probability - 0.07) < 1e-9 and not left.suspicious
-    assert study.probability == 0.8 and study.suspicious
-    assert study.line() == "R breast: suspicious 0.80, upper outer; L breast: no finding 0.07"
+    assert right.probability == 0.9 and right.suspicious and right.where == "upper outer"
+    assert left.probability == 0.09 and not left.suspicious
+    assert study.probability == 0.9 and study.suspicious
+    assert study.line() == "R breast: suspicious 0.90, upper outer; L breast: no finding 0.09"
+
+
+def test_a_finding_on_one_view_recalls_its_breast_and_unknown_sides_are_never_pooled():
+    views = [ViewAnswer("R CC", "R", "CC", 0.1), ViewAnswer("R MLO", "R", "MLO", 0.9, above_nipple=False,
+                                                            caveat="outside training data: digital")]
+    (right,) = combine(views, 0.5).breasts
+    assert right.suspicious and right.probability == 0.9  # the CC's 0.1 does not halve it
+    assert right.line() == "R breast: suspicious 0.90, lower (1 view outside training data)"
+    assert right.caveats == ["R MLO: outside training data: digital"]
+    two_unknown = combine([ViewAnswer("a", None, None, 0.2), ViewAnswer("b", None, None, 0.7)], 0.5)
+    assert [b.probability for b in two_unknown.breasts] == [0.2, 0.7]
 
 
 def test_one_view_speaks_for_its_breast_and_says_only_what_it_can_see():

@@ -93,13 +93,13 @@ def test_the_report_holds_the_baseline_both_seeds_calibration_and_the_operating_
 
 
 def test_calibration_is_fitted_on_whole_images_out_of_fold(tiny_run):
-    """The shipped calibration is the map fitted on the reported seed's out-of-fold image answers (one per
-    image, each from a head that never saw it), and the operating point is chosen on them."""
+    """The shipped calibration is the map fitted on out-of-fold image answers (one per image, each from a head
+    with the shipped setting that never saw it), and the operating point is chosen on them."""
     from mammodesk.inference.calibration import apply_calibration
     from mammodesk_train import trust
 
     _, folder, report, _ = tiny_run
-    oof = np.asarray(report["reported"]["oof_probability"])
+    oof = np.asarray(report["shipped_oof_probability"])
     assert len(oof) == report["images"] == 16 and np.isfinite(oof).all()  # whole images, not ROIs or windows
     from mammodesk_train.data.sources import load_source
 
@@ -147,7 +147,7 @@ def test_predict_writes_image_breast_and_study_answers(tiny_run):
     first = rows[:5]
     assert {r["laterality"] for r in first[:2]} == {"R", "L"} and all(r["view"] == "MLO" for r in first[:2])
     assert len({r["study"] for r in first}) == 1 and first[0]["study"] != rows[5]["study"]
-    for breast in first[2:4]:  # one MLO per breast: the breast is its view
+    for breast in first[2:4]:  # one MLO per breast: the breast is its view (its most suspicious one)
         (view,) = [r for r in first[:2] if r["laterality"] == breast["laterality"]]
         assert float(breast["p_abnormal"]) == pytest.approx(float(view["p_abnormal"]), abs=1e-6)
         assert breast["answer"] == ("suspicious" if float(breast["p_abnormal"]) >= threshold else "no finding")

@@ -15,13 +15,12 @@ import cv2
 import numpy as np
 
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
-from mammodesk.inference.exam import ViewAnswer, combine, view_answer
+from mammodesk.inference.exam import ViewAnswer, combine, exam_key, patient_of, study_of, view_answer
 from mammodesk.inference.results import parse_box  # noqa: F401 - predict's --roi, beside its output format
 from mammodesk.inference.runner import PATCH_MAP, ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
-from mammodesk.io.naming import infer_from_name
 from mammodesk.storage import write_atomic
 
 
@@ -96,7 +95,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             else:
                 answer = _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path])
                 if answer is not None:
-                    views.append((len(report.rows) - 1, patient_of(image), answer))
+                    views.append((len(report.rows) - 1, patient_of(image.meta), answer))
         pending.clear()
 
     for index, path in enumerate(expand_paths(paths, report), start=1):
@@ -141,26 +140,14 @@ def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]]
     for key, members in sorted(exams.items(), key=lambda item: -max(i for i, _ in item[1])):  # bottom up
         exam = combine([answer for _, answer in members], threshold)
         extra = [_exam_row(report.labels, key, "breast", b.laterality, b.probability, b.suspicious, b.where,
-                           f"{len(b.views)} view(s): " + ", ".join(v.name for v in b.views), model)
-                 for b in exam.breasts]
+                           "; ".join([f"{len(b.views)} view(s): " + ", ".join(v.name for v in b.views), *b.caveats]),
+                           model) for b in exam.breasts]
         worst = max(exam.breasts, key=lambda b: b.probability)
         where = f"{worst.name} {worst.where}".strip() if exam.suspicious else ""
         extra.append(_exam_row(report.labels, key, "study", "", exam.probability, exam.suspicious, where,
                                exam.line(), model))
         last = max(i for i, _ in members)
         rows[last + 1:last + 1] = extra
-
-
-def exam_key(study: str, patient: str, patients_views: list[tuple[object, ViewAnswer]]) -> str:
-    """The exam an image belongs to: its study, except where an archive gives each view of one patient a
-    study of its own (CBIS-DDSM does): when every study of the patient holds one image and no view repeats
-    (no second R CC), they are one exam, keyed by the patient."""
-    studies = [s for s, _ in patients_views]
-    slots = [(a.laterality, a.family) for _, a in patients_views]
-    if len(set(studies)) == len(studies) > 1 and len(set(slots)) == len(slots) and all(a.family for _, a in
-                                                                                       patients_views):
-        return patient
-    return study
 
 
 def _exam_row(labels, study: str, level: str, laterality, probability: float, suspicious: bool, where: str,
@@ -173,25 +160,6 @@ def _exam_row(labels, study: str, level: str, laterality, probability: float, su
     row[f"p_{labels[-1]}"] = round(probability, 6)
     row[f"p_{labels[0]}"] = round(1.0 - probability, 6)
     return row
-
-
-def patient_of(image) -> str:
-    """The hashed patient key (from tags or names), else the image's study."""
-    meta = image.meta
-    hints = infer_from_name(meta.source_path.name) if meta.source_path else None
-    return str(meta.patient_key or (hints.patient_key if hints else None) or study_of(image))
-
-
-def study_of(image) -> str:
-    """The study an image belongs to, as a non-identifying key: the hashed DICOM study, else the hashed
-    patient (MIAS pairs, CBIS-DDSM ids), else its folder's name."""
-    meta = image.meta
-    if meta.study_key or meta.patient_key:
-        return str(meta.study_key or meta.patient_key)
-    hints = infer_from_name(meta.source_path.name) if meta.source_path else None
-    if hints is not None and hints.patient_key:
-        return hints.patient_key
-    return meta.source_path.parent.name if meta.source_path else "study"
 
 
 def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str,
@@ -217,8 +185,13 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     spacing = image.meta.pixel_spacing_mm
     row.update(spacing_mm=f"{spacing[0]:g}" if spacing else "", spacing_source=spacing_from,
                notes="; ".join(prediction.notes))
-    answer = view_answer(image, prediction, path.name) if prediction.threshold is not None else None
-    row["study"] = study_of(image)
+    answer = None
+    if prediction.threshold is not None:
+        try:
+            answer = view_answer(image, prediction, path.name)
+        except (MammoDeskError, ValueError, cv2.error) as exc:  # the image's answer stands without exam rows
+            row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"no breast/study answer: {exc}"]))
+    row["study"] = study_of(image.meta)
     if answer is not None:
         row.update(laterality=answer.laterality or "", view=answer.view or "", location=answer.where)
     if cams_dir is not None:
@@ -239,10 +212,10 @@ def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, 
     """The predicted class's maps over the whole source image: 16-bit PNG
     (0..65535 for 0..1, 0 where the model saw nothing) or float32 NPY (NaN there)."""
     folder.mkdir(parents=True, exist_ok=True)
-    label = prediction.predicted_label
     for name in prediction.heatmaps.names:
-        values = prediction.heatmaps.source(prediction.predicted_index, name).full(shape)
-        _save_map(values, folder, f"{source.stem}.{prediction.model}.{name}.{label}", fmt)
+        index = len(prediction.labels) - 1 if name == PATCH_MAP else prediction.predicted_index  # the app's choice
+        values = prediction.heatmaps.source(index, name).full(shape)
+        _save_map(values, folder, f"{source.stem}.{prediction.model}.{name}.{prediction.labels[index]}", fmt)
 
 
 def _one_line(error: Exception, path: Path) -> str:

@@ -2,9 +2,10 @@
 answer), per breast (its CC and MLO together) and per study (both breasts),
 each with where the most suspicious finding is, in words a radiologist uses.
 
-- A breast's p(abnormal) is the mean of its views' calibrated p (CC and MLO see
-  the same breast: a finding seen on both counts twice, one seen on a single
-  view is halved, which is how readers weigh it); one view speaks alone.
+- A breast's p(abnormal) is its most suspicious view's, and the breast is called
+  suspicious when any of its views is (a finding seen on one view only is still
+  recalled). The threshold is the per-image operating point: breast-level
+  sensitivity was never measured (MIAS has one view per breast).
 - A study's p is its most suspicious breast's.
 - Where: an MLO view tells upper from lower (above or below the nipple's row),
   a CC view outer from inner (stored with the lateral side up, DICOM's and
@@ -21,7 +22,8 @@ import numpy as np
 
 from mammodesk.anatomy import read_anatomy
 from mammodesk.inference.results import Prediction
-from mammodesk.io import Image
+from mammodesk.io import Image, ImageMeta
+from mammodesk.io.naming import infer_from_name
 from mammodesk.io.views import VIEW_FAMILY
 from mammodesk.preprocessing.spatial import outline_breast
 
@@ -36,6 +38,7 @@ class ViewAnswer:
     probability: float  # calibrated p(abnormal)
     above_nipple: bool | None = None  # where the peak is: above the nipple's row (None: not known)
     box: tuple[int, int, int, int] | None = None  # the peak's box, source pixels
+    caveat: str = ""  # why the view's own answer is not clear-cut (outside training data ...), "" when it is
 
     @property
     def family(self) -> str | None:
@@ -71,11 +74,17 @@ class BreastAnswer:
         parts = [by_family[f].where for f in ("MLO", "CC") if f in by_family]
         return " ".join(parts)
 
+    @property
+    def caveats(self) -> list[str]:
+        return [f"{v.name}: {v.caveat}" for v in self.views if v.caveat]
+
     def line(self) -> str:
-        """'R breast: suspicious 0.81, upper outer' or 'L breast: no finding 0.07'."""
+        """'R breast: suspicious 0.81, upper outer' or 'L breast: no finding 0.07 (1 view outside training data)'."""
         verdict = "suspicious" if self.suspicious else "no finding"
         where = f", {self.where}" if self.suspicious and self.where else ""
-        return f"{self.name}: {verdict} {self.probability:.2f}{where}"
+        outside = sum("outside training data" in v.caveat for v in self.views)
+        note = f" ({outside} view{'s' if outside > 1 else ''} outside training data)" if outside else ""
+        return f"{self.name}: {verdict} {self.probability:.2f}{where}{note}"
 
 
 @dataclass(frozen=True)
@@ -98,12 +107,41 @@ class StudyAnswer:
 def combine(views: Sequence[ViewAnswer], threshold: float) -> StudyAnswer:
     """Views of one study into breasts (R first, then L, then unknown sides) and the study."""
     breasts = []
-    for side in ("R", "L", None):
+    for side in ("R", "L"):
         mine = tuple(v for v in views if v.laterality == side)
         if mine:
-            p = float(np.mean([v.probability for v in mine]))
+            p = float(max(v.probability for v in mine))
             breasts.append(BreastAnswer(side, p, mine, p >= threshold))
+    for view in (v for v in views if v.laterality not in ("R", "L")):  # unknown sides are never pooled
+        breasts.append(BreastAnswer(None, view.probability, (view,), view.probability >= threshold))
     return StudyAnswer(tuple(breasts), threshold)
+
+
+def study_of(meta: ImageMeta) -> str:
+    """The study an image belongs to, as a non-identifying key: the hashed DICOM study, else the hashed
+    patient (MIAS pairs, CBIS-DDSM ids, from tags or names), else the file itself (never a folder: a
+    folder may hold many women)."""
+    hints = infer_from_name(meta.source_path.name) if meta.source_path else None
+    key = meta.study_key or meta.patient_key or (hints.patient_key if hints else None)
+    return str(key or (f"file:{meta.source_path.name}" if meta.source_path else "image"))
+
+
+def patient_of(meta: ImageMeta) -> str:
+    """The hashed patient key (from tags or names), else the image's study."""
+    hints = infer_from_name(meta.source_path.name) if meta.source_path else None
+    return str(meta.patient_key or (hints.patient_key if hints else None) or study_of(meta))
+
+
+def exam_key(study: str, patient: str, patients_views: list[tuple[object, ViewAnswer]]) -> str:
+    """The exam an image belongs to: its study, except where an archive gives each view of one patient a
+    study of its own (CBIS-DDSM does): when every study of the patient holds one image and no view repeats
+    (no second R CC), they are one exam, keyed by the patient."""
+    studies = [s for s, _ in patients_views]
+    slots = [(a.laterality, a.family) for _, a in patients_views]
+    if len(set(studies)) == len(studies) > 1 and len(set(slots)) == len(slots) and all(a.family for _, a in
+                                                                                       patients_views):
+        return patient
+    return study
 
 
 def above_nipple(mask: np.ndarray, chest_wall: str, row: float) -> bool | None:
@@ -125,5 +163,6 @@ def view_answer(image: Image, prediction: Prediction, name: str) -> ViewAnswer:
     if prediction.roi_box is not None:
         peak_row = (prediction.roi_box[1] + prediction.roi_box[3]) / 2 * outline.mask.shape[0] / image.shape[0]
         above = above_nipple(outline.mask, anatomy.chest_wall, peak_row)
+    caveat = prediction.domain.text() if prediction.domain is not None and not prediction.domain.in_domain else ""
     return ViewAnswer(f"{anatomy.label} · {name}", anatomy.laterality, anatomy.view,
-                      float(prediction.probabilities[-1]), above, prediction.roi_box)
+                      float(prediction.probabilities[-1]), above, prediction.roi_box, caveat)

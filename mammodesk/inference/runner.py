@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -209,6 +208,11 @@ class ModelRunner:
 
     def _roi_notes(self, image: Image, roi) -> list[str]:
         roi_mode = self.card.roi
+        if roi_mode.mode == "image" and not image.meta.pixel_spacing_mm:
+            resample = next((op for op in self.card.spec.ops if op.name == "resample"), None)
+            height = f"{resample.fallback_height_mm:g} mm" if resample is not None else "a typical film"
+            return [f"the image states no pixel spacing, so it was taken to be {height} tall; state its "
+                    "spacing (No spacing: assume, or --assume-spacing) for a reading at the right scale"]
         if roi is None or not roi_mode.size or not roi_mode.spacing_mm or image.meta.pixel_spacing_mm:
             return []
         return [f"the image has no pixel spacing, so the ROI was taken as {roi_mode.size} pixels; the model was "
@@ -247,10 +251,13 @@ class ModelRunner:
             heat = HeatMaps(maps, geometry, self.card.binary_sigmoid)
         roi_box = _roi_box(geometry) if self.card.roi.mode == "roi" else None
         if self.card.map_output:
-            patch_map = patch_probabilities(outputs[self.card.map_output][index, 0], processed.mask,
-                                            self.card.calibration)
+            logits = outputs[self.card.map_output][index, 0]
+            breast = breast_cells(processed.array, logits.shape)
+            if not breast.any():
+                raise ModelInputError(f"{self.card.name}: no breast found in the image (nothing to read)")
+            patch_map = patch_probabilities(logits, breast, self.card.calibration)
             heat = HeatMaps({PATCH_MAP: np.stack([1.0 - patch_map, patch_map])}, geometry, normalise=False)
-            roi_box = peak_box(patch_map, geometry)
+            roi_box = peak_box(np.where(breast, logits, -np.inf), geometry)
         return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
                           provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,
                           weights_sha256=self.card.weights_sha256,
@@ -296,22 +303,31 @@ def roi_window(card: ModelCard, image: Image, roi) -> tuple[int, int, int, int]:
     return top, left, height, width
 
 
-def patch_probabilities(logits: np.ndarray, mask: np.ndarray | None, calibration=None) -> np.ndarray:
+def breast_cells(model_input: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The map cells an image reader pools, as its graph finds them: at least BREAST_CELL of the cell's
+    input pixels above 0 (the spec blacks out everything but the breast)."""
+    grey = model_input[..., 0] if model_input.ndim == 3 else model_input
+    rows, cols = shape
+    step_y, step_x = grey.shape[0] // rows, grey.shape[1] // cols
+    cells = (grey[:rows * step_y, :cols * step_x] > 0).reshape(rows, step_y, cols, step_x).mean(axis=(1, 3))
+    return cells >= BREAST_CELL
+
+
+def patch_probabilities(logits: np.ndarray, breast: np.ndarray, calibration=None) -> np.ndarray:
     """An image reader's patch-logit map as probabilities on the image answer's calibrated scale (the image
     logit is a mean of patch logits, so a cell reads as the answer an image of its level would get); NaN on
-    cells that are mostly not breast (the reader pools over breast cells only, so those say nothing)."""
+    cells that are not breast (the reader pools over breast cells only, so those say nothing)."""
     raw = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
     if calibration:
         raw = apply_calibration(calibration, np.column_stack([1.0 - raw.ravel(), raw.ravel()]))[:, 1].reshape(raw.shape)
     probabilities = raw.astype(np.float32)
-    if mask is not None:
-        cover = cv2.resize(mask.astype(np.float32), probabilities.shape[::-1], interpolation=cv2.INTER_AREA)
-        probabilities[cover < BREAST_CELL] = np.nan
+    probabilities[~breast] = np.nan
     return probabilities
 
 
 def peak_box(patch_map: np.ndarray, geometry: Geometry, cells: float = LOCATION_CELLS) -> tuple[int, int, int, int]:
-    """The answer's location: a box `cells` map cells wide around the most suspicious cell, in source pixels."""
+    """The answer's location: a box `cells` map cells wide around the most suspicious cell (the highest raw
+    logit: calibration can tie the top cells), in source pixels, inside the image."""
     finite = np.where(np.isfinite(patch_map), patch_map, -np.inf)
     row, col = np.unravel_index(int(np.argmax(finite)), finite.shape)
     rows, cols = geometry.output_shape
@@ -322,7 +338,9 @@ def peak_box(patch_map: np.ndarray, geometry: Geometry, cells: float = LOCATION_
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
     src_rows, src_cols = geometry.source_shape
-    return max(0, int(x0)), max(0, int(y0)), min(src_cols, int(x1)), min(src_rows, int(y1))
+    x0, x1 = sorted((int(np.clip(x0, 0, src_cols - 1)), int(np.clip(x1, 1, src_cols))))
+    y0, y1 = sorted((int(np.clip(y0, 0, src_rows - 1)), int(np.clip(y1, 1, src_rows))))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
 def to_nchw(batch: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
-from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine
+from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine, patient_of, study_of
 from mammodesk.inference.runner import PATCH_MAP
 from mammodesk.inference.scan import ScanResult
 from mammodesk.inference.spacing import with_assumed_spacing
@@ -230,18 +230,22 @@ class OpinionState:
         return max(answers, key=rank) if answers else None
 
     def exam(self, documents: list[Document]) -> StudyAnswer | None:
-        """The exam-level answer over these views (the open study) from the image reader shown now (else
-        the first that answered): per breast and for the study. None when no reader has answered."""
+        """The exam-level answer for the active view's exam (its patient's images; one study of them when
+        the patient's studies hold several images each, so a prior never mixes in) from the image reader
+        shown now (else the first that answered): per breast and for the study. None before any answer."""
+        active = self.active if self.active in documents else None
+        if active is not None:
+            documents = exam_documents(active, documents)
         readers = [o for o in self.opinions if o.error is None and o.view is not None and o.document in documents]
         if not readers:
             return None
         selected = self.selected
-        model = selected.entry.path if selected is not None and selected.view is not None else readers[0].entry.path
+        model = selected.entry.path if selected in readers else readers[0].entry.path
         latest: dict[int, Opinion] = {}
         for opinion in readers:
             if opinion.entry.path == model:
                 latest[opinion.document.id] = opinion
-        threshold = latest[next(iter(latest))].entry.card.threshold  # type: ignore[union-attr]
+        threshold = next(iter(latest.values())).entry.card.threshold  # type: ignore[union-attr]
         return combine([o.view for o in latest.values()], threshold)  # type: ignore[misc]
 
     def follow_active(self, document: Document | None) -> None:
@@ -313,6 +317,18 @@ class OpinionState:
         maps = prediction.vote_maps if name == "votes" else prediction.heatmaps
         assert maps is not None
         return maps.source(index, name), name, index
+
+
+def exam_documents(active: Document, documents: list[Document]) -> list[Document]:
+    """The open images of the active image's exam: the same patient, and the same study unless each
+    of the patient's studies holds a single image (archives such as CBIS-DDSM give each view its own)."""
+    patient = patient_of(active.image.meta)
+    mine = [d for d in documents if patient_of(d.image.meta) == patient]
+    studies = [study_of(d.image.meta) for d in mine]
+    if len(set(studies)) == len(studies):
+        return mine
+    study = study_of(active.image.meta)
+    return [d for d in mine if study_of(d.image.meta) == study]
 
 
 def finding_from(opinion: Opinion) -> Finding:

@@ -43,6 +43,7 @@ class SecondOpinion(QtCore.QObject):
         show_exam = lambda *_args: self.panel.show_exam(opinions.exam(list(viewer.documents)))  # noqa: E731
         opinions.opinions_changed.connect(show_exam)
         opinions.selected_changed.connect(show_exam)
+        opinions.active_changed.connect(show_exam)
         viewer.documents_changed.connect(show_exam)
         viewer.active_changed.connect(opinions.follow_active)
         opinions.follow_active(viewer.active)

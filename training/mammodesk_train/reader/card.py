@@ -55,10 +55,11 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         "## The shipped model", "",
         f"- Setting chosen by 3-fold CV on all images: k={shipped['setting']['k']}, weight decay "
         f"{shipped['setting']['weight_decay']:g}, cell loss weight {shipped['setting']['cell_weight']:g}.",
-        f"- Operating point: calibrated p(abnormal) >= {shipped['threshold']:.3f} is called suspicious, chosen on "
-        f"the reported seed's out-of-fold answers for sensitivity 0.80.",
-        f"- Calibration: {(shipped['calibration'] or {}).get('method', 'none')}, fitted on out-of-fold whole-image "
-        "answers.",
+        f"- Operating point: calibrated p(abnormal) >= {shipped['threshold']:.3f} is called suspicious, chosen for "
+        f"sensitivity 0.80 on out-of-fold answers of heads with the shipped setting (the reported seed's folds).",
+        f"- Calibration: {(shipped['calibration'] or {}).get('method', 'none')}, fitted on those out-of-fold "
+        "whole-image answers; the method (Platt, isotonic or none) chosen by cross-validated log loss across the "
+        "outer folds. The tables' operating-point figures use thresholds chosen on the other folds' raw answers.",
     ]
     if seconds_per_view is not None:
         lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")

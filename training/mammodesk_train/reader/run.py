@@ -31,7 +31,7 @@ from mammodesk_train.reader.data import ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
 from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv
 from mammodesk_train.reader.model import WholeImageReader, head_from_standardised
-from mammodesk_train.splits import Fold
+from mammodesk_train.splits import Fold, patient_kfold
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,11 @@ def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int)
     raw = sigmoid(cv["oof_logits"])
     probs = np.column_stack([1 - raw, raw])
     calibration = trust.calibrate(probs, data.y, outer)
-    calibrated = trust.cross_calibrated(calibration_method(calibration), probs, data.y, outer)[:, 1] \
-        if calibration["calibration"] else raw
     return {"seed": seed, "comparison": baseline.compare(model_folds, base_folds), "folds": cv["detail"],
             "pooled_auc": trust_auc(data.y, cv["oof_logits"]), "baseline_pooled_auc": trust_auc(data.y, base),
-            "operating_point": cross_fitted_operating_point(calibrated, data.y, outer, preset.sensitivity),
+            # on the raw scores: a calibration map is monotone, so a threshold chosen on the other folds' raw
+            # answers is the same call, and no fold's labels reach its own threshold through a map
+            "operating_point": cross_fitted_operating_point(raw, data.y, outer, preset.sensitivity),
             "pointing": {"hits": int(sum(cv["pointing_hits"])), "located_images": len(cv["pointing_hits"]),
                          "rate": float(np.mean(cv["pointing_hits"])) if cv["pointing_hits"] else None,
                          "box_hits": int(sum(cv["box_hits"])),
@@ -119,8 +119,13 @@ def trust_auc(y: np.ndarray, scores: np.ndarray) -> float:
     return auc(y, scores)
 
 
-def calibration_method(calibration: dict) -> str:
-    return calibration["calibration"]["method"]
+def fixed_setting_oof(data: ReaderData, setting: Setting, preset: ReaderPreset, folds: int, seed: int) -> np.ndarray:
+    """Out-of-fold p (uncalibrated) of heads fitted with one setting, in the reported seed's outer folds."""
+    oof = np.full(len(data), np.nan)
+    for fold in patient_kfold(data.y, data.groups, folds, seed):
+        head = fit_head(data, fold.train, setting, preset.schedule, seed + fold.index)
+        oof[fold.test] = sigmoid(head.image_logits(data.features[fold.test], data.breast[fold.test]))
+    return oof
 
 
 def build_trunk(name: str):
@@ -154,12 +159,16 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     head = fit_head(data, everything, best, preset.schedule, seed)
     reader.head = head_from_standardised(head.weight, head.bias, head.mean, head.sd)
     reader.k = best.k
-    reported = report["reported"]
-    calibration = reported.pop("calibration_fit")
-    report["second_seed"].pop("calibration_fit")
-    oof = np.asarray(reported["oof_probability"])  # kept in the report: what calibration and threshold came from
-    calibrated = apply_calibration(calibration, np.column_stack([1 - oof, oof]))[:, 1] if calibration else oof
+    # Calibration and threshold of the shipped head: out-of-fold answers of heads with its own setting
+    # (the nested folds chose other k's, whose pooled logits sit on other scales).
+    oof = fixed_setting_oof(data, best, preset, folds, seed)
+    probs = np.column_stack([1 - oof, oof])
+    calibration = trust.calibrate(probs, data.y, patient_kfold(data.y, data.groups, folds, seed))["calibration"]
+    calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else oof
     threshold = operating_point(calibrated, data.y, preset.sensitivity)
+    for part in ("reported", "second_seed"):
+        report[part].pop("calibration_fit")
+    report["shipped_oof_probability"] = oof.tolist()
     report["shipped"] = {"setting": asdict(best), "inner_auc_all_data": scores, "threshold": threshold,
                          "calibration": calibration}
     report["seconds"] = time.perf_counter() - started
