@@ -231,26 +231,9 @@ def read_companion(path: str | Path) -> Companion | None:
     return Companion(path, kind, props.get(PREFIX + "companion_of", ""), digest)
 
 
-def verify_companion(companion: Companion) -> None:
-    """The companion's graph digest checked against its file (streamed)."""
-    try:
-        actual = graph_sha256(companion.path)
-    except (NotOnnxError, OSError) as exc:
-        raise ModelContractError(companion.path, f"cannot be read ({exc})") from exc
-    if actual != companion.graph_sha256:
-        raise ModelContractError(companion.path, DAMAGED)
-
-
 def load_verified_companion(path: str | Path) -> bytes:
     """A companion's bytes, read once, with its digest checked on exactly those bytes."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        props, digest = read_model_bytes(data)
-    except NotOnnxError as exc:
-        raise ModelContractError(path, f"not an ONNX model ({exc})") from exc
-    except OSError as exc:
-        raise ModelContractError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    path, data, props, digest = _read_model(path)
     if props.get(PREFIX + "companion") not in COMPANION_KINDS:
         raise ModelContractError(path, "not a MammoDesk companion file")
     if digest != props.get(PREFIX + "graph_sha256"):
@@ -258,9 +241,8 @@ def load_verified_companion(path: str | Path) -> bytes:
     return data
 
 
-def load_verified(path: str | Path) -> tuple[ModelCard, bytes]:
-    """The card and the file's bytes, read once, with the digest checked on exactly those bytes
-    (the session is then created from them: nothing can change the file in between)."""
+def _read_model(path: str | Path) -> tuple[Path, bytes, dict[str, str], str]:
+    """(path, the file's bytes, its metadata props, the sha256 of its graph), read once."""
     path = Path(path)
     if not path.is_file():
         raise ModelContractError(path, "model file not found")
@@ -271,6 +253,13 @@ def load_verified(path: str | Path) -> tuple[ModelCard, bytes]:
         raise ModelContractError(path, f"not an ONNX model ({exc})") from exc
     except OSError as exc:
         raise ModelContractError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    return path, data, props, digest
+
+
+def load_verified(path: str | Path) -> tuple[ModelCard, bytes]:
+    """The card and the file's bytes, read once, with the digest checked on exactly those bytes
+    (the session is then created from them: nothing can change the file in between)."""
+    path, data, props, digest = _read_model(path)
     card = parse_card(path, props)
     if card.graph_sha256 is not None and digest != card.graph_sha256:
         raise ModelContractError(path, DAMAGED)
