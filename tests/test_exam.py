@@ -61,3 +61,14 @@ def test_a_reader_that_normalises_is_judged_on_film_or_digital_not_on_bit_depth_
     assert not verdict.in_domain and "digital mammogram" in verdict.reasons[0]
     strict = {"acquisition": {"kinds": ["film"], "bits_stored": [8], "spacing_mm": [0.2, 0.2]}}
     assert not check(strict, film16).in_domain  # models that see raw digitisation keep the full check
+
+
+def test_an_exam_is_one_study_unless_the_archive_gives_each_view_its_own():
+    from mammodesk.inference.exam import exam_key
+
+    cbis = [("s1", ("R", "CC")), ("s2", ("L", "CC")), ("s3", ("R", "MLO")), ("s4", ("L", "MLO"))]
+    assert {exam_key(s, "p", cbis) for s, _ in cbis} == {"p"}  # four single-view studies: one exam
+    with_prior = [("now", ("R", "CC")), ("now", ("L", "CC")), ("prior", ("R", "CC")), ("prior", ("L", "CC"))]
+    assert [exam_key(s, "p", with_prior) for s, _ in with_prior] == ["now", "now", "prior", "prior"]
+    repeated = [("a", ("R", "CC")), ("b", ("R", "CC"))]  # two R CCs in their own studies: a prior, not one exam
+    assert [exam_key(s, "p", repeated) for s, _ in repeated] == ["a", "b"]

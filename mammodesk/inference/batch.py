@@ -134,7 +134,8 @@ def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]]
     exams: dict[str, list[tuple[int, ViewAnswer]]] = {}
     studies = {index: str(rows[index]["study"]) for index, _, _ in views}
     for index, patient, answer in views:
-        key = exam_key(studies[index], patient, [(studies[i], a) for i, p, a in views if p == patient])
+        key = exam_key(studies[index], patient,
+                       [(studies[i], (a.laterality, a.family)) for i, p, a in views if p == patient])
         rows[index]["study"] = key
         exams.setdefault(key, []).append((index, answer))
     for key, members in sorted(exams.items(), key=lambda item: -max(i for i, _ in item[1])):  # bottom up

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mammodesk.anatomy import read_anatomy
+from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.inference.results import Prediction
 from mammodesk.io import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
@@ -132,14 +132,17 @@ def patient_of(meta: ImageMeta) -> str:
     return str(meta.patient_key or (hints.patient_key if hints else None) or study_of(meta))
 
 
-def exam_key(study: str, patient: str, patients_views: list[tuple[object, ViewAnswer]]) -> str:
+Slot = tuple[str | None, str | None]  # (laterality, view family)
+
+
+def exam_key(study: str, patient: str, patients_images: list[tuple[str, Slot]]) -> str:
     """The exam an image belongs to: its study, except where an archive gives each view of one patient a
-    study of its own (CBIS-DDSM does): when every study of the patient holds one image and no view repeats
-    (no second R CC), they are one exam, keyed by the patient."""
-    studies = [s for s, _ in patients_views]
-    slots = [(a.laterality, a.family) for _, a in patients_views]
-    if len(set(studies)) == len(studies) > 1 and len(set(slots)) == len(slots) and all(a.family for _, a in
-                                                                                       patients_views):
+    study of its own (CBIS-DDSM does): when every study of the patient (`patients_images`: each image's
+    study and slot) holds one image and no view repeats (no second R CC), they are one exam, keyed by the
+    patient. The batch rows and the panel's exam line both ask here."""
+    studies = [s for s, _ in patients_images]
+    slots = [slot for _, slot in patients_images]
+    if len(set(studies)) == len(studies) > 1 and len(set(slots)) == len(slots) and all(f for _, f in slots):
         return patient
     return study
 
@@ -155,10 +158,11 @@ def above_nipple(mask: np.ndarray, chest_wall: str, row: float) -> bool | None:
     return bool(row < float(np.median(far)))
 
 
-def view_answer(image: Image, prediction: Prediction, name: str) -> ViewAnswer:
-    """What a reader's answer says about this view: side, view, p(positive) and where its peak is."""
+def view_answer(image: Image, prediction: Prediction, name: str, anatomy: Anatomy | None = None) -> ViewAnswer:
+    """What a reader's answer says about this view: side, view, p(positive) and where its peak is (the
+    image's anatomy when known, e.g. a document's from its load; found here otherwise)."""
     outline = outline_breast(image)
-    anatomy = read_anatomy(image, outline)
+    anatomy = anatomy or read_anatomy(image, outline)
     above = None
     if prediction.roi_box is not None:
         peak_row = (prediction.roi_box[1] + prediction.roi_box[3]) / 2 * outline.mask.shape[0] / image.shape[0]

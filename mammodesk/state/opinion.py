@@ -13,7 +13,7 @@ import numpy as np
 
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
-from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine, patient_of, study_of
+from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine, exam_key, patient_of, study_of
 from mammodesk.inference.runner import PATCH_MAP
 from mammodesk.inference.scan import ScanResult
 from mammodesk.inference.spacing import with_assumed_spacing
@@ -320,15 +320,13 @@ class OpinionState:
 
 
 def exam_documents(active: Document, documents: list[Document]) -> list[Document]:
-    """The open images of the active image's exam: the same patient, and the same study unless each
-    of the patient's studies holds a single image (archives such as CBIS-DDSM give each view its own)."""
+    """The open images of the active image's exam (`exam_key`: the same patient, and the same study unless
+    each of the patient's studies holds a single image of its own view, as CBIS-DDSM stores them)."""
     patient = patient_of(active.image.meta)
     mine = [d for d in documents if patient_of(d.image.meta) == patient]
-    studies = [study_of(d.image.meta) for d in mine]
-    if len(set(studies)) == len(studies):
-        return mine
-    study = study_of(active.image.meta)
-    return [d for d in mine if study_of(d.image.meta) == study]
+    images = [(study_of(d.image.meta), (d.anatomy.laterality, d.anatomy.family)) for d in mine]
+    keys = [exam_key(study, patient, images) for study, _ in images]
+    return [d for d, key in zip(mine, keys) if key == keys[mine.index(active)]]
 
 
 def finding_from(opinion: Opinion) -> Finding:

@@ -34,7 +34,7 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
         else:
             opinion.prediction = runner.predict(image, target.box)
             if runner.card.roi.mode == "image" and runner.card.threshold is not None:
-                opinion.view = view_answer(image, opinion.prediction, document.name)
+                opinion.view = view_answer(image, opinion.prediction, document.name, document.anatomy)
             if progress is not None:
                 progress(1, 1)
         _prepare_display(opinion)

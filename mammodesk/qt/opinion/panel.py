@@ -70,7 +70,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.exam = QtWidgets.QLabel()  # the exam-level answer (image readers): per breast, above the views
         self.exam.setWordWrap(True)
         self.exam.setStyleSheet("font-weight: bold; font-size: 115%;")
-        self.exam.setToolTip("The whole-mammogram reader's answer per breast (its CC and MLO views combined) at "
+        self.exam.setToolTip("The whole-mammogram reader's answer per breast (its most suspicious view) at "
                              "the model's operating point; the views' own answers follow below")
         self.exam.hide()
         self.about = QtWidgets.QLabel()  # which view and file the answer below belongs to
