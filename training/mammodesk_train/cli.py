@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", help="auto, cpu or cuda")
     fit.add_argument("--no-final", action="store_true", help="skip the final model trained on all data")
     fit.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every epoch count (smoke runs)")
+    fit.add_argument("--select-from", default="", metavar="PRESET,...",
+                     help="other presets to choose from: each outer fold fits whichever of --preset and these wins "
+                          "inner CV on its own training patients (nested selection); the final model likewise")
+    fit.add_argument("--select-folds", type=int, default=3, help="inner patient-level folds for --select-from")
     fit.add_argument("--init", type=Path, help="start the trunk from a backbone file written by `pretrain`: "
                      "ResNet50V2 (simclr, hybrid, transfer-resnet50v2) or VGG16 (fusion-vgg16)")
     pre = sub.add_parser("pretrain", help=COMMAND_HELP["pretrain"])
@@ -136,30 +140,35 @@ def _preset(name: str):
 
 
 def _fit(args) -> int:
-    preset = _preset(args.preset)
+    presets = [_preset(name) for name in [args.preset, *filter(None, args.select_from.split(","))]]
     if args.epochs_scale != 1.0:
-        preset = preset.scaled(args.epochs_scale)
+        presets = [preset.scaled(args.epochs_scale) for preset in presets]
+    if len({preset.name for preset in presets}) < len(presets):
+        raise CliError("--select-from: each candidate preset once (and not --preset again)")
+    if args.select_folds < 2:
+        raise CliError("--select-folds: at least 2 inner folds")
     from mammodesk_train.engine import init_distributed_from_env, leave_distributed
 
     init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
-        return _fit_in_group(args, preset)
+        return _fit_in_group(args, presets)
     finally:
         leave_distributed()
 
 
-def _fit_in_group(args, preset) -> int:
+def _fit_in_group(args, presets) -> int:
     from mammodesk_train.cv import run_cv
 
     records = load_source(args.data)
     task = get_task(args.task, records)
-    family = family_for(preset, device=args.device)
+    families = [family_for(preset, device=args.device) for preset in presets]
     if args.init is not None:
-        if not family.accepts_init:
-            raise CliError(f"--init: the {preset.family} family has no trunk to start from a backbone file")
-        family.init = args.init
-    document = run_cv(family, records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
-                      final=not args.no_final)
+        for family in families:
+            if not family.accepts_init:
+                raise CliError(f"--init: the {family.preset.family} family has no trunk to start from a backbone file")
+            family.init = args.init
+    document = run_cv(families[0], records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
+                      final=not args.no_final, alternatives=tuple(families[1:]), select_folds=args.select_folds)
     if args.init is not None:
         from mammodesk_train.simclr.backbone import seen_patients
 
@@ -183,6 +192,9 @@ def _fit_in_group(args, preset) -> int:
         from mammodesk_train.baseline import verdict
 
         print(f"  {verdict(document['comparison'])}")
+    for choice in document.get("selection", {}).get("folds", []):
+        scores = ", ".join(f"{name} {auc:.3f}" for name, auc in choice["inner_auc"].items())
+        print(f"  fold {choice['fold']}: chose {choice['chosen']} (inner AUC {scores})")
     print(f"wall time {document['wall_time_s']:.0f} s; report: {args.out / 'report.html'}")
     return 0
 

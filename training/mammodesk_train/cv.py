@@ -18,23 +18,25 @@ from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import distributed
 from mammodesk_train.metrics import aggregate_folds, classification_metrics
 from mammodesk_train.report import write_report
+from mammodesk_train.selection import choose, prepare_candidates
 from mammodesk_train.splits import check_leakage, patient_key_hash, patient_kfold
 from mammodesk_train.families.protocol import Family
 
 
 def run_cv(family: Family, records: list[Record], task: Task, *, data: str, folds: int, seed: int, out: Path,
-           final: bool = True) -> dict:
+           final: bool = True, alternatives: tuple[Family, ...] = (), select_folds: int = 3) -> dict:
+    """With `alternatives`, each outer fold fits whichever of `family` and them wins inner CV on its own
+    training patients (nested selection); the final model is the candidate that wins CV on all data."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    primary, secondary = family.build_samples(records, task)
+    candidates = prepare_candidates([family, *alternatives], records, task)
+    primary = candidates[0].primary
     groups = primary.groups
     hashes = primary.hashes
     base_features = baseline.sample_features(primary)
-    fold_metrics, leakage, fold_extra, base_metrics = [], [], [], []
-    extra_metrics = family.extra_metrics  # e.g. patch-level figures of a patch model
+    fold_metrics, leakage, fold_extra, base_metrics, selection = [], [], [], [], []
     oof = np.full((len(primary), len(task.classes)), np.nan)
     base_oof = np.full_like(oof, np.nan)
-    embed = family.embed  # penultimate-layer embeddings, for the domain check
     assumed = assumed_spacing(records)
     splits = patient_kfold(primary.y, groups, folds, seed)
     domain_folds = []
@@ -44,11 +46,17 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
         leakage.append({"fold": fold.index + 1, **check_leakage(records, train_records, test_records, hashes)})
         print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples",
               flush=True)
-        model = family.train(primary, secondary, fold.train, len(task.classes), seed + fold.index,
-                             out / f"fold{fold.index + 1}")
+        chosen = candidates[0]
+        if alternatives:
+            chosen, scores = choose(candidates, fold.train, task.classes, inner_folds=select_folds,
+                                    seed=seed + fold.index, out=out / f"fold{fold.index + 1}" / "select")
+            selection.append({"fold": fold.index + 1, "chosen": chosen.name, "inner_auc": scores})
+            print(f"  chose {chosen.name} in inner CV of the training patients", flush=True)
+        model = chosen.family.train(chosen.primary, chosen.secondary, fold.train, len(task.classes),
+                                    seed + fold.index, out / f"fold{fold.index + 1}")
         if distributed()[0] == 0:
             save_weights(model, out / f"fold{fold.index + 1}")  # for `explain`: maps of held-out patients
-        oof[fold.test] = family.predict(model, primary.x[fold.test])
+        oof[fold.test] = chosen.family.predict(model, chosen.primary.x[fold.test])
         metrics = classification_metrics(primary.y[fold.test], oof[fold.test], task.classes, bootstrap=0)
         fold_metrics.append(metrics)
         base_oof[fold.test] = baseline.fit_predict(base_features, primary.y, fold.train, fold.test,
@@ -58,12 +66,19 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
         print(f"  accuracy {metrics['accuracy']:.3f}, AUC {_fmt(metrics['auc'])}, "
               f"weighted F1 {metrics['f1_weighted']:.3f}; plain baseline AUC {_fmt(base_metrics[-1]['auc'])}",
               flush=True)
-        if extra_metrics is not None:
-            fold_extra.append(extra_metrics(model, primary.x[fold.test], primary.y[fold.test], task.classes))
-        domain_folds.append(_domain_fold(primary, fold, model, embed, assumed))
+        if chosen.family.extra_metrics is not None:  # e.g. patch-level figures of a patch model
+            fold_extra.append(chosen.family.extra_metrics(model, chosen.primary.x[fold.test],
+                                                          primary.y[fold.test], task.classes))
+        domain_folds.append(_domain_fold(chosen.primary, fold, model, chosen.family.embed, assumed))
     pooled = classification_metrics(primary.y, oof, task.classes, seed=seed)
+    final_choice = candidates[0]
+    if alternatives and final:
+        print("choosing the final model's preset by CV on all patients", flush=True)
+        final_choice, scores = choose(candidates, np.arange(len(primary)), task.classes, inner_folds=select_folds,
+                                      seed=seed, out=out / "final" / "select")
+        selection.append({"fold": "final (all patients)", "chosen": final_choice.name, "inner_auc": scores})
     document = {
-        "run": out.name, "preset": family.preset.name, "family": family.preset.family, "task": task.name,
+        "run": out.name, "preset": final_choice.name, "family": final_choice.family.preset.family, "task": task.name,
         "classes": list(task.classes), "data": data, "samples": int(len(primary)),
         "patients": int(len(set(groups.tolist()))), "folds": folds, "seed": seed,
         "evaluation": f"{folds}-fold patient-level stratified cross-validation (development data; not a test set)",
@@ -73,6 +88,11 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
                      "pooled": classification_metrics(primary.y, base_oof, task.classes, seed=seed)},
         "leakage": leakage, "device": _device_name(family.device),
     }
+    if alternatives:
+        document["selection"] = {
+            "candidates": [c.name for c in candidates], "inner_folds": select_folds, "folds": selection,
+            "how": f"nested: each outer fold's preset chosen by {select_folds}-fold patient-level CV (AUC) on that "
+                   "fold's training patients only; the reported figures are the outer folds'"}
     if all(m.get("auc") is not None for m in fold_metrics + base_metrics):
         document["comparison"] = baseline.compare(fold_metrics, base_metrics)
     document["calibration"] = trust.calibrate(oof, primary.y, splits)
@@ -84,11 +104,15 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
         document[f"cv_summary_{level}"] = aggregate_folds([extra[level] for extra in fold_extra])
     if final:
         everything = np.arange(len(primary))
-        model = family.train(primary, secondary, everything, len(task.classes), seed, out / "final")
+        chosen = final_choice
+        model = chosen.family.train(chosen.primary, chosen.secondary, everything, len(task.classes), seed,
+                                    out / "final")
         if distributed()[0] == 0:
             save_weights(model, out / "final")
-            everything_embedded = embed(model, primary.x) if embed else None
-            record = trust.domain_record(primary.sample_metas(), primary.x, everything_embedded, assumed)
+            embed = chosen.family.embed
+            everything_embedded = embed(model, chosen.primary.x) if embed else None
+            record = trust.domain_record(chosen.primary.sample_metas(), chosen.primary.x, everything_embedded,
+                                         assumed)
             (out / "final" / "domain.json").write_text(json.dumps(record))
         document["final_model"] = {"trained_on": "all samples", "samples": int(len(primary)),
                                    "patient_key_hashes": _key_hashes(groups)}
@@ -96,7 +120,7 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
     if distributed()[0] != 0:
         return document  # under torchrun every rank trains; rank 0 alone writes
     write_report(out, document, primary.y, oof)
-    (out / "run.json").write_text(json.dumps({"preset": family.preset.name, "task": task.name, "data": data,
+    (out / "run.json").write_text(json.dumps({"preset": final_choice.name, "task": task.name, "data": data,
                                               "seed": seed, "folds": folds,
                                               "comparison": document.get("comparison")}, indent=2))
     return document
