@@ -185,3 +185,19 @@ def test_near_threshold_answers_are_not_highlighted():
     agreed = Prediction("m", ("normal", "abnormal"), np.array([0.1, 0.9]), "CPUExecutionProvider",
                         votes=np.array([2, 23]))
     assert agreed.verdict() == "abnormal" and agreed.clear
+
+
+def test_the_nested_calibration_of_a_fold_never_reads_its_labels():
+    pytest.importorskip("torch")
+    from mammodesk_train.splits import patient_kfold
+    from mammodesk_train.trust import nested_calibrated
+
+    probs, y = _overconfident(500, 2)
+    folds = patient_kfold(y, np.arange(len(y)).astype(str), 5, 0)
+    calibrated, chosen = nested_calibrated(probs, y, folds)
+    flipped = y.copy()
+    flipped[folds[0].test] = 1 - flipped[folds[0].test]  # fold 1's own labels, reversed
+    again, chosen_again = nested_calibrated(probs, flipped, folds)
+    np.testing.assert_array_equal(again[folds[0].test], calibrated[folds[0].test])
+    assert chosen_again[0] == chosen[0] and all(m in ("platt", "isotonic") for m in chosen)
+    assert not np.array_equal(again[folds[1].test], calibrated[folds[1].test])  # the other folds' maps read them

@@ -3,8 +3,9 @@ its probabilities (on out-of-fold predictions, the method chosen by CV) and
 the record of the training domain that the engine's domain check reads.
 
 Calibration is measured honestly: each fold's predictions are calibrated by a
-map fitted on the other folds' out-of-fold predictions, so the ECE "after" is
-itself out-of-sample. The shipped calibration is then fitted on all of them."""
+map chosen and fitted on the other folds' out-of-fold predictions, so the ECE
+"after" is itself out-of-sample. The shipped calibration is then chosen and
+fitted on all of them."""
 
 from __future__ import annotations
 
@@ -77,22 +78,53 @@ def cross_calibrated(method: str, probs: np.ndarray, y: np.ndarray, folds: Seque
     return out
 
 
+def methods_for(probs: np.ndarray) -> tuple[str, ...]:
+    return ("platt", "isotonic") if probs.shape[1] == 2 else ("temperature",)
+
+
+def choose_method(probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> tuple[str | None, dict, dict]:
+    """(the method with the lowest cross-validated log loss, or None when no map beats the raw
+    probabilities; every method's loss; every method's cross-calibrated probabilities)."""
+    calibrated = {m: cross_calibrated(m, probs, y, folds) for m in methods_for(probs)}
+    losses = {"uncalibrated": log_loss(probs, y), **{m: log_loss(p, y) for m, p in calibrated.items()}}
+    chosen = min(calibrated, key=losses.get)
+    return (chosen if losses[chosen] < losses["uncalibrated"] else None), losses, calibrated
+
+
+def nested_calibrated(probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> tuple[np.ndarray, list]:
+    """Each fold's predictions calibrated by the method chosen on the other folds alone (by their own
+    cross-validated log loss) and fitted on them: the choice never sees the fold it is measured on."""
+    out = probs.copy()
+    chosen_per_fold = []
+    for fold in folds:
+        train = np.asarray(fold.train)
+        position = {index: i for i, index in enumerate(train.tolist())}
+        inner = []
+        for other in folds:
+            if other.index != fold.index:
+                test = np.array([position[i] for i in other.test.tolist()])
+                inner.append(Fold(other.index, np.setdiff1d(np.arange(len(train)), test), test))
+        method, _, _ = choose_method(probs[train], y[train], inner)
+        chosen_per_fold.append(method)
+        if method is not None:
+            out[fold.test] = apply_calibration(fit_method(method, probs[train], y[train]), probs[fold.test])
+    return out, chosen_per_fold
+
+
 def calibrate(probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> dict:
     """Choose the method by cross-validated log loss (Platt or isotonic for two classes, temperature
-    otherwise), report ECE and reliability before and after, and fit the chosen map on everything."""
-    candidates = ("platt", "isotonic") if probs.shape[1] == 2 else ("temperature",)
-    calibrated = {m: cross_calibrated(m, probs, y, folds) for m in candidates}
-    losses = {m: log_loss(p, y) for m, p in calibrated.items()}
-    chosen = min(losses, key=losses.get)
-    if losses[chosen] >= log_loss(probs, y):  # no map helps out of fold: ship the raw probabilities
+    otherwise) and fit it on everything. The ECE "after" is nested: each fold calibrated by the method
+    the other folds chose, fitted on them, so neither the choice nor the map saw it."""
+    chosen, losses, _ = choose_method(probs, y, folds)
+    nested, per_fold = nested_calibrated(probs, y, folds)
+    common = {"log_loss": losses, "log_loss_nested": log_loss(nested, y), "ece_before": ece(probs, y),
+              "reliability_before": reliability(probs, y), "chosen_per_fold": per_fold,
+              "ece_nested": ece(nested, y)}
+    if chosen is None:  # no map helps out of fold: ship the raw probabilities
         return {"calibration": None, "chosen_by": "cross-validated log loss (no map beat the raw probabilities)",
-                "log_loss": {"uncalibrated": log_loss(probs, y), **losses}, "ece_before": ece(probs, y),
-                "ece_after": ece(probs, y), "reliability_before": reliability(probs, y),
-                "reliability_after": reliability(probs, y)}
-    return {"calibration": fit_method(chosen, probs, y), "chosen_by": "cross-validated log loss",
-            "log_loss": {"uncalibrated": log_loss(probs, y), **losses},
-            "ece_before": ece(probs, y), "ece_after": ece(calibrated[chosen], y),
-            "reliability_before": reliability(probs, y), "reliability_after": reliability(calibrated[chosen], y)}
+                **common, "ece_after": ece(probs, y), "reliability_after": reliability(probs, y)}
+    return {"calibration": fit_method(chosen, probs, y), "chosen_by": "cross-validated log loss", **common,
+            "ece_after": ece(nested, y), "reliability_after": reliability(nested, y)}
 
 
 def input_ranges(x: np.ndarray) -> dict:
