@@ -10,6 +10,7 @@ on it: `ModelRunner` checks the digest on the very bytes it loads."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,26 @@ from mammodesk.inference.contract import (
     verify_file,
 )
 from mammodesk.resources import resources_dir
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    family: str  # a card's `family`
+    purpose: str  # what it answers, in the reader's words (one short line)
+    detail: str = ""  # what it is (the tooltip)
+    not_bundled: str | None = None  # a short line when no model of it ships, else None
+    why: str = ""  # the measurement behind not_bundled
+
+
+def family_catalogue(path: Path | None = None) -> list[FamilyInfo]:
+    """Every model family and what it is for (resources/models/families.json); empty if unreadable."""
+    path = path or resources_dir() / "models" / "families.json"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["families"]
+        return [FamilyInfo(str(r["family"]), str(r["purpose"]), str(r.get("detail", "")), r.get("not_bundled"),
+                           str(r.get("why", ""))) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from PySide6 import QtWidgets
 
 from mammodesk.inference.runner import PATCH_MAP
 from mammodesk.inference import ModelEntry
+from mammodesk.inference.registry import FamilyInfo
 from mammodesk.state.opinion import Opinion
 
 
@@ -37,6 +38,28 @@ def panel_headings(markdown: str) -> str:
 
 
 WEAK_AUC = 0.6
+REGION_WORDS = {"whole": "Whole image", "image": "Whole mammogram", "roi": "Drawn ROI", "patches": "Drawn ROI"}
+
+
+def model_purpose(entry: ModelEntry, catalogue: dict[str, FamilyInfo]) -> str:
+    """What a model answers: its family's purpose from the catalogue, else its region and classes."""
+    card = entry.card
+    if card is None:
+        return "Cannot be used"
+    if card.family in catalogue:
+        return catalogue[card.family].purpose
+    return f"{REGION_WORDS.get(card.roi.mode, card.roi.mode)}: {' vs '.join(card.labels)}"
+
+
+def short_figures(entry: ModelEntry) -> str:
+    """"CV AUC 0.70, baseline 0.54" (or the AUC alone) for the model list; '' without figures."""
+    auc = entry.card.metrics.get("auc") if entry.card else None
+    if not isinstance(auc, dict) or "mean" not in auc:
+        return ""
+    base = entry.card.metrics.get("baseline")
+    if isinstance(base, dict) and isinstance(base.get("baseline"), dict):
+        return f"CV AUC {auc['mean']:.2f}, baseline {base['baseline']['mean']:.2f}"
+    return f"CV AUC {auc['mean']:.2f} ± {auc.get('sd', float('nan')):.2f}"
 
 
 def evaluation_headline(entry: ModelEntry | None) -> tuple[str, bool]:

@@ -12,7 +12,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.device import probe_device
 from mammodesk.qt.compact import compact_combo
-from mammodesk.qt.opinion.answer import ProbabilityBars, evaluation_headline, legend_caption, model_card_markdown
+from mammodesk.inference.registry import family_catalogue
+from mammodesk.qt.opinion.answer import (ProbabilityBars, evaluation_headline, legend_caption, model_card_markdown,
+                                        model_purpose, short_figures)
 from mammodesk.qt.opinion.overlay import ColourLegend
 from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
@@ -211,6 +213,7 @@ class ModelPanel(QtWidgets.QWidget):
     # --- state -> widgets ---------------------------------------------------------------------
     def refresh_models(self) -> None:
         current = self.current_entry()
+        catalogue = {info.family: info for info in family_catalogue()}
         with QtCore.QSignalBlocker(self.models):
             self.models.clear()
             for entry in self.state.models:
@@ -219,11 +222,22 @@ class ModelPanel(QtWidgets.QWidget):
                     item.setForeground(QtGui.QColor("#c05050"))
                     item.setToolTip(entry.error or "")
                 else:
-                    region = {"whole": "image", "image": "whole mammogram", "roi": "ROI", "patches": "ROI patches"}[entry.card.roi.mode]
                     checking = "" if entry.verified else "  (checking its weights...)"
-                    item = QtWidgets.QListWidgetItem(f"{entry.name}  [{entry.card.task}, {region}]{checking}")
-                    item.setToolTip(entry.card.description)
+                    figures = short_figures(entry)
+                    item = QtWidgets.QListWidgetItem(f"{model_purpose(entry, catalogue)}\n{entry.name}"
+                                                     f"{'  ·  ' + figures if figures else ''}{checking}")
+                    info = catalogue.get(entry.card.family)
+                    item.setToolTip(f"{info.detail if info else entry.card.family + ' family'}\n\n"
+                                    f"{entry.card.description}")
                 self.models.addItem(item)
+            present = {e.card.family for e in self.state.models if e.card is not None}
+            for info in catalogue.values():  # every family is listed: without a model, with the reason why
+                if info.family not in present:
+                    item = QtWidgets.QListWidgetItem(f"{info.purpose}\n{info.family}: "
+                                                     f"{info.not_bundled or 'no model in the model folders'}")
+                    item.setToolTip(f"{info.detail}\n\n{info.why}".strip())
+                    item.setFlags(QtCore.Qt.ItemFlag.NoItemFlags)  # shown, never selected or run
+                    self.models.addItem(item)
         self._fit_model_list()
         names = [e.name for e in self.state.models]
         row = names.index(current.name) if current is not None and current.name in names else 0
@@ -231,8 +245,8 @@ class ModelPanel(QtWidgets.QWidget):
         self._on_model_changed(self.models.currentRow())
 
     def _fit_model_list(self) -> None:
-        """As tall as its rows (up to about five): one bundled model should not take a third of the panel."""
-        rows = sum(self.models.sizeHintForRow(i) for i in range(min(self.models.count(), 5)))
+        """As tall as its rows (up to six): one bundled model should not take a third of the panel."""
+        rows = sum(self.models.sizeHintForRow(i) for i in range(min(self.models.count(), 6)))
         self.models.setFixedHeight(max(rows, self.models.fontMetrics().height() * 2) + 2 * self.models.frameWidth() + 4)
 
     def refresh_findings(self) -> None:
