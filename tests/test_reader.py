@@ -44,6 +44,9 @@ def test_the_image_logit_pools_only_breast_cells():
     logits = torch.tensor([[[5.0, 1.0], [2.0, 9.0]]])
     breast = torch.tensor([[[True, True], [True, False]]])  # the 9 is not breast
     assert float(reader.pool(logits, breast)) == pytest.approx(3.5)
+    small = torch.tensor([[[True, False], [False, False]]])  # fewer breast cells than k: the mean of those
+    assert float(reader.pool(logits, small)) == pytest.approx(5.0)
+    assert float(fitting.pool(logits.flatten(1), small.flatten(1), 2)) == pytest.approx(5.0)  # training's too
 
 
 @pytest.fixture(scope="module")

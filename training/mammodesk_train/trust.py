@@ -115,8 +115,11 @@ def calibrate(probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> dict:
     """Choose the method by cross-validated log loss (Platt or isotonic for two classes, temperature
     otherwise) and fit it on everything. The ECE "after" is nested: each fold calibrated by the method
     the other folds chose, fitted on them, so neither the choice nor the map saw it."""
-    chosen, losses, _ = choose_method(probs, y, folds)
-    nested, per_fold = nested_calibrated(probs, y, folds)
+    chosen, losses, calibrated = choose_method(probs, y, folds)
+    if len(folds) >= 3:
+        nested, per_fold = nested_calibrated(probs, y, folds)
+    else:  # one other fold cannot be cross-validated: the method is the one chosen on all folds (not nested)
+        nested, per_fold = (probs if chosen is None else calibrated[chosen]), ["not nested: fewer than 3 folds"]
     common = {"log_loss": losses, "log_loss_nested": log_loss(nested, y), "ece_before": ece(probs, y),
               "reliability_before": reliability(probs, y), "chosen_per_fold": per_fold,
               "ece_nested": ece(nested, y)}

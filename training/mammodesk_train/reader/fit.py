@@ -23,7 +23,7 @@ from sklearn.metrics import roc_auc_score
 from mammodesk.inference.runner import LOCATION_CELLS  # the app's location box, in map cells
 
 from mammodesk_train.reader.data import ReaderData
-from mammodesk_train.reader.model import NOT_BREAST
+from mammodesk_train.reader.model import NOT_BREAST, top_k_mean
 from mammodesk_train.splits import patient_kfold
 
 FINDING_WEIGHT = 20.0  # finding cells are ~1 % of the known cells
@@ -64,10 +64,7 @@ class Head:
         return pool(self.patch_logits(features), breast, self.k).numpy()
 
 
-def pool(logits: torch.Tensor, breast: torch.Tensor, k: int) -> torch.Tensor:
-    """The model's own pooling (`WholeImageReader.pool`), on N x cells logits."""
-    masked = logits.masked_fill(~breast, NOT_BREAST)
-    return masked.topk(min(k, masked.shape[1]), dim=1).values.mean(dim=1)
+pool = top_k_mean  # the model's own pooling (`WholeImageReader.pool`), on N x cells logits
 
 
 def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Schedule, seed: int) -> Head:

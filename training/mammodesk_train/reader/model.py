@@ -50,8 +50,7 @@ class WholeImageReader(nn.Module):
 
     def pool(self, patch_logits: torch.Tensor, breast: torch.Tensor) -> torch.Tensor:
         """N x h x w logits -> N x 1: the mean of the k highest breast cells."""
-        masked = patch_logits.masked_fill(~breast, NOT_BREAST).flatten(1)
-        return masked.topk(min(self.k, masked.shape[1]), dim=1).values.mean(dim=1, keepdim=True)
+        return top_k_mean(patch_logits.flatten(1), breast.flatten(1), self.k)[:, None]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(image logit N x 1, patch logits N x 1 x h x w)."""
@@ -62,6 +61,14 @@ class WholeImageReader(nn.Module):
         """The patch classifier: a patch's pooled features through the same linear layer (N x 1)."""
         pooled = self.features(patch).mean(dim=(2, 3), keepdim=True)
         return self.head(pooled).flatten(1)
+
+
+def top_k_mean(logits: torch.Tensor, breast: torch.Tensor, k: int) -> torch.Tensor:
+    """N x cells logits -> N: the mean of the k highest breast cells, or of all of them when a breast has
+    fewer than k (off-breast cells never enter the mean)."""
+    values = logits.masked_fill(~breast, NOT_BREAST).topk(min(k, logits.shape[1]), dim=1).values
+    counted = (values > NOT_BREAST / 2).to(values.dtype)
+    return (values * counted).sum(dim=1) / counted.sum(dim=1).clamp(min=1.0)
 
 
 def head_from_standardised(weight: torch.Tensor, bias: float, mean: torch.Tensor, sd: torch.Tensor) -> nn.Conv2d:
