@@ -157,3 +157,21 @@ def test_predict_writes_image_breast_and_study_answers(tiny_run):
     study = first[4]
     assert float(study["p_abnormal"]) == pytest.approx(max(float(b["p_abnormal"]) for b in first[2:4]), abs=1e-6)
     assert all(r["roi"] and r["region"] == "whole mammogram" for r in first[:2])  # each view has a location
+
+
+def test_an_image_without_a_breast_fails_alone_in_its_batch(tiny_run, tmp_path):
+    import csv
+
+    import cv2
+
+    from mammodesk.cli import main
+
+    root, folder, _, _ = tiny_run
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.zeros((128, 96), np.uint8))  # nothing to read: no breast
+    out = tmp_path / "answers.csv"
+    files = [str(folder / "mdb001.pgm"), str(blank), str(folder / "mdb002.pgm")]
+    main(["predict", *files, "--model", str(root / "reader.onnx"), "--out", str(out), "--cpu"])
+    images = [row for row in csv.DictReader(out.open()) if row["level"] == "image"]
+    assert [row["status"] for row in images] == ["ok", "failed", "ok"]  # one batch: the others still answered
+    assert "breast" in images[1]["error"] and images[0]["p_abnormal"] and images[2]["p_abnormal"]

@@ -87,8 +87,8 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
         images = [image for _, image in pending if not isinstance(image, Exception)]
         try:
             predictions = iter(runner.predict_many(images, batch_size=max(1, len(images))) if images else [])
-        except (MammoDeskError, OSError) as exc:  # a batch-level failure marks its images, the run goes on
-            predictions = iter([exc] * len(images))
+        except (MammoDeskError, OSError):  # one image spoilt the batch: each alone, so only it fails
+            predictions = iter([_predict_alone(runner, image) for image in images])
         for path, image in pending:  # rows stay in file order
             if isinstance(image, Exception):
                 _record(report, path, None, image, cams_dir, cam_format)
@@ -217,6 +217,13 @@ def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, 
         index = len(prediction.labels) - 1 if name == PATCH_MAP else prediction.predicted_index  # the app's choice
         values = prediction.heatmaps.source(index, name).full(shape)
         _save_map(values, folder, f"{source.stem}.{prediction.model}.{name}.{prediction.labels[index]}", fmt)
+
+
+def _predict_alone(runner, image):
+    try:
+        return runner.predict(image)
+    except (MammoDeskError, OSError) as exc:
+        return exc
 
 
 def _one_line(error: Exception, path: Path) -> str:
