@@ -15,8 +15,10 @@ import cv2
 import numpy as np
 
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
-from mammodesk.inference.exam import ViewAnswer, combine, exam_key, patient_of, study_of, view_answer
-from mammodesk.inference.results import parse_box  # noqa: F401 - predict's --roi, beside its output format
+from mammodesk.inference.bilateral import Bilateral
+from mammodesk.inference.exam import (ViewAnswer, combine, compare_sides, exam_key, patient_of, study_of,
+                                      view_answer)
+from mammodesk.inference.results import CLEAR_MARGIN, parse_box  # noqa: F401 - parse_box: predict's --roi
 from mammodesk.inference.runner import PATCH_MAP, ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
@@ -25,8 +27,8 @@ from mammodesk.storage import write_atomic
 
 
 BASE_COLUMNS = ("file", "level", "study", "laterality", "view", "status", "error", "model", "weights_sha256",
-                "provider", "region", "windows", "roi", "location", "spacing_mm", "spacing_source", "predicted",
-                "answer")
+                "provider", "region", "windows", "roi", "location", "compared_with", "spacing_mm", "spacing_source",
+                "predicted", "answer")
 TAIL_COLUMNS = ("calibrated", "domain", "notes")
 # level: "image" (one row per file); image readers add a "breast" row per breast (its views combined) and a
 # "study" row per study (its most suspicious breast), each after its study's image rows.
@@ -123,13 +125,14 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
         _record(report, path, image, outcome, cams_dir, cam_format, sources[path])
     flush()
     if runner.card.roi.mode == "image" and runner.card.threshold is not None:
-        _add_exam_rows(report, views, runner.card.threshold, runner.card.name)
+        _add_exam_rows(report, views, runner.card.threshold, runner.card.name, Bilateral.from_card(runner.card.bilateral))
     return report
 
 
 def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]], threshold: float,
-                   model: str) -> None:
-    """Breast and study rows after their exam's image rows (exams in order of first appearance)."""
+                   model: str, bilateral: Bilateral | None = None) -> None:
+    """Breast and study rows after their exam's image rows (exams in order of first appearance); with
+    `bilateral`, each image row of a view that has the other breast's becomes the comparison's answer."""
     rows = report.rows
     exams: dict[str, list[tuple[int, ViewAnswer]]] = {}
     studies = {index: str(rows[index]["study"]) for index, _, _ in views}
@@ -139,6 +142,12 @@ def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]]
         rows[index]["study"] = key
         exams.setdefault(key, []).append((index, answer))
     for key, members in sorted(exams.items(), key=lambda item: -max(i for i, _ in item[1])):  # bottom up
+        if bilateral is not None:
+            compared = compare_sides([answer for _, answer in members], bilateral)
+            for (index, alone), answer in zip(members, compared):
+                if answer.compared_with:
+                    _compared_row(rows[index], report.labels, alone, answer)
+            members = [(index, answer) for (index, _), answer in zip(members, compared)]
         exam = combine([answer for _, answer in members], threshold)
         extra = [_exam_row(report.labels, key, "breast", b.laterality, b.probability, b.suspicious, b.where,
                            "; ".join([f"{len(b.views)} view(s): " + ", ".join(v.name for v in b.views), *b.caveats]),
@@ -149,6 +158,18 @@ def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]]
                                exam.line(), model))
         last = max(i for i, _ in members)
         rows[last + 1:last + 1] = extra
+
+
+def _compared_row(row: dict[str, object], labels, alone: ViewAnswer, answer: ViewAnswer) -> None:
+    """An image row's answer read against the other breast (the view-alone p kept in its notes)."""
+    p, threshold = answer.probability, float(answer.threshold)  # type: ignore[arg-type]
+    row[f"p_{labels[-1]}"], row[f"p_{labels[0]}"] = round(p, 6), round(1.0 - p, 6)
+    row["predicted"] = labels[-1] if p >= threshold else labels[0]
+    if not str(row["answer"]).startswith("no clear answer (outside"):
+        row["answer"] = row["predicted"] if 2 * abs(p - threshold) >= CLEAR_MARGIN else \
+            "no clear answer (near the decision threshold)"
+    row["compared_with"] = answer.compared_with
+    row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"this view alone: p {alone.probability:.3f}"]))
 
 
 def _exam_row(labels, study: str, level: str, laterality, probability: float, suspicious: bool, where: str,

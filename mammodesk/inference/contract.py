@@ -22,6 +22,7 @@ Keys (all values are strings; structured ones are JSON):
 | mammodesk.calibration | null, or how to calibrate the probabilities (`calibration.py`), fitted on CV predictions |
 | mammodesk.domain | null, or what the training inputs looked like, for the domain check (`domain.py`) |
 | mammodesk.operating_point | null, or {"threshold", "sensitivity_target", "sensitivity", "specificity", "how"}: the calibrated p(positive) above which an image is called positive, chosen in CV |
+| mammodesk.bilateral | null, or (image readers) {"own", "contralateral", "bias", "threshold", "calibration", ...}: a view read against the same view of the other breast (`bilateral.py`) |
 
 Roi modes: `whole` classifies the whole processed image; `roi` one region the user gives; `patches`
 votes over patches of a region; `image` is the whole-mammogram reader: one pass over the breast
@@ -43,6 +44,7 @@ gradient-weighted sum of activations, before ReLU), computed in the graph.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -55,7 +57,8 @@ CONTRACT_VERSION = 1
 PREFIX = "mammodesk."
 REQUIRED_KEYS = ("contract_version", "family", "name", "task", "labels", "preprocessing", "input",
                  "output", "roi", "training", "metrics", "weights_sha256", "tool_version")
-OPTIONAL_KEYS = ("cams", "description", "graph_sha256", "calibration", "domain", "embedding", "operating_point")
+OPTIONAL_KEYS = ("cams", "description", "graph_sha256", "calibration", "domain", "embedding", "operating_point",
+                 "bilateral")
 DAMAGED = "model file damaged: weights do not match their recorded digest; re-download or rebuild it"
 UNVERIFIED = "this model file carries no weights digest (exported before digests were recorded): its integrity " \
              "is not verified"
@@ -123,6 +126,7 @@ class ModelCard:
     embedding_output: str | None = None  # the penultimate-layer output the domain check reads
     map_output: str | None = None  # image readers: the patch-logit map (batch x 1 x h x w)
     operating_point: Mapping[str, Any] | None = None  # image readers: the CV-chosen threshold and its figures
+    bilateral: Mapping[str, Any] | None = None  # image readers: the view read against the other breast
 
     @property
     def reads_whole_image(self) -> bool:
@@ -156,7 +160,8 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
                    cams: Mapping[str, CamOutput] | None = None, logits: str = "logits",
                    description: str = "", calibration: Mapping[str, Any] | None = None,
                    domain: Mapping[str, Any] | None = None, embedding: str | None = None,
-                   map_output: str | None = None, operating_point: Mapping[str, Any] | None = None) -> dict[str, str]:
+                   map_output: str | None = None, operating_point: Mapping[str, Any] | None = None,
+                   bilateral: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The metadata_props an exporter writes (strings only)."""
     cam_json = None
     if cams:
@@ -174,6 +179,7 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
         "metrics": json.dumps(metrics), "weights_sha256": weights_sha256, "tool_version": tool_version,
         "description": description, "calibration": json.dumps(calibration), "domain": json.dumps(domain),
         "embedding": json.dumps(embedding), "operating_point": json.dumps(operating_point),
+        "bilateral": json.dumps(bilateral),
     }
     return {PREFIX + k: v for k, v in values.items()}
 
@@ -305,14 +311,28 @@ def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
         embedding_output=_json(path, "embedding", ours.get("embedding", "null")),
         map_output=output.get("map") or None,
         operating_point=_json(path, "operating_point", ours.get("operating_point", "null")),
+        bilateral=_json(path, "bilateral", ours.get("bilateral", "null")),
     )
     if card.roi.mode == "image" and (not card.map_output or len(card.labels) != 2):
         raise ModelContractError(path, "an image reader (roi.mode image) needs two labels and output.map, "
                                        "its patch-logit map")
     if card.operating_point is not None and not 0.0 < float(card.operating_point.get("threshold", -1)) < 1.0:
         raise ModelContractError(path, "mammodesk.operating_point.threshold must lie between 0 and 1")
+    if card.bilateral is not None:
+        _check_bilateral(path, card)
     _check_spec_matches_input(card)
     return card
+
+
+def _check_bilateral(path: Path, card: ModelCard) -> None:
+    if card.roi.mode != "image":
+        raise ModelContractError(path, "mammodesk.bilateral is for image readers (roi.mode image) only")
+    try:
+        weights = [float(card.bilateral[k]) for k in ("own", "contralateral", "bias", "threshold")]
+    except (KeyError, TypeError, ValueError):
+        raise ModelContractError(path, "mammodesk.bilateral needs numbers own, contralateral, bias and threshold")
+    if not all(math.isfinite(w) for w in weights) or not 0.0 < weights[3] < 1.0:
+        raise ModelContractError(path, "mammodesk.bilateral: finite weights and a threshold between 0 and 1")
 
 
 def _json(path: Path, key: str, text: str) -> Any:

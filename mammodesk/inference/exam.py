@@ -7,6 +7,9 @@ each with where the most suspicious finding is, in words a radiologist uses.
   recalled). The threshold is the per-image operating point: breast-level
   sensitivity was never measured (MIAS has one view per breast).
 - A study's p is its most suspicious breast's.
+- With the card's `bilateral` weights, a view is first read against the same
+  view of the other breast (`compare_sides`): its p and operating point are
+  then the comparison's.
 - Where: an MLO view tells upper from lower (above or below the nipple's row),
   a CC view outer from inner (stored with the lateral side up, DICOM's and
   ACR's convention: above the nipple's row is outer). With both, a quadrant.
@@ -15,12 +18,13 @@ Qt-free and model-agnostic: it reads `ViewAnswer`s, whatever made them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
 from mammodesk.anatomy import Anatomy, read_anatomy
+from mammodesk.inference.bilateral import Bilateral, image_logit
 from mammodesk.inference.results import Prediction
 from mammodesk.io import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
@@ -39,6 +43,12 @@ class ViewAnswer:
     above_nipple: bool | None = None  # where the peak is: above the nipple's row (None: not known)
     box: tuple[int, int, int, int] | None = None  # the peak's box, source pixels
     caveat: str = ""  # why the view's own answer is not clear-cut (outside training data ...), "" when it is
+    logit: float | None = None  # the reader's raw image logit (before calibration)
+    threshold: float | None = None  # its own operating point, when it differs from the exam's (compared views)
+    compared_with: str = ""  # the other breast's view it was read against ("" : read alone)
+
+    def suspicious(self, threshold: float) -> bool:
+        return self.probability >= (self.threshold if self.threshold is not None else threshold)
 
     @property
     def family(self) -> str | None:
@@ -100,21 +110,46 @@ class StudyAnswer:
     def suspicious(self) -> bool:
         return any(b.suspicious for b in self.breasts)
 
+    @property
+    def compared(self) -> bool:
+        """Whether any view was read against the other breast."""
+        return any(v.compared_with for b in self.breasts for v in b.views)
+
     def line(self) -> str:
         return "; ".join(b.line() for b in self.breasts)
 
 
-def combine(views: Sequence[ViewAnswer], threshold: float) -> StudyAnswer:
-    """Views of one study into breasts (R first, then L, then unknown sides) and the study."""
+def combine(views: Sequence[ViewAnswer], threshold: float, bilateral: Bilateral | None = None) -> StudyAnswer:
+    """Views of one study into breasts (R first, then L, then unknown sides) and the study; with
+    `bilateral`, each view first read against the other breast (`compare_sides`)."""
+    if bilateral is not None:
+        views = compare_sides(views, bilateral)
     breasts = []
     for side in ("R", "L"):
         mine = tuple(v for v in views if v.laterality == side)
         if mine:
             p = float(max(v.probability for v in mine))
-            breasts.append(BreastAnswer(side, p, mine, p >= threshold))
+            breasts.append(BreastAnswer(side, p, mine, any(v.suspicious(threshold) for v in mine)))
     for view in (v for v in views if v.laterality not in ("R", "L")):  # unknown sides are never pooled
-        breasts.append(BreastAnswer(None, view.probability, (view,), view.probability >= threshold))
+        breasts.append(BreastAnswer(None, view.probability, (view,), view.suspicious(threshold)))
     return StudyAnswer(tuple(breasts), threshold)
+
+
+def compare_sides(views: Sequence[ViewAnswer], bilateral: Bilateral) -> list[ViewAnswer]:
+    """Each view of a known side read against the other breast's views of its family (their most
+    suspicious one) in the same exam; a view without one keeps its own answer."""
+    out = []
+    for view in views:
+        others = [o for o in views if view.laterality in ("R", "L") and o.laterality in ("R", "L")
+                  and o.laterality != view.laterality and o.family is not None and o.family == view.family
+                  and o.logit is not None]
+        if view.logit is None or not others:
+            out.append(view)
+            continue
+        other = max(others, key=lambda o: o.logit)
+        out.append(replace(view, probability=bilateral.probability(view.logit, other.logit),
+                           threshold=bilateral.threshold, compared_with=other.name))
+    return out
 
 
 def study_of(meta: ImageMeta) -> str:
@@ -168,5 +203,7 @@ def view_answer(image: Image, prediction: Prediction, name: str, anatomy: Anatom
         peak_row = (prediction.roi_box[1] + prediction.roi_box[3]) / 2 * outline.mask.shape[0] / image.shape[0]
         above = above_nipple(outline.mask, anatomy.chest_wall, peak_row)
     caveat = prediction.domain.text() if prediction.domain is not None and not prediction.domain.in_domain else ""
+    raw = prediction.raw_probabilities
     return ViewAnswer(f"{anatomy.label} · {name}", anatomy.laterality, anatomy.view,
-                      float(prediction.probabilities[-1]), above, prediction.roi_box, caveat)
+                      float(prediction.probabilities[-1]), above, prediction.roi_box, caveat,
+                      image_logit(raw[-1]) if raw is not None else None)

@@ -13,6 +13,7 @@ import numpy as np
 
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
+from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine, exam_key, patient_of, study_of
 from mammodesk.inference.runner import PATCH_MAP
 from mammodesk.inference.scan import ScanResult
@@ -245,8 +246,9 @@ class OpinionState:
         for opinion in readers:
             if opinion.entry.path == model:
                 latest[opinion.document.id] = opinion
-        threshold = next(iter(latest.values())).entry.card.threshold  # type: ignore[union-attr]
-        return combine([o.view for o in latest.values()], threshold)  # type: ignore[misc]
+        card = next(iter(latest.values())).entry.card
+        return combine([o.view for o in latest.values()], card.threshold,  # type: ignore[union-attr, misc]
+                       Bilateral.from_card(card.bilateral))  # type: ignore[union-attr]
 
     def follow_active(self, document: Document | None) -> None:
         """The answer shown always belongs to the active view: when another view becomes active, show

@@ -328,10 +328,17 @@ class ModelPanel(QtWidgets.QWidget):
         if study is None:
             self.exam.hide()
             return
-        self.exam.setText("<br>".join(f'<span style="color:{"#c0392b" if b.suspicious else "#1e8449"}">'
-                                      f"{b.line()}</span>" for b in study.breasts))
-        self.exam.setToolTip(f"operating point: p(abnormal) >= {study.threshold:.2f} is called suspicious "
-                             f"(chosen in CV for the card's stated sensitivity); study {study.probability:.2f}")
+        lines = [f'<span style="color:{"#c0392b" if b.suspicious else "#1e8449"}">{b.line()}</span>'
+                 for b in study.breasts]
+        if study.compared:
+            lines.append('<span style="font-weight: normal; font-size: 85%;">each view read against the other '
+                         "breast's</span>")
+        self.exam.setText("<br>".join(lines))
+        compared = [f"{v.name} vs {v.compared_with}: {v.probability:.2f} (called at >= {v.threshold:.2f})"
+                    for b in study.breasts for v in b.views if v.compared_with]
+        self.exam.setToolTip("\n".join([f"operating point: p(abnormal) >= {study.threshold:.2f} is called "
+                                         f"suspicious (chosen in CV for the card's stated sensitivity); study "
+                                         f"{study.probability:.2f}", *compared]))
         self.exam.show()
 
     def show_about(self, opinion: Opinion | None) -> None:

@@ -35,7 +35,30 @@ def _seed_table(part: dict) -> str:
         f"| calibration (ECE, out of fold) | {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after "
         f"({cal['chosen_by']}) |",
         f"| settings chosen in inner folds | {chosen} |",
+        *_bilateral_rows(part.get("bilateral")),
     ])
+
+
+def _bilateral_rows(part: dict | None) -> list[str]:
+    """The views read against the other breast (each fold's weights fitted in its inner folds)."""
+    if not part:
+        return []
+    c, one, alone = part["comparison"], part["versus_one_view_baseline"], part["versus_one_view_reader"]
+    m, b = c["model"], c["baseline"]
+    point, cal = part["operating_point"], part["calibration"]
+    return [
+        f"| **both breasts compared**: image AUC | {m['mean']:.3f} ± {m['sd']:.3f} (folds {_folds(m['folds'])}; "
+        f"{part['images_compared']} images with the other breast) |",
+        f"| ... plain baseline on both breasts' statistics | {b['mean']:.3f} ± {b['sd']:.3f}; paired difference "
+        f"{c['difference']['mean']:+.3f} ± {c['difference']['sd']:.3f} ({c['folds_won']}/{len(m['folds'])} won; "
+        f"{'beats' if c['beats_baseline'] else 'does NOT beat'} it by more than the fold spread) |",
+        f"| ... against the one-view baseline / the one-view reader | {one['difference']['mean']:+.3f} ± "
+        f"{one['difference']['sd']:.3f} / {alone['difference']['mean']:+.3f} ± {alone['difference']['sd']:.3f} "
+        f"({alone['folds_won']}/{len(m['folds'])} folds better than the view alone) |",
+        f"| ... at its operating point | sensitivity {point['sensitivity']:.2f}, specificity "
+        f"{point['specificity']:.2f} |",
+        f"| ... calibration (ECE, out of fold) | {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after |",
+    ]
 
 
 def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: float | None = None) -> Path:
@@ -61,6 +84,13 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         "whole-image answers; the method (Platt, isotonic or none) chosen by cross-validated log loss across the "
         "outer folds. The tables' operating-point figures use thresholds chosen on the other folds' raw answers.",
     ]
+    bilateral = shipped.get("bilateral")
+    if bilateral:
+        lines.append(
+            f"- Both breasts compared: a view with the same view of the other breast in the same exam is answered "
+            f"by p = calibrated sigmoid({bilateral['own']:.2f} x its image logit {bilateral['contralateral']:+.2f} x "
+            f"the other breast's {bilateral['bias']:+.2f}), called suspicious at >= {bilateral['threshold']:.3f}; "
+            "weights fitted on out-of-fold logits. A view without its partner keeps its own answer.")
     if seconds_per_view is not None:
         lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")
     lines += ["", "## Limits", "", limits,

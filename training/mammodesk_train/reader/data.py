@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mammodesk.anatomy import read_anatomy
 from mammodesk.inference.spacing import with_assumed_spacing
+from mammodesk.io.views import VIEW_FAMILY
+from mammodesk.preprocessing.spatial import outline_breast
 from mammodesk.preprocessing import PipelineSpec
 
 from mammodesk_train import baseline
@@ -34,9 +37,27 @@ class ReaderData:
     map_shape: tuple[int, int]
     metas: list  # the source ImageMeta of each image (domain record)
     inputs_mean_sd: np.ndarray  # N x 2: mean and sd of each processed input (domain record)
+    sides: list  # "L", "R" or None per image (its anatomy, as the app reads it)
+    view_families: list  # "CC", "MLO" or None per image
+
+    def partners(self) -> np.ndarray:
+        """Per image, the index of the same woman's other breast in the same view family (-1: none)."""
+        return partner_index(self.groups, self.sides, self.view_families)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def partner_index(groups, sides, families) -> np.ndarray:
+    """Per image, the first image of the same patient, other side, same view family (-1: none)."""
+    out = np.full(len(groups), -1)
+    for i in range(len(groups)):
+        if sides[i] in ("L", "R") and families[i] is not None:
+            other = "L" if sides[i] == "R" else "R"
+            match = [j for j in range(len(groups)) if groups[j] == groups[i] and sides[j] == other
+                     and families[j] == families[i]]
+            out[i] = match[0] if match else -1
+    return out
 
 
 def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
@@ -65,11 +86,15 @@ def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
 def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, progress: bool = True) -> ReaderData:
     reader.eval()
     features, breast, finding, located, base, metas, stats, centres = [], [], [], [], [], [], [], []
+    sides, families = [], []
     y, groups, ids = [], [], []
     started = time.perf_counter()
     for index, record in enumerate(records):
         image = with_assumed_spacing(record.load(), record.assumed_spacing_mm)
         processed = spec.apply(image)
+        anatomy = read_anatomy(image, outline_breast(image))
+        sides.append(anatomy.laterality)
+        families.append(VIEW_FAMILY.get((anatomy.view or "").upper()))
         x = torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float()
         with torch.no_grad():
             fmap = reader.features(x)[0]
@@ -91,6 +116,6 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
             print(f"  read {index + 1}/{len(records)} images ({time.perf_counter() - started:.0f} s)", flush=True)
     return ReaderData(ids, np.asarray(y), np.asarray(groups), torch.stack(features).float(), torch.stack(breast),
                       torch.stack(finding), np.asarray(located), centres, np.stack(base), (h, w), metas,
-                      np.asarray(stats))
+                      np.asarray(stats), sides, families)
 
 

@@ -9,7 +9,9 @@ images away from their located findings are not known, so not used).
 
 Settings (`Setting`: k, weight decay, cell weight) are chosen by inner
 patient-level CV on the outer training fold only (`choose`), so the outer test
-fold never influences them; `nested_cv` reports the outer folds."""
+fold never influences them; `nested_cv` reports the outer folds. The weights
+comparing the two breasts are fitted on the chosen setting's inner out-of-fold
+logits of the training fold, and applied to the outer head's test logits."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from sklearn.metrics import roc_auc_score
 
 from mammodesk.inference.runner import LOCATION_CELLS  # the app's location box, in map cells
 
+from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData
 from mammodesk_train.reader.model import NOT_BREAST, top_k_mean
 from mammodesk_train.splits import patient_kfold
@@ -101,19 +104,24 @@ def auc(y: np.ndarray, scores: np.ndarray) -> float:
 
 
 def choose(data: ReaderData, index: np.ndarray, settings: list[Setting], schedule: Schedule, seed: int,
-           inner_folds: int = 3) -> tuple[Setting, dict[str, float]]:
-    """The setting with the best mean inner-CV AUC on `index` only (patient-level folds of it)."""
+           inner_folds: int = 3) -> tuple[Setting, dict[str, float], np.ndarray]:
+    """The setting with the best mean inner-CV AUC on `index` only (patient-level folds of it), every
+    setting's score, and the chosen setting's inner out-of-fold image logits (over all images: NaN
+    outside `index`)."""
     inner = patient_kfold(data.y[index], data.groups[index], inner_folds, seed + 1000)
     scores: dict[str, float] = {}
+    logits: dict[str, np.ndarray] = {}
     for setting in settings:
         aucs = []
+        logits[setting.text()] = np.full(len(data), np.nan)
         for fold in inner:
             head = fit_head(data, index[fold.train], setting, schedule, seed)
             test = index[fold.test]
-            aucs.append(auc(data.y[test], head.image_logits(data.features[test], data.breast[test])))
+            logits[setting.text()][test] = head.image_logits(data.features[test], data.breast[test])
+            aucs.append(auc(data.y[test], logits[setting.text()][test]))
         scores[setting.text()] = float(np.nanmean(aucs))
     best = max(settings, key=lambda s: scores[s.text()])
-    return best, scores
+    return best, scores, logits[best.text()]
 
 
 def pointing_hits(head: Head, data: ReaderData, index: np.ndarray) -> tuple[list[bool], list[bool]]:
@@ -141,18 +149,29 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     detail = []
     hits: list[bool] = []
     box_hits: list[bool] = []
+    partners = data.partners()
+    compared = np.full(len(data), np.nan)
     for fold in outer:
-        best, inner_scores = choose(data, fold.train, settings, schedule, seed + fold.index)
+        best, inner_scores, inner_logits = choose(data, fold.train, settings, schedule, seed + fold.index)
         head = fit_head(data, fold.train, best, schedule, seed + fold.index)
-        oof[fold.test] = head.image_logits(data.features[fold.test], data.breast[fold.test])
+        everything = head.image_logits(data.features, data.breast)  # the outer head's logits (test ones used)
+        oof[fold.test] = everything[fold.test]
+        # both breasts compared: weights fitted on the training fold's inner out-of-fold logits only
+        bilateral = fit_bilateral(inner_logits, partners, data.y, fold.train)
+        compared[fold.test] = compared_logits(bilateral, everything, partners, fold.test)
         fold_hits, fold_box_hits = pointing_hits(head, data, fold.test)
         hits += fold_hits
         box_hits += fold_box_hits
         detail.append({"fold": fold.index + 1, "auc": auc(data.y[fold.test], oof[fold.test]),
                        "chosen": asdict(best), "inner_auc": inner_scores,
                        "pointing": float(np.mean(fold_hits)) if fold_hits else None,
+                       "bilateral_auc": auc(data.y[fold.test], compared[fold.test])
+                       if np.isfinite(compared[fold.test]).all() else None,
+                       "bilateral_weights": None if bilateral is None else
+                       {"own": bilateral.own, "contralateral": bilateral.contralateral, "bias": bilateral.bias},
                        "test_images": int(len(fold.test))})
         if progress:
             print(f"  fold {fold.index + 1}/{folds}: chose {best.text()} (inner AUC "
                   f"{inner_scores[best.text()]:.3f}); outer AUC {detail[-1]['auc']:.3f}", flush=True)
-    return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits}
+    return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits,
+            "oof_bilateral_logits": compared}

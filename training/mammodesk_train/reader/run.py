@@ -27,6 +27,7 @@ from mammodesk.preprocessing import PipelineSpec
 from mammodesk_train import __version__, baseline, trust
 from mammodesk_train.data.sources import assumed_spacing, load_source
 from mammodesk_train.export import weights_sha256
+from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
 from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv
@@ -101,6 +102,7 @@ def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int)
     probs = np.column_stack([1 - raw, raw])
     calibration = trust.calibrate(probs, data.y, outer)
     return {"seed": seed, "comparison": baseline.compare(model_folds, base_folds), "folds": cv["detail"],
+            "bilateral": bilateral_evaluation(data, cv, base, preset),
             "pooled_auc": trust_auc(data.y, cv["oof_logits"]), "baseline_pooled_auc": trust_auc(data.y, base),
             # on the raw scores: a calibration map is monotone, so a threshold chosen on the other folds' raw
             # answers is the same call, and no fold's labels reach its own threshold through a map
@@ -113,6 +115,64 @@ def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int)
             "oof_probability": raw.tolist(), "calibration_fit": calibration["calibration"]}
 
 
+def bilateral_evaluation(data: ReaderData, cv: dict, one_view_baseline: np.ndarray, preset: ReaderPreset) -> dict | None:
+    """The views read against the other breast, in the same outer folds: against a plain baseline that
+    sees both breasts' statistics, the one-view baseline and the one-view reader. Over the images that
+    have the other breast (None when fewer than half do)."""
+    partners = data.partners()
+    paired = partners >= 0
+    if paired.mean() < 0.5:
+        return None
+    z, y = cv["oof_bilateral_logits"], data.y
+    both = np.column_stack([data.base_features, data.base_features[np.where(paired, partners, np.arange(len(data)))]])
+    base = np.full(len(data), np.nan)
+    for fold in cv["folds"]:
+        base[fold.test] = baseline.fit_predict(both, y, fold.train, fold.test, 2)[:, 1]
+    tests = [fold.test[paired[fold.test]] for fold in cv["folds"]]
+    folds_of = lambda scores: [{"auc": trust_auc(y[t], scores[t])} for t in tests]  # noqa: E731
+    compared = [Fold(f.index, f.train[paired[f.train]], t) for f, t in zip(cv["folds"], tests)]
+    raw = sigmoid(np.nan_to_num(z))
+    calibration = trust.calibrate(np.column_stack([1 - raw, raw])[paired], y[paired], _reindexed(compared, paired))
+    return {"images_compared": int(paired.sum()),
+            "comparison": baseline.compare(folds_of(z), folds_of(base)),
+            "versus_one_view_baseline": baseline.compare(folds_of(z), folds_of(one_view_baseline)),
+            "versus_one_view_reader": baseline.compare(folds_of(z), folds_of(cv["oof_logits"])),
+            "operating_point": cross_fitted_operating_point(raw[paired], y[paired], _reindexed(compared, paired),
+                                                            preset.sensitivity),
+            "calibration": {k: calibration[k] for k in ("chosen_by", "log_loss", "ece_before", "ece_after")},
+            "how": "each outer fold's weights (own and other breast's image logit, logistic) fitted on the "
+                   "training fold's inner out-of-fold logits; the baseline: the plain statistics of both breasts"}
+
+
+def _reindexed(folds: list[Fold], keep: np.ndarray) -> list[Fold]:
+    """Folds over all images as folds over the kept ones (positions among them)."""
+    position = np.cumsum(keep) - 1
+    return [Fold(f.index, position[f.train], position[f.test]) for f in folds]
+
+
+def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset: ReaderPreset):
+    """The shipped comparison: weights fitted on the shipped setting's out-of-fold logits, its calibration
+    and operating point from weights cross-fitted in the same folds. None when too few images are paired."""
+    from dataclasses import replace
+
+    partners = data.partners()
+    paired = partners >= 0
+    if paired.mean() < 0.5:
+        return None
+    cross = np.full(len(data), np.nan)
+    for fold in folds:
+        cross[fold.test] = compared_logits(fit_bilateral(logits, partners, data.y, fold.train), logits, partners,
+                                           fold.test)
+    raw = sigmoid(cross[paired])
+    probs = np.column_stack([1 - raw, raw])
+    inner = _reindexed([Fold(f.index, f.train[paired[f.train]], f.test[paired[f.test]]) for f in folds], paired)
+    calibration = trust.calibrate(probs, data.y[paired], inner)["calibration"]
+    calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else raw
+    weights = fit_bilateral(logits, partners, data.y, np.arange(len(data)))
+    return replace(weights, threshold=operating_point(calibrated, data.y[paired], preset.sensitivity),
+                   calibration=calibration)
+
+
 def trust_auc(y: np.ndarray, scores: np.ndarray) -> float:
     from mammodesk_train.reader.fit import auc
 
@@ -120,11 +180,11 @@ def trust_auc(y: np.ndarray, scores: np.ndarray) -> float:
 
 
 def fixed_setting_oof(data: ReaderData, setting: Setting, preset: ReaderPreset, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold p (uncalibrated) of heads fitted with one setting, in the reported seed's outer folds."""
+    """Out-of-fold image logits of heads fitted with one setting, in the reported seed's outer folds."""
     oof = np.full(len(data), np.nan)
     for fold in patient_kfold(data.y, data.groups, folds, seed):
         head = fit_head(data, fold.train, setting, preset.schedule, seed + fold.index)
-        oof[fold.test] = sigmoid(head.image_logits(data.features[fold.test], data.breast[fold.test]))
+        oof[fold.test] = head.image_logits(data.features[fold.test], data.breast[fold.test])
     return oof
 
 
@@ -154,23 +214,29 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
         print(f"nested CV, fold seed {s} ({which})", flush=True)
         report[which] = evaluate_seed(data, preset, folds, s)
         print("  " + baseline.verdict(report[which]["comparison"]), flush=True)
+        if report[which]["bilateral"]:
+            print("  both breasts compared: " + baseline.verdict(report[which]["bilateral"]["comparison"]) +
+                  " (a baseline that sees both breasts)", flush=True)
     everything = np.arange(len(data))
-    best, scores = choose(data, everything, list(preset.settings), preset.schedule, seed)
+    best, scores, _ = choose(data, everything, list(preset.settings), preset.schedule, seed)
     head = fit_head(data, everything, best, preset.schedule, seed)
     reader.head = head_from_standardised(head.weight, head.bias, head.mean, head.sd)
     reader.k = best.k
     # Calibration and threshold of the shipped head: out-of-fold answers of heads with its own setting
     # (the nested folds chose other k's, whose pooled logits sit on other scales).
-    oof = fixed_setting_oof(data, best, preset, folds, seed)
+    oof_logits = fixed_setting_oof(data, best, preset, folds, seed)
+    oof = sigmoid(oof_logits)
     probs = np.column_stack([1 - oof, oof])
-    calibration = trust.calibrate(probs, data.y, patient_kfold(data.y, data.groups, folds, seed))["calibration"]
+    shipped_folds = patient_kfold(data.y, data.groups, folds, seed)
+    calibration = trust.calibrate(probs, data.y, shipped_folds)["calibration"]
+    bilateral = shipped_bilateral(data, oof_logits, shipped_folds, preset)
     calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else oof
     threshold = operating_point(calibrated, data.y, preset.sensitivity)
     for part in ("reported", "second_seed"):
         report[part].pop("calibration_fit")
     report["shipped_oof_probability"] = oof.tolist()
     report["shipped"] = {"setting": asdict(best), "inner_auc_all_data": scores, "threshold": threshold,
-                         "calibration": calibration}
+                         "calibration": calibration, "bilateral": None if bilateral is None else asdict(bilateral)}
     report["seconds"] = time.perf_counter() - started
     (out / "report.json").write_text(json.dumps(report, indent=2))
     beats = report["reported"]["comparison"]["beats_baseline"]
@@ -210,6 +276,15 @@ def reader_metrics(report: dict) -> dict:
             "ece": {k: reported["calibration"][k] for k in ("ece_before", "ece_after")}}
 
 
+def bilateral_metadata(report: dict) -> dict | None:
+    shipped = report["shipped"].get("bilateral")
+    evaluated = report["reported"].get("bilateral")
+    if not shipped or not evaluated:
+        return None
+    return {**shipped, "auc": evaluated["comparison"]["model"], "baseline": evaluated["comparison"],
+            "operating_point": evaluated["operating_point"], "how": evaluated["how"]}
+
+
 def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
                  calibration: dict | None, threshold: float, path: Path, name: str,
                  assumed_mm: float | None) -> dict:
@@ -233,7 +308,8 @@ def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderDat
         metrics=metrics, weights_sha256=weights_sha256(reader), tool_version=f"mammodesk-train {__version__}",
         description=f"{name}: {preset.description()}", calibration=calibration, domain=domain,
         embedding="embedding", map_output="patch_logits",
-        operating_point={"threshold": threshold, "sensitivity_target": preset.sensitivity, **point})
+        operating_point={"threshold": threshold, "sensitivity_target": preset.sensitivity, **point},
+        bilateral=bilateral_metadata(report))
     example = torch.zeros(2, 3, preset.height, preset.width)
     example[:, :, : preset.height // 2, : preset.width // 2] = torch.rand(2, 3, preset.height // 2, preset.width // 2)
     return export_reader(reader, example, path, metadata)
