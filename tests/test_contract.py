@@ -39,6 +39,8 @@ def test_card_fields(tmp_path):
     ({"metadata": {"training": "{oops"}}, "mammodesk.training is not valid JSON"),
     ({"spec": [{"op": "resize", "params": {"width": 32, "height": 32}}]}, "resizes to 32x32 but the model input is 64x64"),
     ({"spec": [{"op": "median"}]}, "no resize op"),
+    ({"metadata": {"bilateral": '{"own": 1, "contralateral": -1, "bias": 0, "threshold": 0.5}'}},
+     "mammodesk.bilateral is for image readers"),
     ({"spec": [{"op": "resize", "params": {"width": 64, "height": 64}}, {"op": "to_rgb"}]}, "3-channel images"),
 ])
 def test_metadata_violations(tmp_path, kwargs, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mammodesk.inference.domain import check
 from mammodesk.inference.exam import ViewAnswer, above_nipple, combine
@@ -72,3 +73,22 @@ def test_an_exam_is_one_study_unless_the_archive_gives_each_view_its_own():
     assert [exam_key(s, "p", with_prior) for s, _ in with_prior] == ["now", "now", "prior", "prior"]
     repeated = [("a", ("R", "CC")), ("b", ("R", "CC"))]  # two R CCs in their own studies: a prior, not one exam
     assert [exam_key(s, "p", repeated) for s, _ in repeated] == ["a", "b"]
+
+
+def test_each_view_is_read_against_the_same_view_of_the_other_breast():
+    from mammodesk.inference.bilateral import Bilateral
+    from mammodesk.inference.exam import compare_sides
+
+    bilateral = Bilateral(own=2.0, contralateral=-1.5, bias=0.1, threshold=0.6)
+    views = [ViewAnswer("R MLO", "R", "MLO", 0.55, logit=1.0), ViewAnswer("L MLO", "L", "MLO", 0.5, logit=-0.5),
+             ViewAnswer("L CC", "L", "CC", 0.7, logit=0.8), ViewAnswer("? MLO", None, "MLO", 0.4, logit=2.0)]
+    right, left, left_cc, unknown = compare_sides(views, bilateral)
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    assert right.probability == pytest.approx(sigmoid(2.0 * 1.0 - 1.5 * -0.5 + 0.1)) and right.compared_with == "L MLO"
+    assert left.probability == pytest.approx(sigmoid(2.0 * -0.5 - 1.5 * 1.0 + 0.1)) and left.threshold == 0.6
+    assert left_cc == views[2] and unknown == views[3]  # no R CC to compare with; an unknown side never is
+    study = combine(views, threshold=0.3, bilateral=bilateral)
+    r, l, _ = study.breasts
+    assert r.suspicious and r.probability == pytest.approx(right.probability)  # 0.94 >= the comparison's 0.6
+    assert l.suspicious  # its CC alone (0.7 >= the exam's 0.3), though its MLO compared is 0.08 < 0.6
+    assert study.compared and not combine(views, 0.3).compared

@@ -60,12 +60,20 @@ def tiny_run(tmp_path_factory):
         seen.append(("choose", set(index.tolist())))
         return original_choose(data, index, settings, schedule, seed, inner_folds)
 
+    original_bilateral = fitting.fit_bilateral
+
+    def recording_bilateral(logits, partners, y, index):
+        seen.append(("bilateral", set(index.tolist()), set(np.flatnonzero(np.isfinite(logits)).tolist())))
+        return original_bilateral(logits, partners, y, index)
+
     reader_run.choose, fitting.choose = recording_choose, recording_choose
+    fitting.fit_bilateral = recording_bilateral
     try:
         report = reader_run.run(f"mias:{folder}", root / "run", TINY, folds=2, seed=0, second_seed=1,
                                 export=root / "reader.onnx", force=True)
     finally:
         reader_run.choose, fitting.choose = original_choose, original_choose
+        fitting.fit_bilateral = original_bilateral
     return root, folder, report, seen
 
 
@@ -73,7 +81,7 @@ def test_settings_are_chosen_without_the_outer_test_fold(tiny_run):
     _, _, report, seen = tiny_run
     from mammodesk_train.splits import patient_kfold
 
-    outer_choices = seen[:2]  # nested_cv of the reported seed: one choice per outer fold, in fold order
+    outer_choices = [event for event in seen if event[0] == "choose"][:2]  # the reported seed's, in fold order
     assert all(report["reported"]["folds"][i]["chosen"] for i in range(2))
     # rebuild the reported seed's outer folds and check each choice saw only its training part
     from mammodesk_train.data.sources import load_source
@@ -83,6 +91,26 @@ def test_settings_are_chosen_without_the_outer_test_fold(tiny_run):
     groups = np.array([r.patient_key for r in records])
     for (_, index), fold in zip(outer_choices, patient_kfold(y, groups, 2, 0)):
         assert index == set(fold.train.tolist()) and not index & set(fold.test.tolist())
+
+
+def test_the_two_breasts_are_compared_with_weights_from_the_training_fold_only(tiny_run):
+    from mammodesk_train.data.sources import load_source
+    from mammodesk_train.splits import patient_kfold
+
+    _, folder, report, seen = tiny_run
+    records = load_source(f"mias:{folder}")
+    y = np.array([0 if r.labels.is_normal else 1 for r in records])
+    groups = np.array([r.patient_key for r in records])
+    fits = [event for event in seen if event[0] == "bilateral"][:2]  # the reported seed's outer folds
+    for (_, index, scored), fold in zip(fits, patient_kfold(y, groups, 2, 0)):
+        assert index == set(fold.train.tolist())
+        assert scored <= set(fold.train.tolist())  # fitted on the training fold's inner out-of-fold logits
+    part = report["reported"]["bilateral"]
+    assert part["images_compared"] == len(records)  # every woman has both MLOs
+    assert {"comparison", "versus_one_view_baseline", "versus_one_view_reader", "operating_point"} <= set(part)
+    card = read_card(tiny_run[0] / "reader.onnx")
+    assert card.bilateral is not None and 0.0 < card.bilateral["threshold"] < 1.0
+    assert card.bilateral["own"] == report["shipped"]["bilateral"]["own"]
 
 
 def test_the_report_holds_the_baseline_both_seeds_calibration_and_the_operating_point(tiny_run):
@@ -157,6 +185,19 @@ def test_predict_writes_image_breast_and_study_answers(tiny_run):
     study = first[4]
     assert float(study["p_abnormal"]) == pytest.approx(max(float(b["p_abnormal"]) for b in first[2:4]), abs=1e-6)
     assert all(r["roi"] and r["region"] == "whole mammogram" for r in first[:2])  # each view has a location
+    from mammodesk.inference.bilateral import Bilateral, image_logit
+
+    bilateral = Bilateral.from_card(read_card(root / "reader.onnx").bilateral)
+    right, left = first[:2] if first[0]["laterality"] == "R" else first[1::-1]
+    assert right["compared_with"].startswith("L MLO") and left["compared_with"].startswith("R MLO")
+    runner = ModelRunner(root / "reader.onnx", prefer_gpu=False)
+    logits = {row["laterality"]: image_logit(runner.predict(read_image(row["file"])).raw_probabilities[-1])
+              for row in (right, left)}
+    for row, other in ((right, "L"), (left, "R")):  # each view's answer is the comparison's ...
+        expected = bilateral.probability(logits[row["laterality"]], logits[other])
+        assert float(row["p_abnormal"]) == pytest.approx(expected, abs=1e-5)
+        assert row["predicted"] == ("abnormal" if expected >= bilateral.threshold else "normal")
+        assert "this view alone: p " in row["notes"]  # ... and its own answer is kept beside it
 
 
 def test_an_image_without_a_breast_fails_alone_in_its_batch(tiny_run, tmp_path):

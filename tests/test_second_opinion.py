@@ -362,11 +362,22 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
     assert len(answers) == 2 and all(o.view is not None and o.prediction.roi_box for o in answers)
     lines = panel.exam.text()
     assert panel.exam.isVisibleTo(panel) and "R breast:" in lines and "L breast:" in lines
-    threshold = reader.card.threshold
-    for opinion in answers:
-        side = f"{opinion.view.laterality} breast: " + ("suspicious" if opinion.view.probability >= threshold
-                                                         else "no finding")
-        assert f"{side} {opinion.view.probability:.2f}" in lines
+    from mammodesk.inference.bilateral import Bilateral
+
+    bilateral = Bilateral.from_card(reader.card.bilateral)  # with it, each MLO is read against the other's
+    alone = {o.view.laterality: o.view for o in answers}
+    for breast in window.opinions.exam(list(window.state.documents)).breasts:
+        (view,) = breast.views
+        own, other = alone[breast.laterality], alone["L" if breast.laterality == "R" else "R"]
+        if bilateral is None:
+            expected, threshold = own.probability, reader.card.threshold
+        else:
+            expected, threshold = bilateral.probability(own.logit, other.logit), bilateral.threshold
+            assert view.compared_with == other.name
+        assert view.probability == pytest.approx(expected)
+        verdict = "suspicious" if expected >= threshold else "no finding"
+        assert f"{breast.name}: {verdict} {expected:.2f}" in lines
+    assert ("read against the other breast" in lines) == (bilateral is not None)
     for opinion in answers:  # the map shown is of the finding, whatever the answer's class
         _, name, index = window.opinions.overlay_map(opinion)
         assert name == "patch probability" and opinion.prediction.labels[index] == "abnormal"

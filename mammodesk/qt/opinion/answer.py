@@ -121,8 +121,10 @@ class ProbabilityBars(QtWidgets.QWidget):
             self._grid.addWidget(name, row, 0)
             self._grid.addWidget(bar, row, 1)
             self.bars.append(bar)
-        caption = QtWidgets.QLabel("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
-                                   "(this model carries no calibration)")
+        caption = QtWidgets.QLabel(("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
+                                    "(this model carries no calibration)")
+                                   + (", this view alone" if p.heatmaps is not None and PATCH_MAP in p.heatmaps.names
+                                      else ""))
         caption.setStyleSheet("color: #909090;")
         self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 2)
 

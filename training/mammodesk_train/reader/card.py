@@ -88,9 +88,12 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
     if bilateral:
         lines.append(
             f"- Both breasts compared: a view with the same view of the other breast in the same exam is answered "
-            f"by p = calibrated sigmoid({bilateral['own']:.2f} x its image logit {bilateral['contralateral']:+.2f} x "
-            f"the other breast's {bilateral['bias']:+.2f}), called suspicious at >= {bilateral['threshold']:.3f}; "
-            "weights fitted on out-of-fold logits. A view without its partner keeps its own answer.")
+            f"by p = sigmoid({bilateral['own']:.2f} x its image logit {bilateral['contralateral']:+.2f} x "
+            f"the other breast's {bilateral['bias']:+.2f})"
+            + (f", then {bilateral['calibration']['method']} calibration" if bilateral.get("calibration") else
+               " (a logistic model: no further calibration beat it out of fold)")
+            + f", called suspicious at >= {bilateral['threshold']:.3f}; weights fitted on out-of-fold image logits. "
+            "A view without its partner keeps its own answer.")
     if seconds_per_view is not None:
         lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")
     lines += ["", "## Limits", "", limits,
