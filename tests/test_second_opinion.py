@@ -377,6 +377,9 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
         assert view.probability == pytest.approx(expected)
         verdict = "suspicious" if expected >= threshold else "no finding"
         assert f"{breast.name}: {verdict} {expected:.2f}" in lines
+        opinion = next(o for o in answers if o.view.laterality == breast.laterality)
+        documents = list(window.state.documents)  # the view's marker is drawn when the exam line calls it
+        assert window.opinions.marks_a_place(opinion, documents) == (expected >= threshold)
     assert ("read against the other breast" in lines) == (bilateral is not None)
     for opinion in answers:  # the map shown is of the finding, whatever the answer's class
         _, name, index = window.opinions.overlay_map(opinion)

@@ -230,11 +230,13 @@ class OpinionState:
         answers = [o for o in self.for_document(document) if o.error is None]
         return max(answers, key=rank) if answers else None
 
-    def exam(self, documents: list[Document]) -> StudyAnswer | None:
-        """The exam-level answer for the active view's exam (its patient's images; one study of them when
-        the patient's studies hold several images each, so a prior never mixes in) from the image reader
-        shown now (else the first that answered): per breast and for the study. None before any answer."""
-        active = self.active if self.active in documents else None
+    def exam(self, documents: list[Document], around: Document | None = None) -> StudyAnswer | None:
+        """The exam-level answer for the active view's exam (or `around`'s: its patient's images; one study
+        of them when the patient's studies hold several images each, so a prior never mixes in) from the
+        image reader shown now (else the first that answered): per breast and for the study. None before
+        any answer."""
+        around = around or self.active
+        active = around if around in documents else None
         if active is not None:
             documents = exam_documents(active, documents)
         readers = [o for o in self.opinions if o.error is None and o.view is not None and o.document in documents]
@@ -249,6 +251,17 @@ class OpinionState:
         card = next(iter(latest.values())).entry.card
         return combine([o.view for o in latest.values()], card.threshold,  # type: ignore[union-attr, misc]
                        Bilateral.from_card(card.bilateral))  # type: ignore[union-attr]
+
+    def marks_a_place(self, opinion: Opinion, documents: list[Document]) -> bool:
+        """Whether the answer's box is drawn (`Opinion.marks_a_place`); for a view read against the other
+        breast, at the comparison's call, so the marker agrees with the exam line."""
+        if opinion.view is None or opinion.entry.card is None or opinion.entry.card.bilateral is None:
+            return opinion.marks_a_place
+        study = self.exam(documents, around=opinion.document)
+        for view in (v for b in (study.breasts if study else ()) for v in b.views):
+            if view.compared_with and view.name == opinion.view.name:
+                return view.suspicious(opinion.entry.card.threshold)  # type: ignore[union-attr, arg-type]
+        return opinion.marks_a_place
 
     def follow_active(self, document: Document | None) -> None:
         """The answer shown always belongs to the active view: when another view becomes active, show

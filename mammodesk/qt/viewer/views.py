@@ -171,7 +171,8 @@ class ViewerArea(QtWidgets.QWidget):
             shown = self.opinions.overlay_map(opinion) if opinion is not None else None
             canvas.overlay.set_map(shown[0] if shown else None, self.opinions.overlay, flip_width=flip_width)
             rois = self.opinions.rois.get(document.id, []) if document is not None else []
-            analysed = [opinion.box] if opinion is not None and opinion.box is not None and opinion.marks_a_place else []
+            analysed = [opinion.box] if opinion is not None and opinion.box is not None \
+                and self.opinions.marks_a_place(opinion, list(self.state.documents)) else []
             canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width)
 
     def _on_overlay_style(self, settings) -> None:
