@@ -124,6 +124,8 @@ def bilateral_evaluation(data: ReaderData, cv: dict, one_view_baseline: np.ndarr
     if paired.mean() < 0.5:
         return None
     z, y = cv["oof_bilateral_logits"], data.y
+    if not np.isfinite(z[paired]).all():  # an outer fold had no weights (too few paired training images)
+        return None
     both = np.column_stack([data.base_features, data.base_features[np.where(paired, partners, np.arange(len(data)))]])
     base = np.full(len(data), np.nan)
     for fold in cv["folds"]:
@@ -163,12 +165,14 @@ def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], p
     for fold in folds:
         cross[fold.test] = compared_logits(fit_bilateral(logits, partners, data.y, fold.train), logits, partners,
                                            fold.test)
+    weights = fit_bilateral(logits, partners, data.y, np.arange(len(data)))
+    if weights is None or not np.isfinite(cross[paired]).all():  # a fold without both classes paired
+        return None
     raw = sigmoid(cross[paired])
     probs = np.column_stack([1 - raw, raw])
     inner = _reindexed([Fold(f.index, f.train[paired[f.train]], f.test[paired[f.test]]) for f in folds], paired)
     calibration = trust.calibrate(probs, data.y[paired], inner)["calibration"]
     calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else raw
-    weights = fit_bilateral(logits, partners, data.y, np.arange(len(data)))
     return replace(weights, threshold=operating_point(calibrated, data.y[paired], preset.sensitivity),
                    calibration=calibration)
 
