@@ -76,6 +76,17 @@ def test_lesion5_labels_and_arch_excluded(tmp_path):
     assert task.classes[label("mdb002")] == "normal"
 
 
+def test_mass_normal_labels_masses_of_any_pathology_and_nothing_else(tmp_path):
+    records = load_source(f"mias:{mias_folder(tmp_path)}")
+    task = get_task("mass_normal")
+    by_id = {r.image_id: r for r in records}
+    label = lambda ref: task.label(by_id[ref], by_id[ref].labels.findings[0])  # noqa: E731
+    assert [task.classes[label(ref)] for ref in ("mdb001", "mdb003", "mdb007", "mdb002")] == \
+        ["mass", "mass", "mass", "normal"]  # circumscribed benign, spiculated malignant, ill-defined; normal
+    assert label("mdb005") is None and label("mdb013") is None  # a calcification, a distortion: neither
+    assert task.label(by_id["mdb001"], None) is None  # ROIs only
+
+
 @pytest.mark.parametrize("bad,message", [("mias", "KIND:PATH"), ("xray:/tmp", "unknown data source"),
                                          ("mias:/no/such/folder", "not found")])
 def test_bad_sources(bad, message):

@@ -55,6 +55,13 @@ def _normal_abnormal(record: Record, finding: Finding | None) -> int | None:
     return 0 if record.labels.is_normal else 1
 
 
+def _mass_normal(record: Record, finding: Finding | None) -> int | None:
+    """ROI labels: a mass (any pathology) vs normal tissue; other findings are neither."""
+    if finding is None:
+        return None
+    return {FindingKind.NORMAL: 0, FindingKind.MASS: 1}.get(finding.kind)
+
+
 def _benign_malignant(record: Record, finding: Finding | None) -> int | None:
     pathology = finding.pathology if finding is not None else _image_pathology(record.labels)
     return {Pathology.BENIGN: 0, Pathology.MALIGNANT: 1}.get(pathology)
@@ -114,6 +121,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          _normal_benign_malignant),
     Task("malignant_birads", "malignant (BI-RADS 4-6) vs non-malignant (1-2); 0 and 3 excluded",
          ("non_malignant", "malignant"), _birads_malignancy),
+    Task("mass_normal", "mass vs normal tissue (ROIs; calcifications and other findings excluded)",
+         ("normal", "mass"), _mass_normal, level="finding"),
     Task("lesion5", "normal, benign/malignant mass, benign/malignant calcification (ROIs)", LESION5, _lesion5,
          level="finding"),
 )}

@@ -51,6 +51,8 @@ class HybridPreset:
     filters: bool = True  # the study's chain (non-local means, threshold ROI, second denoising, CLAHE)
     intensity: str = "minmax"  # normalise mode; range keeps absolute intensity
     frozen: bool = False  # both branches fixed; only the output layer trains (on cached features)
+    normals_per_image: int = 0  # random normal-tissue ROIs per normal image (0: lesion ROIs only)
+    trunk_seed: int | None = None  # frozen presets: one random start for a branch without weights, every fold
     family: str = "hybrid"
 
     def spec(self) -> PipelineSpec:
@@ -100,6 +102,16 @@ PRESETS = {
         FitConfig(epochs=60, batch_size=64, lr=1e-3, optimizer="adam", schedule="cosine", weight_decay=1e-3),
         filters=False, intensity="range", frozen=True),
 }
+_MASS = ("the task the data supports (--task mass_normal): mass ROIs vs one random normal-tissue ROI per normal "
+         "image, 120 MIAS pixels (24 mm); hybrid-lite0's frozen branches (the ResNet50V2 from one fixed random start "
+         "unless --init, so every fold reads the same features)")
+PRESETS["hybrid-lite0-mass"] = replace(
+    PRESETS["hybrid-lite0"], name="hybrid-lite0-mass", normals_per_image=1, trunk_seed=0,
+    description=_MASS + "; intensity scaled by bit depth, no filters")
+PRESETS["hybrid-lite0-mass-seed"] = replace(
+    PRESETS["hybrid-lite0"], name="hybrid-lite0-mass-seed", normals_per_image=1, trunk_seed=0, filters=True,
+    intensity="minmax", description=_MASS + "; the seed study's chain: non-local means, threshold-193 ROI "
+    "extraction, median, CLAHE, per-ROI min-max")
 
 
 class Augmented(TensorDataset):
@@ -125,7 +137,7 @@ def _binary_cross_entropy(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
 
 
 class HybridFamily(FamilyBase):
-    """The `run_cv` protocol for benign vs malignant lesion ROIs (no normal ROIs)."""
+    """The `run_cv` protocol for lesion ROIs: benign vs malignant, or (with normal ROIs) mass vs normal."""
 
     def __init__(self, preset: HybridPreset, device: str = "auto", progress: bool = True):
         self.preset = preset
@@ -138,12 +150,14 @@ class HybridFamily(FamilyBase):
         if len(task.classes) != 2:
             raise ValueError(f"the hybrid family has one sigmoid output: it needs a two-class task, "
                              f"{task.name} has {len(task.classes)}")
-        return roi_crops(records, task, self.preset.spec(), self.preset.roi, normals_per_image=0), None
+        return roi_crops(records, task, self.preset.spec(), self.preset.roi,
+                         normals_per_image=self.preset.normals_per_image), None
 
     def train(self, rois: Samples, _unused, train_index: np.ndarray, classes: int, seed: int,
               out_dir: Path | None = None) -> HybridConcat:
-        seed_everything(seed)
+        seed_everything(seed if self.preset.trunk_seed is None else self.preset.trunk_seed)
         model = self.preset.build(classes, pretrained=True)
+        seed_everything(seed)
         if self.init is not None:
             from mammodesk_train.simclr.backbone import init_backbone
 
