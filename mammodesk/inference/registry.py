@@ -30,6 +30,7 @@ from mammodesk.resources import resources_dir
 @dataclass(frozen=True)
 class FamilyInfo:
     family: str  # a card's `family`
+    task: str  # a card's `task`
     purpose: str  # what it answers, in the reader's words (one short line)
     detail: str = ""  # what it is (the tooltip)
     not_bundled: str | None = None  # a short line when no model of it ships, else None
@@ -37,12 +38,13 @@ class FamilyInfo:
 
 
 def family_catalogue(path: Path | None = None) -> list[FamilyInfo]:
-    """Every model family and what it is for (resources/models/families.json); empty if unreadable."""
+    """Every model family, its tasks and what each is for (resources/models/families.json); empty if
+    unreadable."""
     path = path or resources_dir() / "models" / "families.json"
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))["families"]
-        return [FamilyInfo(str(r["family"]), str(r["purpose"]), str(r.get("detail", "")), r.get("not_bundled"),
-                           str(r.get("why", ""))) for r in rows]
+        return [FamilyInfo(str(r["family"]), str(r["task"]), str(r["purpose"]), str(r.get("detail", "")),
+                           r.get("not_bundled"), str(r.get("why", ""))) for r in rows]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 

@@ -41,13 +41,13 @@ WEAK_AUC = 0.6
 REGION_WORDS = {"whole": "Whole image", "image": "Whole mammogram", "roi": "Drawn ROI", "patches": "Drawn ROI"}
 
 
-def model_purpose(entry: ModelEntry, catalogue: dict[str, FamilyInfo]) -> str:
-    """What a model answers: its family's purpose from the catalogue, else its region and classes."""
+def model_purpose(entry: ModelEntry, catalogue: dict[tuple[str, str], FamilyInfo]) -> str:
+    """What a model answers: its family and task's purpose from the catalogue, else its region and classes."""
     card = entry.card
     if card is None:
         return "Cannot be used"
-    if card.family in catalogue:
-        return catalogue[card.family].purpose
+    if (card.family, card.task) in catalogue:
+        return catalogue[(card.family, card.task)].purpose
     return f"{REGION_WORDS.get(card.roi.mode, card.roi.mode)}: {' vs '.join(card.labels)}"
 
 

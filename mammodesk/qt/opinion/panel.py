@@ -213,7 +213,7 @@ class ModelPanel(QtWidgets.QWidget):
     # --- state -> widgets ---------------------------------------------------------------------
     def refresh_models(self) -> None:
         current = self.current_entry()
-        catalogue = {info.family: info for info in family_catalogue()}
+        catalogue = {(info.family, info.task): info for info in family_catalogue()}
         with QtCore.QSignalBlocker(self.models):
             self.models.clear()
             for entry in self.state.models:
@@ -226,13 +226,13 @@ class ModelPanel(QtWidgets.QWidget):
                     figures = short_figures(entry)
                     item = QtWidgets.QListWidgetItem(f"{model_purpose(entry, catalogue)}\n{entry.name}"
                                                      f"{'  ·  ' + figures if figures else ''}{checking}")
-                    info = catalogue.get(entry.card.family)
+                    info = catalogue.get((entry.card.family, entry.card.task))
                     item.setToolTip(f"{info.detail if info else entry.card.family + ' family'}\n\n"
                                     f"{entry.card.description}")
                 self.models.addItem(item)
-            present = {e.card.family for e in self.state.models if e.card is not None}
-            for info in catalogue.values():  # every family is listed: without a model, with the reason why
-                if info.family not in present:
+            present = {(e.card.family, e.card.task) for e in self.state.models if e.card is not None}
+            for key, info in catalogue.items():  # every family is listed: without a model, with the reason why
+                if key not in present:
                     item = QtWidgets.QListWidgetItem(f"{info.purpose}\n{info.family}: "
                                                      f"{info.not_bundled or 'no model in the model folders'}")
                     item.setToolTip(f"{info.detail}\n\n{info.why}".strip())
