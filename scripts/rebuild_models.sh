@@ -58,6 +58,9 @@ build fusion-lite0-m1-normal fusion-lite0-m1 normal_abnormal || failures=$((fail
 build transfer-lite0-lesion5 transfer-lite0 lesion5 || failures=$((failures + 1))
 # Hybrid concat, ResNet50V2 (SimCLR windows) || ImageNet Lite0, both frozen: benign vs malignant ROIs.
 build hybrid-lite0-benign-malignant hybrid-lite0 benign_malignant --init runs/backbones/simclr-r50v2-w0125-windows120.pt || failures=$((failures + 1))
+# Hybrid concat on the task MIAS supports, mass vs normal-tissue ROIs: bit-depth intensity or the seed
+# study's chain, chosen per outer fold by inner CV on its training patients (nested selection).
+build hybrid-lite0-mass hybrid-lite0-mass mass_normal --select-from hybrid-lite0-mass-seed || failures=$((failures + 1))
 # VAE-CNN with a frozen Lite0 encoder: breast density F / G / D.
 build vae-cnn-lite0-density vae-cnn-lite0 density || failures=$((failures + 1))
 

@@ -97,4 +97,6 @@ def test_the_cli_chooses_presets_by_nested_cv_and_export_rebuilds_the_final_choi
     assert selection["candidates"] == ["vae-cnn-lite", "vae-cnn-lite-crop"]
     assert [d["fold"] for d in selection["folds"]] == [1, 2, "final (all patients)"]
     final = selection["folds"][-1]["chosen"]
-    assert json.loads((out / "run.json").read_text())["preset"] == final == metrics["preset"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["preset"] == final == metrics["preset"]
+    assert run["fold_presets"] == [d["chosen"] for d in selection["folds"][:2]]  # what `explain` rebuilds per fold

@@ -282,7 +282,10 @@ def _explain(args) -> int:
     records = load_source(args.data)
     task = get_task(run["task"], records)
     family = family_for(preset, device="cpu", progress=False)
-    result = explain_run(args.run, family, records, task, pointing_game=not args.no_pointing)
+    chosen = run.get("fold_presets") or []
+    fold_families = [family_for(_preset(name), device="cpu", progress=False) for name in chosen] or None
+    result = explain_run(args.run, family, records, task, pointing_game=not args.no_pointing,
+                         fold_families=fold_families)
     (args.run / "explain.json").write_text(json.dumps(result, indent=2))
     share = result["cam_in_breast"]
     print(f"Grad-CAM mass inside the breast: {share['mean']:.3f} ± {share['sd']:.3f} over {len(result['folds'])} folds")

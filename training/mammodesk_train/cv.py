@@ -120,9 +120,12 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
     if distributed()[0] != 0:
         return document  # under torchrun every rank trains; rank 0 alone writes
     write_report(out, document, primary.y, oof)
+    fold_presets = [d["chosen"] for d in selection if isinstance(d["fold"], int)] if alternatives \
+        else [candidates[0].name] * len(splits)  # the preset of each fold's saved model
     (out / "run.json").write_text(json.dumps({"preset": final_choice.name, "task": task.name, "data": data,
                                               "seed": seed, "folds": folds,
-                                              "comparison": document.get("comparison")}, indent=2))
+                                              "comparison": document.get("comparison"),
+                                              "fold_presets": fold_presets}, indent=2))
     return document
 
 

@@ -67,8 +67,10 @@ def pointing(runner: ModelRunner, image, record: Record) -> dict | None:
 
 
 def explain_run(run: Path, family, records: list[Record], task: Task, *, pointing_game: bool = True,
-                progress=print) -> dict:
-    """Per fold: CAM-in-breast shares of the held-out samples, and (ROI models) the pointing game."""
+                progress=print, fold_families: list | None = None) -> dict:
+    """Per fold: CAM-in-breast shares of the held-out samples, and (ROI models) the pointing game.
+    `fold_families`: the family of each fold's saved model when nested selection chose per fold (the
+    candidates read the same samples, so only the model and its export differ)."""
     from mammodesk_train.cv import load_weights
     from mammodesk_train.families.registry import empty_model
 
@@ -78,10 +80,11 @@ def explain_run(run: Path, family, records: list[Record], task: Task, *, pointin
     roi_model = samples.windows is not None
     per_fold = []
     for fold in folds:
-        model = load_weights(empty_model(family.preset, len(task.classes)), run / f"fold{fold.index + 1}")
+        own = fold_families[fold.index] if fold_families else family
+        model = load_weights(empty_model(own.preset, len(task.classes)), run / f"fold{fold.index + 1}")
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "fold.onnx"
-            family.export(model, task, path, {"dataset": "cv fold"}, {"how": "cv fold"}, f"fold{fold.index + 1}")
+            own.export(model, task, path, {"dataset": "cv fold"}, {"how": "cv fold"}, f"fold{fold.index + 1}")
             runner = ModelRunner(path, prefer_gpu=False)
             shares, hits, cached = [], [], None
             for i in fold.test:
