@@ -130,6 +130,10 @@ PRESETS = {
         trunk="lite0", pretrained="imagenet", roi_pixels=216, filters=False, intensity="range", extra_normals=4,
         augment="dihedral"),
 }
+PRESETS["fusion-lite0-m1-minmax"] = replace(
+    PRESETS["fusion-lite0-m1"], name="fusion-lite0-m1-minmax", intensity="minmax",
+    description="fusion-lite0-m1 with the study's per-ROI min-max intensity instead of bit-depth scaling: the "
+                "alternative nested selection weighs it against (`fit --select-from`)")
 
 
 class RandomFlips(TensorDataset):
