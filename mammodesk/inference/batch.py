@@ -19,7 +19,7 @@ from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.exam import (ViewAnswer, combine, compare_sides, exam_key, patient_of, study_of,
                                       view_answer)
 from mammodesk.inference.results import CLEAR_MARGIN, parse_box  # noqa: F401 - parse_box: predict's --roi
-from mammodesk.inference.runner import PATCH_MAP, ModelRunner, Prediction
+from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
@@ -199,7 +199,7 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     row.update(status="ok", **prediction.as_row())
     if result is not None:  # a breast scan: the most positive window speaks for the image
         row.update(region="scan: most positive window", windows=len(result.boxes))
-    elif prediction.heatmaps is not None and PATCH_MAP in prediction.heatmaps.names:  # an image reader: roi = where
+    elif prediction.from_image_reader:  # roi = where
         row.update(region="whole mammogram", windows="")
     else:
         row.update(region="roi" if prediction.roi_box is not None else "whole image",
@@ -235,7 +235,7 @@ def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, 
     (0..65535 for 0..1, 0 where the model saw nothing) or float32 NPY (NaN there)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in prediction.heatmaps.names:
-        index = len(prediction.labels) - 1 if name == PATCH_MAP else prediction.predicted_index  # the app's choice
+        index = prediction.map_class(name)  # the app's choice
         values = prediction.heatmaps.source(index, name).full(shape)
         _save_map(values, folder, f"{source.stem}.{prediction.model}.{name}.{prediction.labels[index]}", fmt)
 

@@ -140,9 +140,9 @@ def compare_sides(views: Sequence[ViewAnswer], bilateral: Bilateral) -> list[Vie
     suspicious one) in the same exam; a view without one keeps its own answer."""
     out = []
     for view in views:
-        others = [o for o in views if view.laterality in ("R", "L") and o.laterality in ("R", "L")
-                  and o.laterality != view.laterality and o.family is not None and o.family == view.family
-                  and o.logit is not None]
+        other_side = {"R": "L", "L": "R"}.get(view.laterality or "")
+        others = [o for o in views if other_side is not None and o.laterality == other_side
+                  and view.family is not None and o.family == view.family and o.logit is not None]
         if view.logit is None or not others:
             out.append(view)
             continue

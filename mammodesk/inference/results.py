@@ -12,6 +12,8 @@ import numpy as np
 from mammodesk.inference.domain import DomainCheck
 from mammodesk.preprocessing import Geometry
 
+PATCH_MAP = "patch probability"  # an image reader's heat map: p(positive) of each patch of the breast
+
 DISPLAY_LIMIT = 1024  # longest side of the copy of a heat map that views draw
 CLEAR_MARGIN = 0.2  # top-two probability gap below which an answer is "no clear answer"
 
@@ -124,6 +126,16 @@ class Prediction:
     domain: DomainCheck | None = None
     embedding: np.ndarray | None = None  # (1, D) penultimate features, for the domain check
     threshold: float | None = None  # the model's operating point on p(positive); None: the most probable class
+
+    @property
+    def from_image_reader(self) -> bool:
+        """Made by a whole-mammogram reader (its heat map is the patch map)."""
+        return self.heatmaps is not None and PATCH_MAP in self.heatmaps.names
+
+    def map_class(self, name: str) -> int:
+        """The class a heat map is shown for: a reader's patch map is of the finding (p(normal) everywhere
+        says nothing); Grad-CAM, the answer's class."""
+        return len(self.labels) - 1 if name == PATCH_MAP else self.predicted_index
 
     @property
     def margin(self) -> float:

@@ -21,7 +21,7 @@ from mammodesk.inference.calibration import apply_calibration
 from mammodesk.inference.contract import UNVERIFIED, ModelCard, ModelContractError, check_session, load_verified
 from mammodesk.inference.domain import EmbeddingModel, check
 from mammodesk.inference.patches import count_votes, cut_patches, mosaic, patch_positions, vote_map
-from mammodesk.inference.results import HeatMaps, Prediction
+from mammodesk.inference.results import PATCH_MAP, HeatMaps, Prediction
 from mammodesk.io import Image
 from mammodesk.preprocessing import Geometry, ProcessedImage, crop_frame
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 # reports that itself (fallback_reason), and real failures raise exceptions, so only FATAL is printed.
 ort.set_default_logger_severity(4)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
-PATCH_MAP = "patch probability"  # an image reader's heat map: p(positive) of each patch of the breast
 BREAST_CELL = 0.25  # a map cell at least this much breast is read
 LOCATION_CELLS = 4.0  # the location box spans this many map cells (4 x 6.4 mm at 0.4 mm and stride 16)
 _OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")

@@ -15,7 +15,6 @@ from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
 from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine, exam_key, patient_of, study_of
-from mammodesk.inference.runner import PATCH_MAP
 from mammodesk.inference.scan import ScanResult
 from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io import Image
@@ -327,8 +326,7 @@ class OpinionState:
             return opinion.scan.map, name, opinion.scan.positive
         index = self.overlay.class_index
         if index is None or not 0 <= index < len(prediction.labels):
-            # a reader's map is of the finding (p(normal) everywhere says nothing); Grad-CAM: the answer's class
-            index = len(prediction.labels) - 1 if name == PATCH_MAP else prediction.predicted_index
+            index = prediction.map_class(name)
         maps = prediction.vote_maps if name == "votes" else prediction.heatmaps
         assert maps is not None
         return maps.source(index, name), name, index

@@ -15,7 +15,7 @@ from mammodesk.inference import (
     ModelRegistry,
 )
 from mammodesk.inference.exam import view_answer
-from mammodesk.inference.runner import PATCH_MAP, to_nchw
+from mammodesk.inference.runner import to_nchw
 from mammodesk.inference.scan import scan
 from mammodesk.io import Image
 from mammodesk.state.opinion import Opinion, Target
@@ -65,8 +65,7 @@ def _prepare_display(opinion: Opinion) -> None:
         shown = opinion.scan.map
     elif prediction is not None and prediction.heatmaps is not None and prediction.heatmaps.names:
         name = prediction.heatmaps.names[0]
-        index = len(prediction.labels) - 1 if name == PATCH_MAP else prediction.predicted_index  # overlay_map's
-        shown = prediction.heatmaps.source(index, name)
+        shown = prediction.heatmaps.source(prediction.map_class(name), name)  # the map overlay_map shows
     if shown is not None and np.isfinite(shown.values).any():
         shown.display()
         shown.peak()

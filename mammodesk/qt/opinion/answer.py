@@ -8,7 +8,7 @@ import re
 
 from PySide6 import QtWidgets
 
-from mammodesk.inference.runner import PATCH_MAP
+from mammodesk.inference.results import PATCH_MAP
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.registry import FamilyInfo
 from mammodesk.state.opinion import Opinion
@@ -123,8 +123,7 @@ class ProbabilityBars(QtWidgets.QWidget):
             self.bars.append(bar)
         caption = QtWidgets.QLabel(("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
                                     "(this model carries no calibration)")
-                                   + (", this view alone" if p.heatmaps is not None and PATCH_MAP in p.heatmaps.names
-                                      else ""))
+                                   + (", this view alone" if p.from_image_reader else ""))
         caption.setStyleSheet("color: #909090;")
         self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 2)
 

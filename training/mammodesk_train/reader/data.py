@@ -50,13 +50,14 @@ class ReaderData:
 
 def partner_index(groups, sides, families) -> np.ndarray:
     """Per image, the first image of the same patient, other side, same view family (-1: none)."""
+    first: dict[tuple, int] = {}
+    for j in range(len(groups)):
+        first.setdefault((groups[j], sides[j], families[j]), j)
     out = np.full(len(groups), -1)
     for i in range(len(groups)):
-        if sides[i] in ("L", "R") and families[i] is not None:
-            other = "L" if sides[i] == "R" else "R"
-            match = [j for j in range(len(groups)) if groups[j] == groups[i] and sides[j] == other
-                     and families[j] == families[i]]
-            out[i] = match[0] if match else -1
+        other = {"R": "L", "L": "R"}.get(sides[i] or "")
+        if other is not None and families[i] is not None:
+            out[i] = first.get((groups[i], other, families[i]), -1)
     return out
 
 

@@ -132,24 +132,24 @@ def bilateral_evaluation(data: ReaderData, cv: dict, one_view_baseline: np.ndarr
         base[fold.test] = baseline.fit_predict(both, y, fold.train, fold.test, 2)[:, 1]
     tests = [fold.test[paired[fold.test]] for fold in cv["folds"]]
     folds_of = lambda scores: [{"auc": trust_auc(y[t], scores[t])} for t in tests]  # noqa: E731
-    compared = [Fold(f.index, f.train[paired[f.train]], t) for f, t in zip(cv["folds"], tests)]
+    among_paired = _paired_folds(cv["folds"], paired)
     raw = sigmoid(np.nan_to_num(z))
-    calibration = trust.calibrate(np.column_stack([1 - raw, raw])[paired], y[paired], _reindexed(compared, paired))
+    calibration = trust.calibrate(np.column_stack([1 - raw, raw])[paired], y[paired], among_paired)
     return {"images_compared": int(paired.sum()),
             "comparison": baseline.compare(folds_of(z), folds_of(base)),
             "versus_one_view_baseline": baseline.compare(folds_of(z), folds_of(one_view_baseline)),
             "versus_one_view_reader": baseline.compare(folds_of(z), folds_of(cv["oof_logits"])),
-            "operating_point": cross_fitted_operating_point(raw[paired], y[paired], _reindexed(compared, paired),
+            "operating_point": cross_fitted_operating_point(raw[paired], y[paired], among_paired,
                                                             preset.sensitivity),
             "calibration": {k: calibration[k] for k in ("chosen_by", "log_loss", "ece_before", "ece_after")},
             "how": "each outer fold's weights (own and other breast's image logit, logistic) fitted on the "
                    "training fold's inner out-of-fold logits; the baseline: the plain statistics of both breasts"}
 
 
-def _reindexed(folds: list[Fold], keep: np.ndarray) -> list[Fold]:
-    """Folds over all images as folds over the kept ones (positions among them)."""
-    position = np.cumsum(keep) - 1
-    return [Fold(f.index, position[f.train], position[f.test]) for f in folds]
+def _paired_folds(folds: list[Fold], paired: np.ndarray) -> list[Fold]:
+    """Folds over all images as folds over the paired ones alone (positions among them)."""
+    position = np.cumsum(paired) - 1
+    return [Fold(f.index, position[f.train[paired[f.train]]], position[f.test[paired[f.test]]]) for f in folds]
 
 
 def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset: ReaderPreset):
@@ -170,8 +170,7 @@ def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], p
         return None
     raw = sigmoid(cross[paired])
     probs = np.column_stack([1 - raw, raw])
-    inner = _reindexed([Fold(f.index, f.train[paired[f.train]], f.test[paired[f.test]]) for f in folds], paired)
-    calibration = trust.calibrate(probs, data.y[paired], inner)["calibration"]
+    calibration = trust.calibrate(probs, data.y[paired], _paired_folds(folds, paired))["calibration"]
     calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else raw
     return replace(weights, threshold=operating_point(calibrated, data.y[paired], preset.sensitivity),
                    calibration=calibration)
