@@ -354,8 +354,13 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
     qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=60_000)
     window.state.set_layout("2x2")
     window.opinions.assumed_spacing_mm = 0.2
+    left_document = next(d for d in window.state.documents if d.name == "mdb002.pgm")
+    window.opinions.add_roi(left_document, (300.0, 300.0, 420.0, 420.0))
     run_and_wait(qtbot, window, None, all_images=True)  # every model, as the demo runs them
     panel = window.second_opinion.panel
+    # Run all asks an ROI model about the ROI placed, never for a breast scan of its own
+    roi_answers = [o for o in window.opinions.opinions if not o.entry.card.reads_whole_image]
+    assert roi_answers and all(o.target.kind == "roi" and o.document is left_document for o in roi_answers)
     for document in window.state.documents:
         assert window.opinions.best_for(document).entry.path == reader.path  # the reader speaks first
     answers = [o for o in window.opinions.opinions if o.entry.path == reader.path]

@@ -19,7 +19,7 @@ from mammodesk.qt.opinion.overlay import ColourLegend
 from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
 
-TARGETS = (("auto", "Auto", "the ROIs placed, else a scan of the breast"),
+TARGETS = (("auto", "Auto", "the ROIs placed, else a scan of the breast (Run all: ROI models only on ROIs placed)"),
            ("whole", "Whole image", "the whole image as one ROI"),
            ("last_roi", "Last ROI", "the ROI placed last"), ("rois", "Every ROI", "every ROI placed"),
            ("scan", "Scan breast", "windows over the whole breast, the most suspicious one answering"))
