@@ -260,6 +260,8 @@ def test_state_targets_accept_and_overlay_validation(test_models, patch_model, m
     fusion, vae = registry.find(patch_model), registry.find("whole-test")
     assert state.targets_for(vae, document) == [Target("whole")]
     assert state.targets_for(fusion, document) == [Target("scan")]
+    assert state.targets_for(fusion, document, scan_when_no_roi=False) == []  # "Run all": no scan of its own
+    assert state.targets_for(fusion, document, "scan", scan_when_no_roi=False) == [Target("scan")]
     state.add_roi(document, (10, 20, 130, 140))
     state.add_roi(document, (200, 200, 320, 320))
     assert [t.box for t in state.targets_for(fusion, document)] == [(10, 20, 130, 140), (200, 200, 320, 320)]

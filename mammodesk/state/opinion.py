@@ -155,17 +155,21 @@ class OpinionState:
         list changed, so `models_changed` is due on the UI thread."""
         return self.registry.verify_pending()
 
-    def targets_for(self, entry: ModelEntry, document: Document, mode: str = "auto") -> list[Target]:
+    def targets_for(self, entry: ModelEntry, document: Document, mode: str = "auto",
+                    scan_when_no_roi: bool = True) -> list[Target]:
         """What "run" means for this model on this image. Whole-image models run on the
         image. ROI models: "auto"/"rois" = every placed ROI, "last_roi" = the latest one,
-        both falling back to a scan of the breast when none is placed; "scan"; "whole" =
-        the whole image as the ROI."""
+        both falling back to a scan of the breast when none is placed (unless
+        scan_when_no_roi is off: "Run all", where the image's answer is the reader's);
+        "scan"; "whole" = the whole image as the ROI."""
         if entry.card is None:
             return []
         if entry.card.reads_whole_image:
             return [Target("whole")]
         rois = self.rois.get(document.id, [])
-        if mode == "scan" or (mode in ("auto", "rois", "last_roi") and not rois):
+        if mode in ("auto", "rois", "last_roi") and not rois:
+            return [Target("scan")] if scan_when_no_roi else []
+        if mode == "scan":
             return [Target("scan")]
         if mode == "last_roi":
             return [Target("roi", rois[-1])]

@@ -70,9 +70,9 @@ class SecondOpinion(QtCore.QObject):
     # --- running ----------------------------------------------------------------------------
     def run(self, entry: ModelEntry | None, mode: str = "auto", all_images: bool = False) -> int:
         """Queue jobs; answers already cached for the same image, model and region are
-        shown again without running. Returns the number of jobs queued. "Run all" in the
-        auto mode asks ROI models only about ROIs placed: the image's answer is the
-        whole-image reader's, and a breast scan by an ROI model is asked for by name."""
+        shown again without running. Returns the number of jobs queued. "Run all" asks
+        ROI models only about ROIs placed: the image's answer is the whole-image reader's,
+        and a breast scan by an ROI model is asked for by name or by the "scan" mode."""
         entries = [entry] if entry is not None else [e for e in self.opinions.models if e.card is not None]
         entries.sort(key=lambda e: e.card is not None and not e.card.reads_whole_image)  # quick answers first
         documents = self._shown_documents() if all_images else [self.viewer.active]
@@ -81,9 +81,7 @@ class SecondOpinion(QtCore.QObject):
             if model.card is None:
                 continue
             for document in [d for d in documents if d is not None]:
-                for target in self.opinions.targets_for(model, document, mode):
-                    if entry is None and mode == "auto" and target.kind == "scan":
-                        continue
+                for target in self.opinions.targets_for(model, document, mode, scan_when_no_roi=entry is not None):
                     cached = self.opinions.cached(document, model, target)
                     if cached is not None:
                         self.opinions.add(cached)

@@ -19,7 +19,7 @@ from mammodesk.qt.opinion.overlay import ColourLegend
 from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
 
-TARGETS = (("auto", "Auto", "the ROIs placed, else a scan of the breast (Run all: ROI models only on ROIs placed)"),
+TARGETS = (("auto", "Auto", "the ROIs placed, else a scan of the breast"),
            ("whole", "Whole image", "the whole image as one ROI"),
            ("last_roi", "Last ROI", "the ROI placed last"), ("rois", "Every ROI", "every ROI placed"),
            ("scan", "Scan breast", "windows over the whole breast, the most suspicious one answering"))
@@ -122,7 +122,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.run_button = QtWidgets.QPushButton("Run (Ctrl+R)")
         self.run_button.setToolTip("Run the selected model on the active image")
         self.run_all_button = QtWidgets.QPushButton("Run all models")
-        self.run_all_button.setToolTip("Every usable model on every image shown")
+        self.run_all_button.setToolTip("Every usable model on every image shown; ROI models answer only the ROIs "
+                                       "placed (a breast scan by an ROI model: select it and Run)")
         self.stop_button = QtWidgets.QPushButton("Stop")
         add = QtWidgets.QPushButton("Add models...")
         add.setToolTip("Add a folder of exported .onnx models")
