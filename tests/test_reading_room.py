@@ -69,7 +69,7 @@ def test_open_mias_and_dicom_then_window_level_and_zoom_by_mouse(window, qtbot, 
     canvas = window.area.active_canvas()
     # Seen whole, a large image paints from the loader's display copy (never a copy made on the UI thread)
     assert canvas.document is dicom and dicom.display_copy is not None
-    assert np.shares_memory(canvas.image_item.image, dicom.display_copy.pixels)
+    assert np.shares_memory(canvas.image_item.image, dicom.display_copy.level_for(canvas._per_device_pixel()).pixels)
     before = dicom.window
     right_drag(canvas, 60, 0)  # right = wider
     assert dicom.window.width > before.width and dicom.window.center == pytest.approx(before.center)
@@ -329,7 +329,11 @@ def test_a_large_image_paints_from_its_display_copy_and_full_resolution_when_zoo
     canvas = window.area.active_canvas()
     texts = []
     window.area.cursor_text.connect(texts.append)
-    assert max(canvas.image_item.image.shape) == DISPLAY_LONGEST  # about a quarter of the pixels to map
+    copy = doc.display_copy
+    assert max(copy.pixels.shape) == DISPLAY_LONGEST and copy.coarser is not None  # 1536, then 768
+    level = copy.level_for(canvas._per_device_pixel())  # the coarsest copy that still fills the view
+    assert np.shares_memory(canvas.image_item.image, level.pixels) and level.factor <= canvas._per_device_pixel()
+    assert level.coarser is None or level.coarser.factor > canvas._per_device_pixel()
 
     def readout_at(col: int, row: int) -> str:
         scene = canvas.image_item.mapToScene(canvas.image_item.mapFromParent(
@@ -351,7 +355,8 @@ def test_a_large_image_paints_from_its_display_copy_and_full_resolution_when_zoo
     expected_x = doc.image.shape[1] - x0 - 0.5 if canvas.flip else x0 + 0.5
     assert abs(first.x() - expected_x) < 1e-6 and abs(first.y() - (y0 + 0.5)) < 1e-6
     window.actions_["fit"].trigger()  # whole again: back to the copy
-    qtbot.waitUntil(lambda: np.shares_memory(canvas.image_item.image, doc.display_copy.pixels), timeout=5_000)
+    fitted = lambda: copy.level_for(canvas._per_device_pixel()).pixels  # noqa: E731
+    qtbot.waitUntil(lambda: np.shares_memory(canvas.image_item.image, fitted()), timeout=5_000)
     loupe = canvas._source_loupe(col, row, 30)  # full resolution under the current window, copy or not
     lut = canvas.image_item.lut
     assert loupe.pixelColor(30, 30).red() == lut[doc.image.pixels[row, col]]

@@ -391,3 +391,20 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
     for opinion in answers:  # the map shown is of the finding, whatever the answer's class
         _, name, index = window.opinions.overlay_map(opinion)
         assert name == "patch probability" and opinion.prediction.labels[index] == "abnormal"
+
+
+def test_heat_map_colours_fade_in_above_the_threshold_and_hide_the_unanalysed():
+    from mammodesk.qt.opinion.overlay import RAMP, colour_lut, rgba
+    from mammodesk.state.opinion import OverlaySettings
+
+    settings = OverlaySettings(opacity=0.5, threshold=0.3, colour_map="inferno")
+    values = np.array([[np.nan, np.inf, 0.0, 0.2, 0.299, 0.3 + RAMP / 2, 0.3 + RAMP, 1.0]], np.float32)
+    out = rgba(values, settings)
+    assert out.shape == (1, values.shape[1], 4) and out.dtype == np.uint8
+    alpha = out[0, :, 3].astype(int)
+    assert (alpha[:5] == 0).all()  # not analysed, zero, and below the threshold: not drawn
+    assert abs(alpha[5] - 0.5 * 255 / 2) <= 2  # halfway up the ramp: half the opacity
+    assert alpha[6] >= 126 and alpha[7] == int(0.5 * 255)  # past the ramp: the full opacity, no more
+    assert (out[0, 7, :3] == colour_lut("inferno")[255]).all()
+    brighter = rgba(values, OverlaySettings(opacity=1.0, threshold=0.3, colour_map="inferno"))
+    assert brighter[0, 7, 3] == 255 and (brighter[0, :5, 3] == 0).all()  # the table follows the settings

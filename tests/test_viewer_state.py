@@ -290,3 +290,23 @@ def test_only_the_file_that_crashes_its_worker_is_blamed(qtbot, tmp_path):
         bridge.shutdown()
     assert sorted(loaded) == ["good0.dcm", "good1.dcm", "good2.dcm"]
     assert failed == [("bad.dcm", CRASHED)]
+
+
+def test_display_copy_levels_halve_down_to_the_coarsest_and_pick_the_view_s_detail():
+    from mammodesk.io.display import COARSEST, DISPLAY_LONGEST, display_copy
+
+    pixels = np.arange(4096 * 3328, dtype=np.uint16).reshape(4096, 3328)
+    copy = display_copy(pixels)
+    levels = [copy]
+    while levels[-1].coarser is not None:
+        levels.append(levels[-1].coarser)
+    assert [max(level.pixels.shape) for level in levels] == [DISPLAY_LONGEST, DISPLAY_LONGEST // 2]
+    assert all(level.pixels.dtype == np.uint16 for level in levels)  # the same window LUT applies
+    assert max(levels[-1].pixels.shape) // 2 < COARSEST
+    for level in levels:  # the scale maps copy pixels back onto the source
+        assert level.scale == (4096 / level.pixels.shape[0], 3328 / level.pixels.shape[1])
+    assert copy.level_for(1.0) is copy  # zoomed in: every copy pixel is needed
+    assert copy.level_for(levels[1].factor - 0.01) is copy
+    assert copy.level_for(levels[1].factor) is levels[1]  # a 2x2 view at 1080p: a quarter of the pixels
+    assert copy.level_for(100.0) is levels[-1]
+    assert display_copy(pixels[:1024, :1024]) is None  # small enough to show as it is

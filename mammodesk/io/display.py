@@ -63,26 +63,44 @@ def breast_window(image: Image, reduced: np.ndarray, breast: np.ndarray) -> Wind
     return WindowPreset((lo + hi) / 2, hi - lo, "LINEAR_EXACT", "auto (breast)")
 
 
+COARSEST = 512  # the smallest copy kept: a view never needs fewer pixels than this to look sharp
+
+
 @dataclass(frozen=True)
 class DisplayCopy:
-    """A reduced copy of an image's pixels (same dtype, so the same window LUT applies)."""
+    """A reduced copy of an image's pixels (same dtype, so the same window LUT applies), with a
+    coarser copy of itself (half the size) while that one still has COARSEST pixels a side: a view
+    painted in a 2x2 hanging needs a quarter of the full copy's pixels, and the LUT is applied to
+    every pixel the item holds."""
 
     pixels: np.ndarray
     scale: tuple[float, float]  # source pixels per copy pixel, (rows, columns)
+    coarser: "DisplayCopy | None" = None
 
     @property
     def factor(self) -> float:
         return max(self.scale)
 
+    def level_for(self, source_per_device_pixel: float) -> "DisplayCopy":
+        """The coarsest copy that still gives every device pixel at least one copy pixel."""
+        if self.coarser is not None and self.coarser.factor <= source_per_device_pixel:
+            return self.coarser.level_for(source_per_device_pixel)
+        return self
+
 
 def display_copy(pixels: np.ndarray, longest: int = DISPLAY_LONGEST) -> DisplayCopy | None:
-    """The display-resolution copy (area-averaged), or None when the image is small enough to show
-    as it is. Made once per load, in the loader."""
+    """The display-resolution copy (area-averaged) and its coarser levels, or None when the image is
+    small enough to show as it is. Made once per load, in the loader."""
     rows, cols = pixels.shape[:2]
     if max(rows, cols) <= longest * 1.25 or pixels.ndim != 2:
         return None
-    small = reduce_longest(pixels, longest)
-    return DisplayCopy(small, (rows / small.shape[0], cols / small.shape[1]))
+    levels = [reduce_longest(pixels, longest)]
+    while max(levels[-1].shape) // 2 >= COARSEST:
+        levels.append(reduce_longest(levels[-1], max(levels[-1].shape) // 2))
+    copy = None
+    for small in reversed(levels):
+        copy = DisplayCopy(small, (rows / small.shape[0], cols / small.shape[1]), copy)
+    return copy
 
 
 def thumbnail(image: Image, size: int = 160) -> np.ndarray:

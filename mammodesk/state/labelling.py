@@ -320,6 +320,8 @@ class LabellingState:
         self.tool_changed.emit(self.tool)  # the panel shows the defaults next to the tool
 
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
+        if taxonomy == self.taxonomy:
+            return  # the same (the built-in one, most often): the panel's combos stay as they are
         self.taxonomy = taxonomy
         if self.next_type not in taxonomy.finding_types:
             self.next_type = "mass"

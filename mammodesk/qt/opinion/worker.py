@@ -12,6 +12,7 @@ from mammodesk.inference import ModelEntry, ModelRegistry
 from mammodesk.io import Image
 from mammodesk.qt.workers import BusyCounter
 from mammodesk.state.opinion import Opinion, Target
+from mammodesk.state.loading import yield_to_the_window
 from mammodesk.state.opinion_jobs import run_opinion
 from mammodesk.state.viewer import Document
 
@@ -34,7 +35,8 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
         super().__init__(parent)
         self.registry = registry
         self.prefer_gpu = prefer_gpu
-        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-models")
+        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-models",
+                                                initializer=yield_to_the_window)
         self._init_busy()
         self._epoch = 0  # stop() moves it on: jobs from an older epoch end early and report nothing
 
@@ -44,6 +46,7 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
         usable = [e for e in entries if e.card is not None]
 
         def create() -> None:
+            yield_to_the_window()
             for entry in usable:
                 try:
                     self.registry.runner(entry.path, prefer_gpu=self.prefer_gpu)

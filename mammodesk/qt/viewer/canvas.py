@@ -27,6 +27,7 @@ from mammodesk.state.viewer import Document
 
 LOUPE_SIZE = 180
 LOUPE_ZOOM = 3
+ACTIVE_RING = "#3a78c8"
 REFINE_MS = 40  # after a zoom or pan settles, the crop in view is brought up to full resolution
 
 
@@ -78,6 +79,7 @@ class ImageCanvas(pg.GraphicsView):
         self.flip = False
         self.caption = ""
         self.align: str | None = None  # "left"/"right": fit against that edge (hanging layouts)
+        self.active = False  # the view the panels speak of, in a multi-view hanging: a blue ring
         self._shown: np.ndarray | None = None
         self._geometry_matrix = np.eye(3)  # shown-array pixel centres -> source pixel centres
         self._lut_key: tuple | None = None
@@ -151,8 +153,9 @@ class ImageCanvas(pg.GraphicsView):
             self._crop = self._crop_pixels = None
             if copy is None:
                 return document.image.pixels, np.eye(3)
-            sy, sx = copy.scale
-            return copy.pixels, np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2], [0, 0, 1]])
+            level = copy.level_for(self._fit_per_device_pixel(document) if whole else self._per_device_pixel())
+            sy, sx = level.scale
+            return level.pixels, np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2], [0, 0, 1]])
         wanted = self._visible_source_box(document)
         if self._crop is None or not _inside(wanted, self._crop) or _area(self._crop) > 9 * max(_area(wanted), 1):
             self._crop = _grown(wanted, document.image.shape)
@@ -163,8 +166,17 @@ class ImageCanvas(pg.GraphicsView):
 
     def _wants_detail(self, copy: DisplayCopy) -> bool:
         """Zoomed in so far that a copy pixel spans more than one device pixel (with some hysteresis)."""
-        per_device_pixel = self.view_box.viewPixelSize()[0] / max(self.devicePixelRatioF(), 1e-9)
-        return per_device_pixel < copy.factor * (1.0 if self._crop is not None else 0.8)
+        return self._per_device_pixel() < copy.factor * (1.0 if self._crop is not None else 0.8)
+
+    def _per_device_pixel(self) -> float:
+        """Source pixels per device pixel at the current zoom."""
+        return self.view_box.viewPixelSize()[0] / max(self.devicePixelRatioF(), 1e-9)
+
+    def _fit_per_device_pixel(self, document: Document) -> float:
+        """The same once the whole image is fitted into the view (before the fit has happened)."""
+        rows, cols = document.image.shape[:2]
+        view = self.viewport().size()
+        return max(rows / max(view.height(), 1), cols / max(view.width(), 1)) / max(self.devicePixelRatioF(), 1e-9)
 
     def _visible_source_box(self, document: Document) -> tuple[int, int, int, int]:
         rect = self.view_box.viewRect()
@@ -252,6 +264,22 @@ class ImageCanvas(pg.GraphicsView):
         self._update_info()
         self.scale_bar.refresh()
         self.range_changed.emit(self)
+
+    def set_active(self, active: bool) -> None:
+        """A ring painted over the view, not a style sheet: restyling a canvas re-polishes its labels
+        and relays it out, which cost ~20 ms of the UI thread whenever another view became active."""
+        if active != self.active:
+            self.active = active
+            self.viewport().update()
+
+    def drawForeground(self, painter: QtGui.QPainter, rect) -> None:  # noqa: N802 - Qt naming
+        super().drawForeground(painter, rect)
+        if self.active:
+            painter.save()
+            painter.resetTransform()
+            painter.setPen(QtGui.QPen(QtGui.QColor(ACTIVE_RING), 2))
+            painter.drawRect(QtCore.QRectF(self.viewport().rect()).adjusted(1, 1, -1, -1))
+            painter.restore()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().resizeEvent(event)

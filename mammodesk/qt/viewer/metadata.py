@@ -22,6 +22,11 @@ class WrappingDelegate(QtWidgets.QStyledItemDelegate):
     measures without the cell's margins and elides what it thought would fit."""
 
     MARGIN = 4
+    CACHE = 4096  # measured cells kept: a study's tags repeat from file to file and from pass to pass
+
+    def __init__(self, parent: QtWidgets.QAbstractItemView) -> None:
+        super().__init__(parent)
+        self._sizes: dict[tuple, QtCore.QSize] = {}
 
     def _layout(self, option: QtWidgets.QStyleOptionViewItem, index, width: int) -> tuple[int, str]:
         text = str(index.data() or "")
@@ -34,9 +39,16 @@ class WrappingDelegate(QtWidgets.QStyledItemDelegate):
     def sizeHint(self, option, index) -> QtCore.QSize:  # noqa: N802 - Qt naming
         view = self.parent()
         width = max(20, view.columnWidth(index.column()) - 2 * self.MARGIN)
-        flags, text = self._layout(option, index, width)
-        rect = option.fontMetrics.boundingRect(QtCore.QRect(0, 0, width, 10_000), flags, text)
-        return QtCore.QSize(width + 2 * self.MARGIN, rect.height() + 2 * self.MARGIN)
+        key = (str(index.data() or ""), width, option.font.key())
+        size = self._sizes.get(key)
+        if size is None:
+            flags, text = self._layout(option, index, width)
+            rect = option.fontMetrics.boundingRect(QtCore.QRect(0, 0, width, 10_000), flags, text)
+            size = QtCore.QSize(width + 2 * self.MARGIN, rect.height() + 2 * self.MARGIN)
+            if len(self._sizes) >= self.CACHE:
+                self._sizes.clear()
+            self._sizes[key] = size
+        return size
 
     def paint(self, painter, option, index) -> None:
         item = QtWidgets.QStyleOptionViewItem(option)
@@ -79,6 +91,7 @@ class MetadataPanel(QtWidgets.QWidget):
         layout.addWidget(self.table)
         self.document: Document | None = None
         self._identifying: dict[str, str] = {}
+        self._stale = False  # the document changed while the panel was hidden (a tab behind another)
 
     def show_document(self, document: Document | None) -> None:
         if document is not self.document:
@@ -86,13 +99,13 @@ class MetadataPanel(QtWidgets.QWidget):
             with QtCore.QSignalBlocker(self.reveal):
                 self.reveal.setChecked(False)
         self.document = document
-        self._fill()
+        self._fill_when_seen()
 
     def set_identifying(self, path: str, tags: dict[str, str]) -> None:
         document = self.document
         if document is not None and str(document.image.meta.source_path) == path and self.reveal.isChecked():
             self._identifying = tags or {"(none)": "this file holds no identifying tags"}
-            self._fill()
+            self._fill_when_seen()
 
     def rows(self) -> list[tuple[str, str]]:
         document = self.document
@@ -116,6 +129,19 @@ class MetadataPanel(QtWidgets.QWidget):
         rows += [(f"[identifying] {k}", v) for k, v in sorted(self._identifying.items())]
         return rows
 
+    def _fill_when_seen(self) -> None:
+        """Laying out a hundred wrapped rows costs tens of ms of the UI thread: a hidden panel waits until
+        it is shown (opening a study fills it once, not once per file)."""
+        self._stale = not self.isVisible()
+        if not self._stale:
+            self._fill()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self._fill()
+
     def _fill(self) -> None:
         rows = self.rows()
         self.table.setRowCount(len(rows))
@@ -124,16 +150,20 @@ class MetadataPanel(QtWidgets.QWidget):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setToolTip(text)  # the whole value, however narrow the panel
                 self.table.setItem(index, column, item)
-        self.table.resizeColumnToContents(0)
-        self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))
+        with QtCore.QSignalBlocker(self.table.horizontalHeader()):  # one row pass below, not one per width set
+            self.table.resizeColumnToContents(0)
+            self._cap_name_column()
         self.table.resizeRowsToContents()
         QtCore.QTimer.singleShot(0, self.table.resizeRowsToContents)  # again once the stretched column has its width
         self.reveal.setEnabled(self.document is not None and self.document.image.meta.format.startswith("DICOM"))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().resizeEvent(event)
-        self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))
+        self._cap_name_column()
         QtCore.QTimer.singleShot(0, self.table.resizeRowsToContents)  # once the stretched column has its width
+
+    def _cap_name_column(self) -> None:
+        self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))
 
     def _on_reveal(self, checked: bool) -> None:
         document = self.document

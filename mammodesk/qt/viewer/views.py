@@ -89,10 +89,7 @@ class ViewerArea(QtWidgets.QWidget):
             canvas.set_loupe(self._loupe)
             if refit:
                 canvas.fit()
-            active = document is not None and document is self.state.active and len(plan) > 1
-            style = "ImageCanvas { border: 2px solid #3a78c8; }" if active else ""
-            if canvas.styleSheet() != style:  # restyling costs a relayout: only when it changes
-                canvas.setStyleSheet(style)
+            canvas.set_active(document is not None and document is self.state.active and len(plan) > 1)
         self.refresh_overlays()
         self.refresh_rois()
         if len(plan) == 2:  # side by side: the same coordinates, so a plain link
