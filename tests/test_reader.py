@@ -49,6 +49,44 @@ def test_the_image_logit_pools_only_breast_cells():
     assert float(fitting.pool(logits.flatten(1), small.flatten(1), 2)) == pytest.approx(5.0)  # training's too
 
 
+def test_a_hidden_layer_head_folds_its_standardisation_and_exports_with_parity(tmp_path):
+    """The patch classifier with a hidden layer, fitted on standardised features, becomes 1x1 convolutions on
+    the raw features with the same logits (dropout gone), and the exported graph keeps parity with torch."""
+    from mammodesk_train.reader.export import export_reader
+    from mammodesk_train.reader.model import head_from_standardised
+
+    torch.manual_seed(0)
+    net = fitting.patch_classifier(112, 8).eval()
+    mean, sd = torch.randn(112), torch.rand(112) + 0.5
+    head = fitting.Head(net, mean, sd, k=2)
+    features = torch.randn(2, 6, 112) * 3 + 1  # N x cells x C
+    conv = head_from_standardised(net, mean, sd)
+    as_map = features.transpose(1, 2).reshape(2, 112, 2, 3)
+    with torch.no_grad():
+        folded = conv(as_map).reshape(2, 6)
+    assert torch.allclose(folded, head.patch_logits(features), atol=1e-4)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in conv.modules())
+    linear = fitting.patch_classifier(112, 0)
+    assert float(linear.weight.abs().sum()) == 0.0  # the linear head starts at zero, as before
+
+    reader = WholeImageReader(EfficientNet("lite0", 3), k=2).eval()
+    reader.head = conv
+    example = torch.zeros(2, 3, 128, 96)
+    example[:, :, :64, :48] = torch.rand(2, 3, 64, 48)
+    figures = export_reader(reader, example, tmp_path / "hidden.onnx", {"mammodesk.test": "1"})
+    assert figures["max_logit_error"] < 1e-3 and figures["max_map_error"] < 1e-3
+    assert -1.0 <= figures["map_vs_gradcam_correlation"] <= 1.0  # reported; only a linear head must equal its CAM
+
+
+def test_hidden_layer_settings_are_repeatable_and_named():
+    setting = fitting.Setting(4, 0.1, 1.0, hidden=32)
+    assert "hidden layer 32" in setting.text() and "hidden" not in fitting.Setting(4, 0.1, 1.0).text()
+    preset = reader_run.PRESETS["reader-lite0-hidden"]
+    assert {s.hidden for s in preset.settings} == {0, 32}  # linear and hidden heads, chosen in inner CV
+    assert set(reader_run.PRESETS["reader-lite0"].settings) < set(preset.settings)
+    assert "one hidden ReLU layer of 32" in preset.description()
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("reader")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mammodesk_train.baseline import verdict
 from mammodesk_train.model_card import LIMITS
+from mammodesk_train.reader.fit import Setting
 
 
 def _folds(values: list[float]) -> str:
@@ -16,8 +17,7 @@ def _seed_table(part: dict) -> str:
     c = part["comparison"]
     m, b, d = c["model"], c["baseline"], c["difference"]
     point, pointing, cal = part["operating_point"], part["pointing"], part["calibration"]
-    chosen = "; ".join(f"fold {f['fold']}: k={f['chosen']['k']}, cell loss {f['chosen']['cell_weight']:g}"
-                       for f in part["folds"])
+    chosen = "; ".join(f"fold {f['fold']}: {Setting(**f['chosen']).text()}" for f in part["folds"])
     return "\n".join([
         "| figure | value |", "|---|---|",
         f"| image AUC, reader | {m['mean']:.3f} ± {m['sd']:.3f} (folds {_folds(m['folds'])}) |",
@@ -76,8 +76,7 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         f"## Reported fold seed ({report['reported']['seed']})", "", _seed_table(report["reported"]), "",
         f"## Second fold seed ({report['second_seed']['seed']})", "", _seed_table(report["second_seed"]), "",
         "## The shipped model", "",
-        f"- Setting chosen by 3-fold CV on all images: k={shipped['setting']['k']}, weight decay "
-        f"{shipped['setting']['weight_decay']:g}, cell loss weight {shipped['setting']['cell_weight']:g}.",
+        f"- Setting chosen by 3-fold CV on all images: {Setting(**shipped['setting']).text()}.",
         f"- Operating point: calibrated p(abnormal) >= {shipped['threshold']:.3f} is called suspicious, chosen for "
         f"sensitivity 0.80 on out-of-fold answers of heads with the shipped setting (the reported seed's folds).",
         f"- Calibration: {(shipped['calibration'] or {}).get('method', 'none')}, fitted on those out-of-fold "

@@ -37,9 +37,11 @@ class Setting:
     k: int  # breast cells pooled into the image logit
     weight_decay: float
     cell_weight: float  # weight of the patch classifier's own loss (0: image labels only)
+    hidden: int = 0  # 0: a linear patch classifier; else one hidden ReLU layer of this width
 
     def text(self) -> str:
-        return f"k={self.k}, weight decay {self.weight_decay:g}, cell loss weight {self.cell_weight:g}"
+        head = f", hidden layer {self.hidden}" if self.hidden else ""
+        return f"k={self.k}, weight decay {self.weight_decay:g}, cell loss weight {self.cell_weight:g}{head}"
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,32 @@ class Schedule:
     batch: int = 32
 
 
+DROPOUT = 0.2  # on the hidden layer while training (a patch classifier with a hidden layer)
+
+
+def patch_classifier(channels: int, hidden: int) -> torch.nn.Module:
+    """Per cell: linear (zero start) or one hidden ReLU layer, on standardised features."""
+    if not hidden:
+        linear = torch.nn.Linear(channels, 1)
+        torch.nn.init.zeros_(linear.weight)
+        torch.nn.init.zeros_(linear.bias)
+        return linear
+    return torch.nn.Sequential(torch.nn.Linear(channels, hidden), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
+                               torch.nn.Linear(hidden, 1))
+
+
 @dataclass
 class Head:
-    """A linear patch classifier on standardised features."""
+    """A patch classifier on standardised features ((f - mean) / sd)."""
 
-    weight: torch.Tensor  # C
-    bias: float
+    net: torch.nn.Module  # N x cells x C -> N x cells x 1, in eval mode
     mean: torch.Tensor  # C
     sd: torch.Tensor  # C
     k: int
 
     def patch_logits(self, features: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return ((features - self.mean) / self.sd) @ self.weight + self.bias
+            return self.net((features - self.mean) / self.sd)[..., 0]
 
     def image_logits(self, features: torch.Tensor, breast: torch.Tensor) -> np.ndarray:
         return pool(self.patch_logits(features), breast, self.k).numpy()
@@ -71,6 +86,12 @@ pool = top_k_mean  # the model's own pooling (`WholeImageReader.pool`), on N x c
 
 
 def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Schedule, seed: int) -> Head:
+    with torch.random.fork_rng():  # the hidden layer's start and dropout, repeatable, the caller's RNG untouched
+        torch.manual_seed(seed)
+        return _fit_head(data, index, setting, schedule, seed)
+
+
+def _fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Schedule, seed: int) -> Head:
     generator = torch.Generator().manual_seed(seed)
     x = data.features[index]
     mean = x.mean(dim=(0, 1))
@@ -79,14 +100,12 @@ def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Sc
     breast, finding = data.breast[index], data.finding[index]
     y = torch.as_tensor(data.y[index], dtype=torch.float32)
     known = breast & (y[:, None] == 0) | finding
-    linear = torch.nn.Linear(x.shape[2], 1)
-    torch.nn.init.zeros_(linear.weight)
-    torch.nn.init.zeros_(linear.bias)
-    optimiser = torch.optim.Adam(linear.parameters(), lr=schedule.lr, weight_decay=setting.weight_decay)
+    net = patch_classifier(x.shape[2], setting.hidden).train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=schedule.lr, weight_decay=setting.weight_decay)
     balance = torch.tensor(float((y == 0).sum() / max(1.0, float(y.sum()))))  # abnormal images' weight
     for _ in range(schedule.epochs):
         for batch in torch.randperm(len(index), generator=generator).split(schedule.batch):
-            logits = linear(x[batch])[..., 0]
+            logits = net(x[batch])[..., 0]
             loss = F.binary_cross_entropy_with_logits(pool(logits, breast[batch], setting.k), y[batch],
                                                       pos_weight=balance)
             cells = known[batch]
@@ -96,7 +115,7 @@ def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Sc
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-    return Head(linear.weight.detach()[0].clone(), float(linear.bias.detach()[0]), mean, sd, setting.k)
+    return Head(net.eval(), mean, sd, setting.k)
 
 
 def auc(y: np.ndarray, scores: np.ndarray) -> float:

@@ -10,10 +10,11 @@ and the location. The fifth stage, not the last: on MIAS its finer cells
 where the 32-pixel top layer gave 0.58-0.61 (5-fold CV, one fold seed, a
 fixed grid; measured once to choose the design, before the nested runs).
 
-Grad-CAM of the image logit at the trunk's output equals the patch-logit map
-(minus its bias) times a positive constant: the head is linear, so the
-gradient-weighted sum of activations is the head applied to them. The map the
-app shows is therefore the Grad-CAM of the answer, in probability units."""
+With a linear head, Grad-CAM of the image logit at the trunk's output equals
+the patch-logit map (minus its bias) times a positive constant: the
+gradient-weighted sum of activations is the head applied to them. With one
+hidden layer (chosen in inner CV where a preset offers it) the map is the patch
+classifier's probability per cell: the same pass, no longer exactly a CAM."""
 
 from __future__ import annotations
 
@@ -71,12 +72,21 @@ def top_k_mean(logits: torch.Tensor, breast: torch.Tensor, k: int) -> torch.Tens
     return (values * counted).sum(dim=1) / counted.sum(dim=1).clamp(min=1.0)
 
 
-def head_from_standardised(weight: torch.Tensor, bias: float, mean: torch.Tensor, sd: torch.Tensor) -> nn.Conv2d:
-    """A head fitted on standardised features ((f - mean) / sd) as a 1x1 convolution on raw features."""
-    channels = weight.numel()
-    conv = nn.Conv2d(channels, 1, 1)
-    with torch.no_grad():
-        scaled = weight.flatten() / sd.flatten()
-        conv.weight.copy_(scaled.view(1, channels, 1, 1))
-        conv.bias.fill_(float(bias) - float((scaled * mean.flatten()).sum()))
-    return conv
+def head_from_standardised(net: nn.Module, mean: torch.Tensor, sd: torch.Tensor) -> nn.Module:
+    """A patch classifier fitted on standardised features ((f - mean) / sd), per cell, as 1x1 convolutions
+    on raw features: the standardisation folded into the first layer; dropout (training only) gone."""
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    convs = []
+    for index, linear in enumerate(linears):
+        conv = nn.Conv2d(linear.in_features, linear.out_features, 1)
+        with torch.no_grad():
+            weight, bias = linear.weight.detach(), linear.bias.detach()
+            if index == 0:
+                scaled = weight / sd.flatten()[None]
+                weight, bias = scaled, bias - scaled @ mean.flatten()
+            conv.weight.copy_(weight[:, :, None, None])
+            conv.bias.copy_(bias)
+        convs.append(conv)
+    if len(convs) == 1:
+        return convs[0]
+    return nn.Sequential(convs[0], nn.ReLU(), convs[1])

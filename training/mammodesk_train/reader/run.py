@@ -59,14 +59,23 @@ class ReaderPreset:
             {"op": "to_rgb"}])
 
     def description(self) -> str:
+        hidden = sorted({s.hidden for s in self.settings} - {0})
+        head = "a linear patch classifier" if not hidden else \
+            f"a patch classifier (linear, or one hidden ReLU layer of {'/'.join(map(str, hidden))})"
+        chosen = "k, weight decay, the patch loss's weight" + (" and the head" if hidden else "")
         return (f"whole-mammogram reader: ImageNet EfficientNet-{self.trunk.title()} trunk (frozen) read fully "
                 f"convolutionally over the breast cropped, chest wall left, resampled to {self.spacing_mm} mm "
-                f"per pixel, breast intensities scaled to their 1st-99.5th percentiles; a linear patch "
-                f"classifier on every 16-pixel cell of its fifth stage; the image logit the mean of the k most suspicious breast "
-                f"cells (top-k MIL), k, weight decay and the patch loss's weight chosen by inner CV")
+                f"per pixel, breast intensities scaled to their 1st-99.5th percentiles; {head} on every 16-pixel "
+                f"cell of its fifth stage; the image logit the mean of the k most suspicious breast "
+                f"cells (top-k MIL); {chosen} chosen by inner CV")
 
 
 PRESETS = {f"reader-{t}": ReaderPreset(f"reader-{t}", t) for t in ("lite0", "lite1", "lite2")}
+# The linear grid plus a patch classifier with one hidden layer (32 ReLU units, dropout 0.2, stronger weight
+# decay). The design was screened on fold seeds 2 and 3 (never the reported 0 and 1): +0.03 and +0.07 AUC
+# over the linear head at k=4; which head each fold uses is chosen in its inner folds like every setting.
+PRESETS["reader-lite0-hidden"] = ReaderPreset("reader-lite0-hidden", "lite0", settings=(
+    *PRESETS["reader-lite0"].settings, *(Setting(k, wd, 1.0, hidden=32) for k in (4, 8) for wd in (0.1, 0.3))))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -223,7 +232,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     everything = np.arange(len(data))
     best, scores, _ = choose(data, everything, list(preset.settings), preset.schedule, seed)
     head = fit_head(data, everything, best, preset.schedule, seed)
-    reader.head = head_from_standardised(head.weight, head.bias, head.mean, head.sd)
+    reader.head = head_from_standardised(head.net, head.mean, head.sd)
     reader.k = best.k
     # Calibration and threshold of the shipped head: out-of-fold answers of heads with its own setting
     # (the nested folds chose other k's, whose pooled logits sit on other scales).
