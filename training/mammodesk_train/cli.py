@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, help="write metrics.json here")
     reader = sub.add_parser("reader", help=COMMAND_HELP["reader"])
     reader.add_argument("--data", required=True, help="SOURCE:PATH with image labels and located findings")
-    reader.add_argument("--preset", default="reader-lite0", help="reader-lite0, reader-lite1, reader-lite2 or reader-lite0-hidden")
+    reader.add_argument("--preset", default="reader-lite0-hidden",
+                        help="reader-lite0-hidden (shipped), reader-lite0, reader-lite1 or reader-lite2")
     reader.add_argument("--folds", type=int, default=5)
     reader.add_argument("--seed", type=int, default=0, help="the reported outer fold seed")
     reader.add_argument("--second-seed", type=int, default=1, help="a second outer fold seed, reported too")
