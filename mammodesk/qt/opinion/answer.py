@@ -136,7 +136,7 @@ def legend_caption(map_name: str, label: str) -> str:
         return f"share of the patch votes for {label} at each point"
     if map_name == PATCH_MAP:
         return (f"p({label}) of each patch of the breast (one map cell), on the image answer's calibrated scale: "
-                "the answer pools the most suspicious patches; the map is also the Grad-CAM of that answer")
+                "the answer pools the most suspicious patches")
     return f"Grad-CAM evidence for {label} ({map_name}), relative: 1 = the strongest point of this map"
 
 
