@@ -66,8 +66,10 @@ def test_a_hidden_layer_head_folds_its_standardisation_and_exports_with_parity(t
         folded = conv(as_map).reshape(2, 6)
     assert torch.allclose(folded, head.patch_logits(features), atol=1e-4)
     assert not any(isinstance(m, torch.nn.Dropout) for m in conv.modules())
+    with pytest.raises(TypeError, match="BatchNorm1d"):  # a layer it cannot fold is refused, not dropped
+        head_from_standardised(torch.nn.Sequential(torch.nn.Linear(112, 8), torch.nn.BatchNorm1d(8)), mean, sd)
     linear = fitting.patch_classifier(112, 0)
-    assert float(linear.weight.abs().sum()) == 0.0  # the linear head starts at zero, as before
+    assert float(linear.weight.detach().abs().sum()) == 0.0  # the linear head starts at zero, as before
 
     reader = WholeImageReader(EfficientNet("lite0", 3), k=2).eval()
     reader.head = conv

@@ -232,6 +232,29 @@ def test_metadata_hides_identifying_tags_until_revealed(window, qtbot, tmp_path)
     assert not any("PatientName" in name for name, _ in panel.rows())
 
 
+def test_metadata_rows_wrap_in_one_coalesced_pass(window, qtbot, tmp_path):
+    path = write(make_dataset(phantom(bits=12), bits_stored=12), tmp_path / "wrap.dcm")
+    open_and_wait(qtbot, window, path)
+    panel = window.metadata
+    window.docks["metadata"].show()
+    window.docks["metadata"].raise_()
+    passes = []
+    resize_rows = panel.table.resizeRowsToContents
+    panel.table.resizeRowsToContents = lambda: (passes.append(1), resize_rows())
+    panel.show_document(panel.document)  # a fill sets two column widths and fills ~40 rows
+    panel.resize(panel.width() - 1, panel.height())
+    qtbot.waitUntil(lambda: bool(passes), timeout=5_000)
+    qtbot.wait(50)
+    assert len(passes) == 1
+    table = panel.table
+    size_row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "Size")
+    table.setItem(size_row, 1, QtWidgets.QTableWidgetItem("a long value " * 20))
+    panel.resize(260, panel.height())  # narrow: the long value wraps onto several lines
+    qtbot.waitUntil(lambda: len(passes) >= 2, timeout=5_000)
+    short_row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "Format")
+    assert table.rowHeight(size_row) > 2 * table.rowHeight(short_row)
+
+
 def test_drop_files_opens_them(window, qtbot, mias_images):
     mime = QtCore.QMimeData()
     mime.setUrls([QtCore.QUrl.fromLocalFile(str(mias_images[2]))])

@@ -46,7 +46,6 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
         usable = [e for e in entries if e.card is not None]
 
         def create() -> None:
-            yield_to_the_window()
             for entry in usable:
                 try:
                     self.registry.runner(entry.path, prefer_gpu=self.prefer_gpu)
@@ -54,7 +53,8 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
                     pass
 
         if usable:
-            warmer = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-warm")
+            warmer = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-warm",
+                                                initializer=yield_to_the_window)
             warmer.submit(create)
             warmer.shutdown(wait=False)
 

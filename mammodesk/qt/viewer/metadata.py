@@ -76,7 +76,7 @@ class MetadataPanel(QtWidgets.QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        header.sectionResized.connect(lambda *_: self.table.resizeRowsToContents())  # re-wrap at any width
+        header.sectionResized.connect(lambda *_: self._rows_due())  # re-wrap at any width
         self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setWordWrap(True)  # long values wrap instead of being cut ("2624 x 4736 (ui...")
         self.table.setItemDelegate(WrappingDelegate(self.table))
@@ -92,6 +92,7 @@ class MetadataPanel(QtWidgets.QWidget):
         self.document: Document | None = None
         self._identifying: dict[str, str] = {}
         self._stale = False  # the document changed while the panel was hidden (a tab behind another)
+        self._rows_pending = False
 
     def show_document(self, document: Document | None) -> None:
         if document is not self.document:
@@ -150,17 +151,26 @@ class MetadataPanel(QtWidgets.QWidget):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setToolTip(text)  # the whole value, however narrow the panel
                 self.table.setItem(index, column, item)
-        with QtCore.QSignalBlocker(self.table.horizontalHeader()):  # one row pass below, not one per width set
-            self.table.resizeColumnToContents(0)
-            self._cap_name_column()
-        self.table.resizeRowsToContents()
-        QtCore.QTimer.singleShot(0, self.table.resizeRowsToContents)  # again once the stretched column has its width
+        self.table.resizeColumnToContents(0)
+        self._cap_name_column()
+        self._rows_due()
         self.reveal.setEnabled(self.document is not None and self.document.image.meta.format.startswith("DICOM"))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().resizeEvent(event)
         self._cap_name_column()
-        QtCore.QTimer.singleShot(0, self.table.resizeRowsToContents)  # once the stretched column has its width
+        self._rows_due()
+
+    def _rows_due(self) -> None:
+        """Wrapping every row is the panel's costly step: whatever asks for it (a fill, a column width, a
+        resize) is coalesced into one pass after the event loop has given the stretched column its width."""
+        if not self._rows_pending:
+            self._rows_pending = True
+            QtCore.QTimer.singleShot(0, self, self._resize_rows)
+
+    def _resize_rows(self) -> None:
+        self._rows_pending = False
+        self.table.resizeRowsToContents()
 
     def _cap_name_column(self) -> None:
         self.table.setColumnWidth(0, min(self.table.columnWidth(0), max(80, self.table.viewport().width() * 2 // 5)))

@@ -75,18 +75,22 @@ def top_k_mean(logits: torch.Tensor, breast: torch.Tensor, k: int) -> torch.Tens
 def head_from_standardised(net: nn.Module, mean: torch.Tensor, sd: torch.Tensor) -> nn.Module:
     """A patch classifier fitted on standardised features ((f - mean) / sd), per cell, as 1x1 convolutions
     on raw features: the standardisation folded into the first layer; dropout (training only) gone."""
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    convs = []
-    for index, linear in enumerate(linears):
-        conv = nn.Conv2d(linear.in_features, linear.out_features, 1)
-        with torch.no_grad():
-            weight, bias = linear.weight.detach(), linear.bias.detach()
-            if index == 0:
-                scaled = weight / sd.flatten()[None]
-                weight, bias = scaled, bias - scaled @ mean.flatten()
-            conv.weight.copy_(weight[:, :, None, None])
-            conv.bias.copy_(bias)
-        convs.append(conv)
-    if len(convs) == 1:
-        return convs[0]
-    return nn.Sequential(convs[0], nn.ReLU(), convs[1])
+    layers: list[nn.Module] = []
+    for module in (net if isinstance(net, nn.Sequential) else [net]):
+        if isinstance(module, nn.Linear):
+            conv = nn.Conv2d(module.in_features, module.out_features, 1)
+            with torch.no_grad():
+                weight, bias = module.weight.detach(), module.bias.detach()
+                if not layers:
+                    scaled = weight / sd.flatten()[None]
+                    weight, bias = scaled, bias - scaled @ mean.flatten()
+                conv.weight.copy_(weight[:, :, None, None])
+                conv.bias.copy_(bias)
+            layers.append(conv)
+        elif isinstance(module, nn.ReLU):
+            layers.append(nn.ReLU())
+        elif not isinstance(module, nn.Dropout):
+            raise TypeError(f"cannot fold a {type(module).__name__} into the whole-image head")
+    if not layers or not isinstance(layers[0], nn.Conv2d):
+        raise TypeError("the patch classifier must start with a linear layer")
+    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
