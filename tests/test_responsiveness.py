@@ -38,3 +38,30 @@ def test_event_loop_runs_while_decoding_and_denoising(window, qtbot, j2k_mammogr
         window.state.pipeline.add("nlmeans")
         qtbot.waitUntil(lambda: document.processed is not None and not document.processed.preview, timeout=120_000)
     assert denoising.worst_ms < STRUCTURAL_BOUND_MS, denoising.summary()
+
+
+def test_views_that_arrive_together_are_added_one_per_turn_of_the_event_loop(window, qtbot, tmp_path):
+    """Four decoded views delivered in one batch are not added (and painted) in one batch: the window
+    gets a turn between them, and the study counts as loaded only once the last one is in."""
+    from mammodesk.state.loading import load
+
+    paths = [write(make_dataset(mammogram_like(1200, 900, seed=i), bits_stored=12), tmp_path / f"v{i}.dcm")
+             for i in range(4)]
+    results = [load(str(path)) for path in paths]
+    finished = []
+    bridge = window.opening.loader
+    bridge.pending_changed.emit(4)  # as the workers report while they read
+    window.opening.when_loads_finish(lambda: finished.append(len(window.state.documents)))
+    for result in results:
+        bridge.loaded.emit(result)
+    bridge.pending_changed.emit(0)
+    assert len(window.state.documents) == 0 and window.opening.pending == 4
+    added_per_turn = []
+    while len(window.state.documents) < 4:
+        before = len(window.state.documents)
+        qtbot.wait(1)  # one short turn of the loop
+        added_per_turn.append(len(window.state.documents) - before)
+        assert len(added_per_turn) < 1000
+    assert max(added_per_turn) == 1
+    assert finished == [4]  # called once, after the fourth view was in
+    assert window.opening.pending == 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mammodesk.io import shared_pixels
 from mammodesk.io.image import Image, WindowPreset
 from mammodesk.io.voi import apply_window, auto_window
 
@@ -76,6 +77,12 @@ class DisplayCopy:
     pixels: np.ndarray
     scale: tuple[float, float]  # source pixels per copy pixel, (rows, columns)
     coarser: "DisplayCopy | None" = None
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, pixels=shared_pixels.export(self.pixels))  # see Image.__getstate__
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, pixels=shared_pixels.take(state["pixels"]))
 
     @property
     def factor(self) -> float:

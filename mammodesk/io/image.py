@@ -17,6 +17,8 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from mammodesk.io import shared_pixels
+
 VoiFunction = Literal["LINEAR", "LINEAR_EXACT", "SIGMOID", "LUT"]
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
@@ -111,14 +113,19 @@ class Image:
             raise ValueError(f"padding mask {mask.shape} does not match pixels {pixels.shape}")
         object.__setattr__(self, "pixels", _frozen(pixels))
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["pixels"] = shared_pixels.export(self.pixels)  # a decoding worker's pixels travel by shared memory
+        return state
+
     def __setstate__(self, state: dict) -> None:
-        # Unpickled (from a loader process) pixels are a writeable view of the pickle's buffer, which
-        # nobody else holds: marking them read-only keeps them frozen without the 12 MP copy that
-        # _frozen would make at every later Image(...) of the same pixels.
-        pixels = state["pixels"]
+        # Unpickled pixels (from a loader process) are a fresh array that nobody else holds: marking
+        # them read-only keeps them frozen without the 12 MP copy that _frozen would make at every
+        # later Image(...) of the same pixels.
+        pixels = shared_pixels.take(state["pixels"])
         if isinstance(pixels, np.ndarray):
             pixels.flags.writeable = False
-        self.__dict__.update(state)
+        self.__dict__.update(state, pixels=pixels)
 
     @property
     def shape(self) -> tuple[int, int]:

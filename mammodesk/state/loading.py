@@ -24,7 +24,7 @@ from mammodesk.annotations.sidecar import (
 from mammodesk.errors import ImageReadError
 from mammodesk.io import Image, WindowPreset, read_image
 from mammodesk.anatomy import Anatomy, read_anatomy
-from mammodesk.io import display
+from mammodesk.io import display, shared_pixels
 from mammodesk.preprocessing.spatial import outline_breast
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".dic", ".pgm", ".pnm", ".png", ".tif", ".tiff", ""}
@@ -72,8 +72,8 @@ def load(path: str) -> Loaded | LoadFailure:
     annotations = read_sidecar(sidecar, sha256, image.shape)
     outline = outline_breast(image)  # once per load: the anatomy and the automatic window read it
     anatomy = read_anatomy(image, outline)
-    return Loaded(image, display.breast_window(image, outline.pixels, outline.mask), anatomy, _summary(path, image, anatomy), sha256,
-                  annotations, display.display_copy(image.pixels))
+    return Loaded(image, display.breast_window(image, outline.pixels, outline.mask), anatomy,
+                  _summary(path, image, anatomy), sha256, annotations, display.display_copy(image.pixels))
 
 
 def summarise(path: str) -> FileSummary:
@@ -129,7 +129,9 @@ def yield_to_the_window() -> None:
 
 def start_worker(parent_pid: int) -> None:
     """Runs first in every decoding process: a lower priority, and an exit when the app is gone (killed
-    or crashed), so no decoder outlives it. Linux asks the kernel; elsewhere a thread watches the parent."""
+    or crashed), so no decoder outlives it. Linux asks the kernel; elsewhere a thread watches the parent.
+    Decoded pixels go back to the app through shared memory (`shared_pixels`)."""
+    shared_pixels.share_from_this_process()
     if hasattr(os, "nice"):
         try:
             os.nice(WORKER_NICENESS)

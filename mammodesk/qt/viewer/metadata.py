@@ -72,6 +72,10 @@ class MetadataPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.table = QtWidgets.QTableWidget(0, 2)
+        self._rows_timer = QtCore.QTimer(self)
+        self._rows_timer.setSingleShot(True)
+        self._rows_timer.setInterval(0)  # a zero timer: after the window's queued events, the stretch included
+        self._rows_timer.timeout.connect(self._resize_rows)
         self.table.setHorizontalHeaderLabels(["Field", "Value"])
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Interactive)
@@ -92,7 +96,6 @@ class MetadataPanel(QtWidgets.QWidget):
         self.document: Document | None = None
         self._identifying: dict[str, str] = {}
         self._stale = False  # the document changed while the panel was hidden (a tab behind another)
-        self._rows_pending = False
 
     def show_document(self, document: Document | None) -> None:
         if document is not self.document:
@@ -164,12 +167,9 @@ class MetadataPanel(QtWidgets.QWidget):
     def _rows_due(self) -> None:
         """Wrapping every row is the panel's costly step: whatever asks for it (a fill, a column width, a
         resize) is coalesced into one pass after the event loop has given the stretched column its width."""
-        if not self._rows_pending:
-            self._rows_pending = True
-            QtCore.QTimer.singleShot(0, self, self._resize_rows)
+        self._rows_timer.start()  # restarting a pending pass keeps it one pass
 
     def _resize_rows(self) -> None:
-        self._rows_pending = False
         self.table.resizeRowsToContents()
 
     def _cap_name_column(self) -> None:
