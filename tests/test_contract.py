@@ -36,6 +36,8 @@ def test_card_fields(tmp_path):
     ({"metadata": {"output": '{"activation": "relu"}'}}, "softmax or sigmoid"),
     ({"metadata": {"roi": '{"mode": "tiles"}'}}, "roi.mode must be one of"),
     ({"metadata": {"roi": '{"mode": "patches", "size": 64}'}}, "patch models need"),
+    ({"metadata": {"roi": '{"mode": "whole", "location_window": 0}'}}, "location_window must be a whole number"),
+    ({"metadata": {"roi": '{"mode": "whole", "location_window": 2.5}'}}, "location_window must be a whole number"),
     ({"metadata": {"training": "{oops"}}, "mammodesk.training is not valid JSON"),
     ({"spec": [{"op": "resize", "params": {"width": 32, "height": 32}}]}, "resizes to 32x32 but the model input is 64x64"),
     ({"spec": [{"op": "median"}]}, "no resize op"),

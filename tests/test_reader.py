@@ -80,6 +80,23 @@ def test_a_hidden_layer_head_folds_its_standardisation_and_exports_with_parity(t
     assert -1.0 <= figures["map_vs_gradcam_correlation"] <= 1.0  # reported; only a linear head must equal its CAM
 
 
+def test_the_location_is_the_best_block_of_breast_cells():
+    from mammodesk.inference.location import peak_centre
+
+    logits = np.zeros((6, 5))
+    logits[0, 0] = 9.0  # a lone hot cell
+    logits[3:5, 2:4] = 6.0  # a 2 x 2 block, each cell cooler
+    breast = np.ones((6, 5), bool)
+    assert peak_centre(logits, breast, 1) == (0.5, 0.5)
+    assert peak_centre(logits, breast, 2) == (4.0, 3.0)  # the block's centre, between its four cells
+    row, col = peak_centre(logits, breast, 3)  # 3 x 3 blocks that hold all four block cells tie
+    assert abs(row - 4.0) <= 0.5 and abs(col - 3.0) <= 0.5
+    breast[3:5, 2:4] = False  # not breast: never the answer, whatever its logits
+    assert peak_centre(logits, breast, 2) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="no breast"):
+        peak_centre(logits, np.zeros_like(breast), 2)
+
+
 def test_hidden_layer_settings_are_repeatable_and_named():
     setting = fitting.Setting(4, 0.1, 1.0, hidden=32)
     assert "hidden layer 32" in setting.text() and "hidden" not in fitting.Setting(4, 0.1, 1.0).text()
@@ -191,6 +208,8 @@ def test_the_export_runs_in_the_app_with_its_map_and_location(tiny_run):
     card = read_card(root / "reader.onnx")
     assert card.roi.mode == "image" and card.map_output == "patch_logits" and card.reads_whole_image
     assert card.operating_point["threshold"] == report["shipped"]["threshold"]
+    assert card.roi.location_window == report["shipped"]["location_window"] in fitting.LOCATION_WINDOWS
+    assert all(f["location_window"] in fitting.LOCATION_WINDOWS for f in report["reported"]["folds"])
     runner = ModelRunner(root / "reader.onnx", prefer_gpu=False)
     image = read_image(folder / "mdb001.pgm")
     prediction = runner.predict(image)

@@ -14,7 +14,7 @@ Keys (all values are strings; structured ones are JSON):
 | mammodesk.input | {"name", "channels", "height", "width", "dtype": "float32"} (NCHW) |
 | mammodesk.output | {"logits": "logits", "activation": "softmax" or "sigmoid", "map": output or absent} |
 | mammodesk.cams | null, or {"output": "cams", "layer": ..., "branches": {name: {"output", "layer"}}} |
-| mammodesk.roi | {"mode": "whole" / "roi" / "patches" / "image", "size", "spacing_mm", "patch_size", "patches", "seed"} |
+| mammodesk.roi | {"mode": "whole" / "roi" / "patches" / "image", "size", "spacing_mm", "patch_size", "patches", "seed", "location_window" (image readers)} |
 | mammodesk.training | {"dataset", "split", ...}: what it was trained on and how data was split |
 | mammodesk.metrics | {"how": "...", name: {"mean", "sd"} or number}: measured, with how |
 | mammodesk.weights_sha256 / .tool_version | provenance |
@@ -99,6 +99,7 @@ class RoiMode:
     patch_size: int | None = None
     patches: int | None = None
     seed: int = 0
+    location_window: int = 1  # image readers: the location is the best block of this many map cells a side
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,8 @@ def _roi(path: Path, data: Any) -> RoiMode:
         raise ModelContractError(path, f"mammodesk.roi is malformed ({exc})") from exc
     if roi.mode == "patches" and not (roi.patch_size and roi.patches and roi.patches > 0):
         raise ModelContractError(path, "patch models need roi.patch_size and roi.patches (votes per ROI)")
+    if not isinstance(roi.location_window, int) or not 1 <= roi.location_window <= 8:
+        raise ModelContractError(path, "mammodesk.roi.location_window must be a whole number of map cells, 1-8")
     return roi
 
 

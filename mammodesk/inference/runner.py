@@ -20,6 +20,7 @@ from mammodesk.errors import MammoDeskError
 from mammodesk.inference.calibration import apply_calibration
 from mammodesk.inference.contract import UNVERIFIED, ModelCard, ModelContractError, check_session, load_verified
 from mammodesk.inference.domain import EmbeddingModel, check
+from mammodesk.inference.location import peak_box
 from mammodesk.inference.patches import count_votes, cut_patches, mosaic, patch_positions, vote_map
 from mammodesk.inference.results import PATCH_MAP, HeatMaps, Prediction
 from mammodesk.io import Image
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 ort.set_default_logger_severity(4)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 BREAST_CELL = 0.25  # a map cell at least this much breast is read
-LOCATION_CELLS = 4.0  # the location box spans this many map cells (4 x 6.4 mm at 0.4 mm and stride 16)
 _OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")
 
 
@@ -256,7 +256,7 @@ class ModelRunner:
                 raise ModelInputError(f"{self.card.name}: no breast found in the image (nothing to read)")
             patch_map = patch_probabilities(logits, breast, self.card.calibration)
             heat = HeatMaps({PATCH_MAP: np.stack([1.0 - patch_map, patch_map])}, geometry, normalise=False)
-            roi_box = peak_box(np.where(breast, logits, -np.inf), geometry)
+            roi_box = peak_box(logits, breast, geometry, window=self.card.roi.location_window)
         return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
                           provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,
                           weights_sha256=self.card.weights_sha256,
@@ -322,24 +322,6 @@ def patch_probabilities(logits: np.ndarray, breast: np.ndarray, calibration=None
     probabilities = raw.astype(np.float32)
     probabilities[~breast] = np.nan
     return probabilities
-
-
-def peak_box(patch_map: np.ndarray, geometry: Geometry, cells: float = LOCATION_CELLS) -> tuple[int, int, int, int]:
-    """The answer's location: a box `cells` map cells wide around the most suspicious cell (the highest raw
-    logit: calibration can tie the top cells), in source pixels, inside the image."""
-    finite = np.where(np.isfinite(patch_map), patch_map, -np.inf)
-    row, col = np.unravel_index(int(np.argmax(finite)), finite.shape)
-    rows, cols = geometry.output_shape
-    step_y, step_x = rows / patch_map.shape[0], cols / patch_map.shape[1]
-    cy, cx = (row + 0.5) * step_y - 0.5, (col + 0.5) * step_x - 0.5
-    half_y, half_x = cells * step_y / 2, cells * step_x / 2
-    corners = geometry.inverse_points([[cx - half_x, cy - half_y], [cx + half_x, cy + half_y]])
-    x0, y0 = np.floor(corners.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
-    src_rows, src_cols = geometry.source_shape
-    x0, x1 = sorted((int(np.clip(x0, 0, src_cols - 1)), int(np.clip(x1, 1, src_cols))))
-    y0, y1 = sorted((int(np.clip(y0, 0, src_rows - 1)), int(np.clip(y1, 1, src_rows))))
-    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
 def to_nchw(batch: np.ndarray) -> np.ndarray:

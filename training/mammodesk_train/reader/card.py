@@ -17,7 +17,8 @@ def _seed_table(part: dict) -> str:
     c = part["comparison"]
     m, b, d = c["model"], c["baseline"], c["difference"]
     point, pointing, cal = part["operating_point"], part["pointing"], part["calibration"]
-    chosen = "; ".join(f"fold {f['fold']}: {Setting(**f['chosen']).text()}" for f in part["folds"])
+    chosen = "; ".join(f"fold {f['fold']}: {Setting(**f['chosen']).text()}, location {_window(f)}"
+                       for f in part["folds"])
     return "\n".join([
         "| figure | value |", "|---|---|",
         f"| image AUC, reader | {m['mean']:.3f} ± {m['sd']:.3f} (folds {_folds(m['folds'])}) |",
@@ -29,7 +30,8 @@ def _seed_table(part: dict) -> str:
         f"({point['how']}) |",
         f"| pointing game | {pointing['hits']}/{pointing['located_images']} located findings "
         f"({(pointing['rate'] or 0):.0%}) have their finding in the most suspicious breast cell" + (
-            f"; the reported location box (25.6 mm at 0.4 mm/px) holds a finding centre for "
+            f"; the reported location box (25.6 mm at 0.4 mm/px, around the best block of cells chosen in inner "
+            f"folds) holds a finding centre for "
             f"{pointing['box_hits']}/{pointing['located_images']} ({pointing['box_rate']:.0%})"
             if pointing.get("box_rate") is not None else "") + " |",
         f"| calibration (ECE, out of fold) | {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after "
@@ -37,6 +39,11 @@ def _seed_table(part: dict) -> str:
         f"| settings chosen in inner folds | {chosen} |",
         *_bilateral_rows(part.get("bilateral")),
     ])
+
+
+def _window(part: dict) -> str:
+    window = int(part.get("location_window", 1))
+    return "the peak cell" if window == 1 else f"the peak {window}x{window} cells"
 
 
 def _bilateral_rows(part: dict | None) -> list[str]:
@@ -76,7 +83,8 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         f"## Reported fold seed ({report['reported']['seed']})", "", _seed_table(report["reported"]), "",
         f"## Second fold seed ({report['second_seed']['seed']})", "", _seed_table(report["second_seed"]), "",
         "## The shipped model", "",
-        f"- Setting chosen by 3-fold CV on all images: {Setting(**shipped['setting']).text()}.",
+        f"- Setting chosen by 3-fold CV on all images: {Setting(**shipped['setting']).text()}; the location box "
+        f"centred on {_window(shipped)} (the block of breast cells with the highest mean logit).",
         f"- Operating point: calibrated p(abnormal) >= {shipped['threshold']:.3f} is called suspicious, chosen for "
         f"sensitivity 0.80 on out-of-fold answers of heads with the shipped setting (the reported seed's folds).",
         f"- Calibration: {(shipped['calibration'] or {}).get('method', 'none')}, fitted on those out-of-fold "

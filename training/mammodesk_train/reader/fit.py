@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from mammodesk.inference.runner import LOCATION_CELLS  # the app's location box, in map cells
+from mammodesk.inference.location import LOCATION_CELLS, peak_centre  # the app's location rule
 
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData
@@ -30,6 +30,7 @@ from mammodesk_train.reader.model import NOT_BREAST, top_k_mean
 from mammodesk_train.splits import patient_kfold
 
 FINDING_WEIGHT = 20.0  # finding cells are ~1 % of the known cells
+LOCATION_WINDOWS = (1, 2, 3)  # the location is the best block of this many cells a side: chosen in inner folds
 
 
 @dataclass(frozen=True)
@@ -123,37 +124,45 @@ def auc(y: np.ndarray, scores: np.ndarray) -> float:
 
 
 def choose(data: ReaderData, index: np.ndarray, settings: list[Setting], schedule: Schedule, seed: int,
-           inner_folds: int = 3) -> tuple[Setting, dict[str, float], np.ndarray]:
+           inner_folds: int = 3) -> tuple[Setting, dict[str, float], np.ndarray, int]:
     """The setting with the best mean inner-CV AUC on `index` only (patient-level folds of it), every
-    setting's score, and the chosen setting's inner out-of-fold image logits (over all images: NaN
-    outside `index`)."""
+    setting's score, the chosen setting's inner out-of-fold image logits (over all images: NaN outside
+    `index`), and the location window whose box held the most inner-fold findings for that setting (ties:
+    the smaller window)."""
     inner = patient_kfold(data.y[index], data.groups[index], inner_folds, seed + 1000)
     scores: dict[str, float] = {}
     logits: dict[str, np.ndarray] = {}
+    box_hits: dict[str, dict[int, list[bool]]] = {}
     for setting in settings:
         aucs = []
         logits[setting.text()] = np.full(len(data), np.nan)
+        box_hits[setting.text()] = {window: [] for window in LOCATION_WINDOWS}
         for fold in inner:
             head = fit_head(data, index[fold.train], setting, schedule, seed)
             test = index[fold.test]
             logits[setting.text()][test] = head.image_logits(data.features[test], data.breast[test])
             aucs.append(auc(data.y[test], logits[setting.text()][test]))
+            for window, hits in box_hits[setting.text()].items():
+                hits += pointing_hits(head, data, test, window)[1]
         scores[setting.text()] = float(np.nanmean(aucs))
     best = max(settings, key=lambda s: scores[s.text()])
-    return best, scores, logits[best.text()]
+    hits = box_hits[best.text()]
+    window = max(LOCATION_WINDOWS, key=lambda w: (float(np.mean(hits[w])) if hits[w] else 0.0, -w))
+    return best, scores, logits[best.text()], window
 
 
-def pointing_hits(head: Head, data: ReaderData, index: np.ndarray) -> tuple[list[bool], list[bool]]:
+def pointing_hits(head: Head, data: ReaderData, index: np.ndarray, window: int = 1) -> tuple[list[bool], list[bool]]:
     """For each image with a located finding: (is its most suspicious breast cell a finding cell?, does the
-    location box the app reports, LOCATION_CELLS wide around that cell, hold a finding's centre?)."""
+    location box the app reports, LOCATION_CELLS wide around `peak_centre` with this window, hold a
+    finding's centre?)."""
     cell_hits, box_hits = [], []
-    width = data.map_shape[1]
     logits = head.patch_logits(data.features[index]).masked_fill(~data.breast[index], NOT_BREAST)
     for row, i in enumerate(index):
         if data.located[i]:
             peak = int(logits[row].argmax())
             cell_hits.append(bool(data.finding[i][peak]))
-            py, px = peak // width + 0.5, peak % width + 0.5
+            py, px = peak_centre(logits[row].reshape(data.map_shape).numpy(),
+                                 data.breast[i].reshape(data.map_shape).numpy(), window)
             box_hits.append(any(abs(cy - py) <= LOCATION_CELLS / 2 and abs(cx - px) <= LOCATION_CELLS / 2
                                 for cy, cx in data.centres[i]))
     return cell_hits, box_hits
@@ -171,18 +180,18 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     partners = data.partners()
     compared = np.full(len(data), np.nan)
     for fold in outer:
-        best, inner_scores, inner_logits = choose(data, fold.train, settings, schedule, seed + fold.index)
+        best, inner_scores, inner_logits, window = choose(data, fold.train, settings, schedule, seed + fold.index)
         head = fit_head(data, fold.train, best, schedule, seed + fold.index)
         everything = head.image_logits(data.features, data.breast)  # the outer head's logits (test ones used)
         oof[fold.test] = everything[fold.test]
         # both breasts compared: weights fitted on the training fold's inner out-of-fold logits only
         bilateral = fit_bilateral(inner_logits, partners, data.y, fold.train)
         compared[fold.test] = compared_logits(bilateral, everything, partners, fold.test)
-        fold_hits, fold_box_hits = pointing_hits(head, data, fold.test)
+        fold_hits, fold_box_hits = pointing_hits(head, data, fold.test, window)
         hits += fold_hits
         box_hits += fold_box_hits
         detail.append({"fold": fold.index + 1, "auc": auc(data.y[fold.test], oof[fold.test]),
-                       "chosen": asdict(best), "inner_auc": inner_scores,
+                       "chosen": asdict(best), "inner_auc": inner_scores, "location_window": window,
                        "pointing": float(np.mean(fold_hits)) if fold_hits else None,
                        "bilateral_auc": auc(data.y[fold.test], compared[fold.test])
                        if np.isfinite(compared[fold.test]).all() else None,
@@ -190,7 +199,8 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
                        {"own": bilateral.own, "contralateral": bilateral.contralateral, "bias": bilateral.bias},
                        "test_images": int(len(fold.test))})
         if progress:
-            print(f"  fold {fold.index + 1}/{folds}: chose {best.text()} (inner AUC "
-                  f"{inner_scores[best.text()]:.3f}); outer AUC {detail[-1]['auc']:.3f}", flush=True)
+            print(f"  fold {fold.index + 1}/{folds}: chose {best.text()}, location window {window} (inner AUC "
+                  f"{inner_scores[best.text()]:.3f}); outer AUC {detail[-1]['auc']:.3f}, location box "
+                  f"{np.mean(fold_box_hits) if fold_box_hits else float('nan'):.2f}", flush=True)
     return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits,
             "oof_bilateral_logits": compared}

@@ -230,7 +230,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
             print("  both breasts compared: " + baseline.verdict(report[which]["bilateral"]["comparison"]) +
                   " (a baseline that sees both breasts)", flush=True)
     everything = np.arange(len(data))
-    best, scores, _ = choose(data, everything, list(preset.settings), preset.schedule, seed)
+    best, scores, _, window = choose(data, everything, list(preset.settings), preset.schedule, seed)
     head = fit_head(data, everything, best, preset.schedule, seed)
     reader.head = head_from_standardised(head.net, head.mean, head.sd)
     reader.k = best.k
@@ -247,7 +247,8 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     for part in ("reported", "second_seed"):
         report[part].pop("calibration_fit")
     report["shipped_oof_probability"] = oof.tolist()
-    report["shipped"] = {"setting": asdict(best), "inner_auc_all_data": scores, "threshold": threshold,
+    report["shipped"] = {"setting": asdict(best), "location_window": window, "inner_auc_all_data": scores,
+                         "threshold": threshold,
                          "calibration": calibration, "bilateral": None if bilateral is None else asdict(bilateral)}
     report["seconds"] = time.perf_counter() - started
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -315,8 +316,8 @@ def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderDat
     metadata = build_metadata(
         family="reader", name=name, task="normal_abnormal", labels=["normal", "abnormal"], spec=preset.spec(),
         input=InputLayout("image", 3, preset.height, preset.width), activation="sigmoid",
-        roi=RoiMode("image", spacing_mm=preset.spacing_mm), training={"dataset": report["data"],
-                                                                      "split": report["evaluation"]},
+        roi=RoiMode("image", spacing_mm=preset.spacing_mm, location_window=report["shipped"]["location_window"]),
+        training={"dataset": report["data"], "split": report["evaluation"]},
         metrics=metrics, weights_sha256=weights_sha256(reader), tool_version=f"mammodesk-train {__version__}",
         description=f"{name}: {preset.description()}", calibration=calibration, domain=domain,
         embedding="embedding", map_output="patch_logits",

@@ -1,0 +1,48 @@
+"""Where an image reader's answer points: the most suspicious place on its
+patch-logit map, and the box around it in source pixels (`predict`'s `roi`
+column, the marker in the app). Training scores the same rule in its pointing
+game (`mammodesk_train.reader.fit`), so the reported hit rate is the app's."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from mammodesk.preprocessing import Geometry
+
+LOCATION_CELLS = 4.0  # the location box spans this many map cells (4 x 6.4 mm at 0.4 mm and stride 16)
+
+
+def peak_centre(logits: np.ndarray, breast: np.ndarray, window: int = 1) -> tuple[float, float]:
+    """The most suspicious place, in map cells (row, column; a cell's centre is at +0.5): the centre of the
+    `window` x `window` block of cells (inside the map) whose breast cells have the highest mean logit. A
+    block outweighs a lone hot cell; window 1 is the single highest breast cell."""
+    rows, cols = logits.shape
+    window = max(1, min(int(window), rows, cols))
+    inside = breast & np.isfinite(logits)
+    if not inside.any():
+        raise ValueError("no breast cell on the map")
+    values = np.where(inside, logits, 0.0).astype(np.float64)
+    sums = sliding_window_view(values, (window, window)).sum(axis=(2, 3))
+    counts = sliding_window_view(inside.astype(np.float64), (window, window)).sum(axis=(2, 3))
+    means = np.where(counts > 0, sums / np.maximum(counts, 1.0), -np.inf)
+    row, col = np.unravel_index(int(np.argmax(means)), means.shape)
+    return row + window / 2, col + window / 2
+
+
+def peak_box(logits: np.ndarray, breast: np.ndarray, geometry: Geometry, *, window: int = 1,
+             cells: float = LOCATION_CELLS) -> tuple[int, int, int, int]:
+    """The answer's location: a box `cells` map cells wide around `peak_centre` (on the raw logits:
+    calibration can tie the top cells), in source pixels (x0, y0, x1, y1), inside the image."""
+    centre_row, centre_col = peak_centre(logits, breast, window)
+    rows, cols = geometry.output_shape
+    step_y, step_x = rows / logits.shape[0], cols / logits.shape[1]
+    cy, cx = centre_row * step_y - 0.5, centre_col * step_x - 0.5
+    half_y, half_x = cells * step_y / 2, cells * step_x / 2
+    corners = geometry.inverse_points([[cx - half_x, cy - half_y], [cx + half_x, cy + half_y]])
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
+    src_rows, src_cols = geometry.source_shape
+    x0, x1 = sorted((int(np.clip(x0, 0, src_cols - 1)), int(np.clip(x1, 1, src_cols))))
+    y0, y1 = sorted((int(np.clip(y0, 0, src_rows - 1)), int(np.clip(y1, 1, src_rows))))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
