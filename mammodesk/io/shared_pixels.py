@@ -65,8 +65,7 @@ def take(value: np.ndarray | SharedPixels) -> np.ndarray:
     segment = shared_memory.SharedMemory(name=value.name)
     try:
         shared = np.ndarray(value.shape, np.dtype(value.dtype), buffer=segment.buf)
-        pixels = np.empty_like(shared)
-        np.copyto(pixels, shared)
+        pixels = shared.copy()
         del shared  # the segment's buffer must have no views left before it closes
     finally:
         segment.close()

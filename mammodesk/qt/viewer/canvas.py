@@ -21,6 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.io.image import WindowPreset
 from mammodesk.qt.opinion.overlay import OverlayLayer
+from mammodesk.qt.timers import single_shot_timer
 from mammodesk.io.display import DisplayCopy, lut_size, window_lut
 from mammodesk.state.measurements import scale_bar
 from mammodesk.state.viewer import Document
@@ -85,10 +86,7 @@ class ImageCanvas(pg.GraphicsView):
         self._lut_key: tuple | None = None
         self._crop: tuple[int, int, int, int] | None = None  # y0, y1, x0, x1 of the full-resolution crop shown
         self._crop_pixels: np.ndarray | None = None
-        self._refine_timer = QtCore.QTimer(self)
-        self._refine_timer.setSingleShot(True)
-        self._refine_timer.setInterval(REFINE_MS)
-        self._refine_timer.timeout.connect(self._refine)
+        self._refine_timer = single_shot_timer(self, REFINE_MS, self._refine)
         self._info = QtWidgets.QLabel(self)
         self._info.setStyleSheet("color: #e8e8e8; background: rgba(0,0,0,120); padding: 3px; font-size: 11px;")
         self._info.move(6, 6)

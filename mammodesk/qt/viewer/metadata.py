@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from mammodesk.qt.timers import single_shot_timer
 from mammodesk.qt.viewer.canvas import window_text
 from mammodesk.state.viewer import Document
 
@@ -72,10 +73,7 @@ class MetadataPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.table = QtWidgets.QTableWidget(0, 2)
-        self._rows_timer = QtCore.QTimer(self)
-        self._rows_timer.setSingleShot(True)
-        self._rows_timer.setInterval(0)  # a zero timer: after the window's queued events, the stretch included
-        self._rows_timer.timeout.connect(self._resize_rows)
+        self._rows_timer = single_shot_timer(self, 0, self._resize_rows)  # after the stretched column's width
         self.table.setHorizontalHeaderLabels(["Field", "Value"])
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Interactive)

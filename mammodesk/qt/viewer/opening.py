@@ -17,6 +17,7 @@ from typing import Callable
 from PySide6 import QtCore, QtWidgets
 
 from mammodesk.qt.host import Host
+from mammodesk.qt.timers import single_shot_timer
 from mammodesk.qt.viewer.browser import StudyBrowser
 from mammodesk.qt.workers import LoaderBridge
 from mammodesk.state.loading import FileSummary, Loaded, folder_files
@@ -37,10 +38,7 @@ class OpeningController(QtCore.QObject):
         self.loader = LoaderBridge(self)
         self._reading, self._after_loads = 0, []  # files the workers are still reading
         self._arrivals: deque[Callable[[], None]] = deque()  # read, not yet added to the viewer
-        self._arrival_timer = QtCore.QTimer(self)
-        self._arrival_timer.setSingleShot(True)
-        self._arrival_timer.setInterval(0)  # a zero timer runs once the window's pending events are handled
-        self._arrival_timer.timeout.connect(self._take_arrival)
+        self._arrival_timer = single_shot_timer(self, 0, self._take_arrival)  # after the window's queued events
         self.loader.loaded.connect(lambda loaded: self._arrive(lambda: self._on_loaded(loaded)))
         self.loader.failed.connect(lambda path, message: self._arrive(lambda: self._on_failed(path, message)))
         self.loader.summarised.connect(browser.set_summary)
