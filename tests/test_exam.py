@@ -92,3 +92,21 @@ def test_each_view_is_read_against_the_same_view_of_the_other_breast():
     assert r.suspicious and r.probability == pytest.approx(right.probability)  # 0.94 >= the comparison's 0.6
     assert l.suspicious  # its CC alone (0.7 >= the exam's 0.3), though its MLO compared is 0.08 < 0.6
     assert study.compared and not combine(views, 0.3).compared
+
+
+def test_a_call_near_the_operating_point_says_so_at_every_level():
+    """The breast line agrees with its views: a view within CLEAR_MARGIN / 2 of the threshold answers 'no clear
+    answer (near the decision threshold)', so a breast called on it alone is borderline, and says at what."""
+    near = combine([ViewAnswer("R CC", "R", "CC", 0.33, above_nipple=True),
+                    ViewAnswer("L CC", "L", "CC", 0.05)], threshold=0.28)
+    right, left = near.breasts
+    assert right.suspicious and right.borderline and not left.borderline
+    assert right.line() == "R breast: suspicious 0.33, outer (near the threshold, 0.28)"
+    assert near.suspicious and near.borderline
+    clear = combine([ViewAnswer("R CC", "R", "CC", 0.33), ViewAnswer("R MLO", "R", "MLO", 0.90)], 0.28)
+    assert not clear.breasts[0].borderline and not clear.borderline  # one view well above it decides
+    below = combine([ViewAnswer("L MLO", "L", "MLO", 0.20, caveat="outside training data: digital")], 0.28)
+    assert below.breasts[0].line() == "L breast: no finding 0.20 (near the threshold, 0.28; 1 view outside " \
+                                      "training data)"
+    compared = ViewAnswer("R CC", "R", "CC", 0.62, threshold=0.6)  # a compared view: its own operating point
+    assert combine([compared], 0.2).breasts[0].line() == "R breast: suspicious 0.62 (near the threshold, 0.60)"

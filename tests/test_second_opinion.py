@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from onnx_models import build_model
 
 from mammodesk.anatomy import read_anatomy
 from mammodesk.inference import ModelRegistry
+from mammodesk.inference.results import CLEAR_MARGIN
 from mammodesk.inference.scan import scan_windows
 from mammodesk.io import Image, ImageMeta, read_image
 from mammodesk.preprocessing.spatial import breast_mask
@@ -107,6 +108,12 @@ def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window,
     # A whole-image map drawn as a layer over the image: the layer's peak pixel lands on the same
     # screen point as that source pixel of the mammogram, mirrored display included.
     window.opinions.select(answers["whole-test"])
+    grid = panel.bars.layout()
+    shown_labels = [grid.itemAt(i).widget().text() for i in range(grid.count())
+                    if isinstance(grid.itemAt(i).widget(), QtWidgets.QLabel)]
+    assert len(panel.bars.bars) == len(answers["whole-test"].prediction.labels)
+    for bar in panel.bars.bars:  # each percentage beside its bar, never drawn over the bar's end
+        assert not bar.isTextVisible() and bar.format() in shown_labels
     canvas = window.area.canvases[0]
     assert canvas.overlay.item.isVisible() and canvas.overlay.peak is not None
     row, col = canvas.overlay.peak
@@ -384,6 +391,8 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
         assert view.probability == pytest.approx(expected)
         verdict = "suspicious" if expected >= threshold else "no finding"
         assert f"{breast.name}: {verdict} {expected:.2f}" in lines
+        near = f"near the threshold, {threshold:.2f}" in breast.line()  # the view's own answer agrees
+        assert near == (2 * abs(expected - threshold) < CLEAR_MARGIN) == breast.borderline
         opinion = next(o for o in answers if o.view.laterality == breast.laterality)
         documents = list(window.state.documents)  # the view's marker is drawn when the exam line calls it
         assert window.opinions.marks_a_place(opinion, documents) == (expected >= threshold)

@@ -149,15 +149,19 @@ def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]]
                     _compared_row(rows[index], report.labels, alone, answer)
             members = [(index, answer) for (index, _), answer in zip(members, compared)]
         exam = combine([answer for _, answer in members], threshold)
-        extra = [_exam_row(report.labels, key, "breast", b.laterality, b.probability, b.suspicious, b.where,
-                           "; ".join([f"{len(b.views)} view(s): " + ", ".join(v.name for v in b.views), *b.caveats]),
-                           model) for b in exam.breasts]
+        extra = [_exam_row(report.labels, key, "breast", b.laterality, b.probability, b.suspicious, b.borderline,
+                           b.where, breast_notes(b), model) for b in exam.breasts]
         worst = max(exam.breasts, key=lambda b: b.probability)
         where = f"{worst.name} {worst.where}".strip() if exam.suspicious else ""
-        extra.append(_exam_row(report.labels, key, "study", "", exam.probability, exam.suspicious, where,
-                               exam.line(), model))
+        extra.append(_exam_row(report.labels, key, "study", "", exam.probability, exam.suspicious,
+                               exam.borderline, where, exam.line(), model))
         last = max(i for i, _ in members)
         rows[last + 1:last + 1] = extra
+
+
+def breast_notes(breast) -> str:
+    views = f"{len(breast.views)} view(s): " + ", ".join(v.name for v in breast.views)
+    return "; ".join([views, *breast.caveats])
 
 
 def _compared_row(row: dict[str, object], labels, alone: ViewAnswer, answer: ViewAnswer) -> None:
@@ -172,13 +176,13 @@ def _compared_row(row: dict[str, object], labels, alone: ViewAnswer, answer: Vie
     row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"this view alone: p {alone.probability:.3f}"]))
 
 
-def _exam_row(labels, study: str, level: str, laterality, probability: float, suspicious: bool, where: str,
-              notes: str, model: str) -> dict[str, object]:
+def _exam_row(labels, study: str, level: str, laterality, probability: float, suspicious: bool, borderline: bool,
+              where: str, notes: str, model: str) -> dict[str, object]:
     row: dict[str, object] = dict.fromkeys(result_columns(labels), "")
+    answer = ("suspicious" if suspicious else "no finding") + (" (near the threshold)" if borderline else "")
     row.update(level=level, study=study, laterality=laterality or "", status="ok", model=model,
                region="views combined" if level == "breast" else "breasts combined", location=where,
-               predicted=labels[-1] if suspicious else labels[0], answer="suspicious" if suspicious else "no finding",
-               notes=notes, calibrated="yes")
+               predicted=labels[-1] if suspicious else labels[0], answer=answer, notes=notes, calibrated="yes")
     row[f"p_{labels[-1]}"] = round(probability, 6)
     row[f"p_{labels[0]}"] = round(1.0 - probability, 6)
     return row

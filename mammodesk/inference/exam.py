@@ -6,6 +6,10 @@ each with where the most suspicious finding is, in words a radiologist uses.
   suspicious when any of its views is (a finding seen on one view only is still
   recalled). The threshold is the per-image operating point: breast-level
   sensitivity was never measured (MIAS has one view per breast).
+- A breast's call is borderline when it rests on views within half of
+  `CLEAR_MARGIN` of their operating point, the band where a view's own answer
+  reads "no clear answer (near the decision threshold)": suspicious only by
+  views that close above it, or no finding with a view that close below it.
 - A study's p is its most suspicious breast's.
 - With the card's `bilateral` weights, a view is first read against the same
   view of the other breast (`compare_sides`): its p and operating point are
@@ -25,7 +29,7 @@ import numpy as np
 
 from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.inference.bilateral import Bilateral, image_logit
-from mammodesk.inference.results import Prediction
+from mammodesk.inference.results import CLEAR_MARGIN, Prediction
 from mammodesk.io import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
 from mammodesk.io.views import VIEW_FAMILY
@@ -47,8 +51,16 @@ class ViewAnswer:
     threshold: float | None = None  # its own operating point, when it differs from the exam's (compared views)
     compared_with: str = ""  # the other breast's view it was read against ("" : read alone)
 
+    def operating_point(self, threshold: float) -> float:
+        """Its own operating point when it has one (a compared view), else the exam's."""
+        return self.threshold if self.threshold is not None else threshold
+
     def suspicious(self, threshold: float) -> bool:
-        return self.probability >= (self.threshold if self.threshold is not None else threshold)
+        return self.probability >= self.operating_point(threshold)
+
+    def near_threshold(self, threshold: float) -> bool:
+        """Within the band where its own answer is 'no clear answer (near the decision threshold)'."""
+        return 2 * abs(self.probability - self.operating_point(threshold)) < CLEAR_MARGIN
 
     @property
     def family(self) -> str | None:
@@ -69,6 +81,8 @@ class BreastAnswer:
     probability: float
     views: tuple[ViewAnswer, ...]
     suspicious: bool
+    borderline: bool = False  # the call rests on views near their operating point (see the module's notes)
+    threshold: float | None = None  # the operating point the call was made at (the line names it when borderline)
 
     @property
     def name(self) -> str:
@@ -93,8 +107,11 @@ class BreastAnswer:
         verdict = "suspicious" if self.suspicious else "no finding"
         where = f", {self.where}" if self.suspicious and self.where else ""
         outside = sum("outside training data" in v.caveat for v in self.views)
-        note = f" ({outside} view{'s' if outside > 1 else ''} outside training data)" if outside else ""
-        return f"{self.name}: {verdict} {self.probability:.2f}{where}{note}"
+        notes = [f"near the threshold, {self.threshold:.2f}" if self.borderline and self.threshold is not None
+                 else "near the threshold" if self.borderline else "",
+                 f"{outside} view{'s' if outside > 1 else ''} outside training data" if outside else ""]
+        note = "; ".join(filter(None, notes))
+        return f"{self.name}: {verdict} {self.probability:.2f}{where}" + (f" ({note})" if note else "")
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,12 @@ class StudyAnswer:
         return any(b.suspicious for b in self.breasts)
 
     @property
+    def borderline(self) -> bool:
+        """The study's call rests on borderline breasts only (suspicious), or a breast is borderline (no finding)."""
+        calling = [b for b in self.breasts if b.suspicious]
+        return all(b.borderline for b in calling) if calling else any(b.borderline for b in self.breasts)
+
+    @property
     def compared(self) -> bool:
         """Whether any view was read against the other breast."""
         return any(v.compared_with for b in self.breasts for v in b.views)
@@ -124,15 +147,21 @@ def combine(views: Sequence[ViewAnswer], threshold: float, bilateral: Bilateral 
     `bilateral`, each view first read against the other breast (`compare_sides`)."""
     if bilateral is not None:
         views = compare_sides(views, bilateral)
-    breasts = []
-    for side in ("R", "L"):
-        mine = tuple(v for v in views if v.laterality == side)
-        if mine:
-            p = float(max(v.probability for v in mine))
-            breasts.append(BreastAnswer(side, p, mine, any(v.suspicious(threshold) for v in mine)))
-    for view in (v for v in views if v.laterality not in ("R", "L")):  # unknown sides are never pooled
-        breasts.append(BreastAnswer(None, view.probability, (view,), view.suspicious(threshold)))
-    return StudyAnswer(tuple(breasts), threshold)
+    groups = [tuple(v for v in views if v.laterality == side) for side in ("R", "L")]
+    groups += [(v,) for v in views if v.laterality not in ("R", "L")]  # unknown sides are never pooled
+    return StudyAnswer(tuple(breast_answer(mine, threshold) for mine in groups if mine), threshold)
+
+
+def breast_answer(views: tuple[ViewAnswer, ...], threshold: float) -> BreastAnswer:
+    """One breast from its views: the most suspicious view's p; suspicious when any view is; borderline when
+    the call rests only on views near their operating point."""
+    calling = [v for v in views if v.suspicious(threshold)]
+    borderline = all(v.near_threshold(threshold) for v in calling) if calling else \
+        any(v.near_threshold(threshold) for v in views)
+    deciding = max(calling or views, key=lambda v: v.probability)
+    side = views[0].laterality if views[0].laterality in ("R", "L") else None
+    return BreastAnswer(side, float(max(v.probability for v in views)), views, bool(calling),
+                        borderline, deciding.operating_point(threshold))
 
 
 def compare_sides(views: Sequence[ViewAnswer], bilateral: Bilateral) -> list[ViewAnswer]:

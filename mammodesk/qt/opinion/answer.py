@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from mammodesk.inference.results import PATCH_MAP
 from mammodesk.inference import ModelEntry
@@ -105,27 +105,32 @@ class ProbabilityBars(QtWidgets.QWidget):
         else:
             verdict.setText(f"<b>{p.verdict().capitalize()}</b>")
             verdict.setStyleSheet("color: #f0a030;")
-        self._grid.addWidget(verdict, 0, 0, 1, 2)
+        self._grid.addWidget(verdict, 0, 0, 1, 3)
         domain = QtWidgets.QLabel(domain_text(p))
         domain.setWordWrap(True)
         domain.setStyleSheet("color: #ffffff; background: #b3261e; padding: 3px; font-weight: bold;"
                              if p.domain is not None and not p.domain.in_domain else "color: #4caf50;")
-        self._grid.addWidget(domain, 1, 0, 1, 2)
+        self._grid.addWidget(domain, 1, 0, 1, 3)
         for row, (label, value) in enumerate(zip(p.labels, p.probabilities), start=2):
             name = QtWidgets.QLabel(f"<b>{label}</b>" if row - 2 == p.predicted_index and p.clear else label)
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 1000)
             bar.setValue(int(round(float(value) * 1000)))
             bar.setFormat(f"{float(value) * 100:.1f} %")
+            bar.setTextVisible(False)  # the style draws it over the bar's end, unreadable at this height
             bar.setMaximumHeight(16)
+            percent = QtWidgets.QLabel(bar.format())
+            percent.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+            percent.setMinimumWidth(percent.fontMetrics().horizontalAdvance("100.0 %") + 4)
             self._grid.addWidget(name, row, 0)
             self._grid.addWidget(bar, row, 1)
+            self._grid.addWidget(percent, row, 2)
             self.bars.append(bar)
         caption = QtWidgets.QLabel(("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
                                     "(this model carries no calibration)")
                                    + (", this view alone" if p.from_image_reader else ""))
         caption.setStyleSheet("color: #909090;")
-        self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 2)
+        self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 3)
 
 
 def legend_caption(map_name: str, label: str) -> str:

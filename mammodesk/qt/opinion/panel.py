@@ -329,8 +329,7 @@ class ModelPanel(QtWidgets.QWidget):
         if study is None:
             self.exam.hide()
             return
-        lines = [f'<span style="color:{"#c0392b" if b.suspicious else "#1e8449"}">{b.line()}</span>'
-                 for b in study.breasts]
+        lines = [f'<span style="color:{exam_colour(b)}">{b.line()}</span>' for b in study.breasts]
         if study.compared:
             lines.append('<span style="font-weight: normal; font-size: 85%;">each view read against the other '
                          "breast's</span>")
@@ -401,3 +400,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.reconstruction.setPixmap(QtGui.QPixmap.fromImage(image).scaledToWidth(
             width, QtCore.Qt.TransformationMode.SmoothTransformation))
         self.reconstruction.show()
+
+
+def exam_colour(breast) -> str:
+    """Red for a suspicious breast, green for no finding, amber for a call near the operating point."""
+    return "#b9770e" if breast.borderline else "#c0392b" if breast.suspicious else "#1e8449"
