@@ -95,3 +95,13 @@ def test_plain_onnx_without_our_metadata(tmp_path):
     onnx.save(helper.make_model(graph), path)
     with pytest.raises(ModelContractError, match="not exported by mammodesk-train"):
         read_card(path)
+
+
+def test_an_image_reader_states_the_spacing_it_reads_at(tmp_path):
+    """The location box is LOCATION_MM wide on the breast: the app needs the reader's mm per pixel."""
+    output = '{"activation": "sigmoid", "map": "cam"}'
+    card = read_card(build_model(tmp_path / "a.onnx", metadata={"roi": '{"mode": "image", "spacing_mm": 0.8}',
+                                                                "output": output}))
+    assert card.roi.mode == "image" and card.roi.spacing_mm == 0.8
+    with pytest.raises(ModelContractError, match="roi.spacing_mm"):
+        read_card(build_model(tmp_path / "b.onnx", metadata={"roi": '{"mode": "image"}', "output": output}))

@@ -314,9 +314,9 @@ def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
         operating_point=_json(path, "operating_point", ours.get("operating_point", "null")),
         bilateral=_json(path, "bilateral", ours.get("bilateral", "null")),
     )
-    if card.roi.mode == "image" and (not card.map_output or len(card.labels) != 2):
-        raise ModelContractError(path, "an image reader (roi.mode image) needs two labels and output.map, "
-                                       "its patch-logit map")
+    if card.roi.mode == "image" and (not card.map_output or len(card.labels) != 2 or not card.roi.spacing_mm):
+        raise ModelContractError(path, "an image reader (roi.mode image) needs two labels, output.map (its "
+                                       "patch-logit map) and roi.spacing_mm (the spacing it reads at)")
     if card.operating_point is not None and not 0.0 < float(card.operating_point.get("threshold", -1)) < 1.0:
         raise ModelContractError(path, "mammodesk.operating_point.threshold must lie between 0 and 1")
     if card.bilateral is not None:

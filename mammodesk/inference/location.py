@@ -10,7 +10,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from mammodesk.preprocessing import Geometry
 
-LOCATION_CELLS = 4.0  # the location box spans this many map cells (4 x 6.4 mm at 0.4 mm and stride 16)
+LOCATION_MM = 25.6  # the location box's side, whatever the reader's cell size (4 cells of 6.4 mm at 0.4 mm)
+
+
+def location_cells(cell_mm: float) -> float:
+    """How many map cells of `cell_mm` the location box spans."""
+    return LOCATION_MM / float(cell_mm)
 
 
 def peak_centre(logits: np.ndarray, breast: np.ndarray, window: int = 1) -> tuple[float, float]:
@@ -30,13 +35,15 @@ def peak_centre(logits: np.ndarray, breast: np.ndarray, window: int = 1) -> tupl
     return row + window / 2, col + window / 2
 
 
-def peak_box(logits: np.ndarray, breast: np.ndarray, geometry: Geometry, *, window: int = 1,
-             cells: float = LOCATION_CELLS) -> tuple[int, int, int, int]:
-    """The answer's location: a box `cells` map cells wide around `peak_centre` (on the raw logits:
-    calibration can tie the top cells), in source pixels (x0, y0, x1, y1), inside the image."""
+def peak_box(logits: np.ndarray, breast: np.ndarray, geometry: Geometry, *, spacing_mm: float,
+             window: int = 1) -> tuple[int, int, int, int]:
+    """The answer's location: a box LOCATION_MM wide (on the model's input at `spacing_mm` per pixel) around
+    `peak_centre` (on the raw logits: calibration can tie the top cells), in source pixels (x0, y0, x1, y1),
+    inside the image."""
     centre_row, centre_col = peak_centre(logits, breast, window)
     rows, cols = geometry.output_shape
     step_y, step_x = rows / logits.shape[0], cols / logits.shape[1]
+    cells = location_cells(step_y * spacing_mm)
     cy, cx = centre_row * step_y - 0.5, centre_col * step_x - 0.5
     half_y, half_x = cells * step_y / 2, cells * step_x / 2
     corners = geometry.inverse_points([[cx - half_x, cy - half_y], [cx + half_x, cy + half_y]])

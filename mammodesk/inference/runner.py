@@ -256,7 +256,8 @@ class ModelRunner:
                 raise ModelInputError(f"{self.card.name}: no breast found in the image (nothing to read)")
             patch_map = patch_probabilities(logits, breast, self.card.calibration)
             heat = HeatMaps({PATCH_MAP: np.stack([1.0 - patch_map, patch_map])}, geometry, normalise=False)
-            roi_box = peak_box(logits, breast, geometry, window=self.card.roi.location_window)
+            roi_box = peak_box(logits, breast, geometry, spacing_mm=self.card.roi.spacing_mm,
+                              window=self.card.roi.location_window)
         return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
                           provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,
                           weights_sha256=self.card.weights_sha256,

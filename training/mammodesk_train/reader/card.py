@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mammodesk.inference.location import LOCATION_MM, location_cells
+
 from mammodesk_train.baseline import verdict
 from mammodesk_train.model_card import LIMITS
 from mammodesk_train.reader.fit import Setting
+from mammodesk_train.reader.model import STRIDE
 
 
 def _folds(values: list[float]) -> str:
     return ", ".join(f"{v:.3f}" for v in values)
 
 
-def _seed_table(part: dict) -> str:
+def _seed_table(part: dict, spacing_mm: float) -> str:
     c = part["comparison"]
     m, b, d = c["model"], c["baseline"], c["difference"]
     point, pointing, cal = part["operating_point"], part["pointing"], part["calibration"]
@@ -30,8 +33,9 @@ def _seed_table(part: dict) -> str:
         f"({point['how']}) |",
         f"| pointing game | {pointing['hits']}/{pointing['located_images']} located findings "
         f"({(pointing['rate'] or 0):.0%}) have their finding in the most suspicious breast cell" + (
-            f"; the reported location box (25.6 mm at 0.4 mm/px, around the best block of cells chosen in inner "
-            f"folds) holds a finding centre for "
+            f"; the reported location box ({LOCATION_MM:g} mm, {location_cells(STRIDE * spacing_mm):g} cells at "
+            f"{spacing_mm:g} mm/px, around the best block of cells chosen in inner folds) holds a finding centre "
+            f"for "
             f"{pointing['box_hits']}/{pointing['located_images']} ({pointing['box_rate']:.0%})"
             if pointing.get("box_rate") is not None else "") + " |",
         f"| calibration (ECE, out of fold) | {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after "
@@ -74,14 +78,15 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
     warning = "" if first["beats_baseline"] else (
         f"**Does not beat its plain baseline** ({verdict(first)}); exported with `--force`.\n\n")
     limits = LIMITS.get(report["data"].split(":", 1)[0], "")
+    spacing = report["spacing_mm"]
     lines = [
         f"# {name}", "", warning + f"{report['description']}.", "",
         f"**Task**: normal vs abnormal, per image (any MIAS abnormality: masses, calcifications, architectural "
         f"distortion, asymmetry); per breast and per study in the app and `mammodesk predict`. "
         f"{report['images']} images of {report['patients']} women ({report['abnormal']} abnormal, "
         f"{report['located']} with a located finding). {report['evaluation']}.", "",
-        f"## Reported fold seed ({report['reported']['seed']})", "", _seed_table(report["reported"]), "",
-        f"## Second fold seed ({report['second_seed']['seed']})", "", _seed_table(report["second_seed"]), "",
+        f"## Reported fold seed ({report['reported']['seed']})", "", _seed_table(report["reported"], spacing), "",
+        f"## Second fold seed ({report['second_seed']['seed']})", "", _seed_table(report["second_seed"], spacing), "",
         "## The shipped model", "",
         f"- Setting chosen by 3-fold CV on all images: {Setting(**shipped['setting']).text()}; the location box "
         f"centred on {_window(shipped)} (the block of breast cells with the highest mean logit).",
@@ -105,7 +110,8 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")
     lines += ["", "## Limits", "", limits,
               "The trunk is ImageNet's, frozen: only the patch classifier is fitted, so what it can see is what "
-              "ImageNet features at 6.4 mm cells show; small calcifications are below that scale.", "",
+              f"ImageNet features at {STRIDE * spacing:g} mm cells show; small calcifications are below "
+              "that scale.", "",
               "Reproduce: `mammodesk-train reader --data mias:../shared/data/mias-dev.tar.gz --preset "
               f"{report['preset']} --out runs/{report['preset']} --export resources/models/{name}.onnx`", ""]
     path.write_text("\n".join(lines))

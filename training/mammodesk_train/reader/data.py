@@ -20,7 +20,7 @@ from mammodesk.preprocessing import PipelineSpec
 
 from mammodesk_train import baseline
 from mammodesk_train.data.sources import Record
-from mammodesk_train.reader.model import WholeImageReader
+from mammodesk_train.reader.model import STRIDE, WholeImageReader
 
 
 @dataclass
@@ -39,6 +39,7 @@ class ReaderData:
     inputs_mean_sd: np.ndarray  # N x 2: mean and sd of each processed input (domain record)
     sides: list  # "L", "R" or None per image (its anatomy, as the app reads it)
     view_families: list  # "CC", "MLO" or None per image
+    cell_mm: float  # the side of one map cell on the breast
 
     def partners(self) -> np.ndarray:
         """Per image, the index of the same woman's other breast in the same view family (-1: none)."""
@@ -84,7 +85,9 @@ def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
     return cells, centres
 
 
-def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, progress: bool = True) -> ReaderData:
+def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, spacing_mm: float,
+            progress: bool = True) -> ReaderData:
+    """`spacing_mm`: what the spec resamples to (a map cell is STRIDE such pixels)."""
     reader.eval()
     features, breast, finding, located, base, metas, stats, centres = [], [], [], [], [], [], [], []
     sides, families = [], []
@@ -117,6 +120,6 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
             print(f"  read {index + 1}/{len(records)} images ({time.perf_counter() - started:.0f} s)", flush=True)
     return ReaderData(ids, np.asarray(y), np.asarray(groups), torch.stack(features).float(), torch.stack(breast),
                       torch.stack(finding), np.asarray(located), centres, np.stack(base), (h, w), metas,
-                      np.asarray(stats), sides, families)
+                      np.asarray(stats), sides, families, STRIDE * spacing_mm)
 
 

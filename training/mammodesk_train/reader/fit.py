@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from mammodesk.inference.location import LOCATION_CELLS, peak_centre  # the app's location rule
+from mammodesk.inference.location import location_cells, peak_centre  # the app's location rule
 
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData
@@ -153,9 +153,10 @@ def choose(data: ReaderData, index: np.ndarray, settings: list[Setting], schedul
 
 def pointing_hits(head: Head, data: ReaderData, index: np.ndarray, window: int = 1) -> tuple[list[bool], list[bool]]:
     """For each image with a located finding: (is its most suspicious breast cell a finding cell?, does the
-    location box the app reports, LOCATION_CELLS wide around `peak_centre` with this window, hold a
+    location box the app reports, LOCATION_MM wide around `peak_centre` with this window, hold a
     finding's centre?)."""
     cell_hits, box_hits = [], []
+    half = location_cells(data.cell_mm) / 2
     logits = head.patch_logits(data.features[index]).masked_fill(~data.breast[index], NOT_BREAST)
     for row, i in enumerate(index):
         if data.located[i]:
@@ -163,7 +164,7 @@ def pointing_hits(head: Head, data: ReaderData, index: np.ndarray, window: int =
             cell_hits.append(bool(data.finding[i][peak]))
             py, px = peak_centre(logits[row].reshape(data.map_shape).numpy(),
                                  data.breast[i].reshape(data.map_shape).numpy(), window)
-            box_hits.append(any(abs(cy - py) <= LOCATION_CELLS / 2 and abs(cx - px) <= LOCATION_CELLS / 2
+            box_hits.append(any(abs(cy - py) <= half and abs(cx - px) <= half
                                 for cy, cx in data.centres[i]))
     return cell_hits, box_hits
 

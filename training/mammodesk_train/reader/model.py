@@ -9,6 +9,8 @@ and the location. The fifth stage, not the last: on MIAS its finer cells
 (6.4 mm at 0.4 mm per pixel) separated abnormal from normal images at AUC 0.68
 where the 32-pixel top layer gave 0.58-0.61 (5-fold CV, one fold seed, a
 fixed grid; measured once to choose the design, before the nested runs).
+The spacing is the preset's: the shipped reader reads at 0.5 mm per pixel
+(8 mm cells), chosen on screening fold seeds (see `run.PRESETS`).
 
 With a linear head, Grad-CAM of the image logit at the trunk's output equals
 the patch-logit map (minus its bias) times a positive constant: the
