@@ -81,6 +81,46 @@ def test_a_hidden_layer_head_folds_its_standardisation_and_exports_with_parity(t
     assert -1.0 <= figures["map_vs_gradcam_correlation"] <= 1.0  # reported; only a linear head must equal its CAM
 
 
+def test_the_flipped_reading_is_the_mean_of_both_readings_in_training_and_in_the_exported_graph(tmp_path):
+    """With flip_reading the breast is also read upside down: the image logit is the mean of the two pooled
+    logits, the map the mean of the two maps on the same cells; training scores it the same way, and the
+    ONNX graph keeps parity with torch."""
+    from mammodesk_train.reader.data import ReaderData
+    from mammodesk_train.reader.export import export_reader
+
+    torch.manual_seed(0)
+    reader = WholeImageReader(reader_run.build_trunk("lite0"), k=2, flip_reading=True).eval()  # ImageNet's
+    torch.nn.init.normal_(reader.head.weight, std=0.3)
+    x = torch.zeros(2, 3, 128, 96)
+    x[:, :, 16:112, :64] = torch.rand(2, 3, 96, 64)
+    with torch.no_grad():
+        logit, patch = reader(x)
+        upright = reader.head(reader.features(x))
+        flipped = reader.head(reader.features(torch.flip(x, dims=[2]))).flip(dims=[2])
+        breast = reader.breast_cells(x)
+        assert torch.allclose(patch, (upright + flipped) / 2, atol=1e-5)
+        assert torch.allclose(logit, (reader.pool(upright[:, 0], breast) + reader.pool(flipped[:, 0], breast)) / 2,
+                              atol=1e-5)
+        assert not torch.allclose(logit, reader.pool(upright[:, 0], breast), atol=1e-4)  # the flip is read
+        features = reader.features(x).flatten(2).transpose(1, 2)  # N x cells x C: what training holds
+        features_flipped = reader.features(torch.flip(x, dims=[2])).flip(dims=[2]).flatten(2).transpose(1, 2)
+    conv = reader.head
+    net = torch.nn.Linear(conv.in_channels, 1)
+    with torch.no_grad():
+        net.weight.copy_(conv.weight[:, :, 0, 0])
+        net.bias.copy_(conv.bias)
+    head = fitting.Head(net.eval(), torch.zeros(conv.in_channels), torch.ones(conv.in_channels), k=2)
+    data = ReaderData(["a", "b"], np.array([0, 1]), np.array(["p", "p"]), features, breast.flatten(1),
+                      torch.zeros_like(breast.flatten(1)), np.array([False, False]), [[], []], np.zeros((2, 1)),
+                      tuple(breast.shape[1:]), [None, None], np.zeros((2, 2)), [None, None], [None, None], 1.6,
+                      features_flipped)
+    index = np.arange(2)
+    assert np.allclose(fitting.reader_logits(head, data, index), logit[:, 0].numpy(), atol=1e-4)
+    assert torch.allclose(fitting.reader_patch_logits(head, data, index), patch.flatten(1), atol=1e-4)
+    figures = export_reader(reader, x, tmp_path / "flip.onnx", {"mammodesk.test": "1"})
+    assert figures["max_logit_error"] < 1e-3 and figures["max_map_error"] < 1e-3
+
+
 def test_the_location_is_the_best_block_of_breast_cells():
     from mammodesk.inference.location import peak_centre
 

@@ -40,6 +40,7 @@ class ReaderData:
     sides: list  # "L", "R" or None per image (its anatomy, as the app reads it)
     view_families: list  # "CC", "MLO" or None per image
     cell_mm: float  # the side of one map cell on the breast
+    flipped: torch.Tensor | None = None  # N x cells x C: each image read upside down, back on the same cells
 
     def partners(self) -> np.ndarray:
         """Per image, the index of the same woman's other breast in the same view family (-1: none)."""
@@ -86,10 +87,12 @@ def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
 
 
 def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, spacing_mm: float,
-            progress: bool = True) -> ReaderData:
-    """`spacing_mm`: what the spec resamples to (a map cell is STRIDE such pixels)."""
+            flip_reading: bool = False, progress: bool = True) -> ReaderData:
+    """`spacing_mm`: what the spec resamples to (a map cell is STRIDE such pixels). `flip_reading`: also each
+    image read upside down (`WholeImageReader.read`), its feature map flipped back onto the same cells."""
     reader.eval()
     features, breast, finding, located, base, metas, stats, centres = [], [], [], [], [], [], [], []
+    flipped = []
     sides, families = [], []
     y, groups, ids = [], [], []
     started = time.perf_counter()
@@ -103,6 +106,8 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
         with torch.no_grad():
             fmap = reader.features(x)[0]
             cells = reader.breast_cells(x)[0]
+            if flip_reading:
+                flipped.append(reader.features(torch.flip(x, dims=[2]))[0].flip(dims=[1]).flatten(1).T.half())
         h, w = fmap.shape[1:]
         features.append(fmap.flatten(1).T.contiguous().half())
         breast.append(cells.flatten())
@@ -120,6 +125,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
             print(f"  read {index + 1}/{len(records)} images ({time.perf_counter() - started:.0f} s)", flush=True)
     return ReaderData(ids, np.asarray(y), np.asarray(groups), torch.stack(features).float(), torch.stack(breast),
                       torch.stack(finding), np.asarray(located), centres, np.stack(base), (h, w), metas,
-                      np.asarray(stats), sides, families, STRIDE * spacing_mm)
+                      np.asarray(stats), sides, families, STRIDE * spacing_mm,
+                      torch.stack(flipped).float() if flip_reading else None)
 
 

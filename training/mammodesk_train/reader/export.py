@@ -3,9 +3,9 @@ image logit), `patch_logits` (the map, batch x 1 x h x w) and `embedding` (the
 mean trunk feature over breast cells, for the domain check), verified against
 torch: the image logit, the whole map, and the map against autograd Grad-CAM of
 the image logit at the trunk's output. With a linear patch classifier they must be
-the same map up to a positive scale and the head's bias; with a hidden layer the
-map is the patch classifier's own (patch probabilities), and the correlation is
-reported, not required."""
+the same map up to a positive scale and the head's bias; with a hidden layer (or
+the flipped reading averaged in) the map is the patch classifier's own (patch
+probabilities), and the correlation is reported, not required."""
 
 from __future__ import annotations
 
@@ -27,15 +27,15 @@ class ReaderGraph(nn.Module):
 
     def forward(self, x: torch.Tensor):
         features = self.reader.features(x)
-        patch = self.reader.head(features)
-        breast = self.reader.breast_cells(x)
-        weights = breast.float()[:, None]
-        embedding = (features * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp(min=1.0)
-        return self.reader.pool(patch[:, 0], breast), patch, embedding
+        logit, patch = self.reader.read(x, features)
+        weights = self.reader.breast_cells(x).float()[:, None]
+        embedding = (features * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp(min=1.0)  # as it stands
+        return logit, patch, embedding
 
 
 def gradcam_of_image_logit(reader: WholeImageReader, x: torch.Tensor) -> torch.Tensor:
-    """The reference: autograd Grad-CAM of the image logit at the trunk's output (N x h x w)."""
+    """The reference: autograd Grad-CAM of the image logit at the trunk's output (N x h x w; the upright
+    reading's, with `flip_reading`)."""
     features = reader.features(x).detach().requires_grad_(True)
     logit = reader.pool(reader.head(features)[:, 0], reader.breast_cells(x))
     (grad,) = torch.autograd.grad(logit.sum(), features)
@@ -55,7 +55,8 @@ def export_reader(reader: WholeImageReader, example: torch.Tensor, path: Path, m
     with torch.no_grad():
         ref_logits, ref_patch, ref_embedding = graph(x)
     cam = gradcam_of_image_logit(reader, x).numpy()
-    linear = isinstance(reader.head, nn.Conv2d)  # a hidden layer: the map is the patch classifier's, not a CAM
+    # a hidden layer or a flipped reading: the map is the patch classifier's, not the upright reading's CAM
+    linear = isinstance(reader.head, nn.Conv2d) and not reader.flip_reading
     bias = float(reader.head.bias.detach()) if linear else 0.0
     figures = {
         "max_logit_error": float(np.abs(logits - ref_logits.numpy()).max()),

@@ -86,6 +86,21 @@ class Head:
 pool = top_k_mean  # the model's own pooling (`WholeImageReader.pool`), on N x cells logits
 
 
+def reader_logits(head: Head, data: ReaderData, index: np.ndarray) -> np.ndarray:
+    """The reader's image logits of `index`, as the exported model computes them (`WholeImageReader.read`):
+    with the flipped reading, the mean of the upright and the flipped pooled logits."""
+    logits = head.image_logits(data.features[index], data.breast[index])
+    if data.flipped is None:
+        return logits
+    return (logits + head.image_logits(data.flipped[index], data.breast[index])) / 2
+
+
+def reader_patch_logits(head: Head, data: ReaderData, index: np.ndarray) -> torch.Tensor:
+    """The reader's map (N x cells): with the flipped reading, the mean of both maps."""
+    logits = head.patch_logits(data.features[index])
+    return logits if data.flipped is None else (logits + head.patch_logits(data.flipped[index])) / 2
+
+
 def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Schedule, seed: int) -> Head:
     with torch.random.fork_rng():  # the hidden layer's start and dropout, repeatable, the caller's RNG untouched
         torch.manual_seed(seed)
@@ -95,17 +110,20 @@ def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Sc
 def _fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Schedule, seed: int) -> Head:
     generator = torch.Generator().manual_seed(seed)
     x = data.features[index]
+    breast, finding = data.breast[index], data.finding[index]
+    y = torch.as_tensor(data.y[index], dtype=torch.float32)
+    if data.flipped is not None:  # each training image twice: upright and read upside down (augmentation)
+        x = torch.cat([x, data.flipped[index]])
+        breast, finding, y = torch.cat([breast, breast]), torch.cat([finding, finding]), torch.cat([y, y])
     mean = x.mean(dim=(0, 1))
     sd = x.std(dim=(0, 1)) + 1e-3
     x = (x - mean) / sd
-    breast, finding = data.breast[index], data.finding[index]
-    y = torch.as_tensor(data.y[index], dtype=torch.float32)
     known = breast & (y[:, None] == 0) | finding
     net = patch_classifier(x.shape[2], setting.hidden).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=schedule.lr, weight_decay=setting.weight_decay)
     balance = torch.tensor(float((y == 0).sum() / max(1.0, float(y.sum()))))  # abnormal images' weight
     for _ in range(schedule.epochs):
-        for batch in torch.randperm(len(index), generator=generator).split(schedule.batch):
+        for batch in torch.randperm(len(y), generator=generator).split(schedule.batch):
             logits = net(x[batch])[..., 0]
             loss = F.binary_cross_entropy_with_logits(pool(logits, breast[batch], setting.k), y[batch],
                                                       pos_weight=balance)
@@ -140,7 +158,7 @@ def choose(data: ReaderData, index: np.ndarray, settings: list[Setting], schedul
         for fold in inner:
             head = fit_head(data, index[fold.train], setting, schedule, seed)
             test = index[fold.test]
-            logits[setting.text()][test] = head.image_logits(data.features[test], data.breast[test])
+            logits[setting.text()][test] = reader_logits(head, data, test)
             aucs.append(auc(data.y[test], logits[setting.text()][test]))
             for window, hits in box_hits[setting.text()].items():
                 hits += pointing_hits(head, data, test, window)[1]
@@ -157,7 +175,7 @@ def pointing_hits(head: Head, data: ReaderData, index: np.ndarray, window: int =
     finding's centre?)."""
     cell_hits, box_hits = [], []
     half = location_cells(data.cell_mm) / 2
-    logits = head.patch_logits(data.features[index]).masked_fill(~data.breast[index], NOT_BREAST)
+    logits = reader_patch_logits(head, data, index).masked_fill(~data.breast[index], NOT_BREAST)
     for row, i in enumerate(index):
         if data.located[i]:
             peak = int(logits[row].argmax())
@@ -183,7 +201,7 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     for fold in outer:
         best, inner_scores, inner_logits, window = choose(data, fold.train, settings, schedule, seed + fold.index)
         head = fit_head(data, fold.train, best, schedule, seed + fold.index)
-        everything = head.image_logits(data.features, data.breast)  # the outer head's logits (test ones used)
+        everything = reader_logits(head, data, np.arange(len(data)))  # the outer head's (test ones used)
         oof[fold.test] = everything[fold.test]
         # both breasts compared: weights fitted on the training fold's inner out-of-fold logits only
         bilateral = fit_bilateral(inner_logits, partners, data.y, fold.train)

@@ -35,13 +35,14 @@ NOT_BREAST = -1.0e4  # the logit a non-breast cell gets before pooling
 
 
 class WholeImageReader(nn.Module):
-    def __init__(self, trunk: EfficientNet, k: int):
+    def __init__(self, trunk: EfficientNet, k: int, flip_reading: bool = False):
         super().__init__()
         self.stem = trunk.stem
         self.stages = nn.Sequential(*trunk.stages[:STAGES])
         channels = self.stages[-1][-1].project[0].out_channels
         self.head = nn.Conv2d(channels, 1, 1)
         self.k = int(k)
+        self.flip_reading = flip_reading  # also read the breast upside down (see `read`)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x: N x 3 x H x W in 0..1 (the spec's output) -> N x C x H/16 x W/16."""
@@ -57,8 +58,20 @@ class WholeImageReader(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(image logit N x 1, patch logits N x 1 x h x w)."""
-        patch = self.head(self.features(x))
-        return self.pool(patch[:, 0], self.breast_cells(x)), patch
+        return self.read(x, self.features(x))
+
+    def read(self, x: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The answer from the trunk's `features` of x. With `flip_reading`, x is also read upside down (a
+        vertical flip: the chest wall stays left; H is a multiple of the stride, so the cells coincide), its
+        map flipped back onto the same cells: the image logit is the mean of the two pooled logits, the map
+        the mean of the two maps (the same as training's `fit.reader_logits` and `fit.reader_patch_logits`)."""
+        breast = self.breast_cells(x)
+        patch = self.head(features)
+        logit = self.pool(patch[:, 0], breast)
+        if not self.flip_reading:
+            return logit, patch
+        flipped = self.head(self.features(torch.flip(x, dims=[2]))).flip(dims=[2])
+        return (logit + self.pool(flipped[:, 0], breast)) / 2, (patch + flipped) / 2
 
     def patch_logit(self, patch: torch.Tensor) -> torch.Tensor:
         """The patch classifier: a patch's pooled features through the same linear layer (N x 1)."""

@@ -30,7 +30,7 @@ from mammodesk_train.export import weights_sha256
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
-from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv
+from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv, reader_logits
 from mammodesk_train.reader.model import STRIDE, WholeImageReader, head_from_standardised
 from mammodesk_train.splits import Fold, patient_kfold
 
@@ -46,6 +46,7 @@ class ReaderPreset:
         Setting(k, 1e-2, cw) for k in (4, 8, 16) for cw in (0.0, 1.0)))
     schedule: Schedule = Schedule()
     sensitivity: float = 0.80  # the operating point's stated sensitivity
+    flip_reading: bool = False  # also read each breast upside down: trained on both, answered by their mean
 
     def __post_init__(self) -> None:
         if self.height % STRIDE or self.width % STRIDE:  # else the breast cells and the map disagree in size
@@ -71,7 +72,9 @@ class ReaderPreset:
                 f"convolutionally over the breast cropped, chest wall left, resampled to {self.spacing_mm} mm "
                 f"per pixel, breast intensities scaled to their 1st-99.5th percentiles; {head} on every 16-pixel "
                 f"cell of its fifth stage; the image logit the mean of the k most suspicious breast "
-                f"cells (top-k MIL); {chosen} chosen by inner CV")
+                f"cells (top-k MIL)" + ("; each breast also read upside down (trained on both readings, the "
+                                        "answer and the map their mean)" if self.flip_reading else "")
+                + f"; {chosen} chosen by inner CV")
 
 
 PRESETS = {f"reader-{t}": ReaderPreset(f"reader-{t}", t) for t in ("lite0", "lite1", "lite2")}
@@ -81,9 +84,11 @@ PRESETS = {f"reader-{t}": ReaderPreset(f"reader-{t}", t) for t in ("lite0", "lit
 # gained +0.03 and +0.07 AUC over the linear head. The spacing rule, stated before its screen: the best AUC among
 # the spacings whose 25.6 mm location box holds at least half of the located findings. Mean of both seeds, best k:
 # 0.4 mm AUC 0.732, box 52 %; 0.5 mm 0.757, 54 %; 0.6 mm 0.760, 50 % (49.5); 0.8 mm 0.764, 48-50 %; 1.0 mm
-# 0.705. Which head and k each fold uses is chosen in its inner folds like every setting.
+# 0.705. Which head and k each fold uses is chosen in its inner folds like every setting. The flipped reading
+# (trained on both, answered by the mean), screened at 0.5 mm with k=4 on the same seeds: +0.024 and +0.015 AUC
+# (5/5 and 4/5 folds); upright training with only the mean at test time gained +0.008 and +0.007.
 PRESETS["reader-lite0-hidden"] = ReaderPreset(
-    "reader-lite0-hidden", "lite0", spacing_mm=0.5, height=512, width=304, settings=(
+    "reader-lite0-hidden", "lite0", spacing_mm=0.5, height=512, width=304, flip_reading=True, settings=(
         *(Setting(k, 1e-2, cw) for k in (1, 2, 4) for cw in (0.0, 1.0)),
         *(Setting(k, wd, 1.0, hidden=32) for k in (1, 2, 4) for wd in (0.1, 0.3))))
 
@@ -206,7 +211,7 @@ def fixed_setting_oof(data: ReaderData, setting: Setting, preset: ReaderPreset, 
     oof = np.full(len(data), np.nan)
     for fold in patient_kfold(data.y, data.groups, folds, seed):
         head = fit_head(data, fold.train, setting, preset.schedule, seed + fold.index)
-        oof[fold.test] = head.image_logits(data.features[fold.test], data.breast[fold.test])
+        oof[fold.test] = reader_logits(head, data, fold.test)
     return oof
 
 
@@ -223,9 +228,9 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     out.mkdir(parents=True, exist_ok=True)
     records = load_source(data_spec)
     trunk = build_trunk(preset.trunk)
-    reader = WholeImageReader(trunk, k=1)
+    reader = WholeImageReader(trunk, k=1, flip_reading=preset.flip_reading)
     print(f"reading {len(records)} images through {preset.name}'s spec and frozen trunk", flush=True)
-    data = prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm)
+    data = prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm, flip_reading=preset.flip_reading)
     report: dict = {"preset": preset.name, "description": preset.description(), "data": data_spec,
                     "spacing_mm": preset.spacing_mm,
                     "images": len(data), "patients": int(len(set(data.groups.tolist()))),
