@@ -18,7 +18,7 @@ from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatEr
 from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.exam import (ViewAnswer, combine, compare_sides, exam_key, patient_of, study_of,
                                       view_answer)
-from mammodesk.inference.results import CLEAR_MARGIN, parse_box  # noqa: F401 - parse_box: predict's --roi
+from mammodesk.inference.results import parse_box  # noqa: F401 - parse_box: predict's --roi
 from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
@@ -170,8 +170,8 @@ def _compared_row(row: dict[str, object], labels, alone: ViewAnswer, answer: Vie
     row[f"p_{labels[-1]}"], row[f"p_{labels[0]}"] = round(p, 6), round(1.0 - p, 6)
     row["predicted"] = labels[-1] if p >= threshold else labels[0]
     if not str(row["answer"]).startswith("no clear answer (outside"):
-        row["answer"] = row["predicted"] if 2 * abs(p - threshold) >= CLEAR_MARGIN else \
-            "no clear answer (near the decision threshold)"
+        row["answer"] = "no clear answer (near the decision threshold)" if answer.near_threshold(threshold) \
+            else row["predicted"]
     row["compared_with"] = answer.compared_with
     row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"this view alone: p {alone.probability:.3f}"]))
 
