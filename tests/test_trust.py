@@ -15,7 +15,7 @@ from mammodesk.cli import main as mammodesk_main
 from mammodesk.inference import ModelContractError, ModelRegistry, ModelRunner
 from mammodesk.inference.calibration import apply_calibration
 from mammodesk.inference.contract import DAMAGED, UNVERIFIED
-from mammodesk.inference.domain import EmbeddingModel, acquisition_kind, check
+from mammodesk.inference.domain import EmbeddingModel, acquisition_kind, check, input_ranges, input_statistics
 from mammodesk.io import ImageMeta, read_image
 
 
@@ -148,6 +148,33 @@ def test_domain_flag_is_false_on_the_training_distribution_and_true_off_it():
     assert not bright.in_domain and "input intensity mean" in bright.reasons[0]
     far = check(record, film, np.full((8, 8), 0.4) + rng.normal(0, 0.1, (8, 8)), np.full((1, 6), 6.0), model)
     assert not far.in_domain and "features far from the training set" in far.reasons[0] and far.distance > 1
+
+
+def test_an_image_readers_input_is_judged_on_the_breast_not_on_its_padding():
+    """The reader's canvas pads the breast with black: a narrow breast leaves more padding and a darker canvas,
+    not a darker breast. A record taken over the breast passes the same breast on any canvas; one taken over
+    the whole input flags the wider padding; a breast that is itself too dark is still flagged."""
+    rng = np.random.default_rng(0)
+    breasts = [rng.uniform(0.2, 0.8, (64, 32)) for _ in range(40)]
+
+    def canvas(breast, width):
+        out = np.zeros((64, width, 3))
+        out[:, :breast.shape[1]] = breast[..., None]
+        return out
+
+    trained = [canvas(b, 48) for b in breasts]
+    film = ImageMeta(bits_stored=8, format="PGM")
+    over_breast = {"input": input_ranges(np.array([input_statistics(x, "breast") for x in trained]), "breast")}
+    over_input = {"input": input_ranges(np.array([input_statistics(x) for x in trained]))}
+    assert over_breast["input"]["over"] == "breast" and "over" not in over_input["input"]
+    narrow = canvas(rng.uniform(0.2, 0.8, (64, 32)), 96)  # the same kind of breast, twice the padding
+    assert check(over_breast, film, narrow).in_domain
+    padded = check(over_input, film, narrow)
+    assert not padded.in_domain and "input intensity mean" in padded.reasons[0]
+    dark = canvas(rng.uniform(0.02, 0.1, (64, 32)), 48)
+    flagged = check(over_breast, film, dark)
+    assert not flagged.in_domain and "breast intensity mean" in flagged.reasons[0]
+    assert input_statistics(np.zeros((8, 8)), "breast") == (0.0, 0.0)  # no breast: the whole input
 
 
 def test_every_answer_carries_the_domain_check(tmp_path, mdb001):

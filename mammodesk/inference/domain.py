@@ -8,7 +8,10 @@ what the training inputs looked like (`mammodesk.domain`):
   is judged on the kind only: bit depth and spacing are digitisation, which its
   input no longer shows; film against digital stays a difference it would see;
 - `input`: the range (0.5th-99.5th percentile over training samples) of the
-  mean and standard deviation of the processed model input;
+  mean and standard deviation of the processed model input; `"over": "breast"`
+  (the image reader, whose canvas pads the breast with black) takes them over
+  the breast's pixels only, so the padding a view's shape leaves is not read as
+  a darker image;
 - `embedding`: a Mahalanobis distance in the top principal components of the
   penultimate-layer embedding (mean, components, variances, base64 float32)
   and its threshold, the 99th percentile of the training samples' own
@@ -97,6 +100,30 @@ class EmbeddingModel:
                    float(data["threshold"]))
 
 
+def input_statistics(model_input: np.ndarray, over: str = "input") -> tuple[float, float]:
+    """The mean and standard deviation of a processed input (H x W or H x W x C); `over="breast"`: of the
+    pixels the spec left as breast (above 0 in the first channel; everything else is blacked out), or of
+    the whole input when nothing is."""
+    values = np.asarray(model_input, np.float64)
+    if over == "breast":
+        grey = values[..., 0] if values.ndim == 3 else values
+        inside = grey > 0
+        if inside.any():
+            values = values[inside]
+    return float(values.mean()), float(values.std())
+
+
+def input_ranges(statistics: np.ndarray, over: str = "input") -> dict[str, Any]:
+    """The `input` record from N x 2 per-sample (mean, sd): the 0.5th-99.5th percentile of each."""
+    statistics = np.asarray(statistics, np.float64)
+    record: dict[str, Any] = {name: [float(np.percentile(statistics[:, i], 0.5)),
+                                     float(np.percentile(statistics[:, i], 99.5))]
+                              for i, name in enumerate(("mean", "sd"))}
+    if over != "input":
+        record["over"] = over
+    return record
+
+
 def check(domain: Mapping[str, Any] | None, meta: ImageMeta, model_input: np.ndarray | None = None,
           embedding: np.ndarray | None = None, embedding_model: EmbeddingModel | None = None) -> DomainCheck:
     """The image's acquisition, its processed input and its embedding against the training record."""
@@ -125,10 +152,12 @@ def check(domain: Mapping[str, Any] | None, meta: ImageMeta, model_input: np.nda
         checked.append("spacing")
     ranges = domain.get("input")
     if ranges and model_input is not None:
-        for name, value in (("mean", float(np.mean(model_input))), ("sd", float(np.std(model_input)))):
+        over = ranges.get("over", "input")
+        what = "breast intensity" if over == "breast" else "input intensity"
+        for name, value in zip(("mean", "sd"), input_statistics(model_input, over)):
             low, high = ranges[name]
             if not low <= value <= high:
-                reasons.append(f"input intensity {name} {value:.3f} outside the training range {low:.3f}-{high:.3f}")
+                reasons.append(f"{what} {name} {value:.3f} outside the training range {low:.3f}-{high:.3f}")
         checked.append("input intensity")
     distance = None
     if embedding is not None and embedding_model is not None:

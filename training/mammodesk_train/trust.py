@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mammodesk.inference.calibration import apply_calibration, logit
 from mammodesk.inference.domain import EmbeddingModel, check, summarise_acquisition
+from mammodesk.inference.domain import input_ranges as ranges_of_statistics
 
 from mammodesk_train.splits import Fold
 
@@ -133,9 +134,7 @@ def calibrate(probs: np.ndarray, y: np.ndarray, folds: Sequence[Fold]) -> dict:
 def input_ranges(x: np.ndarray) -> dict:
     """0.5th-99.5th percentile of each sample's processed-input mean and sd."""
     flat = x.reshape(len(x), -1)
-    means, sds = flat.mean(axis=1), flat.std(axis=1)
-    return {"mean": [float(np.percentile(means, 0.5)), float(np.percentile(means, 99.5))],
-            "sd": [float(np.percentile(sds, 0.5)), float(np.percentile(sds, 99.5))]}
+    return ranges_of_statistics(np.column_stack([flat.mean(axis=1), flat.std(axis=1)]))
 
 
 def domain_record(metas, x: np.ndarray, embeddings: np.ndarray | None, assumed_spacing_mm: float | None) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mammodesk.anatomy import read_anatomy
+from mammodesk.inference.domain import input_statistics
 from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io.views import VIEW_FAMILY
 from mammodesk.preprocessing.spatial import outline_breast
@@ -36,7 +37,7 @@ class ReaderData:
     base_features: np.ndarray  # N x F, the plain baseline's
     map_shape: tuple[int, int]
     metas: list  # the source ImageMeta of each image (domain record)
-    inputs_mean_sd: np.ndarray  # N x 2: mean and sd of each processed input (domain record)
+    inputs_mean_sd: np.ndarray  # N x 2: mean and sd of each processed input's breast pixels (domain record)
     sides: list  # "L", "R" or None per image (its anatomy, as the app reads it)
     view_families: list  # "CC", "MLO" or None per image
     cell_mm: float  # the side of one map cell on the breast
@@ -117,7 +118,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
         located.append(bool(hits.any()))
         base.append(baseline.image_features(image))
         metas.append(image.meta)
-        stats.append((float(processed.array.mean()), float(processed.array.std())))
+        stats.append(input_statistics(processed.array, over="breast"))
         y.append(0 if record.labels.is_normal else 1)
         groups.append(record.patient_key)
         ids.append(record.image_id)

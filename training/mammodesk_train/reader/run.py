@@ -317,16 +317,13 @@ def bilateral_metadata(report: dict) -> dict | None:
 def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
                  calibration: dict | None, threshold: float, path: Path, name: str,
                  assumed_mm: float | None) -> dict:
-    from mammodesk.inference.domain import EmbeddingModel, summarise_acquisition
+    from mammodesk.inference.domain import EmbeddingModel, input_ranges, summarise_acquisition
 
     point = report["reported"]["operating_point"]
     weights = data.breast.float()[..., None]
     embeddings = ((data.features * weights).sum(1) / weights.sum(1).clamp(min=1.0)).numpy()
     acquisition = {**summarise_acquisition(data.metas, assumed_mm), "normalised": True}
-    stats = data.inputs_mean_sd
-    domain = {"acquisition": acquisition,
-              "input": {"mean": [float(np.percentile(stats[:, 0], 0.5)), float(np.percentile(stats[:, 0], 99.5))],
-                        "sd": [float(np.percentile(stats[:, 1], 0.5)), float(np.percentile(stats[:, 1], 99.5))]},
+    domain = {"acquisition": acquisition, "input": input_ranges(data.inputs_mean_sd, over="breast"),
               "embedding": EmbeddingModel.fit(embeddings).to_dict()}
     metrics = reader_metrics(report)
     metadata = build_metadata(
