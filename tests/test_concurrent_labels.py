@@ -5,6 +5,7 @@ the three-way merge's rules on their own."""
 from __future__ import annotations
 
 import multiprocessing
+import time
 from pathlib import Path
 
 from mammodesk.annotations.merge import merge_labels
@@ -115,3 +116,26 @@ def test_a_merge_is_adopted_whole_and_a_save_made_before_it_cannot_undo_it(tmp_p
     assert {f.uid for f in ann.sheets[1].labels.findings} == on_disk and ann.sheets[1].saved
     for saver in (ann_saver, bob_saver):
         saver.close()
+
+
+def test_saving_leaves_no_lock_file_beside_the_image(tmp_path):
+    import threading
+
+    from mammodesk.annotations.sidecar import _locked
+
+    sidecar = tmp_path / "mdb001.pgm.mammodesk.json"
+    order = []
+
+    def hold(name):
+        with _locked(sidecar):
+            order.append(f"{name} in")
+            time.sleep(0.05)
+            order.append(f"{name} out")
+
+    threads = [threading.Thread(target=hold, args=(n,)) for n in "abc"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [o.split()[1] for o in order] == ["in", "out"] * 3  # never two holders at once
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")]

@@ -4,6 +4,7 @@ the taxonomy, and every export format's round trip, including the PHI check."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import math
@@ -273,13 +274,14 @@ def export_item(labels: ImageLabels, sha: str = "1" * 64) -> exports.ExportImage
 
 
 def test_csv_round_trip_is_exact(tmp_path):
-    labels = every_shape_labels()
+    labels = dataclasses.replace(every_shape_labels(), laterality="L", view="MLO")
     empty = ImageLabels("empty", density="A", density_system="acr", birads=1)
     rows = exports.write_csv([export_item(labels), export_item(empty, "2" * 64)], tmp_path / "f.csv")
     assert rows == 7
     back = exports.read_csv(tmp_path / "f.csv")
     assert back["img"].findings == labels.findings
     assert (back["img"].density, back["img"].birads, back["img"].note) == ("C", 4, "image note")
+    assert (back["img"].laterality, back["img"].view) == ("L", "MLO") and back["empty"].laterality is None
     assert back["empty"].findings == () and back["empty"].birads == 1 and back["empty"].extra["pixel_sha256"] == "2" * 64
 
 

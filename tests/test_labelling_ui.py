@@ -295,3 +295,80 @@ def test_next_file_and_the_taxonomy_dialog(window, qtbot, tmp_path):
     panel = window.labelling.panel
     assert "lymph node" in [panel.type_combo.itemText(i) for i in range(panel.type_combo.count())]
     assert "lymph node" in (tmp_path / "mammodesk-taxonomy.json").read_text()
+
+
+def test_patient_identifiers_enter_exports_only_after_a_confirmation(window, monkeypatch):
+    action = window.actions_["include_identifiers"]
+    asked = []
+    answers = iter([QtWidgets.QMessageBox.StandardButton.No, QtWidgets.QMessageBox.StandardButton.Yes])
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or next(answers))
+    assert action.shortcut().isEmpty()  # no chord turns it on
+    action.trigger()  # from the menu: asked, and No leaves it off
+    assert not action.isChecked() and "birth date" in asked[0]
+    action.trigger()
+    assert action.isChecked() and len(asked) == 2
+    assert "INCLUDE patient identifiers" in window.statusBar().currentMessage()
+    action.trigger()  # off again without a question
+    assert not action.isChecked() and len(asked) == 2
+
+
+def test_dicom_sr_is_offered_only_when_a_dicom_image_is_open(window, qtbot, tmp_path, monkeypatch):
+    from mammodesk.state import label_io
+
+    png = tmp_path / "film.png"
+    cv2.imwrite(str(png), (phantom(200, 160, bits=12) >> 4).astype(np.uint8))
+    open_and_wait(qtbot, window, png)
+    window.labelling.state.add_finding(window.state.active.id, Rect(10, 10, 40, 40))
+    offered = []
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", lambda *a, **k: offered.append(a[3]) or ("", False))
+    window.labelling.export_dialog()
+    assert label_io.EXPORT_FORMATS["sr"] not in offered[0] and label_io.EXPORT_FORMATS["csv"] in offered[0]
+    dicom = write(make_dataset(phantom(200, 160, bits=12), bits_stored=12, PixelSpacing=[0.1, 0.1]), tmp_path / "a.dcm")
+    open_and_wait(qtbot, window, dicom)
+    window.labelling.export_dialog()
+    assert label_io.EXPORT_FORMATS["sr"] in offered[1]
+
+
+def test_next_file_says_when_it_wraps_to_the_first(window, qtbot, tmp_path):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        write(make_dataset(phantom(200, 160, bits=12), bits_stored=12, PixelSpacing=[0.1, 0.1]), folder / name)
+    window.open_paths([str(folder)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=30_000)
+    window.state.set_active(next(d for d in window.state.documents if d.name == "b.dcm"))
+    window.labelling.step_file(+1)
+    assert window.state.active.name == "a.dcm" and "Wrapped to the first file" in window.statusBar().currentMessage()
+    window.labelling.step_file(+1)
+    assert window.state.active.name == "b.dcm" and "Wrapped" not in window.statusBar().currentMessage()
+
+
+def test_an_image_without_rois_shows_no_other_images_finding(window, qtbot, tmp_path):
+
+    first, _ = open_labelled(qtbot, window, image_file(tmp_path, "one.png"))
+    state = window.labelling.state
+    state.add_finding(first.id, Rect(40, 40, 100, 100))
+    state.label_selected(first.id, pathology=Pathology.MALIGNANT)
+    panel = window.labelling.panel
+    assert panel.pathology.currentText() == Pathology.MALIGNANT.value
+    second, _ = open_labelled(qtbot, window, image_file(tmp_path, "two.png"))
+    window.state.set_active(second)
+    QtWidgets.QApplication.processEvents()
+    assert not panel.editor.isEnabled()
+    assert panel.pathology.currentText() == "" and panel.type_combo.currentText() == "" and panel.note.text() == ""
+
+
+def test_an_export_that_cannot_hold_a_label_asks_before_writing(window, qtbot, tmp_path, monkeypatch):
+    from mammodesk.state import label_io
+
+    document, _ = open_labelled(qtbot, window, image_file(tmp_path, "nodensity.png"))
+    window.labelling.state.add_finding(document.id, Rect(40, 40, 100, 100), "mass")
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", lambda *a, **k: (label_io.EXPORT_FORMATS["mias"], True))
+    asked = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QtWidgets.QMessageBox.StandardButton.No)
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("asked where to write")))
+    window.labelling.export_dialog()  # No: nothing is written, and the reason named the image
+    assert len(asked) == 1 and "nodensity: no breast density" in asked[0]
+    assert not list(tmp_path.glob("*.txt"))

@@ -283,12 +283,14 @@ def test_settings_restore_recent_files_and_geometry(qtbot, tmp_path, mias_images
 
 
 def test_shortcuts_are_unique_and_listed(window):
-    keys = [QtGui.QKeySequence(a.shortcut).toString() for a in ACTIONS]
+    keys = [QtGui.QKeySequence(a.shortcut).toString() for a in ACTIONS if a.shortcut]
     assert len(keys) == len(set(keys))
     dialog = ShortcutsDialog(window)
     listed = {dialog.table.item(row, 1).text() for row in range(dialog.table.rowCount())}
     assert {a.text.replace("&", "") for a in ACTIONS} <= listed
-    assert all(window.actions_[a.key].shortcut().toString() for a in ACTIONS)
+    assert all(window.actions_[a.key].shortcut().toString() for a in ACTIONS if a.shortcut)
+    # identifiers in exports: a menu item with a confirmation, never one chord
+    assert [a.key for a in ACTIONS if not a.shortcut] == ["include_identifiers"]
 
 
 def test_spec_of_a_bundled_model_can_be_shown(window, qtbot, mias_images):
@@ -383,3 +385,52 @@ def test_a_large_image_paints_from_its_display_copy_and_full_resolution_when_zoo
     loupe = canvas._source_loupe(col, row, 30)  # full resolution under the current window, copy or not
     lut = canvas.image_item.lut
     assert loupe.pixelColor(30, 30).red() == lut[doc.image.pixels[row, col]]
+
+
+def test_a_folder_of_jpeg_mammograms_opens_and_an_empty_one_says_so(window, qtbot, tmp_path):
+    import cv2
+
+    from dicom_factory import mammogram_like
+
+    jpegs = tmp_path / "jpegs"
+    jpegs.mkdir()
+    for name in ("r_cc.jpg", "l_cc.jpeg"):
+        cv2.imwrite(str(jpegs / name), (mammogram_like(256, 208) >> 4).astype("uint8"))
+    window.open_folder(str(jpegs))
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=30_000)
+    empty = tmp_path / "empty"
+    (empty / "nested").mkdir(parents=True)
+    (empty / "notes.txt").write_text("no images here")
+    window.open_folder(str(empty))
+    assert "No image files in" in window.statusBar().currentMessage()
+
+
+def test_opening_an_image_already_open_goes_to_it(window, qtbot, tmp_path):
+    from dicom_factory import make_dataset, phantom, write
+
+    first, second = (write(make_dataset(phantom(300, 240, bits=12), bits_stored=12, PixelSpacing=[0.1, 0.1]),
+                           tmp_path / name) for name in ("a.dcm", "b.dcm"))
+    window.open_paths([str(first), str(first)])  # asked twice while it is still being read: read once
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=30_000)
+    window.open_paths([str(second)])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=30_000)
+    window.opening.open_path(str(tmp_path / "." / "a.dcm"))  # the same file by another name
+    assert len(window.state.documents) == 2 and window.state.active.name == "a.dcm"
+    assert "already open" in window.statusBar().currentMessage()
+    qtbot.wait(300)
+    assert len(window.state.documents) == 2
+
+
+def test_close_all_empties_the_study_list_too(window, qtbot, tmp_path):
+    from dicom_factory import make_dataset, phantom, write
+
+    paths = [write(make_dataset(phantom(200, 160, bits=12), bits_stored=12, PixelSpacing=[0.1, 0.1]),
+                   tmp_path / f"{n}.dcm") for n in "ab"]
+    window.open_paths([str(p) for p in paths])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=30_000)
+    assert window.browser.count() == 2
+    window.actions_["close_all"].trigger()
+    assert not window.state.documents and window.browser.count() == 0
+    window.open_paths([str(paths[0])])  # and the list starts again from what is opened next
+    qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=30_000)
+    assert window.browser.paths() == [str(paths[0])]

@@ -261,10 +261,13 @@ def test_identifying_tags_only_on_request(tmp_path):
 
 
 def test_folder_listing(tmp_path):
-    for name in ("b.dcm", "a.pgm", "IM0001", "notes.txt", ".hidden.dcm"):
+    for name in ("b.dcm", "a.pgm", "IM0001", "notes.txt", ".hidden.dcm", "c.jpg", "d.JPEG"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
-    assert [Path(p).name for p in folder_files(tmp_path)] == ["IM0001", "a.pgm", "b.dcm"]
+    assert [Path(p).name for p in folder_files(tmp_path)] == ["IM0001", "a.pgm", "b.dcm", "c.jpg", "d.JPEG"]
+    from mammodesk.qt.viewer.opening import FILE_FILTER
+
+    assert "*.jpg" in FILE_FILTER and "*.jpeg" in FILE_FILTER  # the Open dialog offers what a folder lists
 
 
 def _die_on_bad(path: str):

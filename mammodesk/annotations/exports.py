@@ -43,7 +43,8 @@ def public_id(stem: str, sha256: str, identifying_values=()) -> str:
 
 
 # --- CSV -------------------------------------------------------------------------------------
-CSV_COLUMNS = ("image", "file_name", "pixel_sha256", "rows", "cols", "image_density", "image_birads",
+CSV_COLUMNS = ("image", "file_name", "pixel_sha256", "rows", "cols", "laterality", "view", "image_density",
+               "image_birads",
                "image_note", "finding_uid", "finding_type", "pathology", "birads", "shape_type", "geometry",
                "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "area_px", "attributes", "note", "source", "author",
                "created", "modified", "modified_by")
@@ -58,7 +59,8 @@ def write_csv(images: list[ExportImage], path: Path) -> int:
     for item in images:
         labels = item.labels
         base = {"image": labels.image_id, "file_name": item.file_name, "pixel_sha256": item.sha256,
-                "rows": item.rows, "cols": item.cols, "image_density": labels.density or "",
+                "rows": item.rows, "cols": item.cols, "laterality": labels.laterality or "",
+                "view": labels.view or "", "image_density": labels.density or "",
                 "image_birads": "" if labels.birads is None else labels.birads, "image_note": labels.note}
         for finding in labels.findings or (None,):
             row = dict(base)
@@ -103,6 +105,7 @@ def read_csv(path: Path) -> dict[str, ImageLabels]:
             density_system="acr" if row.get("image_density") in ("A", "B", "C", "D") else (
                 "mias" if row.get("image_density") else None),
             birads=_int(row.get("image_birads")), note=row.get("image_note", ""),
+            laterality=row.get("laterality") or None, view=row.get("view") or None,
             extra={"pixel_sha256": row["pixel_sha256"]} if row.get("pixel_sha256") else {})
         if row["finding_type"]:
             try:
@@ -233,6 +236,13 @@ _KIND_CLASS = {FindingKind.CALCIFICATION: "CALC", FindingKind.ARCHITECTURAL_DIST
 def write_mias(images: list[ExportImage], path: Path) -> tuple[int, list[str]]:
     """MIAS rows (REF TISSUE CLASS [SEVERITY X Y RADIUS]); every shape becomes its
     enclosing circle. Returns (rows written, what was left out and why)."""
+    lines, skipped = mias_lines(images)
+    path.write_text("\n".join(lines) + "\n", encoding="ascii", errors="replace")
+    return len(lines), skipped
+
+
+def mias_lines(images: list[ExportImage]) -> tuple[list[str], list[str]]:
+    """The MIAS rows, and what the format cannot hold and why (asked before anything is written)."""
     lines, skipped = [], []
     for item in images:
         labels = item.labels
@@ -259,5 +269,4 @@ def write_mias(images: list[ExportImage], path: Path) -> tuple[int, list[str]]:
                 fields += [str(round(circle.cx)), str(item.rows - 1 - round(circle.cy)),
                            str(max(1, math.ceil(circle.radius - 1e-6)))]
             lines.append(" ".join(fields))
-    path.write_text("\n".join(lines) + "\n", encoding="ascii", errors="replace")
-    return len(lines), skipped
+    return lines, skipped

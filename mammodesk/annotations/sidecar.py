@@ -165,28 +165,56 @@ def save_sidecar(path: Path, labels: ImageLabels, *, base_token: str | None, bas
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on a hidden file beside the sidecar, held while it is read and replaced."""
+    """An exclusive lock on a hidden file beside the sidecar, held while it is read and replaced. On POSIX the
+    lock file is removed before the lock is released, so none is left beside the images; a writer that locked
+    a file already removed (it waited while the holder finished) sees that and locks the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        handle = open(path.with_name(f".{path.name}.lock"), "a+b")
-    except OSError as exc:
-        raise AnnotationSaveError(exc.errno, storage.why(exc), str(path)) from exc
-    try:
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
         try:
-            if sys.platform == "win32":
-                import msvcrt
-
-                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        except OSError as exc:  # a file system without locks (some network shares): tokens still catch a race
-            if exc.errno not in (errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL):
-                raise AnnotationSaveError(exc.errno, storage.why(exc), str(path)) from exc
+            handle = open(lock, "a+b")
+        except OSError as exc:
+            raise AnnotationSaveError(exc.errno, storage.why(exc), str(path)) from exc
+        held = _lock(handle, path)
+        if sys.platform == "win32" or not held or _same_file(handle, lock):
+            break
+        handle.close()  # the file it waited on was removed by the holder: lock the one there now
+    try:
         yield
     finally:
+        if held and sys.platform != "win32":
+            try:
+                lock.unlink()
+            except OSError:
+                pass
         handle.close()  # closing releases the lock
+
+
+def _lock(handle, path: Path) -> bool:
+    """Blocks until the lock is held; False on a file system without locks (some network shares: tokens still
+    catch a race)."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL):
+            handle.close()
+            raise AnnotationSaveError(exc.errno, storage.why(exc), str(path)) from exc
+        return False
+
+
+def _same_file(handle, lock: Path) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(lock).st_ino
+    except OSError:
+        return False
 
 
 def write_atomic(path: Path, data: bytes) -> None:

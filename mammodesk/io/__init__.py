@@ -11,7 +11,9 @@ register_reader(Reader("dicom", "DICOM", sniff_dicom, read_dicom))
 register_reader(Reader("pgm", "Netpbm PGM", sniff_pgm, read_pgm))
 register_reader(Reader("raster", "PNG/TIFF/JPEG", sniff_raster, read_raster))
 
-SUPPORTED_SUFFIXES = (".dcm", ".dicom", ".pgm", ".png", ".tif", ".tiff", ".jpg", ".jpeg", "")
+# What a folder listing and the Open dialog offer (readers recognise files from their content; DICOM files
+# often have no extension): the one list of image suffixes.
+SUPPORTED_SUFFIXES = (".dcm", ".dicom", ".dic", ".pgm", ".pnm", ".png", ".tif", ".tiff", ".jpg", ".jpeg", "")
 
 __all__ = [
     "Image", "ImageMeta", "WindowPreset", "Reader", "apply_window", "find_reader",

@@ -89,8 +89,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("import_labels", "&Import Labels...", "Ctrl+I",
                "MIAS Info.txt, CBIS-DDSM CSV, INbreast XML, MammoDesk CSV, COCO or DICOM SR", "Labels"),
     ActionSpec("export_labels", "E&xport Labels...", "Ctrl+E", "CSV, COCO, MIAS Info.txt or DICOM SR", "Labels"),
-    ActionSpec("include_identifiers", "Include Patient Identifiers in Exports", "Ctrl+Alt+I",
-               "Off by default: exports carry no names, IDs, dates or real UIDs", "Labels", True),
+    ActionSpec("include_identifiers", "Include Patient Identifiers in Exports...", "",
+               "Off by default: exports carry no names, IDs, dates or real UIDs; on only from the menu, after a "
+               "confirmation (no key turns it on)", "Labels", True),
     ActionSpec("edit_taxonomy", "Label &Taxonomy...", "Ctrl+T", "Edit the project's finding types and attributes",
                "Labels"),
     ActionSpec("panel_pipeline", "&Preprocessing Panel", "Ctrl+1", "Show or hide the preprocessing panel", "Panels",
@@ -121,7 +122,7 @@ def build_actions(window: QtWidgets.QMainWindow) -> dict[str, QtGui.QAction]:
         action = QtGui.QAction(spec.text, window)
         action.setShortcut(QtGui.QKeySequence(spec.shortcut))
         action.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
-        action.setToolTip(f"{spec.help} ({spec.shortcut})")
+        action.setToolTip(f"{spec.help} ({spec.shortcut})" if spec.shortcut else spec.help)
         action.setCheckable(spec.checkable)
         if spec.menu not in menus:
             menus[spec.menu] = window.menuBar().addMenu(f"&{spec.menu}")

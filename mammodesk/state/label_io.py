@@ -178,6 +178,17 @@ def export_images(items: list[tuple[LabelTarget, ImageLabels]]) -> list[exports.
     return result
 
 
+def cannot_hold(kind: str, items: list[tuple[LabelTarget, ImageLabels]]) -> list[str]:
+    """What an export of `kind` would leave out, and why, one line per image or finding: asked before writing,
+    so nothing is lost in silence."""
+    if kind == "mias":
+        return exports.mias_lines(export_images(items))[1]
+    if kind == "sr":
+        return [f"{image.labels.image_id}: not a DICOM image (an SR refers to the image's UIDs)"
+                for (target, _), image in zip(items, export_images(items)) if not target.is_dicom or not target.path]
+    return []
+
+
 def export(kind: str, out: Path, items: list[tuple[LabelTarget, ImageLabels]], *, finding_types=(),
            author: str = "", include_identifiers: bool = False) -> str:
     """Write an export; returns a one-line summary for the status bar."""

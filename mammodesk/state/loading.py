@@ -22,12 +22,12 @@ from mammodesk.annotations.sidecar import (
     SidecarRead, pixel_sha256, read_sidecar, remove_stale_temporaries, sidecar_path,
 )
 from mammodesk.errors import ImageReadError
-from mammodesk.io import Image, WindowPreset, read_image
+from mammodesk.io import SUPPORTED_SUFFIXES, Image, WindowPreset, read_image
 from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.io import display, shared_pixels
 from mammodesk.preprocessing.spatial import outline_breast
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".dic", ".pgm", ".pnm", ".png", ".tif", ".tiff", ""}
+IMAGE_SUFFIXES = frozenset(SUPPORTED_SUFFIXES)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class LabellingController(QtCore.QObject):
     def __init__(self, host: Host, author: str | None = None) -> None:
         super().__init__(host.widget)
         self.host = host
+        self.export_folder: str | None = None  # where the last export went (this session)
         host.viewer.active_changed.connect(self.show_active)
         host.viewer.documents_changed.connect(self.on_documents_changed)
         self.saver = AutoSaver(on_done=lambda job, error: self._saved.emit(job, error))
@@ -121,6 +122,24 @@ class LabellingController(QtCore.QObject):
         a["next_file"].triggered.connect(lambda: self.step_file(+1))
         a["prev_file"].triggered.connect(lambda: self.step_file(-1))
         self.include_identifiers = a["include_identifiers"]
+        self.include_identifiers.toggled.connect(self._confirm_identifiers)
+
+    def _confirm_identifiers(self, on: bool) -> None:
+        """Identifiers go into exports only on purpose: one key from Import must not turn them on unasked."""
+        if not on:
+            self.host.status("Exports carry no patient identifiers")
+            return
+        answer = QtWidgets.QMessageBox.question(
+            self.host.widget, "Include patient identifiers?",
+            "Exports will then carry the patient's name, ID, birth date, accession number and the real study and "
+            "image UIDs, until you turn this off. Include them?",
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No)
+        if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+            with QtCore.QSignalBlocker(self.include_identifiers):
+                self.include_identifiers.setChecked(False)
+            return
+        self.host.status("Exports now INCLUDE patient identifiers (Labels menu to turn off)")
 
     def _set_tool(self, tool: str) -> None:
         editor = self.active_editor()
@@ -165,15 +184,20 @@ class LabellingController(QtCore.QObject):
         if not paths:
             return
         index = (paths.index(current) + offset) % len(paths) if current in paths else 0
+        wrapped = current in paths and len(paths) > 1 and index != paths.index(current) + offset
         target = paths[index]
         self.host.select_study_path(index)
         for document in viewer.documents:
             if str(document.image.meta.source_path) == target:
                 viewer.set_active(document)
-                return
-        if active is not None and viewer.layout == "single":
-            viewer.close(active)  # its labels are saved on close
-        self.host.open_path(target)
+                break
+        else:
+            if active is not None and viewer.layout == "single":
+                viewer.close(active)  # its labels are saved on close
+            self.host.open_path(target)
+        if wrapped:  # said after the view changes, so the active view's description does not hide it
+            self.host.status(f"Wrapped to the {'first' if offset > 0 else 'last'} file of the study "
+                             f"({index + 1} of {len(paths)})")
 
     # --- import ---------------------------------------------------------------------------------------
     def import_dialog(self) -> None:
@@ -228,19 +252,43 @@ class LabellingController(QtCore.QObject):
         if not self.state.sheets:
             self.host.status("Nothing to export: open and label an image first")
             return
-        filters = list(label_io.EXPORT_FORMATS.values())
+        dicom = any(target.is_dicom for target in self.targets.values())
+        offered = {k: v for k, v in label_io.EXPORT_FORMATS.items() if k != "sr" or dicom}  # SR: DICOM images only
+        filters = list(offered.values())
         kind, ok = QtWidgets.QInputDialog.getItem(self.host.widget, "Export labels", "Format (all open images):",
                                                   filters, 0, False)
-        if not ok:
+        if not ok or kind not in filters:
             return
-        kind = list(label_io.EXPORT_FORMATS)[filters.index(kind)]
+        kind = list(offered)[filters.index(kind)]
+        if not self._export_anyway(kind):
+            return
+        folder = self.export_folder or ""
         if kind == "sr":
-            out = QtWidgets.QFileDialog.getExistingDirectory(self.host.widget, "Folder for the structured reports")
+            out = QtWidgets.QFileDialog.getExistingDirectory(self.host.widget, "Folder for the structured reports",
+                                                             folder)
         else:
             suffix = {"csv": "findings.csv", "coco": "annotations.coco.json", "mias": "Info.txt"}[kind]
-            out, _ = QtWidgets.QFileDialog.getSaveFileName(self.host.widget, "Export labels", suffix)
+            out, _ = QtWidgets.QFileDialog.getSaveFileName(self.host.widget, "Export labels",
+                                                           str(Path(folder) / suffix) if folder else suffix)
         if out:
+            self.export_folder = out if kind == "sr" else str(Path(out).parent)  # the next export starts there
             self.export(kind, Path(out))
+
+    def _export_anyway(self, kind: str) -> bool:
+        """Asked before writing: what the format cannot hold (MIAS without a density ...), image by image."""
+        items = [(self.targets[key], sheet.labels) for key, sheet in self.state.sheets.items() if key in self.targets]
+        problems = label_io.cannot_hold(kind, items)
+        if not problems:
+            return True
+        shown = "\n".join(f"• {p}" for p in problems[:15]) + (f"\n… and {len(problems) - 15} more"
+                                                              if len(problems) > 15 else "")
+        answer = QtWidgets.QMessageBox.question(
+            self.host.widget, "Some labels cannot be exported",
+            f"This format cannot hold {len(problems)} of the labels:\n{shown}\n\nExport the rest anyway? "
+            "(No: add what is missing, e.g. each image's breast density, or choose CSV or COCO, which hold all.)",
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No)
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
     def export(self, kind: str, out: Path) -> str:
         items = [(self.targets[key], sheet.labels) for key, sheet in self.state.sheets.items() if key in self.targets]
@@ -251,6 +299,8 @@ class LabellingController(QtCore.QObject):
         except (MammoDeskError, OSError, ValueError) as exc:
             QtWidgets.QMessageBox.warning(self.host.widget, "Export failed", f"{out.name}: {exc}")
             return ""
+        if self.include_identifiers.isChecked():
+            summary += " WITH patient identifiers"
         self.host.status(summary)
         return summary
 

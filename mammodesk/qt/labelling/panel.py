@@ -190,7 +190,14 @@ class LabelsPanel(QtWidgets.QWidget):
 
     def _show_finding(self, finding: Finding | None) -> None:
         self.editor.setEnabled(finding is not None)
-        if finding is None:
+        if finding is None:  # blank, never another image's finding greyed out
+            for combo in (self.type_combo, self.pathology, self.birads, *self.attribute_combos.values()):
+                with QtCore.QSignalBlocker(combo):
+                    combo.setCurrentIndex(-1)
+                    if combo.isEditable():
+                        combo.setEditText("")
+            with QtCore.QSignalBlocker(self.note):
+                self.note.setText("")
             self.stamps.setText("Select an ROI on the image or in the list")
             return
         name = finding_type(finding.kind, finding.attributes)

@@ -41,11 +41,16 @@ class StudyBrowser(QtWidgets.QListWidget):
             return
         super().keyPressEvent(event)
 
+    def clear_entries(self) -> None:
+        """Close All: the study list empties with the views."""
+        self.clear()
+        self._items.clear()
+
     def add_entries(self, paths: list[str]) -> None:
-        """List files (once each); their rows fill in as summaries arrive."""
-        for path in paths:
-            if path in self._items:
-                continue
+        """List files (once each), the first new one scrolled into sight; their rows fill in as summaries
+        arrive."""
+        new = [path for path in dict.fromkeys(paths) if path not in self._items]
+        for path in new:
             item = QtWidgets.QListWidgetItem(f"{Path(path).name}\nreading...")
             item.setSizeHint(CELL)
             item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop)
@@ -53,6 +58,8 @@ class StudyBrowser(QtWidgets.QListWidget):
             item.setToolTip(path)
             self.addItem(item)
             self._items[path] = item
+        if new:
+            self.scrollToItem(self._items[new[0]])
 
     def set_summary(self, summary: FileSummary) -> None:
         item = self._items.get(summary.path)

@@ -16,6 +16,7 @@ from typing import Callable
 
 from PySide6 import QtCore, QtWidgets
 
+from mammodesk.io import SUPPORTED_SUFFIXES
 from mammodesk.qt.host import Host
 from mammodesk.qt.timers import single_shot_timer
 from mammodesk.qt.viewer.browser import StudyBrowser
@@ -24,7 +25,7 @@ from mammodesk.state.loading import FileSummary, Loaded, folder_files
 
 AUTO_OPEN_LIMIT = 4  # a folder with at most this many files opens as a study
 TRANSIENT_MS = 4000  # how long a passing status message (a count) stays
-FILE_FILTER = "Images (*.dcm *.dicom *.pgm *.png *.tif *.tiff);;All files (*)"
+FILE_FILTER = f"Images ({' '.join('*' + s for s in SUPPORTED_SUFFIXES if s)});;All files (*)"
 
 
 class OpeningController(QtCore.QObject):
@@ -37,6 +38,7 @@ class OpeningController(QtCore.QObject):
         self.host, self.browser, self.settings = host, browser, settings
         self.loader = LoaderBridge(self)
         self._reading, self._after_loads = 0, []  # files the workers are still reading
+        self._opening: set[str] = set()  # those files, as `same_file_key`s
         self._arrivals: deque[Callable[[], None]] = deque()  # read, not yet added to the viewer
         self._arrival_timer = single_shot_timer(self, 0, self._take_arrival)  # after the window's queued events
         self.loader.loaded.connect(lambda loaded: self._arrive(lambda: self._on_loaded(loaded)))
@@ -58,6 +60,18 @@ class OpeningController(QtCore.QObject):
                 self.open_path(path)
 
     def open_path(self, path: str) -> None:
+        """Open a file; one already open (or being read) is gone to, never opened twice: two copies of one
+        image would show two label lists."""
+        key = same_file_key(path)
+        for document in self.host.viewer.documents:
+            source = document.image.meta.source_path
+            if source is not None and same_file_key(source) == key:
+                self.host.viewer.set_active(document)
+                self.host.status(f"{Path(path).name} is already open: showing it")
+                return
+        if key in self._opening:
+            return
+        self._opening.add(key)
         self.browser.add_entries([path])
         self.loader.open(path)
 
@@ -68,6 +82,11 @@ class OpeningController(QtCore.QObject):
             self.host.status(f"Could not list {folder}: {exc.strerror or exc}")
             return
         self.settings.setValue("last_folder", folder)
+        if not files:  # say so, never open nothing in silence
+            self.host.status(f"No image files in {folder} (looked for "
+                             f"{', '.join(s for s in SUPPORTED_SUFFIXES if s)} and files without an extension; "
+                             "sub-folders are not opened)")
+            return
         self.browser.add_entries(files)
         if len(files) <= AUTO_OPEN_LIMIT:
             for path in files:
@@ -129,6 +148,8 @@ class OpeningController(QtCore.QObject):
                 self._report_pending()
 
     def _on_loaded(self, loaded: Loaded) -> None:
+        if loaded.image.meta.source_path is not None:
+            self._opening.discard(same_file_key(loaded.image.meta.source_path))
         document = self.host.viewer.add_image(loaded.image, auto=loaded.auto, anatomy=loaded.anatomy,
                                               copy=loaded.display)
         self.loaded.emit(document, loaded)
@@ -147,6 +168,7 @@ class OpeningController(QtCore.QObject):
                          f"{meta.bits_stored}-bit{warnings}")
 
     def _on_failed(self, path: str, message: str) -> None:
+        self._opening.discard(same_file_key(path))
         self.host.viewer.add_error(path, message)
         self.browser.set_summary(FileSummary(path, error=message))
         self.host.status(f"Could not open {Path(path).name}: {message}")
@@ -166,3 +188,11 @@ class OpeningController(QtCore.QObject):
         elif self.host.current_status().startswith("Reading "):  # never leave a stale "Reading"
             failed = f", {len(viewer.errors)} could not be read" if viewer.errors else ""
             self.host.status(f"{len(viewer.documents)} image(s) open{failed}", TRANSIENT_MS)
+
+
+def same_file_key(path) -> str:
+    """One key per file, however it was named (relative, through a link)."""
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return str(Path(path).absolute())
