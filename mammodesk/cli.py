@@ -52,7 +52,8 @@ def predict_parser() -> argparse.ArgumentParser:
                                      epilog="Bundled models: " + (", ".join(bundled) or "none") + ". Columns of "
                                             "the CSV: README, 'mammodesk predict'.")
     parser.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
-    parser.add_argument("--model", required=True, help="a bundled model's name, or a path to an .onnx file")
+    parser.add_argument("--model", help="a bundled model's name, or a path to an .onnx file (default: the "
+                                        "whole-mammogram reader)")
     parser.add_argument("--models-dir", action="append", default=[], help="extra folder of models (repeatable)")
     parser.add_argument("--roi", help="x0,y0,x1,y1 in source pixels, for ROI and patch models (the format of "
                                       "the output's roi column)")
@@ -150,7 +151,8 @@ def _predict(args: argparse.Namespace) -> int:
         print("mammodesk predict: --out must end in .csv or .json", file=sys.stderr)
         return 2
     try:
-        runner = ModelRegistry(args.models_dir, verify_now=False).runner(args.model, prefer_gpu=not args.cpu)
+        registry = ModelRegistry(args.models_dir, verify_now=False)
+        runner = registry.runner(args.model or registry.default_reader().path, prefer_gpu=not args.cpu)
     except (KeyError, MammoDeskError) as exc:
         print(f"mammodesk predict: {exc}", file=sys.stderr)
         return 2
@@ -167,7 +169,7 @@ def _predict(args: argparse.Namespace) -> int:
     for row in report.rows:
         if row["status"] != "ok":
             print(f"failed: {row['file']}: {row['error']}", file=sys.stderr)  # the name once, then why
-    print(f"{report.succeeded} image(s) done, {report.failed} failed"
+    print(f"{report.images_done} image(s) done, {report.failed} failed"
           + (f", {report.ignored} non-image file(s) ignored" if report.ignored else "")
           + f"; results in {args.out}", file=sys.stderr)
     return 1 if report.failed else 0

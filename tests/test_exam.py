@@ -5,42 +5,88 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.domain import check
 from mammodesk.inference.exam import ViewAnswer, above_nipple, combine
+from mammodesk.inference.levels import ExamRule, Level, Levels
 from mammodesk.io import ImageMeta
 
 
-def test_a_breast_combines_its_views_and_the_study_takes_the_worse_breast():
-    views = [ViewAnswer("R CC", "R", "CC", 0.9, above_nipple=True), ViewAnswer("R MLO", "R", "MLO", 0.7, True),
-             ViewAnswer("L CC", "L", "CC", 0.05, False), ViewAnswer("L MLO", "L", "MLO", 0.09, False)]
-    study = combine(views, threshold=0.4)
-    right, left = study.breasts
-    assert (right.laterality, left.laterality) == ("R", "L")
-    assert right.probability == 0.9 and right.suspicious and right.where == "upper outer"
-    assert left.probability == 0.09 and not left.suspicious
-    assert study.probability == 0.9 and study.suspicious
-    assert study.line() == "R breast: suspicious 0.90, upper outer; L breast: no finding 0.09"
+VIEW = Level("view", flag=0.4, clear=0.6, knots=tuple(np.linspace(0.1, 0.9, 9)))
+BREAST = Level("breast", flag=0.5, clear=0.7, knots=tuple(np.linspace(0.1, 0.9, 9)))
+EXAM = Level("exam", flag=0.45, clear=0.65, knots=tuple(np.linspace(0.1, 0.9, 9)))
+RULE = ExamRule(w_max=1.5, w_min=-0.5, bias=-0.2)
+LEVELS = Levels(VIEW, BREAST, EXAM, RULE, "MIAS development data")
 
 
-def test_a_finding_on_one_view_recalls_its_breast_and_unknown_sides_are_never_pooled():
-    views = [ViewAnswer("R CC", "R", "CC", 0.1), ViewAnswer("R MLO", "R", "MLO", 0.9, above_nipple=False,
-                                                            caveat="outside training data: digital")]
-    (right,) = combine(views, 0.5).breasts
-    assert right.suspicious and right.probability == 0.9  # the CC's 0.1 does not halve it
-    assert right.line() == "R breast: suspicious 0.90, lower (1 view outside training data)"
-    assert right.caveats == ["R MLO: outside training data: digital"]
-    two_unknown = combine([ViewAnswer("a", None, None, 0.2), ViewAnswer("b", None, None, 0.7)], 0.5)
-    assert [b.probability for b in two_unknown.breasts] == [0.2, 0.7]
+def view(name, side, code, p, logit=None, **kw) -> ViewAnswer:
+    return ViewAnswer(name, side, code, p, logit=logit, scale=VIEW, **kw)
+
+
+def test_each_level_answers_on_its_own_scale_with_a_band_between_its_two_thresholds():
+    assert [VIEW.answer(p) for p in (0.2, 0.39, 0.4, 0.6, 0.61)] == \
+        ["normal", "normal", "no clear answer", "no clear answer", "abnormal"]
+    assert VIEW.flagged(0.4) and not VIEW.flagged(0.39)
+    assert [VIEW.score(p) for p in (0.05, 0.1, 0.55, 0.95)] == [1, 2, 6, 10]
+    crossed = Level("x", flag=0.6, clear=0.4)  # a strong model: both labels leave the set between them
+    assert [crossed.answer(p) for p in (0.3, 0.5, 0.7)] == ["normal", "no clear answer", "abnormal"]
+
+
+def test_a_breast_is_its_most_suspicious_view_and_the_exam_is_the_fitted_rule_on_both_breasts():
+    views = [view("R CC", "R", "CC", 0.9, 2.0, above_nipple=True), view("R MLO", "R", "MLO", 0.7, 1.0,
+                                                                        above_nipple=True),
+             view("L CC", "L", "CC", 0.05, -2.0, above_nipple=False), view("L MLO", "L", "MLO", 0.09, -1.5)]
+    exam = combine(views, LEVELS)
+    right, left = exam.breasts
+    assert right.probability == 0.9 and right.answer == "abnormal" and right.where == "upper outer"
+    assert left.answer == "normal" and not left.flagged
+    assert exam.ruled and exam.deciding is right  # the breast with the higher logit drives the rule
+    expected = RULE.probability([2.0, -1.5])
+    assert exam.probability == pytest.approx(expected) and exam.scale is EXAM
+    assert exam.answer == EXAM.answer(expected) == "abnormal" and exam.flagged
+    assert exam.line() == f"Exam: abnormal — R breast, upper outer · score {EXAM.score(expected)}/10"
+    assert right.line() == "R breast: abnormal · score 10/10, upper outer"
+    assert left.line() == "L breast: normal · score 1/10"
+    one_breast = combine([view("L MLO", "L", "MLO", 0.45, 0.1, above_nipple=False)], LEVELS)
+    assert not one_breast.ruled and one_breast.scale is VIEW  # one breast: the exam is its answer
+    assert one_breast.line() == "Exam: no clear answer — L breast, lower · score 5/10 (flagged at the operating point)"
+
+
+def test_no_level_is_more_confident_than_its_views_for_every_reason():
+    """A view outside the training data (or one it could not read) may be the deciding one: its breast and every
+    exam holding it answer 'no clear answer (outside training data: ...)', with no score, flag or place."""
+    for caveat, said in (("outside training data: digital mammogram", "outside training data"),
+                         ("could not be read: no breast found", "unread")):
+        views = [view("R CC", "R", "CC", 0.95, 3.0, above_nipple=True),
+                 view("R MLO", "R", "MLO", 0.2, -1.0, caveat=caveat),
+                 view("L CC", "L", "CC", 0.05, -2.0), view("L MLO", "L", "MLO", 0.05, -2.0)]
+        exam = combine(views, LEVELS, Bilateral(1.0, -0.5, 0.0, 0.5))
+        right, left = exam.breasts
+        assert right.answer == exam.answer == "no clear answer"
+        assert not right.flagged and not exam.flagged and right.score is None and exam.score is None
+        assert right.line() == f"R breast: no clear answer ({said}: R MLO)" and right.where
+        assert exam.line() == f"Exam: no clear answer (R breast {said}: R MLO)" and exam.where == ""
+        assert left.answer == "normal"  # the other breast still answers for itself
+        assert views[1].answer == "no clear answer" and not views[1].flagged and views[1].score is None
 
 
 def test_one_view_speaks_for_its_breast_and_says_only_what_it_can_see():
-    study = combine([ViewAnswer("L MLO", "L", "MLO", 0.6, above_nipple=False)], threshold=0.5)
-    (left,) = study.breasts
-    assert left.probability == 0.6 and left.where == "lower"  # an MLO cannot tell inner from outer
-    cc_only = combine([ViewAnswer("R CC", "R", "CC", 0.6, above_nipple=False)], 0.5).breasts[0]
+    exam = combine([view("L MLO", "L", "MLO", 0.7, above_nipple=False)], LEVELS)
+    (left,) = exam.breasts
+    assert left.probability == 0.7 and left.where == "lower"  # an MLO cannot tell inner from outer
+    cc_only = combine([view("R CC", "R", "CC", 0.7, above_nipple=False)], LEVELS).breasts[0]
     assert cc_only.where == "inner"
-    unknown = combine([ViewAnswer("x", None, None, 0.2)], 0.5)
-    assert unknown.line() == "breast of unknown side: no finding 0.20"
+    unknown = combine([view("x", None, None, 0.15)], LEVELS)
+    assert unknown.breasts[0].line() == "breast of unknown side: normal · score 2/10"
+    two_unknown = combine([view("a", None, None, 0.2), view("b", None, None, 0.7)], LEVELS)
+    assert [b.probability for b in two_unknown.breasts] == [0.2, 0.7]  # unknown sides are never pooled
+
+
+def test_an_older_card_answers_at_its_one_operating_point():
+    old = Levels.from_card(None, threshold=0.3)
+    assert old.view.flag == old.view.clear == 0.3 and old.breast is None and old.rule is None
+    assert [old.view.answer(p) for p in (0.2, 0.3, 0.4)] == ["normal", "no clear answer", "abnormal"]
+    assert old.view.score(0.5) is None
 
 
 def test_the_nipple_row_is_where_the_breast_reaches_furthest_from_the_chest_wall():
@@ -76,37 +122,38 @@ def test_an_exam_is_one_study_unless_the_archive_gives_each_view_its_own():
 
 
 def test_each_view_is_read_against_the_same_view_of_the_other_breast():
-    from mammodesk.inference.bilateral import Bilateral
     from mammodesk.inference.exam import compare_sides
 
     bilateral = Bilateral(own=2.0, contralateral=-1.5, bias=0.1, threshold=0.6)
-    views = [ViewAnswer("R MLO", "R", "MLO", 0.55, logit=1.0), ViewAnswer("L MLO", "L", "MLO", 0.5, logit=-0.5),
-             ViewAnswer("L CC", "L", "CC", 0.7, logit=0.8), ViewAnswer("? MLO", None, "MLO", 0.4, logit=2.0)]
-    right, left, left_cc, unknown = compare_sides(views, bilateral)
+    views = [view("R MLO", "R", "MLO", 0.55, 1.0), view("L MLO", "L", "MLO", 0.5, -0.5),
+             view("L CC", "L", "CC", 0.7, 0.8), view("? MLO", None, "MLO", 0.4, 2.0)]
+    right, left, left_cc, unknown = compare_sides(views, bilateral, BREAST)
     sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     assert right.probability == pytest.approx(sigmoid(2.0 * 1.0 - 1.5 * -0.5 + 0.1)) and right.compared_with == "L MLO"
-    assert left.probability == pytest.approx(sigmoid(2.0 * -0.5 - 1.5 * 1.0 + 0.1)) and left.threshold == 0.6
+    assert left.probability == pytest.approx(sigmoid(2.0 * -0.5 - 1.5 * 1.0 + 0.1)) and left.scale is BREAST
+    assert right.alone == 0.55 and left.alone == 0.5  # the view alone, kept for whoever asks
     assert left_cc == views[2] and unknown == views[3]  # no R CC to compare with; an unknown side never is
-    study = combine(views, threshold=0.3, bilateral=bilateral)
-    r, l, _ = study.breasts
-    assert r.suspicious and r.probability == pytest.approx(right.probability)  # 0.94 >= the comparison's 0.6
-    assert l.suspicious  # its CC alone (0.7 >= the exam's 0.3), though its MLO compared is 0.08 < 0.6
-    assert study.compared and not combine(views, 0.3).compared
+    exam = combine(views, LEVELS, bilateral)
+    r_breast, l_breast, _ = exam.breasts
+    assert r_breast.answer == "abnormal" and r_breast.probability == pytest.approx(right.probability)  # breast scale
+    # its CC alone (0.7 on the view scale) decides, not its MLO
+    assert l_breast.deciding.name == "L CC" and l_breast.flagged
+    assert exam.compared and not combine(views, LEVELS).compared
 
 
-def test_a_call_near_the_operating_point_says_so_at_every_level():
-    """The breast line agrees with its views: a view within CLEAR_MARGIN / 2 of the threshold answers 'no clear
-    answer (near the decision threshold)', so a breast called on it alone is borderline, and says at what."""
-    near = combine([ViewAnswer("R CC", "R", "CC", 0.33, above_nipple=True),
-                    ViewAnswer("L CC", "L", "CC", 0.05)], threshold=0.28)
-    right, left = near.breasts
-    assert right.suspicious and right.borderline and not left.borderline
-    assert right.line() == "R breast: suspicious 0.33, outer (near the threshold, 0.28)"
-    assert near.suspicious and near.borderline
-    clear = combine([ViewAnswer("R CC", "R", "CC", 0.33), ViewAnswer("R MLO", "R", "MLO", 0.90)], 0.28)
-    assert not clear.breasts[0].borderline and not clear.borderline  # one view well above it decides
-    below = combine([ViewAnswer("L MLO", "L", "MLO", 0.20, caveat="outside training data: digital")], 0.28)
-    assert below.breasts[0].line() == "L breast: no finding 0.20 (near the threshold, 0.28; 1 view outside " \
-                                      "training data)"
-    compared = ViewAnswer("R CC", "R", "CC", 0.62, threshold=0.6)  # a compared view: its own operating point
-    assert combine([compared], 0.2).breasts[0].line() == "R breast: suspicious 0.62 (near the threshold, 0.60)"
+def test_a_view_the_reader_could_not_read_leaves_its_breast_and_exam_without_an_answer(tmp_path):
+    from mammodesk.inference.registry import ModelEntry
+    from mammodesk.state.opinion import Opinion, Target, unread_view
+
+    class Doc:
+        def __init__(self, side):
+            self.anatomy = type("A", (), {"laterality": side, "view": "MLO", "label": f"{side} MLO"})()
+            self.name, self.id = f"{side}.pgm", id(self)
+
+    failed = Opinion(Doc("R"), ModelEntry(tmp_path / "m.onnx", None), Target("whole"), error="no breast found")
+    view = unread_view(failed)
+    assert view.laterality == "R" and "could not be read" in view.caveat and not view.flagged
+    exam = combine([view, ViewAnswer("L MLO", "L", "MLO", 0.9, logit=2.0, scale=VIEW)], LEVELS)
+    right, left = exam.breasts
+    assert right.line() == "R breast: no clear answer (unread: R MLO)" and left.answer == "abnormal"
+    assert exam.answer == "no clear answer" and not exam.flagged and exam.score is None

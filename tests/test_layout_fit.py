@@ -80,3 +80,34 @@ def test_panel_shortcuts_raise_a_tab_behind_another(window, qtbot):
     assert labels.isHidden() and not window.actions_["panel_labels"].isChecked()
     window.actions_["panel_labels"].trigger()
     assert not labels.isHidden()
+
+
+def test_the_first_window_fits_a_1366x768_screen(qtbot, tmp_path, monkeypatch):
+    """No saved geometry: the first window is 1400 x 900 where the screen has room, else it fits the screen."""
+    from mammodesk.qt import window_settings
+    from mammodesk.qt.app import MainWindow
+
+    class Screen:
+        def __init__(self, width, height):
+            self.rect = QtCore.QRect(0, 0, width, height)
+
+        def availableGeometry(self):
+            return self.rect
+
+    for (width, height), expected in (((1366, 728), (1284, 684)), ((1920, 1040), (1400, 900))):
+        monkeypatch.setattr(QtWidgets.QWidget, "screen", lambda self, s=Screen(width, height): s)
+        settings = QtCore.QSettings(str(tmp_path / f"{width}.ini"), QtCore.QSettings.Format.IniFormat)
+        win = MainWindow(settings)
+        qtbot.addWidget(win)
+        assert (win.width(), win.height()) == expected
+        assert window_settings.first_size(win).width() <= width
+
+
+def test_a_study_with_one_view_per_breast_hangs_one_by_two():
+    from mammodesk.io.views import SLOTS
+    from mammodesk.qt.viewer.views import hanging_slots
+
+    assert hanging_slots({"RMLO": 1, "LMLO": 2}) == ("RMLO", "LMLO")  # MLOs only: R left, L right
+    assert hanging_slots({"LMLO": 2}) == ("RMLO", "LMLO")
+    assert hanging_slots({"RCC": 0, "LCC": 1}) == ("RCC", "LCC")
+    assert hanging_slots({"RCC": 0, "LMLO": 1}) == SLOTS  # both families: the full 2x2

@@ -4,6 +4,7 @@ outer test fold, calibration out of fold on whole images, and an export the app 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -14,7 +15,6 @@ from train_fixtures import mias_folder  # noqa: E402
 
 from mammodesk.inference import ModelRunner  # noqa: E402
 from mammodesk.inference.contract import read_card  # noqa: E402
-from mammodesk.inference.results import CLEAR_MARGIN  # noqa: E402
 from mammodesk.io import read_image  # noqa: E402
 from mammodesk_train.backbones.efficientnet import EfficientNet  # noqa: E402
 from mammodesk_train.reader import fit as fitting  # noqa: E402
@@ -150,7 +150,7 @@ def test_hidden_layer_settings_are_repeatable_and_named():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("reader")
-    folder = mias_folder(root, lesions_on_spots=True)
+    folder = mias_folder(root, lesions_on_spots=True, normal_women=(2, 4, 6, 8))  # 4 exams with a finding, 4 without
     seen: list[tuple[str, set]] = []
     original_choose = fitting.choose
 
@@ -164,14 +164,20 @@ def tiny_run(tmp_path_factory):
         seen.append(("bilateral", set(index.tolist()), set(np.flatnonzero(np.isfinite(logits)).tolist())))
         return original_bilateral(logits, partners, y, index)
 
+    original_exam_table = fitting.exam_table
+
+    def recording_exam_table(logits, y, groups, sides, index=None):
+        seen.append(("exam_table", set(index.tolist()), set(np.flatnonzero(np.isfinite(logits)).tolist())))
+        return original_exam_table(logits, y, groups, sides, index)
+
     reader_run.choose, fitting.choose = recording_choose, recording_choose
-    fitting.fit_bilateral = recording_bilateral
+    fitting.fit_bilateral, fitting.exam_table = recording_bilateral, recording_exam_table
     try:
         report = reader_run.run(f"mias:{folder}", root / "run", TINY, folds=2, seed=0, second_seed=1,
                                 export=root / "reader.onnx", force=True)
     finally:
         reader_run.choose, fitting.choose = original_choose, original_choose
-        fitting.fit_bilateral = original_bilateral
+        fitting.fit_bilateral, fitting.exam_table = original_bilateral, original_exam_table
     return root, folder, report, seen
 
 
@@ -203,6 +209,15 @@ def test_the_two_breasts_are_compared_with_weights_from_the_training_fold_only(t
     for (_, index, scored), fold in zip(fits, patient_kfold(y, groups, 2, 0)):
         assert index == set(fold.train.tolist())
         assert scored <= set(fold.train.tolist())  # fitted on the training fold's inner out-of-fold logits
+    tables = [event for event in seen if event[0] == "exam_table"][:4]  # per outer fold: the rule's, then the test's
+    for (_, rule_index, scored), (_, test_index, _), fold in zip(tables[::2], tables[1::2],
+                                                                 patient_kfold(y, groups, 2, 0)):
+        assert rule_index == set(fold.train.tolist()) and scored <= rule_index  # inner out-of-fold logits only
+        assert test_index == set(fold.test.tolist())
+    assert all(f["exam_rule"] for f in report["reported"]["folds"])
+    for level in ("view", "breast", "exam"):  # a table per level, thresholds chosen on the other folds
+        figures = report["reported"]["levels"][level]
+        assert "other folds" in figures["how"] and 0.0 <= figures["band_share"] <= 1.0
     part = report["reported"]["bilateral"]
     assert part["images_compared"] == len(records)  # every woman has both MLOs
     assert {"comparison", "versus_one_view_baseline", "versus_one_view_reader", "operating_point"} <= set(part)
@@ -262,7 +277,7 @@ def test_the_export_runs_in_the_app_with_its_map_and_location(tiny_run):
     assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
 
 
-def test_predict_writes_image_breast_and_study_answers(tiny_run):
+def test_predict_writes_image_breast_and_exam_answers(tiny_run):
     import csv
 
     from mammodesk.cli import main
@@ -271,35 +286,74 @@ def test_predict_writes_image_breast_and_study_answers(tiny_run):
     out = root / "answers.csv"
     files = [str(folder / f"mdb00{i}.pgm") for i in (1, 2, 3, 4)]  # two women, both breasts each
     assert main(["predict", *files, "--model", str(root / "reader.onnx"), "--out", str(out), "--cpu"]) == 0
-    rows = list(csv.DictReader(out.open()))
-    levels = [row["level"] for row in rows]
-    assert levels == ["image", "image", "breast", "breast", "study"] * 2  # each study's rows after its images
-    threshold = report["shipped"]["threshold"]
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert [row["level"] for row in rows] == ["image", "image", "breast", "breast", "exam"] * 2  # after its images
+    card = read_card(root / "reader.onnx")
+    levels = card.level_rules
+    assert levels.breast is not None and levels.exam is not None and levels.rule is not None
     first = rows[:5]
     assert {r["laterality"] for r in first[:2]} == {"R", "L"} and all(r["view"] == "MLO" for r in first[:2])
-    assert len({r["study"] for r in first}) == 1 and first[0]["study"] != rows[5]["study"]
-    for breast in first[2:4]:  # one MLO per breast: the breast is its view (its most suspicious one)
+    assert len({r["exam"] for r in first}) == 1 and first[0]["exam"] != rows[5]["exam"]
+    vocabulary = {"normal", "abnormal", "no clear answer"}
+    for breast in first[2:4]:  # one MLO per breast: the breast is its view, with the view's one number
         (view,) = [r for r in first[:2] if r["laterality"] == breast["laterality"]]
-        assert float(breast["p_abnormal"]) == pytest.approx(float(view["p_abnormal"]), abs=1e-6)
+        assert breast["p_abnormal"] == view["p_abnormal"] and breast["score"] == view["score"]
         p = float(breast["p_abnormal"])
-        near = " (near the threshold)" if 2 * abs(p - threshold) < CLEAR_MARGIN else ""
-        assert breast["answer"] == ("suspicious" if p >= threshold else "no finding") + near
-    study = first[4]
-    assert float(study["p_abnormal"]) == pytest.approx(max(float(b["p_abnormal"]) for b in first[2:4]), abs=1e-6)
-    assert all(r["roi"] and r["region"] == "whole mammogram" for r in first[:2])  # each view has a location
+        assert breast["answer"] == view["answer"] == levels.breast.answer(p) and breast["answer"] in vocabulary
+        assert breast["flagged"] == ("yes" if p >= levels.breast.flag else "no") and breast["domain"] == "in domain"
+    for view in first[:2]:  # a view not flagged has no box (a 'no finding' row points at nothing)
+        assert bool(view["box"]) == (view["flagged"] == "yes") and view["region"] == "whole mammogram"
+    exam = first[4]
     from mammodesk.inference.bilateral import Bilateral, image_logit
 
-    bilateral = Bilateral.from_card(read_card(root / "reader.onnx").bilateral)
-    right, left = first[:2] if first[0]["laterality"] == "R" else first[1::-1]
-    assert right["compared_with"].startswith("L MLO") and left["compared_with"].startswith("R MLO")
     runner = ModelRunner(root / "reader.onnx", prefer_gpu=False)
     logits = {row["laterality"]: image_logit(runner.predict(read_image(row["file"])).raw_probabilities[-1])
-              for row in (right, left)}
+              for row in first[:2]}
+    expected = levels.rule.probability(list(logits.values()))  # the exam rule on both breasts' image logits
+    assert float(exam["p_abnormal"]) == pytest.approx(expected, abs=1e-3)
+    assert exam["answer"] == levels.exam.answer(expected) and exam["score"] == str(levels.exam.score(expected))
+    bilateral = Bilateral.from_card(card.bilateral)
+    right, left = first[:2] if first[0]["laterality"] == "R" else first[1::-1]
+    assert right["compared_with"].startswith("L MLO") and left["compared_with"].startswith("R MLO")
     for row, other in ((right, "L"), (left, "R")):  # each view's answer is the comparison's ...
         expected = bilateral.probability(logits[row["laterality"]], logits[other])
-        assert float(row["p_abnormal"]) == pytest.approx(expected, abs=1e-5)
-        assert row["predicted"] == ("abnormal" if expected >= bilateral.threshold else "normal")
+        assert float(row["p_abnormal"]) == pytest.approx(expected, abs=1e-3)
+        assert row["answer"] == levels.breast.answer(expected)
         assert "this view alone: p " in row["notes"]  # ... and its own answer is kept beside it
+    assert all(len(r["p_abnormal"].partition(".")[2]) <= 3 for r in rows)
+
+
+def test_predict_without_a_model_runs_the_reader_and_no_level_outranks_a_view_outside_training(tiny_run, tmp_path):
+    """`predict` needs no --model (the best whole-mammogram reader answers); a digital view outside the
+    training data leaves its breast and exam with no answer: no score, no flag, no box, the domain said."""
+    import csv
+
+    from dicom_factory import make_dataset, mammogram_like, write
+
+    from mammodesk.cli import main
+
+    root, folder, _, _ = tiny_run
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "reader.onnx").write_bytes((root / "reader.onnx").read_bytes())  # its CV AUC beats the bundled one
+    digital = write(make_dataset(mammogram_like(256, 208), bits_stored=16, phi=False, PixelSpacing=[0.07, 0.07],
+                                 ImageLaterality="L", ViewPosition="MLO", PatientID="P1", StudyInstanceUID="1.2.3"),
+                    tmp_path / "l_mlo.dcm")
+    other = write(make_dataset(mammogram_like(256, 208, seed=1), bits_stored=16, phi=False, PixelSpacing=[0.07, 0.07],
+                               ImageLaterality="R", ViewPosition="MLO", PatientID="P1", StudyInstanceUID="1.2.3"),
+                  tmp_path / "r_mlo.dcm")
+    out = tmp_path / "a.csv"
+    code = main(["predict", str(digital), str(other), "--models-dir", str(models), "--out", str(out), "--cpu"])
+    assert code == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert [r["level"] for r in rows] == ["image", "image", "breast", "breast", "exam"]
+    assert all("outside training data" in r["domain"] for r in rows)
+    for row in rows:
+        assert row["answer"].startswith("no clear answer") and not row["box"] and not row["location"]
+        assert row["flagged"] in ("", "no") and not row["score"]
+    for row in rows[2:]:
+        assert not row["p_abnormal"] and "outside training data" in row["answer"]
+    assert "reader-tiny" in json.loads((tmp_path / "a.model.json").read_text())["model"]["name"]
 
 
 def test_an_image_without_a_breast_fails_alone_in_its_batch(tiny_run, tmp_path):

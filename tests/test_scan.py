@@ -68,11 +68,11 @@ def test_predict_scans_each_breast_headless(tmp_path, mias_dir, capsys):
     code = mammodesk_main(["predict", str(images), "--model", str(path), "--out", str(out), "--cams",
                            str(tmp_path / "maps"), "--cpu"])
     assert code == 0 and "2 image(s) done" in capsys.readouterr().err
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert [r["status"] for r in rows] == ["ok", "ok"]
     for row in rows:
         assert row["region"] == "scan: most positive window" and int(row["windows"]) > 20
-        assert len(row["roi"].split(",")) == 4 and 0 <= float(row["p_abnormal"]) <= 1
+        assert len(row["box"].split(",")) == 4 and 0 <= float(row["p_abnormal"]) <= 1
         assert row["domain"] and row["answer"]
     maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
     assert "mdb028.scanner.scan.abnormal.png" in maps and any(".combined." in m for m in maps)

@@ -17,7 +17,6 @@ from onnx_models import build_model
 
 from mammodesk.anatomy import read_anatomy
 from mammodesk.inference import ModelRegistry
-from mammodesk.inference.results import CLEAR_MARGIN
 from mammodesk.inference.scan import scan_windows
 from mammodesk.io import Image, ImageMeta, read_image
 from mammodesk.preprocessing.spatial import breast_mask
@@ -375,38 +374,39 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
     answers = [o for o in window.opinions.opinions if o.entry.path == reader.path]
     assert len(answers) == 2 and all(o.view is not None and o.prediction.roi_box for o in answers)
     lines = panel.exam.text()
-    assert panel.exam.isVisibleTo(panel) and "R breast:" in lines and "L breast:" in lines
+    assert panel.exam.isVisibleTo(panel) and lines.index("Exam:") < lines.index("R breast:") < lines.index("L breast:")
+    assert "any abnormality" in lines and "benign included" in lines and "not cancer" in lines  # what was learnt
     from mammodesk.inference.bilateral import Bilateral
 
+    levels = reader.card.level_rules
     bilateral = Bilateral.from_card(reader.card.bilateral)  # with it, each MLO is read against the other's
+    assert bilateral is not None and levels.breast is not None and levels.rule is not None
     alone = {o.view.laterality: o.view for o in answers}
-    for breast in window.opinions.exam(list(window.state.documents)).breasts:
+    exam = window.opinions.exam(list(window.state.documents))
+    for breast in exam.breasts:
         (view,) = breast.views
         own, other = alone[breast.laterality], alone["L" if breast.laterality == "R" else "R"]
-        if bilateral is None:
-            expected, threshold = own.probability, reader.card.threshold
-        else:
-            expected, threshold = bilateral.probability(own.logit, other.logit), bilateral.threshold
-            assert view.compared_with == other.name
-        assert view.probability == pytest.approx(expected)
-        verdict = "suspicious" if expected >= threshold else "no finding"
-        assert f"{breast.name}: {verdict} {expected:.2f}" in lines
-        near = f"near the threshold, {threshold:.2f}" in breast.line()  # the view's own answer agrees
-        assert near == (2 * abs(expected - threshold) < CLEAR_MARGIN) == breast.borderline
+        expected = bilateral.probability(own.logit, other.logit)
+        assert view.compared_with == other.name and view.alone == own.probability
+        assert view.probability == pytest.approx(expected) and breast.probability == view.probability  # one number
+        assert f"{breast.name}: {levels.breast.answer(expected)} · score {levels.breast.score(expected)}/10" in lines
         opinion = next(o for o in answers if o.view.laterality == breast.laterality)
-        documents = list(window.state.documents)  # the view's marker is drawn when the exam line calls it
-        assert window.opinions.marks_a_place(opinion, documents) == (expected >= threshold)
-    assert ("read against the other breast" in lines) == (bilateral is not None)
+        documents = list(window.state.documents)  # the view's marker is drawn when its breast is flagged
+        assert window.opinions.marks_a_place(opinion, documents) == levels.breast.flagged(expected)
+    expected = levels.rule.probability([alone["R"].logit, alone["L"].logit])
+    assert exam.ruled and exam.probability == pytest.approx(expected)
+    assert f"Exam: {levels.exam.answer(expected)}" in lines and f"score {levels.exam.score(expected)}/10" in lines
     for opinion in answers:  # the map shown is of the finding, whatever the answer's class
         _, name, index = window.opinions.overlay_map(opinion)
         assert name == "patch probability" and opinion.prediction.labels[index] == "abnormal"
 
 
 def test_heat_map_colours_fade_in_above_the_threshold_and_hide_the_unanalysed():
-    from mammodesk.qt.opinion.overlay import RAMP, colour_lut, rgba
+    from mammodesk.qt.opinion.overlay import colour_lut, rgba
     from mammodesk.state.opinion import OverlaySettings
 
     settings = OverlaySettings(opacity=0.5, threshold=0.3, colour_map="inferno")
+    RAMP = settings.ramp  # noqa: N806
     values = np.array([[np.nan, np.inf, 0.0, 0.2, 0.299, 0.3 + RAMP / 2, 0.3 + RAMP, 1.0]], np.float32)
     out = rgba(values, settings)
     assert out.shape == (1, values.shape[1], 4) and out.dtype == np.uint8
@@ -417,3 +417,14 @@ def test_heat_map_colours_fade_in_above_the_threshold_and_hide_the_unanalysed():
     assert (out[0, 7, :3] == colour_lut("inferno")[255]).all()
     brighter = rgba(values, OverlaySettings(opacity=1.0, threshold=0.3, colour_map="inferno"))
     assert brighter[0, 7, 3] == 255 and (brighter[0, :5, 3] == 0).all()  # the table follows the settings
+    steep = rgba(values, OverlaySettings(opacity=0.5, threshold=0.3, ramp=0.05))
+    assert steep[0, 5, 3] == int(0.5 * 255)  # a reader's map: full colour a little above its operating point
+
+
+def test_run_and_ctrl_r_ask_the_whole_mammogram_reader_first(window, bundled):
+    """With nothing chosen, the model Run (and Ctrl+R) asks is the reader, as `predict` without --model, not
+    the first file in the folder (an ROI model, whose Run would scan the breast in windows)."""
+    panel = window.second_opinion.panel
+    reader = next(e for e in bundled.values() if e.card.roi.mode == "image")
+    assert panel.current_entry() is not None and panel.current_entry().path == reader.path
+    assert window.opinions.registry.default_reader().path == reader.path

@@ -37,14 +37,18 @@ MIAS_ROWS = [  # ref, tissue, class, severity, x, y, radius (bottom-left origin,
 ]
 
 
-def mias_folder(root: Path, *, lesions_on_spots: bool = False) -> Path:
+def mias_folder(root: Path, *, lesions_on_spots: bool = False, normal_women: tuple[int, ...] = ()) -> Path:
     """MIAS layout. Info.txt's y counts from the bottom of a 1024-pixel image, so
     the rows' y = 31 lands off these 64-pixel images; `lesions_on_spots` writes
-    the y that puts each lesion on its bright spot instead (for ROI recipes)."""
+    the y that puts each lesion on its bright spot instead (for ROI recipes).
+    Every woman has one abnormal breast, except `normal_women` (1-8: images
+    2k-1 and 2k), whose finding is left out (an exam with no finding)."""
     folder = root / "mias"
     folder.mkdir(parents=True)
     lines = ["header text that real Info.txt files have", ""]
     for row in MIAS_ROWS:
+        if (int(row[0][3:]) + 1) // 2 in normal_women:
+            row = (*row[:2], "NORM")
         if lesions_on_spots and len(row) > 4:
             row = (*row[:5], 1024 - SIZE // 2, row[6])
         lines.append(" ".join(str(v) for v in row))

@@ -16,9 +16,9 @@ import numpy as np
 
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
 from mammodesk.inference.bilateral import Bilateral
-from mammodesk.inference.exam import (ViewAnswer, combine, compare_sides, exam_key, patient_of, study_of,
-                                      view_answer)
-from mammodesk.inference.results import parse_box  # noqa: F401 - parse_box: predict's --roi
+from mammodesk.inference.exam import ViewAnswer, answer_text, combine, exam_key, patient_of, study_of, view_answer
+from mammodesk.inference.levels import Levels
+from mammodesk.inference.results import format_box, parse_box  # noqa: F401 - parse_box: predict's --roi
 from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
@@ -26,31 +26,38 @@ from mammodesk.io import find_reader, read_image
 from mammodesk.storage import write_atomic
 
 
-BASE_COLUMNS = ("file", "level", "study", "laterality", "view", "status", "error", "model", "weights_sha256",
-                "provider", "region", "windows", "roi", "location", "compared_with", "spacing_mm", "spacing_source",
-                "predicted", "answer")
-TAIL_COLUMNS = ("calibrated", "domain", "notes")
-# level: "image" (one row per file); image readers add a "breast" row per breast (its views combined) and a
-# "study" row per study (its most suspicious breast), each after its study's image rows.
+COLUMNS = ("file", "level", "exam", "laterality", "view", "status", "error", "answer", "score", "flagged")
+PLACE_COLUMNS = ("location", "box", "compared_with", "region", "windows", "spacing_mm", "spacing_source", "domain",
+                 "notes")
+DECIMALS = 3  # probabilities as a spreadsheet reader reads them
+# level: "image" (one row per file); image readers add a "breast" row per breast (its views combined) and an
+# "exam" row per exam (both breasts), each after its exam's image rows. The model, its weights digest and the
+# execution provider are the run's, written once beside the CSV (`<name>.model.json`), not on every row.
 
 
-def result_columns(labels: Sequence[str]) -> list[str]:
+def result_columns(labels: Sequence[str], votes: bool = False) -> list[str]:
     """`predict`'s columns, the same for every row and every run of a model (README, "mammodesk predict"):
-    the base columns, then p_<label> and votes_<label> for each of the model's labels, then the tail."""
-    return [*BASE_COLUMNS, *(f"p_{label}" for label in labels), *(f"votes_{label}" for label in labels),
-            *TAIL_COLUMNS]
+    the answer, p_<label> for each of the model's labels (votes_<label> for patch models), then where."""
+    return [*COLUMNS, *(f"p_{label}" for label in labels), *(f"votes_{label}" for label in labels if votes),
+            *PLACE_COLUMNS]
 
 
 @dataclass
 class BatchReport:
     labels: tuple[str, ...] = ()  # the model's: they name the p_ and votes_ columns
+    votes: bool = False  # patch models: a votes_ column per label
     rows: list[dict[str, object]] = field(default_factory=list)
     failed: int = 0
     ignored: int = 0  # non-image files found while walking folders
 
     @property
-    def succeeded(self) -> int:
-        return len(self.rows) - self.failed
+    def images_done(self) -> int:
+        return sum(row["level"] == "image" and row["status"] == "ok" for row in self.rows)
+
+    def new_row(self, **values) -> dict[str, object]:
+        row: dict[str, object] = dict.fromkeys(result_columns(self.labels, self.votes), "")
+        row.update(values)
+        return row
 
 
 def expand_paths(paths: Sequence[str | Path], report: BatchReport) -> Iterator[Path]:
@@ -79,7 +86,8 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
     patch models run on `roi`, or, without one, scan each breast (`scan`): the row
     then holds the most positive window's answer and how many windows were read.
     Images without a pixel spacing get `assume_spacing_mm` (the app's rule, `spacing.py`)."""
-    report = BatchReport(labels=tuple(runner.card.labels))
+    report = BatchReport(labels=tuple(runner.card.labels), votes=runner.card.roi.mode == "patches")
+    levels = runner.card.level_rules
     views: list[tuple[int, str, ViewAnswer]] = []  # (row, patient, answer) of each image a reader answered
     batched = runner.card.reads_whole_image and roi is None
     pending: list[tuple[Path, object]] = []  # (path, image or the read error)
@@ -95,7 +103,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             if isinstance(image, Exception):
                 _record(report, path, None, image, cams_dir, cam_format)
             else:
-                answer = _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path])
+                answer = _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path], levels)
                 if answer is not None:
                     views.append((len(report.rows) - 1, patient_of(image.meta), answer))
         pending.clear()
@@ -122,77 +130,85 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
                 else scan(image, runner)
         except (MammoDeskError, OSError) as exc:
             outcome = exc
-        _record(report, path, image, outcome, cams_dir, cam_format, sources[path])
+        _record(report, path, image, outcome, cams_dir, cam_format, sources[path], levels)
     flush()
-    if runner.card.roi.mode == "image" and runner.card.threshold is not None:
-        _add_exam_rows(report, views, runner.card.threshold, runner.card.name, Bilateral.from_card(runner.card.bilateral))
+    if levels is not None:
+        _add_exam_rows(report, views, levels, Bilateral.from_card(runner.card.bilateral))
     return report
 
 
-def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]], threshold: float,
-                   model: str, bilateral: Bilateral | None = None) -> None:
-    """Breast and study rows after their exam's image rows (exams in order of first appearance); with
-    `bilateral`, each image row of a view that has the other breast's becomes the comparison's answer."""
+def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]], levels: Levels,
+                   bilateral: Bilateral | None = None) -> None:
+    """Breast and exam rows after their exam's image rows (exams in order of first appearance); with
+    `bilateral`, each image row of a view that has the other breast's becomes the comparison's answer
+    (one number for the view and its breast; the view alone kept in its notes)."""
     rows = report.rows
     exams: dict[str, list[tuple[int, ViewAnswer]]] = {}
-    studies = {index: str(rows[index]["study"]) for index, _, _ in views}
+    studies = {index: str(rows[index]["exam"]) for index, _, _ in views}
     for index, patient, answer in views:
         key = exam_key(studies[index], patient,
                        [(studies[i], (a.laterality, a.family)) for i, p, a in views if p == patient])
-        rows[index]["study"] = key
+        rows[index]["exam"] = key
         exams.setdefault(key, []).append((index, answer))
     for key, members in sorted(exams.items(), key=lambda item: -max(i for i, _ in item[1])):  # bottom up
-        if bilateral is not None:
-            compared = compare_sides([answer for _, answer in members], bilateral)
-            for (index, alone), answer in zip(members, compared):
-                if answer.compared_with:
-                    _compared_row(rows[index], report.labels, alone, answer)
-            members = [(index, answer) for (index, _), answer in zip(members, compared)]
-        exam = combine([answer for _, answer in members], threshold)
-        extra = [_exam_row(report.labels, key, "breast", b.laterality, b.probability, b.suspicious, b.borderline,
-                           b.where, breast_notes(b), model) for b in exam.breasts]
-        worst = max(exam.breasts, key=lambda b: b.probability)
-        where = f"{worst.name} {worst.where}".strip() if exam.suspicious else ""
-        extra.append(_exam_row(report.labels, key, "study", "", exam.probability, exam.suspicious,
-                               exam.borderline, where, exam.line(), model))
+        exam = combine([answer for _, answer in members], levels, bilateral)
+        by_name = {v.name: v for b in exam.breasts for v in b.views}
+        for index, alone in members:
+            _view_row(rows[index], report.labels, by_name[alone.name])
+        extra = [_level_row(report, key, "breast", b.laterality or "", b.answer, b.score, b.flagged, b.probability,
+                            b.where if b.flagged else "", b.caveat, breast_notes(b)) for b in exam.breasts]
+        extra.append(_level_row(report, key, "exam", "", exam.answer, exam.score, exam.flagged, exam.probability,
+                                exam.where, exam.caveat, exam_notes(exam)))
         last = max(i for i, _ in members)
         rows[last + 1:last + 1] = extra
 
 
 def breast_notes(breast) -> str:
-    views = f"{len(breast.views)} view(s): " + ", ".join(v.name for v in breast.views)
-    return "; ".join([views, *breast.caveats])
+    return f"{len(breast.views)} view(s): " + ", ".join(v.name for v in breast.views)
 
 
-def _compared_row(row: dict[str, object], labels, alone: ViewAnswer, answer: ViewAnswer) -> None:
-    """An image row's answer read against the other breast (the view-alone p kept in its notes)."""
-    p, threshold = answer.probability, float(answer.threshold)  # type: ignore[arg-type]
-    row[f"p_{labels[-1]}"], row[f"p_{labels[0]}"] = round(p, 6), round(1.0 - p, 6)
-    row["predicted"] = labels[-1] if p >= threshold else labels[0]
-    if not str(row["answer"]).startswith("no clear answer (outside"):
-        row["answer"] = "no clear answer (near the decision threshold)" if answer.near_threshold(threshold) \
-            else row["predicted"]
-    row["compared_with"] = answer.compared_with
-    row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"this view alone: p {alone.probability:.3f}"]))
+def exam_notes(exam) -> str:
+    how = "exam rule on both breasts" if exam.ruled else "its one breast's answer"
+    return f"{how}; " + "; ".join(b.line() for b in exam.breasts)
 
 
-def _exam_row(labels, study: str, level: str, laterality, probability: float, suspicious: bool, borderline: bool,
-              where: str, notes: str, model: str) -> dict[str, object]:
-    row: dict[str, object] = dict.fromkeys(result_columns(labels), "")
-    answer = ("suspicious" if suspicious else "no finding") + (" (near the threshold)" if borderline else "")
-    row.update(level=level, study=study, laterality=laterality or "", status="ok", model=model,
-               region="views combined" if level == "breast" else "breasts combined", location=where,
-               predicted=labels[-1] if suspicious else labels[0], answer=answer, notes=notes, calibrated="yes")
-    row[f"p_{labels[-1]}"] = round(probability, 6)
-    row[f"p_{labels[0]}"] = round(1.0 - probability, 6)
+def _view_row(row: dict[str, object], labels, view: ViewAnswer) -> None:
+    """An image row's answer as its exam reads it: the comparison's p when read against the other breast, no
+    box unless flagged, no answer outside the training data."""
+    if view.compared_with:
+        row[f"p_{labels[-1]}"], row[f"p_{labels[0]}"] = round(view.probability, DECIMALS), \
+            round(1.0 - view.probability, DECIMALS)
+        row["compared_with"] = view.compared_with
+        row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"this view alone: p {view.alone:.3f}"]))
+    row.update(answer=answer_text(view.answer, None, view.caveat).split(" · ")[0], score=view.score or "",
+               flagged=_yes(view.flagged) if not view.caveat else "")
+    if not view.flagged:
+        row.update(box="", location="")
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _level_row(report: BatchReport, exam: str, level: str, laterality: str, answer: str, score, flagged: bool,
+               probability: float, where: str, caveat: str, notes: str) -> dict[str, object]:
+    labels = report.labels
+    row = report.new_row(level=level, exam=exam, laterality=laterality, status="ok",
+                         region="views combined" if level == "breast" else "breasts combined", location=where,
+                         notes=notes, domain=caveat or "in domain")
+    if caveat:  # never more sure than its views: no p, score, flag or place
+        row.update(answer=answer_text(answer, None, caveat), location="")
+        return row
+    row.update(answer=answer, score=score or "", flagged=_yes(flagged))
+    row[f"p_{labels[-1]}"] = round(probability, DECIMALS)
+    row[f"p_{labels[0]}"] = round(1.0 - probability, DECIMALS)
     return row
 
 
 def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str,
-            spacing_from: str = "") -> ViewAnswer | None:
+            spacing_from: str = "", levels: Levels | None = None) -> ViewAnswer | None:
     """Append the image's row; returns the view's answer when an image reader answered."""
-    row: dict[str, object] = dict.fromkeys(result_columns(report.labels), "")
-    row.update(file=str(path), level="image")
+    row = report.new_row(file=str(path), level="image")
     if isinstance(outcome, Exception):
         report.failed += 1
         row.update(status="failed", error=_one_line(outcome, path))
@@ -200,10 +216,10 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
         return None
     result = outcome if isinstance(outcome, ScanResult) else None
     prediction = outcome.predictions[outcome.ranked()[0]] if result else outcome
-    row.update(status="ok", **prediction.as_row())
+    row.update(status="ok", **prediction_row(prediction))
     if result is not None:  # a breast scan: the most positive window speaks for the image
         row.update(region="scan: most positive window", windows=len(result.boxes))
-    elif prediction.from_image_reader:  # roi = where
+    elif prediction.from_image_reader:  # box = where
         row.update(region="whole mammogram", windows="")
     else:
         row.update(region="roi" if prediction.roi_box is not None else "whole image",
@@ -212,12 +228,12 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     row.update(spacing_mm=f"{spacing[0]:g}" if spacing else "", spacing_source=spacing_from,
                notes="; ".join(prediction.notes))
     answer = None
-    if prediction.threshold is not None:
+    if levels is not None:
         try:
-            answer = view_answer(image, prediction, path.name)
+            answer = view_answer(image, prediction, path.name, levels)
         except (MammoDeskError, ValueError, cv2.error) as exc:  # the image's answer stands without exam rows
-            row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"no breast/study answer: {exc}"]))
-    row["study"] = study_of(image.meta)
+            row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"no breast/exam answer: {exc}"]))
+    row["exam"] = study_of(image.meta)
     if answer is not None:
         row.update(laterality=answer.laterality or "", view=answer.view or "", location=answer.where)
     if cams_dir is not None:
@@ -232,6 +248,23 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
             row.update(status="failed", error=f"heat maps not written: {exc}")
     report.rows.append(row)
     return answer if answer is not None and row["status"] == "ok" else None
+
+
+def prediction_row(prediction: Prediction) -> dict[str, object]:
+    """One image's answer in `predict`'s columns (probabilities to DECIMALS places)."""
+    row: dict[str, object] = {f"p_{label}": round(float(p), DECIMALS)
+                              for label, p in zip(prediction.labels, prediction.probabilities)}
+    if prediction.votes is not None:
+        row.update({f"votes_{label}": int(v) for label, v in zip(prediction.labels, prediction.votes)})
+    if prediction.roi_box is not None:
+        row["box"] = format_box(prediction.roi_box)
+    row["domain"] = prediction.domain.text() if prediction.domain is not None else "not checked"
+    row["answer"] = prediction.verdict()
+    if prediction.threshold is not None:
+        row["flagged"] = _yes(float(prediction.probabilities[-1]) >= prediction.threshold)
+    if prediction.score is not None:
+        row["score"] = prediction.score
+    return row
 
 
 def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, folder: Path, fmt: str) -> None:
@@ -271,26 +304,36 @@ def _save_map(values: np.ndarray, folder: Path, stem: str, fmt: str) -> None:
         raise OSError(f"could not write {folder / stem}.png")
 
 
-def write_report(report: BatchReport, out: Path, runner: ModelRunner) -> None:
-    """CSV (one row per image) or JSON (rows plus the run's model and providers),
-    written atomically so an interrupted run never leaves half a file."""
+def run_description(report: BatchReport, runner: ModelRunner) -> dict:
+    """What ran, once per run: the model, its weights digest, the providers, the counts."""
+    card = runner.card
+    return {"model": {"name": card.name, "family": card.family, "task": card.task, "labels": list(card.labels),
+                      "weights_sha256": card.weights_sha256, "calibrated": bool(card.calibration),
+                      "population": (card.level_rules.population if card.level_rules else "")},
+            "providers": runner.providers, "fallback": runner.fallback_reason,
+            "images": report.images_done, "failed": report.failed, "ignored_non_images": report.ignored}
+
+
+def write_report(report: BatchReport, out: Path, runner: ModelRunner) -> Path | None:
+    """CSV (one row per image, breast and exam; UTF-8 with a byte-order mark, which Excel needs to read it as
+    UTF-8), with the run's description beside it (`<stem>.model.json`, returned); or JSON holding both.
+    Written atomically so an interrupted run never leaves half a file."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    about = run_description(report, runner)
     if out.suffix.lower() == ".json":
-        card = runner.card
-        document = {"model": {"name": card.name, "family": card.family, "task": card.task,
-                              "labels": list(card.labels), "weights_sha256": card.weights_sha256},
-                    "providers": runner.providers, "fallback": runner.fallback_reason,
-                    "failed": report.failed, "ignored_non_images": report.ignored, "results": report.rows}
-        text = json.dumps(document, indent=2)
-    else:
-        columns = result_columns(report.labels)
-        with tempfile.SpooledTemporaryFile(mode="w+", newline="") as buffer:
-            writer = csv.DictWriter(buffer, fieldnames=columns, restval="", extrasaction="raise")
-            writer.writeheader()
-            writer.writerows(report.rows)
-            buffer.seek(0)
-            text = buffer.read()
-    write_atomic(out, text.encode("utf-8"))
+        write_atomic(out, json.dumps({**about, "results": report.rows}, indent=2).encode("utf-8"))
+        return None
+    with tempfile.SpooledTemporaryFile(mode="w+", newline="", encoding="utf-8") as buffer:
+        writer = csv.DictWriter(buffer, fieldnames=result_columns(report.labels, report.votes), restval="",
+                                extrasaction="raise")
+        writer.writeheader()
+        writer.writerows(report.rows)
+        buffer.seek(0)
+        text = buffer.read()
+    sidecar = out.with_name(out.stem + ".model.json")
+    write_atomic(sidecar, json.dumps(about, indent=2).encode("utf-8"))
+    write_atomic(out, text.encode("utf-8-sig"))
+    return sidecar
 
 
 def terminal_progress(total_hint: str = "") -> Callable[[int, str], None]:

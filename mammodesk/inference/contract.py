@@ -23,6 +23,7 @@ Keys (all values are strings; structured ones are JSON):
 | mammodesk.domain | null, or what the training inputs looked like, for the domain check (`domain.py`) |
 | mammodesk.operating_point | null, or {"threshold", "sensitivity_target", "sensitivity", "specificity", "how"}: the calibrated p(positive) above which an image is called positive, chosen in CV |
 | mammodesk.bilateral | null, or (image readers) {"own", "contralateral", "bias", "threshold", "calibration", ...}: a view read against the same view of the other breast (`bilateral.py`) |
+| mammodesk.levels | null, or (image readers) {"view", "breast", "exam": {"flag", "clear", "knots", "figures"; exam: "rule"}, "population"}: one score and answer per level, fitted out of fold at that level (`levels.py`) |
 
 Roi modes: `whole` classifies the whole processed image; `roi` one region the user gives; `patches`
 votes over patches of a region; `image` is the whole-mammogram reader: one pass over the breast
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mammodesk.errors import MammoDeskError, SpecError
+from mammodesk.inference.levels import Levels, check_levels
 from mammodesk.inference.onnx_meta import NotOnnxError, graph_sha256, read_metadata_props, read_model_bytes
 from mammodesk.preprocessing import PipelineSpec
 
@@ -58,7 +60,7 @@ PREFIX = "mammodesk."
 REQUIRED_KEYS = ("contract_version", "family", "name", "task", "labels", "preprocessing", "input",
                  "output", "roi", "training", "metrics", "weights_sha256", "tool_version")
 OPTIONAL_KEYS = ("cams", "description", "graph_sha256", "calibration", "domain", "embedding", "operating_point",
-                 "bilateral")
+                 "bilateral", "levels")
 DAMAGED = "model file damaged: weights do not match their recorded digest; re-download or rebuild it"
 UNVERIFIED = "this model file carries no weights digest (exported before digests were recorded): its integrity " \
              "is not verified"
@@ -128,6 +130,7 @@ class ModelCard:
     map_output: str | None = None  # image readers: the patch-logit map (batch x 1 x h x w)
     operating_point: Mapping[str, Any] | None = None  # image readers: the CV-chosen threshold and its figures
     bilateral: Mapping[str, Any] | None = None  # image readers: the view read against the other breast
+    levels: Mapping[str, Any] | None = None  # image readers: thresholds and scores per view, breast and exam
 
     @property
     def reads_whole_image(self) -> bool:
@@ -138,6 +141,12 @@ class ModelCard:
     def threshold(self) -> float | None:
         """The calibrated p(positive) from which an image is called positive; None: the most probable class."""
         return None if not self.operating_point else float(self.operating_point["threshold"])
+
+    @property
+    def level_rules(self) -> Levels | None:
+        """Image readers: the score and answer per view, breast and exam (`levels.py`); an older card's
+        single operating point as the view's, with no band and no score."""
+        return Levels.from_card(self.levels, self.threshold) if self.roi.mode == "image" else None
 
     @property
     def has_cams(self) -> bool:
@@ -162,7 +171,8 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
                    description: str = "", calibration: Mapping[str, Any] | None = None,
                    domain: Mapping[str, Any] | None = None, embedding: str | None = None,
                    map_output: str | None = None, operating_point: Mapping[str, Any] | None = None,
-                   bilateral: Mapping[str, Any] | None = None) -> dict[str, str]:
+                   bilateral: Mapping[str, Any] | None = None,
+                   levels: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The metadata_props an exporter writes (strings only)."""
     cam_json = None
     if cams:
@@ -180,7 +190,7 @@ def build_metadata(*, family: str, name: str, task: str, labels: list[str], spec
         "metrics": json.dumps(metrics), "weights_sha256": weights_sha256, "tool_version": tool_version,
         "description": description, "calibration": json.dumps(calibration), "domain": json.dumps(domain),
         "embedding": json.dumps(embedding), "operating_point": json.dumps(operating_point),
-        "bilateral": json.dumps(bilateral),
+        "bilateral": json.dumps(bilateral), "levels": json.dumps(levels),
     }
     return {PREFIX + k: v for k, v in values.items()}
 
@@ -313,6 +323,7 @@ def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
         map_output=output.get("map") or None,
         operating_point=_json(path, "operating_point", ours.get("operating_point", "null")),
         bilateral=_json(path, "bilateral", ours.get("bilateral", "null")),
+        levels=_json(path, "levels", ours.get("levels", "null")),
     )
     if card.roi.mode == "image" and (not card.map_output or len(card.labels) != 2 or not card.roi.spacing_mm):
         raise ModelContractError(path, "an image reader (roi.mode image) needs two labels, output.map (its "
@@ -321,6 +332,10 @@ def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
         raise ModelContractError(path, "mammodesk.operating_point.threshold must lie between 0 and 1")
     if card.bilateral is not None:
         _check_bilateral(path, card)
+    if card.levels is not None:
+        why = check_levels(card.levels) if card.roi.mode == "image" else "it is for image readers (roi.mode image) only"
+        if why:
+            raise ModelContractError(path, f"mammodesk.levels: {why}")
     _check_spec_matches_input(card)
     return card
 

@@ -1,19 +1,22 @@
 """The reader's question, answered at every level: per view (one image reader's
-answer), per breast (its CC and MLO together) and per study (both breasts),
-each with where the most suspicious finding is, in words a radiologist uses.
+answer), per breast (its views together) and per exam (both breasts), each
+with one score on one scale, an answer sized by evidence (`levels.py`), and
+where the most suspicious finding is, in words a radiologist uses.
 
-- A breast's p(abnormal) is its most suspicious view's, and the breast is called
-  suspicious when any of its views is (a finding seen on one view only is still
-  recalled). The threshold is the per-image operating point: breast-level
-  sensitivity was never measured (MIAS has one view per breast).
-- A breast's call is borderline when it rests on views within half of
-  `CLEAR_MARGIN` of their operating point, the band where a view's own answer
-  reads "no clear answer (near the decision threshold)": suspicious only by
-  views that close above it, or no finding with a view that close below it.
-- A study's p is its most suspicious breast's.
-- With the card's `bilateral` weights, a view is first read against the same
-  view of the other breast (`compare_sides`): its p and operating point are
-  then the comparison's.
+- A view of a known side with the same view of the other breast is read
+  against it (`compare_sides`, the card's `bilateral`): its p is then on the
+  breast scale, and that one number is the view's and its breast's; the view
+  alone is kept (`alone`) for whoever asks.
+- A breast is its most suspicious view (a finding seen on one view only is
+  still recalled). Breast-level rules for several views per breast could not
+  be fitted on MIAS (one view per breast): this is stated, not learnt.
+- An exam with both breasts is the card's exam rule on the breasts' image
+  logits (fitted out of fold at the exam level); its deciding breast is the one
+  with the higher logit, which the rule weighs most. With one breast, the exam
+  is that breast's answer.
+- Never more sure than its inputs: a breast with a view outside the training
+  data (or unread) answers "no clear answer (outside training data: ...)",
+  with no score, flag or mark; so does every exam holding such a breast.
 - Where: an MLO view tells upper from lower (above or below the nipple's row),
   a CC view outer from inner (stored with the lateral side up, DICOM's and
   ACR's convention: above the nipple's row is outer). With both, a quadrant.
@@ -29,38 +32,59 @@ import numpy as np
 
 from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.inference.bilateral import Bilateral, image_logit
-from mammodesk.inference.results import CLEAR_MARGIN, Prediction
+from mammodesk.inference.levels import UNCLEAR, Level, Levels
+from mammodesk.inference.results import Prediction
 from mammodesk.io import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
 from mammodesk.io.views import VIEW_FAMILY
 from mammodesk.preprocessing.spatial import outline_breast
 
 SIDE_NAMES = {"L": "L breast", "R": "R breast", None: "breast of unknown side"}
+OUTSIDE = "outside training data"
+
+
+class Scored:
+    """An answer on a level's scale: 'abnormal', 'normal' or 'no clear answer', flagged at the level's
+    operating point, and its 1-10 score; none of them where a caveat says it has no answer."""
+
+    scale: Level | None
+    probability: float
+    caveat: str
+
+    @property
+    def answer(self) -> str:
+        if self.caveat or self.scale is None:
+            return UNCLEAR
+        return self.scale.answer(self.probability)
+
+    @property
+    def flagged(self) -> bool:
+        return not self.caveat and self.scale is not None and self.scale.flagged(self.probability)
+
+    @property
+    def score(self) -> int | None:
+        return None if self.caveat or self.scale is None else self.scale.score(self.probability)
 
 
 @dataclass(frozen=True)
-class ViewAnswer:
+class ViewAnswer(Scored):
     name: str  # what the reader sees it as: "R CC · 1-282.dcm"
     laterality: str | None  # "L", "R", None
     view: str | None  # the view code (CC, MLO, ML ...)
-    probability: float  # calibrated p(abnormal)
+    probability: float  # calibrated p(abnormal) on `scale`
     above_nipple: bool | None = None  # where the peak is: above the nipple's row (None: not known)
     box: tuple[int, int, int, int] | None = None  # the peak's box, source pixels
-    caveat: str = ""  # why the view's own answer is not clear-cut (outside training data ...), "" when it is
-    logit: float | None = None  # the reader's raw image logit (before calibration)
-    threshold: float | None = None  # its own operating point, when it differs from the exam's (compared views)
+    caveat: str = ""  # why it has no answer (outside training data ...), "" when it has one
+    logit: float | None = None  # the reader's raw image logit of this view alone (before calibration)
+    scale: Level | None = None  # the level its p is on: the view alone, or the breast (compared)
     compared_with: str = ""  # the other breast's view it was read against ("" : read alone)
+    alone: float | None = None  # compared views: this view's p read alone (shown on request)
 
-    def operating_point(self, threshold: float) -> float:
-        """Its own operating point when it has one (a compared view), else the exam's."""
-        return self.threshold if self.threshold is not None else threshold
-
-    def suspicious(self, threshold: float) -> bool:
-        return self.probability >= self.operating_point(threshold)
-
-    def near_threshold(self, threshold: float) -> bool:
-        """Within the band where its own answer is 'no clear answer (near the decision threshold)'."""
-        return 2 * abs(self.probability - self.operating_point(threshold)) < CLEAR_MARGIN
+    @property
+    def rank(self) -> tuple:
+        """How suspicious, across scales: flagged first, then the distance above its flag."""
+        flag = self.scale.flag if self.scale is not None else 0.5
+        return (self.flagged, self.probability - flag)
 
     @property
     def family(self) -> str | None:
@@ -75,14 +99,45 @@ class ViewAnswer:
         return "outer" if self.above_nipple else "inner"
 
 
+def answer_text(answer: str, score: int | None, caveat: str = "", flagged: bool = False) -> str:
+    """'abnormal · score 8/10', 'no clear answer · score 6/10 (flagged)', 'no clear answer (outside ...)'."""
+    if caveat:
+        return f"{UNCLEAR} ({caveat})"
+    text = answer + (f" · score {score}/10" if score is not None else "")
+    return text + (" (flagged at the operating point)" if answer == UNCLEAR and flagged else "")
+
+
 @dataclass(frozen=True)
 class BreastAnswer:
     laterality: str | None
-    probability: float
     views: tuple[ViewAnswer, ...]
-    suspicious: bool
-    borderline: bool = False  # the call rests on views near their operating point (see the module's notes)
-    threshold: float | None = None  # the operating point the call was made at (the line names it when borderline)
+
+    @property
+    def deciding(self) -> ViewAnswer:
+        return max(self.views, key=lambda v: v.rank)
+
+    @property
+    def caveat(self) -> str:
+        """Why the breast has no answer: a view outside the training data (or unread) might be the deciding one."""
+        off = [v for v in self.views if v.caveat]
+        return f"{OUTSIDE if any(OUTSIDE in v.caveat for v in off) else 'unread'}: " \
+               + ", ".join(v.name.split(" · ")[0] for v in off) if off else ""
+
+    @property
+    def probability(self) -> float:
+        return self.deciding.probability
+
+    @property
+    def answer(self) -> str:
+        return UNCLEAR if self.caveat else self.deciding.answer
+
+    @property
+    def flagged(self) -> bool:
+        return not self.caveat and self.deciding.flagged
+
+    @property
+    def score(self) -> int | None:
+        return None if self.caveat else self.deciding.score
 
     @property
     def name(self) -> str:
@@ -92,7 +147,7 @@ class BreastAnswer:
     def where(self) -> str:
         """'upper outer', 'lower', 'inner' ... from the most suspicious view of each kind."""
         by_family: dict[str, ViewAnswer] = {}
-        for view in sorted(self.views, key=lambda v: -v.probability):
+        for view in sorted(self.views, key=lambda v: v.rank, reverse=True):
             if view.family and view.where:
                 by_family.setdefault(view.family, view)
         parts = [by_family[f].where for f in ("MLO", "CC") if f in by_family]
@@ -103,35 +158,54 @@ class BreastAnswer:
         return [f"{v.name}: {v.caveat}" for v in self.views if v.caveat]
 
     def line(self) -> str:
-        """'R breast: suspicious 0.81, upper outer' or 'L breast: no finding 0.07 (1 view outside training data)'."""
-        verdict = "suspicious" if self.suspicious else "no finding"
-        where = f", {self.where}" if self.suspicious and self.where else ""
-        outside = sum("outside training data" in v.caveat for v in self.views)
-        notes = [f"near the threshold, {self.threshold:.2f}" if self.borderline and self.threshold is not None
-                 else "near the threshold" if self.borderline else "",
-                 f"{outside} view{'s' if outside > 1 else ''} outside training data" if outside else ""]
-        note = "; ".join(filter(None, notes))
-        return f"{self.name}: {verdict} {self.probability:.2f}{where}" + (f" ({note})" if note else "")
+        """'R breast: abnormal · score 8/10, upper outer', or
+        'L breast: no clear answer (outside training data: L CC)'."""
+        where = f", {self.where}" if self.flagged and self.where else ""
+        return f"{self.name}: {answer_text(self.answer, self.score, self.caveat, self.flagged)}{where}"
 
 
 @dataclass(frozen=True)
-class StudyAnswer:
+class ExamAnswer(Scored):
     breasts: tuple[BreastAnswer, ...]
-    threshold: float
+    levels: Levels
+
+    @property
+    def caveat(self) -> str:
+        return "; ".join(f"{b.name} {b.caveat}" for b in self.breasts if b.caveat)
+
+    @property
+    def ruled(self) -> bool:
+        """Answered by the exam rule: both breasts, each with its image logits."""
+        sides = {b.laterality for b in self.breasts}
+        return (self.levels.rule is not None and self.levels.exam is not None and sides == {"R", "L"}
+                and len(self.breasts) == 2 and all(v.logit is not None for b in self.breasts for v in b.views))
+
+    def breast_logit(self, breast: BreastAnswer) -> float:
+        return max(float(v.logit) for v in breast.views)  # type: ignore[arg-type]
+
+    @property
+    def deciding(self) -> BreastAnswer:
+        if self.ruled:
+            return max(self.breasts, key=self.breast_logit)
+        return max(self.breasts, key=lambda b: b.deciding.rank)
+
+    @property
+    def scale(self) -> Level | None:
+        return self.levels.exam if self.ruled else self.deciding.deciding.scale
 
     @property
     def probability(self) -> float:
-        return max((b.probability for b in self.breasts), default=float("nan"))
+        if self.ruled:
+            return self.levels.rule.probability([self.breast_logit(b) for b in self.breasts])  # type: ignore[union-attr]
+        return self.deciding.probability
 
     @property
-    def suspicious(self) -> bool:
-        return any(b.suspicious for b in self.breasts)
-
-    @property
-    def borderline(self) -> bool:
-        """The study's call rests on borderline breasts only (suspicious), or a breast is borderline (no finding)."""
-        calling = [b for b in self.breasts if b.suspicious]
-        return all(b.borderline for b in calling) if calling else any(b.borderline for b in self.breasts)
+    def where(self) -> str:
+        """'R breast, lower' for a flagged exam ('' otherwise)."""
+        if not self.flagged:
+            return ""
+        breast = self.deciding
+        return f"{breast.name}, {breast.where}" if breast.where else breast.name
 
     @property
     def compared(self) -> bool:
@@ -139,34 +213,33 @@ class StudyAnswer:
         return any(v.compared_with for b in self.breasts for v in b.views)
 
     def line(self) -> str:
-        return "; ".join(b.line() for b in self.breasts)
+        """'Exam: abnormal — R breast, lower · score 8/10', 'Exam: normal · score 2/10', or
+        'Exam: no clear answer (outside training data: ...)'."""
+        if self.caveat:
+            return f"Exam: {UNCLEAR} ({self.caveat})"
+        where = f" — {self.where}" if self.where else ""
+        score = f" · score {self.score}/10" if self.score is not None else ""
+        flagged = " (flagged at the operating point)" if self.answer == UNCLEAR and self.flagged else ""
+        return f"Exam: {self.answer}{where}{score}{flagged}"
+
+    def lines(self) -> list[str]:
+        return [self.line(), *(b.line() for b in self.breasts)]
 
 
-def combine(views: Sequence[ViewAnswer], threshold: float, bilateral: Bilateral | None = None) -> StudyAnswer:
-    """Views of one study into breasts (R first, then L, then unknown sides) and the study; with
-    `bilateral`, each view first read against the other breast (`compare_sides`)."""
-    if bilateral is not None:
-        views = compare_sides(views, bilateral)
+def combine(views: Sequence[ViewAnswer], levels: Levels, bilateral: Bilateral | None = None) -> ExamAnswer:
+    """Views of one exam into breasts (R first, then L, then unknown sides) and the exam; with `bilateral`
+    and a breast level, each view first read against the other breast (`compare_sides`)."""
+    if bilateral is not None and levels.breast is not None:
+        views = compare_sides(views, bilateral, levels.breast)
     groups = [tuple(v for v in views if v.laterality == side) for side in ("R", "L")]
     groups += [(v,) for v in views if v.laterality not in ("R", "L")]  # unknown sides are never pooled
-    return StudyAnswer(tuple(breast_answer(mine, threshold) for mine in groups if mine), threshold)
+    return ExamAnswer(tuple(BreastAnswer(mine[0].laterality if mine[0].laterality in ("R", "L") else None, mine)
+                            for mine in groups if mine), levels)
 
 
-def breast_answer(views: tuple[ViewAnswer, ...], threshold: float) -> BreastAnswer:
-    """One breast from its views: the most suspicious view's p; suspicious when any view is; borderline when
-    the call rests only on views near their operating point."""
-    calling = [v for v in views if v.suspicious(threshold)]
-    borderline = all(v.near_threshold(threshold) for v in calling) if calling else \
-        any(v.near_threshold(threshold) for v in views)
-    deciding = max(calling or views, key=lambda v: v.probability)
-    side = views[0].laterality if views[0].laterality in ("R", "L") else None
-    return BreastAnswer(side, float(max(v.probability for v in views)), views, bool(calling),
-                        borderline, deciding.operating_point(threshold))
-
-
-def compare_sides(views: Sequence[ViewAnswer], bilateral: Bilateral) -> list[ViewAnswer]:
+def compare_sides(views: Sequence[ViewAnswer], bilateral: Bilateral, breast: Level) -> list[ViewAnswer]:
     """Each view of a known side read against the other breast's views of its family (their most
-    suspicious one) in the same exam; a view without one keeps its own answer."""
+    suspicious one) in the same exam, its p then on the `breast` scale; a view without one keeps its own."""
     out = []
     for view in views:
         other_side = {"R": "L", "L": "R"}.get(view.laterality or "")
@@ -176,8 +249,8 @@ def compare_sides(views: Sequence[ViewAnswer], bilateral: Bilateral) -> list[Vie
             out.append(view)
             continue
         other = max(others, key=lambda o: o.logit)
-        out.append(replace(view, probability=bilateral.probability(view.logit, other.logit),
-                           threshold=bilateral.threshold, compared_with=other.name))
+        out.append(replace(view, probability=bilateral.probability(view.logit, other.logit), scale=breast,
+                           compared_with=other.name, alone=view.probability))
     return out
 
 
@@ -222,9 +295,10 @@ def above_nipple(mask: np.ndarray, chest_wall: str, row: float) -> bool | None:
     return bool(row < float(np.median(far)))
 
 
-def view_answer(image: Image, prediction: Prediction, name: str, anatomy: Anatomy | None = None) -> ViewAnswer:
-    """What a reader's answer says about this view: side, view, p(positive) and where its peak is (the
-    image's anatomy when known, e.g. a document's from its load; found here otherwise)."""
+def view_answer(image: Image, prediction: Prediction, name: str, levels: Levels,
+                anatomy: Anatomy | None = None) -> ViewAnswer:
+    """What a reader's answer says about this view, on the `levels.view` scale: side, view, p(positive) and
+    where its peak is (the image's anatomy when known, e.g. a document's from its load; found here otherwise)."""
     outline = outline_breast(image)
     anatomy = anatomy or read_anatomy(image, outline)
     above = None
@@ -235,4 +309,4 @@ def view_answer(image: Image, prediction: Prediction, name: str, anatomy: Anatom
     raw = prediction.raw_probabilities
     return ViewAnswer(f"{anatomy.label} · {name}", anatomy.laterality, anatomy.view,
                       float(prediction.probabilities[-1]), above, prediction.roi_box, caveat,
-                      image_logit(raw[-1]) if raw is not None else None)
+                      image_logit(raw[-1]) if raw is not None else None, levels.view)

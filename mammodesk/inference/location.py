@@ -9,6 +9,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mammodesk.preprocessing import Geometry
+from mammodesk.preprocessing.pectoral import pectoral_mask
 
 LOCATION_MM = 25.6  # the location box's side, whatever the reader's cell size (4 cells of 6.4 mm at 0.4 mm)
 
@@ -16,6 +17,27 @@ LOCATION_MM = 25.6  # the location box's side, whatever the reader's cell size (
 def location_cells(cell_mm: float) -> float:
     """How many map cells of `cell_mm` the location box spans."""
     return LOCATION_MM / float(cell_mm)
+
+
+def tissue_cells(model_input: np.ndarray, breast: np.ndarray, family: str | None) -> np.ndarray:
+    """The cells a mark may sit on: breast cells whose eight neighbours are breast too (so never on the skin
+    line, a film border or the map's edge, the chest wall included), less the pectoral muscle where one is
+    seen (`pectoral_mask` on the reader's input, chest wall left; not on CC views). The breast cells when
+    nothing is left (a tiny breast)."""
+    padded = np.pad(breast, 1, constant_values=False)
+    rows, cols = breast.shape
+    interior = breast.copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            interior &= padded[dy:dy + rows, dx:dx + cols]
+    if family != "CC":
+        grey = model_input[..., 0] if model_input.ndim == 3 else model_input
+        muscle = pectoral_mask(grey, grey > 0, "left")
+        if muscle is not None:
+            step_y, step_x = grey.shape[0] // rows, grey.shape[1] // cols
+            share = muscle[:rows * step_y, :cols * step_x].reshape(rows, step_y, cols, step_x).mean(axis=(1, 3))
+            interior &= share < 0.5
+    return interior if interior.any() else breast
 
 
 def peak_centre(logits: np.ndarray, breast: np.ndarray, window: int = 1) -> tuple[float, float]:
@@ -50,6 +72,17 @@ def peak_box(logits: np.ndarray, breast: np.ndarray, geometry: Geometry, *, spac
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
     src_rows, src_cols = geometry.source_shape
-    x0, x1 = sorted((int(np.clip(x0, 0, src_cols - 1)), int(np.clip(x1, 1, src_cols))))
-    y0, y1 = sorted((int(np.clip(y0, 0, src_rows - 1)), int(np.clip(y1, 1, src_rows))))
-    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+    x0, x1 = inside(int(x0), int(x1), src_cols)
+    y0, y1 = inside(int(y0), int(y1), src_rows)
+    return x0, y0, x1, y1
+
+
+def inside(low: int, high: int, size: int) -> tuple[int, int]:
+    """A box side moved (never cut) to lie within [margin, size - margin]: a mark is whole and never touches
+    the image's edge; cut only when it is wider than the image."""
+    margin = max(2, size // 100)
+    width = max(1, high - low)
+    if width > size - 2 * margin:
+        return max(0, low), min(size, max(high, low + 1))
+    low = min(max(low, margin), size - margin - width)
+    return low, low + width

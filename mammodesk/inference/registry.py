@@ -147,6 +147,14 @@ class ModelRegistry:
         known = ", ".join(e.name for e in self.entries if e.card) or "none"
         raise KeyError(f"no model named {name_or_path!r} (available: {known})")
 
+    def default_reader(self) -> ModelEntry:
+        """The model that answers when none is named (`predict` without --model, the app's Run): the usable
+        whole-mammogram reader (roi.mode image) with the best reported CV AUC."""
+        readers = [e for e in self.entries if e.card is not None and e.card.roi.mode == "image"]
+        if not readers:
+            raise KeyError("no whole-mammogram reader is installed: name a model with --model")
+        return max(readers, key=lambda e: (_reported_auc(e.card), e.bundled))
+
     def companion_session(self, path: Path):
         """A shared onnxruntime session for a companion file (CPU: it is small), made from bytes whose
         digest was checked (`load_verified_companion`), like a model's."""
@@ -172,3 +180,8 @@ class ModelRegistry:
             if entry.path not in self._runners:
                 self._runners[entry.path] = ModelRunner(entry.path, **options)
             return self._runners[entry.path]
+
+
+def _reported_auc(card) -> float:
+    metric = card.metrics.get("auc") if isinstance(card.metrics, dict) else None
+    return float(metric["mean"]) if isinstance(metric, dict) and "mean" in metric else 0.0

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from mammodesk.inference.domain import DomainCheck
+from mammodesk.inference.levels import UNCLEAR, Level
 from mammodesk.preprocessing import Geometry
 
 PATCH_MAP = "patch probability"  # an image reader's heat map: p(positive) of each patch of the breast
@@ -126,6 +127,7 @@ class Prediction:
     domain: DomainCheck | None = None
     embedding: np.ndarray | None = None  # (1, D) penultimate features, for the domain check
     threshold: float | None = None  # the model's operating point on p(positive); None: the most probable class
+    level: Level | None = None  # image readers: the view scale (flag, clear band, score), `levels.py`
 
     @property
     def from_image_reader(self) -> bool:
@@ -153,14 +155,28 @@ class Prediction:
 
     @property
     def clear(self) -> bool:
-        """A clear answer: in domain, not near the decision threshold, votes and probability agreeing."""
-        return (self.domain is None or self.domain.in_domain) and self.margin >= CLEAR_MARGIN \
-            and not self.votes_disagree
+        """A clear answer: in domain, outside the no-answer band, votes and probability agreeing."""
+        return (self.domain is None or self.domain.in_domain) and not self.in_band and not self.votes_disagree
+
+    @property
+    def in_band(self) -> bool:
+        """Where both answers stay possible: an image reader's band (`levels.py`), else near the threshold."""
+        if self.level is not None:
+            return self.level.answer(float(self.probabilities[-1])) == UNCLEAR
+        return self.margin < CLEAR_MARGIN
+
+    @property
+    def score(self) -> int | None:
+        """Image readers: the 1-10 score on the view scale (None: no score)."""
+        return self.level.score(float(self.probabilities[-1])) if self.level is not None else None
 
     def verdict(self) -> str:
         """What a reader should take from it: the class, or 'no clear answer' and why."""
         if self.domain is not None and not self.domain.in_domain:
             return "no clear answer (outside training data)"
+        if self.level is not None:
+            return "no clear answer (either answer is possible at this score)" if self.in_band \
+                else self.predicted_label
         if self.margin < CLEAR_MARGIN:
             return "no clear answer (near the decision threshold)"
         if self.votes_disagree:
@@ -180,21 +196,6 @@ class Prediction:
     @property
     def predicted_label(self) -> str:
         return self.labels[self.predicted_index]
-
-    def as_row(self) -> dict[str, object]:
-        row: dict[str, object] = {"model": self.model, "weights_sha256": self.weights_sha256,
-                                  "predicted": self.predicted_label, "provider": self.provider}
-        for label, p in zip(self.labels, self.probabilities):
-            row[f"p_{label}"] = round(float(p), 6)
-        if self.votes is not None:
-            for label, v in zip(self.labels, self.votes):
-                row[f"votes_{label}"] = int(v)
-        if self.roi_box is not None:
-            row["roi"] = format_box(self.roi_box)
-        row["calibrated"] = "yes" if self.calibrated else "no"
-        row["domain"] = self.domain.text() if self.domain is not None else "not checked"
-        row["answer"] = self.verdict()
-        return row
 
 
 def format_box(box: Sequence[float]) -> str:

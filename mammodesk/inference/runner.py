@@ -20,10 +20,11 @@ from mammodesk.errors import MammoDeskError
 from mammodesk.inference.calibration import apply_calibration
 from mammodesk.inference.contract import UNVERIFIED, ModelCard, ModelContractError, check_session, load_verified
 from mammodesk.inference.domain import EmbeddingModel, check
-from mammodesk.inference.location import peak_box
+from mammodesk.inference.location import peak_box, tissue_cells
 from mammodesk.inference.patches import count_votes, cut_patches, mosaic, patch_positions, vote_map
 from mammodesk.inference.results import PATCH_MAP, HeatMaps, Prediction
 from mammodesk.io import Image
+from mammodesk.io.views import VIEW_FAMILY
 from mammodesk.preprocessing import Geometry, ProcessedImage, crop_frame
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = self._run(to_nchw(processed.array[None]))
             timings["inference"] = _ms(start)
-            prediction = self._prediction(outputs, 0, processed, timings)
+            prediction = self._prediction(outputs, 0, processed, timings, image.meta.view)
         return self._trust(prediction, image, processed.array, roi)
 
     def _trust(self, prediction: Prediction, image: Image, model_input: np.ndarray, roi) -> Prediction:
@@ -127,6 +128,8 @@ class ModelRunner:
             prediction.probabilities = apply_calibration(self.card.calibration, prediction.probabilities)
             prediction.calibrated = True
         prediction.threshold = self.card.threshold
+        levels = self.card.level_rules
+        prediction.level = levels.view if levels is not None else None
         prediction.domain = check(self.card.domain, image.meta, model_input, prediction.embedding,
                                   self._embedding_model)
         prediction.notes += self._roi_notes(image, roi)
@@ -145,7 +148,7 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = self._run(to_nchw(np.stack([p.array for p in chunk])))
             elapsed = _ms(start) / len(chunk)
-            results += [self._trust(self._prediction(outputs, i, p, {"inference": elapsed}), image,
+            results += [self._trust(self._prediction(outputs, i, p, {"inference": elapsed}, image.meta.view), image,
                                     p.array, None) for i, (p, image) in enumerate(zip(chunk, batch))]
         return results
 
@@ -241,7 +244,8 @@ class ModelRunner:
             patch_boxes=boxes, roi_box=_roi_box(processed.geometry), timings_ms=timings,
             weights_sha256=self.card.weights_sha256, embedding=self._embedding(outputs, slice(None)))
 
-    def _prediction(self, outputs, index, processed: ProcessedImage, timings) -> Prediction:
+    def _prediction(self, outputs, index, processed: ProcessedImage, timings, view: str | None = None) -> Prediction:
+        """`view`: the image's view code when known (the location keeps off the pectoral muscle except on CC)."""
         geometry = processed.geometry
         probs = self._probabilities(outputs[self.card.logits_output][index:index + 1])[0]
         heat = None
@@ -256,7 +260,8 @@ class ModelRunner:
                 raise ModelInputError(f"{self.card.name}: no breast found in the image (nothing to read)")
             patch_map = patch_probabilities(logits, breast, self.card.calibration)
             heat = HeatMaps({PATCH_MAP: np.stack([1.0 - patch_map, patch_map])}, geometry, normalise=False)
-            roi_box = peak_box(logits, breast, geometry, spacing_mm=self.card.roi.spacing_mm,
+            tissue = tissue_cells(processed.array, breast, VIEW_FAMILY.get((view or "").upper()))
+            roi_box = peak_box(logits, tissue, geometry, spacing_mm=self.card.roi.spacing_mm,
                               window=self.card.roi.location_window)
         return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
                           provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,

@@ -38,6 +38,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or window_settings.default_settings()
         self.state, self.opinions = ViewerState(), opinions or OpinionState()
+        self.opinions.open_documents = lambda: list(self.state.documents)
         self.host = WindowHost(self)  # what the feature controllers may ask of the window
         author = self.settings.value("author", None) or None
         self.labelling = LabellingController(self.host, author=author)
@@ -90,6 +91,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def when_loads_finish(self, callback) -> None:
         self.opening.when_loads_finish(callback)
 
+    def close_all(self) -> None:
+        self.state.close_all()
+        self.browser.clear_entries()
+
     def run_models_when_loaded(self, assumed_spacing_mm: float | None = None) -> None:
         """Once the images being opened are open (or failed), run every model on the images shown; the
         model panel comes to the front and shows the best answer for the active view."""
@@ -107,7 +112,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _connect(self) -> None:
         a, state, area, opinion = self.actions_, self.state, self.area, self.second_opinion
         commands = {"open": self.opening.ask_files, "open_folder": self.opening.ask_folder,
-                    "close": lambda: state.active and state.close(state.active), "close_all": state.close_all,
+                    "close": lambda: state.active and state.close(state.active), "close_all": self.close_all,
                     "quit": self.close, "fit": area.fit, "one_to_one": area.one_to_one,
                     "zoom_in": lambda: area.zoom(0.8), "zoom_out": lambda: area.zoom(1.25), "show": state.cycle_show,
                     "priors": self._on_priors, "priors_page": state.cycle_priors_page, "stop": self._on_stop,

@@ -7,14 +7,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
 from mammodesk.inference.bilateral import Bilateral
-from mammodesk.inference.exam import StudyAnswer, ViewAnswer, combine, exam_key, patient_of, study_of
+from mammodesk.inference.exam import ExamAnswer, ViewAnswer, answer_text, combine, exam_key, patient_of, study_of
 from mammodesk.inference.scan import ScanResult
 from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io import Image
@@ -66,11 +66,10 @@ class Opinion:
 
     @property
     def marks_a_place(self) -> bool:
-        """Whether its box is drawn: the region analysed, or a reader's location once the view is suspicious
-        (a marker on a view called normal would point at nothing)."""
-        if self.view is None or self.entry.card is None or self.entry.card.threshold is None:
-            return True
-        return self.view.probability >= self.entry.card.threshold
+        """Whether its box is drawn: the region analysed, or a reader's location once the view is flagged and
+        inside the training data (a marker on a view called normal, or on one it cannot read, points at
+        nothing)."""
+        return self.view.flagged if self.view is not None else True
 
     @property
     def view_name(self) -> str:
@@ -103,12 +102,18 @@ class Opinion:
         return names
 
 
+DEFAULT_MAP_THRESHOLD = 0.3
+READER_MAP_RAMP = 0.05
+
+
 @dataclass(frozen=True)
 class OverlaySettings:
     visible: bool = True
     opacity: float = 0.45
     colour_map: str = "inferno"
-    threshold: float = 0.3  # map values below are transparent (maps are 0..1)
+    threshold: float | None = None  # map values below are transparent (maps are 0..1); None: the map's own
+    ramp: float = 0.3  # above the threshold, opacity rises over this much of the map's scale
+
     class_index: int | None = None  # None: the predicted class
     map_name: str | None = None  # None: the first the opinion has ("scan", "combined", ...)
 
@@ -128,6 +133,7 @@ class OpinionState:
         self.opinions: list[Opinion] = []
         self.selected: Opinion | None = None
         self.overlay = OverlaySettings()
+        self.open_documents: Callable[[], list[Document]] = lambda: []  # the viewer's, for exam answers
         self.rois: dict[int, list[Box]] = {}  # document id -> ROIs placed for the models
         self.accepted: dict[int, list[Finding]] = {}  # document id -> findings accepted from models
         self.assumed_spacing_mm: float | None = None  # used only for images without a pixel spacing
@@ -233,7 +239,7 @@ class OpinionState:
         answers = [o for o in self.for_document(document) if o.error is None]
         return max(answers, key=rank) if answers else None
 
-    def exam(self, documents: list[Document], around: Document | None = None) -> StudyAnswer | None:
+    def exam(self, documents: list[Document], around: Document | None = None) -> ExamAnswer | None:
         """The exam-level answer for the active view's exam (or `around`'s: its patient's images; one study
         of them when the patient's studies hold several images each, so a prior never mixes in) from the
         image reader shown now (else the first that answered): per breast and for the study. None before
@@ -252,19 +258,41 @@ class OpinionState:
             if opinion.entry.path == model:
                 latest[opinion.document.id] = opinion
         card = next(iter(latest.values())).entry.card
-        return combine([o.view for o in latest.values()], card.threshold,  # type: ignore[union-attr, misc]
-                       Bilateral.from_card(card.bilateral))  # type: ignore[union-attr]
+        unread = [unread_view(o) for o in self.opinions if o.entry.path == model and o.document in documents
+                  and o.error is not None and o.error != "stopped" and o.document.id not in latest]
+        return combine([*(o.view for o in latest.values()), *unread],  # type: ignore[misc]
+                       card.level_rules, Bilateral.from_card(card.bilateral))  # type: ignore[union-attr, arg-type]
+
+    def as_read(self, opinion: Opinion, documents: list[Document] | None = None) -> tuple[ViewAnswer, str] | None:
+        """A reader's view as its exam reads it (read against the other breast when it can be; its p then the
+        breast's one number) and its breast's caveat; None for other answers."""
+        if opinion.view is None:
+            return None
+        exam = self.exam(self.open_documents() if documents is None else documents, around=opinion.document)
+        for breast in exam.breasts if exam else ():
+            for view in breast.views:
+                if view.name == opinion.view.name:
+                    return view, breast.caveat
+        return opinion.view, opinion.view.caveat
+
+    def summary(self, opinion: Opinion) -> str:
+        """The findings list's line: a reader's view as read in its exam ('abnormal · score 8/10'), else the
+        answer's own summary."""
+        read = self.as_read(opinion) if opinion.error is None else None
+        if read is None:
+            return opinion.summary()
+        view, caveat = read
+        return answer_text(view.answer, view.score, caveat or view.caveat, view.flagged)
 
     def marks_a_place(self, opinion: Opinion, documents: list[Document]) -> bool:
-        """Whether the answer's box is drawn (`Opinion.marks_a_place`); for a view read against the other
-        breast, at the comparison's call, so the marker agrees with the exam line."""
-        if opinion.view is None or opinion.entry.card is None or opinion.entry.card.bilateral is None:
+        """Whether the answer's box is drawn (`Opinion.marks_a_place`); for a reader's view, as its exam reads
+        it (read against the other breast, and never on a breast without an answer), so the marker agrees
+        with the exam line."""
+        read = self.as_read(opinion, documents)
+        if read is None:
             return opinion.marks_a_place
-        study = self.exam(documents, around=opinion.document)
-        for view in (v for b in (study.breasts if study else ()) for v in b.views):
-            if view.compared_with and view.name == opinion.view.name:
-                return view.suspicious(opinion.entry.card.threshold)  # type: ignore[union-attr, arg-type]
-        return opinion.marks_a_place
+        view, caveat = read
+        return view.flagged and not caveat
 
     def follow_active(self, document: Document | None) -> None:
         """The answer shown always belongs to the active view: when another view becomes active, show
@@ -310,10 +338,23 @@ class OpinionState:
         if "colour_map" in changes and changes["colour_map"] not in COLOUR_MAPS:
             raise ValueError(f"unknown colour map {changes['colour_map']!r}; choose one of {COLOUR_MAPS}")
         for name in ("opacity", "threshold"):
-            if name in changes and not 0.0 <= changes[name] <= 1.0:
+            if changes.get(name) is not None and not 0.0 <= changes[name] <= 1.0:
                 raise ValueError(f"{name} must lie in 0..1, got {changes[name]}")
         self.overlay = dataclasses.replace(self.overlay, **changes)
         self.overlay_changed.emit(self.overlay)
+
+    def overlay_for(self, opinion: Opinion | None) -> OverlaySettings:
+        """The settings a view draws `opinion`'s map with: a threshold left to the map is a reader's view
+        operating point (its patch map is on the answer's scale, so a flagged view's marked region is
+        coloured at default settings), else DEFAULT_MAP_THRESHOLD."""
+        if self.overlay.threshold is not None:
+            return self.overlay
+        prediction = opinion.prediction if opinion is not None else None
+        level = prediction.level if prediction is not None and prediction.from_image_reader else None
+        if level is None:
+            return dataclasses.replace(self.overlay, threshold=DEFAULT_MAP_THRESHOLD)
+        # a reader's cells sit within a few hundredths of its operating point: full colour soon above it
+        return dataclasses.replace(self.overlay, threshold=level.flag, ramp=READER_MAP_RAMP)
 
     def toggle_overlay(self) -> None:
         self.set_overlay(visible=not self.overlay.visible)
@@ -334,6 +375,14 @@ class OpinionState:
         maps = prediction.vote_maps if name == "votes" else prediction.heatmaps
         assert maps is not None
         return maps.source(index, name), name, index
+
+
+def unread_view(opinion: Opinion) -> ViewAnswer:
+    """A view of the exam the reader could not read: it might have been the deciding one, so its breast and
+    the exam answer 'no clear answer'."""
+    anatomy = opinion.document.anatomy
+    return ViewAnswer(opinion.view_name, anatomy.laterality, anatomy.view, float("nan"),
+                      caveat=f"could not be read: {opinion.error}")
 
 
 def exam_documents(active: Document, documents: list[Document]) -> list[Document]:

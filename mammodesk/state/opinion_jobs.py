@@ -33,8 +33,9 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
             opinion.prediction = result.predictions[result.ranked()[0]]
         else:
             opinion.prediction = runner.predict(image, target.box)
-            if runner.card.roi.mode == "image" and runner.card.threshold is not None:
-                opinion.view = view_answer(image, opinion.prediction, document.name, document.anatomy)
+            levels = runner.card.level_rules
+            if levels is not None:
+                opinion.view = view_answer(image, opinion.prediction, document.name, levels, document.anatomy)
             if progress is not None:
                 progress(1, 1)
         _prepare_display(opinion)

@@ -8,6 +8,7 @@ import re
 
 from PySide6 import QtCore, QtWidgets
 
+from mammodesk.inference.exam import answer_text
 from mammodesk.inference.results import PATCH_MAP
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.registry import FamilyInfo
@@ -88,7 +89,9 @@ class ProbabilityBars(QtWidgets.QWidget):
         self._grid.setContentsMargins(0, 0, 0, 0)
         self.bars: list[QtWidgets.QProgressBar] = []
 
-    def show_opinion(self, opinion: Opinion | None) -> None:
+    def show_opinion(self, opinion: Opinion | None, read=None) -> None:
+        """`read`: a reader's view as its exam reads it (`OpinionState.as_read`): its answer, score and the one
+        number of its breast replace the view-alone figures, which stay in the tooltip."""
         while self._grid.count():
             widget = self._grid.takeAt(0).widget()
             if widget is not None:
@@ -100,7 +103,14 @@ class ProbabilityBars(QtWidgets.QWidget):
         p = opinion.prediction
         verdict = QtWidgets.QLabel()
         verdict.setWordWrap(True)
-        if p.clear:
+        view, caveat = read if read is not None else (None, "")
+        if view is not None:
+            text = answer_text(view.answer, view.score, caveat or view.caveat, view.flagged)
+            clear = view.answer != "no clear answer"
+            verdict.setText(f"Answer: <b>{text}</b>" if clear else f"<b>{text[0].upper() + text[1:]}</b>")
+            if not clear:
+                verdict.setStyleSheet("color: #f0a030;")
+        elif p.clear:
             verdict.setText(f"Answer: <b>{p.verdict()}</b>")
         else:
             verdict.setText(f"<b>{p.verdict().capitalize()}</b>")
@@ -111,8 +121,10 @@ class ProbabilityBars(QtWidgets.QWidget):
         domain.setStyleSheet("color: #ffffff; background: #b3261e; padding: 3px; font-weight: bold;"
                              if p.domain is not None and not p.domain.in_domain else "color: #4caf50;")
         self._grid.addWidget(domain, 1, 0, 1, 3)
-        for row, (label, value) in enumerate(zip(p.labels, p.probabilities), start=2):
-            name = QtWidgets.QLabel(f"<b>{label}</b>" if row - 2 == p.predicted_index and p.clear else label)
+        values = p.probabilities if view is None else [1.0 - view.probability, view.probability]
+        for row, (label, value) in enumerate(zip(p.labels, values), start=2):
+            name = QtWidgets.QLabel(f"<b>{label}</b>" if row - 2 == p.predicted_index and p.clear and view is None
+                                    else label)
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 1000)
             bar.setValue(int(round(float(value) * 1000)))
@@ -126,9 +138,14 @@ class ProbabilityBars(QtWidgets.QWidget):
             self._grid.addWidget(bar, row, 1)
             self._grid.addWidget(percent, row, 2)
             self.bars.append(bar)
+        compared = view is not None and view.compared_with
         caption = QtWidgets.QLabel(("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
                                     "(this model carries no calibration)")
-                                   + (", this view alone" if p.from_image_reader else ""))
+                                   + (f", read against {view.compared_with}" if compared else
+                                      ", this view alone" if p.from_image_reader else ""))
+        if compared:
+            caption.setToolTip(f"this view alone: p(abnormal) {view.alone:.2f}")
+        caption.setWordWrap(True)
         caption.setStyleSheet("color: #909090;")
         self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 3)
 

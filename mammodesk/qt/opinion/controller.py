@@ -40,7 +40,9 @@ class SecondOpinion(QtCore.QObject):
         self.worker.progress.connect(self.panel.set_progress)
         self.worker.busy_changed.connect(self._on_busy)
         viewer.documents_changed.connect(self._forget_closed)
-        show_exam = lambda *_args: self.panel.show_exam(opinions.exam(list(viewer.documents)))  # noqa: E731
+        show_exam = lambda *_args: self.panel.show_exam(opinions.exam(list(viewer.documents)),  # noqa: E731
+                                                        running=bool(self.worker.busy))
+        self.worker.busy_changed.connect(show_exam)
         opinions.opinions_changed.connect(show_exam)
         opinions.selected_changed.connect(show_exam)
         opinions.active_changed.connect(show_exam)

@@ -12,7 +12,6 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.inference import SourceMap
 from mammodesk.state.opinion import Box, OverlaySettings
 
-RAMP = 0.3
 ROI_PEN = pg.mkPen((255, 220, 60), width=2, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True)
 ANALYSED_PEN = pg.mkPen((80, 220, 255), width=2, cosmetic=True)
 _luts: dict[str, np.ndarray] = {}
@@ -27,12 +26,12 @@ def colour_lut(name: str) -> np.ndarray:
 
 def rgba_lut(settings: OverlaySettings) -> np.ndarray:
     """The 256 RGBA colours of values 0, 1/255 .. 1 (one uint32 each): transparent below the threshold
-    and at 0 (where NaN lands); opacity ramps up over the first RAMP above the threshold, so weak
+    and at 0 (where NaN lands); opacity ramps up over the first `ramp` above the threshold, so weak
     evidence stays faint and edges are soft."""
-    key = (settings.colour_map, settings.threshold, settings.opacity)
+    key = (settings.colour_map, settings.threshold, settings.opacity, settings.ramp)
     if key not in _rgba_luts:
         level = np.arange(256) / 255.0
-        ramp = np.clip((level - settings.threshold) / RAMP, 0.0, 1.0)
+        ramp = np.clip((level - settings.threshold) / settings.ramp, 0.0, 1.0)
         alpha = np.where((level >= settings.threshold) & (level > 0), settings.opacity * 255 * ramp, 0)
         table = np.empty((256, 4), np.uint8)
         table[:, :3] = colour_lut(settings.colour_map)
@@ -93,9 +92,11 @@ class OverlayLayer:
             self._styled = key
         self.item.show()
 
-    def set_boxes(self, rois: list[Box], analysed: list[Box], *, flip_width: int | None) -> None:
-        for rect in self._boxes:
-            self.view_box.removeItem(rect)
+    def set_boxes(self, rois: list[Box], analysed: list[Box], *, flip_width: int | None, label: str = "") -> None:
+        """ROIs placed (dashed) and the regions the answer is about; `label` (a reader's score) is written
+        under the first of those, inside the box's width, never over the image's corner captions."""
+        for item in self._boxes:
+            self.view_box.removeItem(item)
         self._boxes = []
         for boxes, pen in ((rois, ROI_PEN), (analysed, ANALYSED_PEN)):
             for x0, y0, x1, y1 in boxes:
@@ -106,6 +107,12 @@ class OverlayLayer:
                 rect.setZValue(11)
                 self.view_box.addItem(rect)
                 self._boxes.append(rect)
+                if label and pen is ANALYSED_PEN and len(self._boxes) == len(rois) + 1:
+                    text = pg.TextItem(label, color=(80, 220, 255), anchor=(0.5, 0.0), fill=(0, 0, 0, 160))
+                    text.setPos((x0 + x1) / 2, y1)
+                    text.setZValue(12)
+                    self.view_box.addItem(text)
+                    self._boxes.append(text)
 
     def shown_rgba(self) -> np.ndarray | None:
         """What the item draws now (tests and screenshots)."""

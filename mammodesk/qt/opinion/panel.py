@@ -72,8 +72,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.exam = QtWidgets.QLabel()  # the exam-level answer (image readers): per breast, above the views
         self.exam.setWordWrap(True)
         self.exam.setStyleSheet("font-weight: bold; font-size: 115%;")
-        self.exam.setToolTip("The whole-mammogram reader's answer per breast (its most suspicious view) at "
-                             "the model's operating point; the views' own answers follow below")
+        self.exam.setToolTip("The whole-mammogram reader's answer for the exam and each breast, each on its own "
+                             "level's scale; the views' answers follow below")
         self.exam.hide()
         self.about = QtWidgets.QLabel()  # which view and file the answer below belongs to
         self.about.setWordWrap(True)
@@ -206,6 +206,13 @@ class ModelPanel(QtWidgets.QWidget):
     def target_mode(self) -> str:
         return str(self.target.currentData())
 
+    def default_model(self) -> str | None:
+        """The whole-mammogram reader: Run and Ctrl+R ask it first, as `predict` does without --model."""
+        try:
+            return self.state.registry.default_reader().name
+        except KeyError:
+            return None
+
     def select_model(self, name: str) -> None:
         for row, entry in enumerate(self.state.models):
             if entry.name == name:
@@ -241,7 +248,8 @@ class ModelPanel(QtWidgets.QWidget):
                     self.models.addItem(item)
         self._fit_model_list()
         names = [e.name for e in self.state.models]
-        row = names.index(current.name) if current is not None and current.name in names else 0
+        row = names.index(current.name) if current is not None and current.name in names else \
+            names.index(self.default_model()) if self.default_model() in names else 0
         self.models.setCurrentRow(row if names else -1)
         self._on_model_changed(self.models.currentRow())
 
@@ -254,7 +262,7 @@ class ModelPanel(QtWidgets.QWidget):
         with QtCore.QSignalBlocker(self.findings):
             self.findings.clear()
             for opinion in self.state.opinions:
-                answer = ("✓ " if opinion.accepted else "") + opinion.summary()
+                answer = ("✓ " if opinion.accepted else "") + self.state.summary(opinion)
                 # the view first: however narrow the panel, a row never hides which image it is about
                 lines = [opinion.view_name, *answer.split("; "), f"{opinion.model_name} · {opinion.target.describe()}"]
                 item = QtWidgets.QTreeWidgetItem(["\n".join(lines)])
@@ -312,7 +320,7 @@ class ModelPanel(QtWidgets.QWidget):
         if opinion is not None:
             self.select_model(opinion.model_name)
         self.show_about(opinion)
-        self.bars.show_opinion(opinion)
+        self.bars.show_opinion(opinion, self.state.as_read(opinion) if opinion is not None else None)
         self.accept_button.setEnabled(opinion is not None and opinion.prediction is not None and not opinion.accepted)
         if opinion is not None and opinion.prediction is not None:
             provider = opinion.prediction.provider.replace("ExecutionProvider", "")
@@ -324,21 +332,21 @@ class ModelPanel(QtWidgets.QWidget):
         self._show_reconstruction(opinion)
         self._sync_overlay_controls()
 
-    def show_exam(self, study) -> None:
-        """'R breast: suspicious 0.81, upper outer; L breast: no finding 0.07', one breast per line."""
-        if study is None:
+    def show_exam(self, exam, running: bool = False) -> None:
+        """The exam line on top ('Exam: abnormal — R breast, lower · score 8/10'), then one line per breast,
+        then what the model was trained for and on whom. Answers still running say so."""
+        if exam is None:
             self.exam.hide()
             return
-        lines = [f'<span style="color:{exam_colour(b)}">{b.line()}</span>' for b in study.breasts]
-        if study.compared:
-            lines.append('<span style="font-weight: normal; font-size: 85%;">each view read against the other '
-                         "breast's</span>")
+        colour = "#7f8c8d" if running else exam_colour(exam)  # a partial answer never looks final
+        head = f'<span style="color:{colour}; font-size: 110%;">{exam.line()}</span>'
+        lines = [head + (' <span style="color:#888; font-weight: normal;">(still reading; not final)</span>'
+                         if running else "")]
+        lines += [f'<span style="color:{exam_colour(b)}; font-weight: normal;">{b.line()}</span>'
+                  for b in exam.breasts]
+        lines.append(f'<span style="font-weight: normal; font-size: 85%;">{trained_for(exam)}</span>')
         self.exam.setText("<br>".join(lines))
-        compared = [f"{v.name} vs {v.compared_with}: {v.probability:.2f} (called at >= {v.threshold:.2f})"
-                    for b in study.breasts for v in b.views if v.compared_with]
-        self.exam.setToolTip("\n".join([f"operating point: p(abnormal) >= {study.threshold:.2f} is called "
-                                         f"suspicious (chosen in CV for the card's stated sensitivity); study "
-                                         f"{study.probability:.2f}", *compared]))
+        self.exam.setToolTip("\n".join(exam_details(exam)))
         self.exam.show()
 
     def show_about(self, opinion: Opinion | None) -> None:
@@ -360,7 +368,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.state.assumed_spacing_mm = self.spacing.value() if self.assume_spacing.isChecked() else None
 
     def _sync_overlay_controls(self, *_args) -> None:
-        settings, opinion = self.state.overlay, self.state.selected
+        opinion = self.state.selected
+        settings = self.state.overlay_for(opinion)
         widgets = (self.overlay_visible, self.opacity, self.threshold, self.colour_combo, self.map_combo,
                    self.class_combo)
         blockers = [QtCore.QSignalBlocker(w) for w in widgets]
@@ -402,6 +411,38 @@ class ModelPanel(QtWidgets.QWidget):
         self.reconstruction.show()
 
 
-def exam_colour(breast) -> str:
-    """Red for a suspicious breast, green for no finding, amber for a call near the operating point."""
-    return "#b9770e" if breast.borderline else "#c0392b" if breast.suspicious else "#1e8449"
+def exam_colour(answer) -> str:
+    """Red for a flagged clear 'abnormal', amber for a flagged answer in the band, grey for no answer, green
+    for a clear 'normal'."""
+    if answer.caveat:
+        return "#7f8c8d"
+    if answer.flagged:
+        return "#c0392b" if answer.answer == "abnormal" else "#b9770e"
+    return "#1e8449" if answer.answer == "normal" else "#7f8c8d"
+
+
+def trained_for(exam) -> str:
+    """What the answer means, in words: what was learnt, on whom, and what a score is."""
+    population = exam.levels.population or "its development data"
+    return ("Trained to tell normal from any abnormality (masses, calcifications, distortion, asymmetry; benign "
+            f"included), not cancer. Scores rank against {population}.")
+
+
+def exam_details(exam) -> list[str]:
+    """The tooltip: each level's operating point and its out-of-fold figures, each view's numbers."""
+    out = []
+    for name in ("view", "breast", "exam"):
+        level = getattr(exam.levels, name)
+        if level is None:
+            continue
+        figures = level.figures or {}
+        measured = (f"; out of fold: sensitivity {figures['sensitivity']:.2f}, specificity "
+                    f"{figures['specificity']:.2f}, {figures['band_share']:.0%} no clear answer"
+                    if figures else "")
+        out.append(f"{name}: flagged at p >= {level.flag:.2f}, clearly abnormal above {level.clear:.2f}{measured}")
+    for breast in exam.breasts:
+        for view in breast.views:
+            alone = f" (this view alone: {view.alone:.2f})" if view.alone is not None else ""
+            compared = f" vs {view.compared_with}" if view.compared_with else ""
+            out.append(f"{view.name}{compared}: p {view.probability:.2f}{alone}")
+    return out

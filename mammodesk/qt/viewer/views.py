@@ -67,7 +67,7 @@ class ViewerArea(QtWidgets.QWidget):
         if state.layout in ("2x2", "priors"):  # priors with one study open: the hanging
             hanging = state.hanging()  # each image is captioned with its own anatomy, never the slot's name
             return [(hanging.get(slot), processed, hanging[slot].anatomy.label if slot in hanging else f"{slot}: empty")
-                    for slot in SLOTS]
+                    for slot in hanging_slots(hanging)]
         if state.show == "side_by_side":
             return [(state.active, False, "original"), (state.active, True, "processed")]
         return [(state.active, processed, "")]
@@ -92,7 +92,7 @@ class ViewerArea(QtWidgets.QWidget):
             canvas.set_active(document is not None and document is self.state.active and len(plan) > 1)
         self.refresh_overlays()
         self.refresh_rois()
-        if len(plan) == 2:  # side by side: the same coordinates, so a plain link
+        if len(plan) == 2 and plan[0][0] is plan[1][0]:  # original and processed: the same coordinates
             self.canvases[1].view_box.setXLink(self.canvases[0].view_box)
             self.canvases[1].view_box.setYLink(self.canvases[0].view_box)
         else:
@@ -166,11 +166,15 @@ class ViewerArea(QtWidgets.QWidget):
             flip_width = document.image.shape[1] if document is not None and canvas.flip else None
             opinion = self.opinions.shown_for(document) if document is not None else None
             shown = self.opinions.overlay_map(opinion) if opinion is not None else None
-            canvas.overlay.set_map(shown[0] if shown else None, self.opinions.overlay, flip_width=flip_width)
+            canvas.overlay.set_map(shown[0] if shown else None, self.opinions.overlay_for(opinion),
+                                   flip_width=flip_width)
             rois = self.opinions.rois.get(document.id, []) if document is not None else []
+            documents = list(self.state.documents)
             analysed = [opinion.box] if opinion is not None and opinion.box is not None \
-                and self.opinions.marks_a_place(opinion, list(self.state.documents)) else []
-            canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width)
+                and self.opinions.marks_a_place(opinion, documents) else []
+            read = self.opinions.as_read(opinion, documents) if analysed and opinion is not None else None
+            label = f"{read[0].answer} · {read[0].score}/10" if read and read[0].score is not None else ""
+            canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width, label=label)
 
     def _on_overlay_style(self, settings) -> None:
         """Colours, opacity and threshold only recolour; another map or class re-maps."""
@@ -180,7 +184,9 @@ class ViewerArea(QtWidgets.QWidget):
             self.refresh_overlays()
         else:
             for canvas in self.canvases:
-                canvas.overlay.restyle(settings)
+                document = canvas.document if canvas.isVisible() else None
+                shown = self.opinions.shown_for(document) if document is not None else None
+                canvas.overlay.restyle(self.opinions.overlay_for(shown))
 
     # --- state -> view ---------------------------------------------------------------
     def _on_window_changed(self, document: Document) -> None:
@@ -224,3 +230,13 @@ class ViewerArea(QtWidgets.QWidget):
                 canvas.view_box.setRange(QtCore.QRectF(a * c, v0 * r, (b - a) * c, (v1 - v0) * r), padding=0)
         finally:
             self._syncing = False
+
+
+def hanging_slots(hanging: dict) -> tuple[str, ...]:
+    """The slots a hanging shows: all four, or, when every view present is of one family (MLOs only, as MIAS
+    has), that family's two side by side (1x2), R left and L right, rather than half a screen of empty slots."""
+    families = {slot[1:] for slot in hanging}
+    if len(families) == 1:
+        (family,) = families
+        return tuple(slot for slot in SLOTS if slot[1:] == family)
+    return SLOTS

@@ -42,7 +42,32 @@ def _seed_table(part: dict, spacing_mm: float) -> str:
         f"({cal['chosen_by']}) |",
         f"| settings chosen in inner folds | {chosen} |",
         *_bilateral_rows(part.get("bilateral")),
+        "", *levels_table(part.get("levels")),
     ])
+
+
+LEVEL_WORDS = {"view": "view (read alone)", "breast": "breast (read against the other breast)",
+               "exam": "exam (both breasts, fitted rule)"}
+
+
+def levels_table(levels: dict | None) -> list[str]:
+    """Per level: AUC against the plain baseline in the same folds, the flag's sensitivity and specificity,
+    the share with no clear answer and the clear answers' error rate (all out of fold)."""
+    if not levels:
+        return []
+    rows = ["| level | units (abnormal) | AUC | plain baseline | sensitivity / specificity at the flag | "
+            "no clear answer | clear answers wrong | abnormal / normal whose label stays possible |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name in ("view", "breast", "exam"):
+        f = levels.get(name)
+        if not f:
+            continue
+        m, b = f["comparison"]["model"], f["comparison"]["baseline"]
+        error = "n/a" if f["clear_error_rate"] is None else f"{f['clear_error_rate']:.0%}"
+        rows.append(f"| {LEVEL_WORDS[name]} | {f['units']} ({f['abnormal']}) | {m['mean']:.3f} ± {m['sd']:.3f} | "
+                    f"{b['mean']:.3f} ± {b['sd']:.3f} | {f['sensitivity']:.2f} / {f['specificity']:.2f} | "
+                    f"{f['band_share']:.0%} | {error} | {f['coverage_abnormal']:.0%} / {f['coverage_normal']:.0%} |")
+    return rows
 
 
 def _window(part: dict) -> str:
@@ -82,7 +107,7 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
     lines = [
         f"# {name}", "", warning + f"{report['description']}.", "",
         f"**Task**: normal vs abnormal, per image (any MIAS abnormality: masses, calcifications, architectural "
-        f"distortion, asymmetry); per breast and per study in the app and `mammodesk predict`. "
+        f"distortion, asymmetry); per breast and per exam in the app and `mammodesk predict`, each on its own scale (the table per level below). "
         f"{report['images']} images of {report['patients']} women ({report['abnormal']} abnormal, "
         f"{report['located']} with a located finding). {report['evaluation']}.", "",
         f"## Reported fold seed ({report['reported']['seed']})", "", _seed_table(report["reported"], spacing), "",
@@ -90,7 +115,7 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         "## The shipped model", "",
         f"- Setting chosen by 3-fold CV on all images: {Setting(**shipped['setting']).text()}; the location box "
         f"centred on {_window(shipped)} (the block of breast cells with the highest mean logit).",
-        f"- Operating point: calibrated p(abnormal) >= {shipped['threshold']:.3f} is called suspicious, chosen for "
+        f"- Operating point: calibrated p(abnormal) >= {shipped['threshold']:.3f} is flagged, chosen for "
         f"sensitivity 0.80 on out-of-fold answers of heads with the shipped setting (the reported seed's folds).",
         f"- Calibration: {(shipped['calibration'] or {}).get('method', 'none')}, fitted on those out-of-fold "
         "whole-image answers; the method (Platt, isotonic or none) chosen by cross-validated log loss across the "
@@ -104,8 +129,15 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
             f"the other breast's {bilateral['bias']:+.2f})"
             + (f", then {bilateral['calibration']['method']} calibration" if bilateral.get("calibration") else
                " (a logistic model: no further calibration beat it out of fold)")
-            + f", called suspicious at >= {bilateral['threshold']:.3f}; weights fitted on out-of-fold image logits. "
+            + f", flagged at >= {bilateral['threshold']:.3f}; weights fitted on out-of-fold image logits. "
             "A view without its partner keeps its own answer.")
+    for level_name, level in (shipped.get("levels") or {}).items():
+        if level:
+            lines.append(f"- {LEVEL_WORDS[level_name].capitalize()}: flagged at p >= {level['flag']:.3f} (sensitivity "
+                         f"0.80 out of fold), clearly abnormal above {level['clear']:.3f} (at or below it: 80 % of "
+                         "normal units), no clear answer between; score n/10 = the n-th tenth of the development "
+                         "units' out-of-fold p" + (f"; rule: {level['rule_chosen'].replace('_', ' and ')} of the two "
+                                                    "breasts' image logits" if level_name == "exam" else "") + ".")
     if seconds_per_view is not None:
         lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")
     lines += ["", "## Limits", "", limits,

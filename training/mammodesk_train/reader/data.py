@@ -14,6 +14,7 @@ import torch
 
 from mammodesk.anatomy import read_anatomy
 from mammodesk.inference.domain import input_statistics
+from mammodesk.inference.location import tissue_cells
 from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io.views import VIEW_FAMILY
 from mammodesk.preprocessing.spatial import outline_breast
@@ -42,6 +43,7 @@ class ReaderData:
     view_families: list  # "CC", "MLO" or None per image
     cell_mm: float  # the side of one map cell on the breast
     flipped: torch.Tensor | None = None  # N x cells x C: each image read upside down, back on the same cells
+    tissue: torch.Tensor | None = None  # N x cells bool: where a mark may sit (`location.tissue_cells`)
 
     def partners(self) -> np.ndarray:
         """Per image, the index of the same woman's other breast in the same view family (-1: none)."""
@@ -93,7 +95,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     image read upside down (`WholeImageReader.read`), its feature map flipped back onto the same cells."""
     reader.eval()
     features, breast, finding, located, base, metas, stats, centres = [], [], [], [], [], [], [], []
-    flipped = []
+    flipped, tissue = [], []
     sides, families = [], []
     y, groups, ids = [], [], []
     started = time.perf_counter()
@@ -112,6 +114,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
         h, w = fmap.shape[1:]
         features.append(fmap.flatten(1).T.contiguous().half())
         breast.append(cells.flatten())
+        tissue.append(torch.from_numpy(tissue_cells(processed.array, cells.numpy(), families[-1]).ravel()))
         hits, where = finding_cells(record, processed.geometry, (h, w), processed.array.shape[:2])
         finding.append(torch.from_numpy(hits.ravel()))
         centres.append(where)
@@ -127,6 +130,6 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     return ReaderData(ids, np.asarray(y), np.asarray(groups), torch.stack(features).float(), torch.stack(breast),
                       torch.stack(finding), np.asarray(located), centres, np.stack(base), (h, w), metas,
                       np.asarray(stats), sides, families, STRIDE * spacing_mm,
-                      torch.stack(flipped).float() if flip_reading else None)
+                      torch.stack(flipped).float() if flip_reading else None, torch.stack(tissue))
 
 

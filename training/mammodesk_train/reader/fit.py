@@ -26,6 +26,7 @@ from mammodesk.inference.location import location_cells, peak_centre  # the app'
 
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData
+from mammodesk_train.reader.levels import exam_logits, exam_table, fit_exam_rule
 from mammodesk_train.reader.model import NOT_BREAST, top_k_mean
 from mammodesk_train.splits import patient_kfold
 
@@ -180,8 +181,9 @@ def pointing_hits(head: Head, data: ReaderData, index: np.ndarray, window: int =
         if data.located[i]:
             peak = int(logits[row].argmax())
             cell_hits.append(bool(data.finding[i][peak]))
+            marks = data.breast[i] if data.tissue is None else data.tissue[i]
             py, px = peak_centre(logits[row].reshape(data.map_shape).numpy(),
-                                 data.breast[i].reshape(data.map_shape).numpy(), window)
+                                 marks.reshape(data.map_shape).numpy(), window)
             box_hits.append(any(abs(cy - py) <= half and abs(cx - px) <= half
                                 for cy, cx in data.centres[i]))
     return cell_hits, box_hits
@@ -198,6 +200,7 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     box_hits: list[bool] = []
     partners = data.partners()
     compared = np.full(len(data), np.nan)
+    exam_oof: dict[str, float] = {}
     for fold in outer:
         best, inner_scores, inner_logits, window = choose(data, fold.train, settings, schedule, seed + fold.index)
         head = fit_head(data, fold.train, best, schedule, seed + fold.index)
@@ -206,6 +209,12 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
         # both breasts compared: weights fitted on the training fold's inner out-of-fold logits only
         bilateral = fit_bilateral(inner_logits, partners, data.y, fold.train)
         compared[fold.test] = compared_logits(bilateral, everything, partners, fold.test)
+        # the exam rule: fitted on the training fold's inner out-of-fold logits only
+        _, inner_exams, inner_y = exam_table(inner_logits, data.y, data.groups, data.sides, fold.train)
+        rule = fit_exam_rule(inner_exams, inner_y, seed + fold.index)
+        keys, test_exams, _ = exam_table(everything, data.y, data.groups, data.sides, fold.test)
+        if rule is not None:
+            exam_oof.update(zip(keys, exam_logits(rule[0], test_exams)))
         fold_hits, fold_box_hits = pointing_hits(head, data, fold.test, window)
         hits += fold_hits
         box_hits += fold_box_hits
@@ -216,10 +225,11 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
                        if np.isfinite(compared[fold.test]).all() else None,
                        "bilateral_weights": None if bilateral is None else
                        {"own": bilateral.own, "contralateral": bilateral.contralateral, "bias": bilateral.bias},
+                       "exam_rule": None if rule is None else {**asdict(rule[0]), "chosen": rule[1]},
                        "test_images": int(len(fold.test))})
         if progress:
             print(f"  fold {fold.index + 1}/{folds}: chose {best.text()}, location window {window} (inner AUC "
                   f"{inner_scores[best.text()]:.3f}); outer AUC {detail[-1]['auc']:.3f}, location box "
                   f"{np.mean(fold_box_hits) if fold_box_hits else float('nan'):.2f}", flush=True)
     return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits,
-            "oof_bilateral_logits": compared}
+            "oof_bilateral_logits": compared, "oof_exam_logits": exam_oof}

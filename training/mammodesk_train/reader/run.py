@@ -31,6 +31,8 @@ from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
 from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv, reader_logits
+from mammodesk_train.reader.levels import (breast_table, evaluate_levels, exam_logits, exam_table, fit_exam_rule,
+                                           fit_level, level_dict, operating_point)
 from mammodesk_train.reader.model import STRIDE, WholeImageReader, head_from_standardised
 from mammodesk_train.splits import Fold, patient_kfold
 
@@ -97,13 +99,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def operating_point(p: np.ndarray, y: np.ndarray, sensitivity: float) -> float:
-    """The highest threshold whose sensitivity on (p, y) reaches `sensitivity`."""
-    positives = np.sort(p[y == 1])[::-1]
-    needed = int(np.ceil(sensitivity * len(positives)))
-    return float(positives[max(0, needed - 1)]) if len(positives) else 0.5
-
-
 def cross_fitted_operating_point(p: np.ndarray, y: np.ndarray, folds: list[Fold], sensitivity: float) -> dict:
     """Sensitivity and specificity when each fold's threshold is chosen on the other folds only."""
     called = np.zeros(len(y), bool)
@@ -125,8 +120,11 @@ def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int)
     raw = sigmoid(cv["oof_logits"])
     probs = np.column_stack([1 - raw, raw])
     calibration = trust.calibrate(probs, data.y, outer)
+    both = both_breasts_baseline(data, outer)
     return {"seed": seed, "comparison": baseline.compare(model_folds, base_folds), "folds": cv["detail"],
-            "bilateral": bilateral_evaluation(data, cv, base, preset),
+            "bilateral": bilateral_evaluation(data, cv, base, both, preset),
+            "levels": evaluate_levels(cv, data.y, data.groups, data.sides, data.partners(), base, both,
+                                      preset.sensitivity),
             "pooled_auc": trust_auc(data.y, cv["oof_logits"]), "baseline_pooled_auc": trust_auc(data.y, base),
             # on the raw scores: a calibration map is monotone, so a threshold chosen on the other folds' raw
             # answers is the same call, and no fold's labels reach its own threshold through a map
@@ -139,21 +137,29 @@ def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int)
             "oof_probability": raw.tolist(), "calibration_fit": calibration["calibration"]}
 
 
-def bilateral_evaluation(data: ReaderData, cv: dict, one_view_baseline: np.ndarray, preset: ReaderPreset) -> dict | None:
-    """The views read against the other breast, in the same outer folds: against a plain baseline that
-    sees both breasts' statistics, the one-view baseline and the one-view reader. Over the images that
-    have the other breast (None when fewer than half do)."""
+def both_breasts_baseline(data: ReaderData, folds: list[Fold]) -> np.ndarray | None:
+    """Out-of-fold p of the plain baseline on both breasts' statistics (None when fewer than half the images
+    have the other breast)."""
     partners = data.partners()
     paired = partners >= 0
     if paired.mean() < 0.5:
         return None
-    z, y = cv["oof_bilateral_logits"], data.y
-    if not np.isfinite(z[paired]).all():  # an outer fold had no weights (too few paired training images)
-        return None
     both = np.column_stack([data.base_features, data.base_features[np.where(paired, partners, np.arange(len(data)))]])
     base = np.full(len(data), np.nan)
-    for fold in cv["folds"]:
-        base[fold.test] = baseline.fit_predict(both, y, fold.train, fold.test, 2)[:, 1]
+    for fold in folds:
+        base[fold.test] = baseline.fit_predict(both, data.y, fold.train, fold.test, 2)[:, 1]
+    return base
+
+
+def bilateral_evaluation(data: ReaderData, cv: dict, one_view_baseline: np.ndarray, base: np.ndarray | None,
+                         preset: ReaderPreset) -> dict | None:
+    """The views read against the other breast, in the same outer folds: against a plain baseline that
+    sees both breasts' statistics, the one-view baseline and the one-view reader. Over the images that
+    have the other breast (None when fewer than half do)."""
+    paired = data.partners() >= 0
+    z, y = cv["oof_bilateral_logits"], data.y
+    if base is None or not np.isfinite(z[paired]).all():  # an outer fold had no weights (too few paired images)
+        return None
     tests = [fold.test[paired[fold.test]] for fold in cv["folds"]]
     folds_of = lambda scores: [{"auc": trust_auc(y[t], scores[t])} for t in tests]  # noqa: E731
     among_paired = _paired_folds(cv["folds"], paired)
@@ -178,26 +184,49 @@ def _paired_folds(folds: list[Fold], paired: np.ndarray) -> list[Fold]:
 
 def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset: ReaderPreset):
     """The shipped comparison: weights fitted on the shipped setting's out-of-fold logits, its calibration
-    and operating point from weights cross-fitted in the same folds. None when too few images are paired."""
+    and operating point from weights cross-fitted in the same folds, and the breast level's thresholds and
+    score from those calibrated answers. (None, None) when too few images are paired."""
     from dataclasses import replace
 
     partners = data.partners()
     paired = partners >= 0
     if paired.mean() < 0.5:
-        return None
+        return None, None
     cross = np.full(len(data), np.nan)
     for fold in folds:
         cross[fold.test] = compared_logits(fit_bilateral(logits, partners, data.y, fold.train), logits, partners,
                                            fold.test)
     weights = fit_bilateral(logits, partners, data.y, np.arange(len(data)))
     if weights is None or not np.isfinite(cross[paired]).all():  # a fold without both classes paired
-        return None
+        return None, None
     raw = sigmoid(cross[paired])
     probs = np.column_stack([1 - raw, raw])
     calibration = trust.calibrate(probs, data.y[paired], _paired_folds(folds, paired))["calibration"]
-    calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else raw
-    return replace(weights, threshold=operating_point(calibrated, data.y[paired], preset.sensitivity),
-                   calibration=calibration)
+    calibrated = np.full(len(data), np.nan)
+    calibrated[paired] = apply_calibration(calibration, probs)[:, 1] if calibration else raw
+    p, y, _ = breast_table(calibrated, data.y, data.groups, data.sides, paired)
+    return (replace(weights, threshold=operating_point(calibrated[paired], data.y[paired], preset.sensitivity),
+                    calibration=calibration), fit_level("breast", p, y, preset.sensitivity))
+
+
+def shipped_exam(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset: ReaderPreset) -> dict | None:
+    """The shipped exam rule (chosen and fitted on the shipped setting's out-of-fold logits of every exam) and
+    the exam level's thresholds and score from rules cross-fitted in the same folds. None without exams."""
+    keys, features, y = exam_table(logits, data.y, data.groups, data.sides)
+    chosen = fit_exam_rule(features, y, 0)
+    if chosen is None:
+        return None
+    position = {k: j for j, k in enumerate(keys)}
+    cross = np.full(len(keys), np.nan)
+    for fold in folds:
+        _, train_features, train_y = exam_table(logits, data.y, data.groups, data.sides, fold.train)
+        rule = fit_exam_rule(train_features, train_y, fold.index)
+        test_keys, test_features, _ = exam_table(logits, data.y, data.groups, data.sides, fold.test)
+        if rule is None:
+            return None
+        cross[[position[k] for k in test_keys]] = exam_logits(rule[0], test_features)
+    level = fit_level("exam", sigmoid(cross), y, preset.sensitivity)
+    return {**level_dict(level), "rule": asdict(chosen[0]), "rule_chosen": chosen[1]}
 
 
 def trust_auc(y: np.ndarray, scores: np.ndarray) -> float:
@@ -257,15 +286,19 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     probs = np.column_stack([1 - oof, oof])
     shipped_folds = patient_kfold(data.y, data.groups, folds, seed)
     calibration = trust.calibrate(probs, data.y, shipped_folds)["calibration"]
-    bilateral = shipped_bilateral(data, oof_logits, shipped_folds, preset)
+    bilateral, breast_level = shipped_bilateral(data, oof_logits, shipped_folds, preset)
     calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else oof
     threshold = operating_point(calibrated, data.y, preset.sensitivity)
+    levels = {"view": level_dict(fit_level("view", calibrated, data.y, preset.sensitivity)),
+              "breast": None if breast_level is None else level_dict(breast_level),
+              "exam": shipped_exam(data, oof_logits, shipped_folds, preset)}
     for part in ("reported", "second_seed"):
         report[part].pop("calibration_fit")
     report["shipped_oof_probability"] = oof.tolist()
     report["shipped"] = {"setting": asdict(best), "location_window": window, "inner_auc_all_data": scores,
                          "threshold": threshold,
-                         "calibration": calibration, "bilateral": None if bilateral is None else asdict(bilateral)}
+                         "calibration": calibration, "bilateral": None if bilateral is None else asdict(bilateral),
+                         "levels": levels}
     report["seconds"] = time.perf_counter() - started
     (out / "report.json").write_text(json.dumps(report, indent=2))
     beats = report["reported"]["comparison"]["beats_baseline"]
@@ -314,6 +347,29 @@ def bilateral_metadata(report: dict) -> dict | None:
             "operating_point": evaluated["operating_point"], "how": evaluated["how"]}
 
 
+def levels_metadata(report: dict) -> dict:
+    """The shipped thresholds and scores per level, each with the reported seed's out-of-fold figures at it."""
+    shipped, figures = report["shipped"]["levels"], report["reported"]["levels"]
+    out = {name: {**level, "figures": _short_figures(figures.get(name))} if level else None
+           for name, level in shipped.items()}
+    exam = figures.get("exam")
+    out["population"] = (f"{report['data'].split(':', 1)[0].upper()} development data: {report['images']} images of "
+                         f"{report['patients']} women, {report['abnormal'] / report['images']:.0%} of images and "
+                         + (f"{exam['abnormal'] / exam['units']:.0%} of women abnormal" if exam else "")
+                         + "; enriched, not a screening population")
+    return out
+
+
+def _short_figures(figures: dict | None) -> dict | None:
+    if not figures:
+        return None
+    c = figures["comparison"]
+    return {"auc": c["model"]["mean"], "auc_sd": c["model"]["sd"], "baseline_auc": c["baseline"]["mean"],
+            "beats_baseline": c["beats_baseline"],
+            **{k: figures[k] for k in ("units", "abnormal", "sensitivity", "specificity", "band_share",
+                                       "clear_error_rate", "coverage_abnormal", "coverage_normal")}}
+
+
 def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
                  calibration: dict | None, threshold: float, path: Path, name: str,
                  assumed_mm: float | None) -> dict:
@@ -335,7 +391,7 @@ def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderDat
         description=f"{name}: {preset.description()}", calibration=calibration, domain=domain,
         embedding="embedding", map_output="patch_logits",
         operating_point={"threshold": threshold, "sensitivity_target": preset.sensitivity, **point},
-        bilateral=bilateral_metadata(report))
+        bilateral=bilateral_metadata(report), levels=levels_metadata(report))
     example = torch.zeros(2, 3, preset.height, preset.width)
     example[:, :, : preset.height // 2, : preset.width // 2] = torch.rand(2, 3, preset.height // 2, preset.width // 2)
     return export_reader(reader, example, path, metadata)

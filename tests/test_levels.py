@@ -1,0 +1,73 @@
+"""One score per level, its flag and its no-answer band, fitted out of fold at that level only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from mammodesk.inference.levels import ExamRule, Level, check_levels  # noqa: E402
+from mammodesk_train.reader import levels as fitting  # noqa: E402
+
+
+def _scores(n: int = 120, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    p = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + 1.5 * y - 0.5)))
+    return p, y, np.arange(n) % 5
+
+
+def test_each_folds_thresholds_are_chosen_on_the_other_folds_at_that_level(monkeypatch):
+    p, y, fold_of = _scores()
+    seen = []
+    original = fitting.fit_level
+
+    def recording(name, scores, labels, sensitivity):
+        seen.append(np.sort(scores))
+        return original(name, scores, labels, sensitivity)
+
+    monkeypatch.setattr(fitting, "fit_level", recording)
+    figures = fitting.level_figures(p, y, fold_of, base=p[::-1].copy(), sensitivity=0.8)
+    assert len(seen) == 5
+    for f, used in enumerate(seen):
+        np.testing.assert_array_equal(used, np.sort(p[fold_of != f]))  # never the fold it answers
+    assert 0.0 <= figures["band_share"] <= 1.0 and figures["units"] == len(y)
+    assert figures["comparison"]["model"]["mean"] > figures["comparison"]["baseline"]["mean"]
+
+
+def test_the_flag_keeps_the_stated_sensitivity_and_clear_answers_keep_the_stated_share_of_normals():
+    p, y, _ = _scores(400, seed=1)
+    level = fitting.fit_level("view", p, y, 0.8)
+    assert (p[y == 1] >= level.flag).mean() >= 0.8
+    assert (p[y == 0] <= level.clear).mean() >= fitting.CLEAR_SPECIFICITY  # normal stays possible for 80 %
+    assert len(level.knots) == 9 and list(level.knots) == sorted(level.knots)
+    scores = [level.score(v) for v in p]
+    assert min(scores) == 1 and max(scores) == 10 and abs(np.mean(np.array(scores) <= 5) - 0.5) < 0.02
+
+
+def test_the_exam_rule_is_fitted_on_exams_and_weighs_the_higher_breast_most():
+    rng = np.random.default_rng(2)
+    n = 200
+    y = (rng.random(n) < 0.5).astype(int)
+    high = rng.normal(0, 1, n) + 2 * y
+    features = np.column_stack([np.maximum(high, high - 1), high - 1 - rng.random(n)])
+    rule, chosen = fitting.fit_exam_rule(features, y, 0)
+    assert chosen in fitting.RULES and rule.w_max > 0
+    assert fitting.fit_exam_rule(features[:3], np.array([0, 1, 1]), 0) is None  # one normal exam: no rule
+    groups = np.array(["a", "a", "b", "b", "c"])
+    keys, table, labels = fitting.exam_table(np.array([1.0, -1.0, 0.5, 2.0, 3.0]), np.array([1, 0, 0, 0, 1]),
+                                             groups, ["R", "L", "R", "L", "R"])
+    assert keys == ["a", "b"] and table.tolist() == [[1.0, -1.0], [2.0, 0.5]] and labels.tolist() == [1, 0]
+
+
+def test_the_card_refuses_levels_it_cannot_apply():
+    good = {"view": {"flag": 0.3, "clear": 0.5, "knots": list(np.linspace(0.1, 0.9, 9))},
+            "exam": {"flag": 0.4, "clear": 0.6, "knots": [], "rule": {"w_max": 1.0, "w_min": 0.0, "bias": 0.0}}}
+    assert check_levels(good) is None
+    assert "view" in check_levels({"exam": good["exam"]})
+    assert "knots" in check_levels({"view": {**good["view"], "knots": [0.5, 0.1]}})
+    assert "rule" in check_levels({**good, "exam": {"flag": 0.4, "clear": 0.6}})
+    assert "probabilities" in check_levels({"view": {"flag": 1.5, "clear": 0.5}})
+    assert ExamRule(1.0, 0.5, 0.0).logit([2.0, -1.0]) == pytest.approx(2.0 - 0.5)
+    assert Level("x", 0.5, 0.5).answer(0.5) == "no clear answer"
