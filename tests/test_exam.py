@@ -49,7 +49,7 @@ def test_a_breast_is_its_most_suspicious_view_and_the_exam_is_the_fitted_rule_on
     assert left.line() == "L breast: normal · score 1/10"
     one_breast = combine([view("L MLO", "L", "MLO", 0.45, 0.1, above_nipple=False)], LEVELS)
     assert not one_breast.ruled and one_breast.scale is VIEW  # one breast: the exam is its answer
-    assert one_breast.line() == "Exam: no clear answer — L breast, lower · score 5/10 (flagged at the operating point)"
+    assert one_breast.line() == "Exam: no clear answer — L breast, lower · score 5/10, above the operating point"
 
 
 def test_no_level_is_more_confident_than_its_views_for_every_reason():
@@ -68,6 +68,10 @@ def test_no_level_is_more_confident_than_its_views_for_every_reason():
         assert exam.line() == f"Exam: no clear answer (R breast {said}: R MLO)" and exam.where == ""
         assert left.answer == "normal"  # the other breast still answers for itself
         assert views[1].answer == "no clear answer" and not views[1].flagged and views[1].score is None
+        from mammodesk.inference.exam import view_caveat
+
+        assert view_caveat(views[0], right.caveat) == f"this breast's R MLO is {said}"  # the CC, in its own words
+        assert view_caveat(views[1], right.caveat) == caveat
 
 
 def test_one_view_speaks_for_its_breast_and_says_only_what_it_can_see():
@@ -157,3 +161,22 @@ def test_a_view_the_reader_could_not_read_leaves_its_breast_and_exam_without_an_
     right, left = exam.breasts
     assert right.line() == "R breast: no clear answer (unread: R MLO)" and left.answer == "abnormal"
     assert exam.answer == "no clear answer" and not exam.flagged and exam.score is None
+
+
+def test_the_exam_agrees_with_its_breasts_and_a_breast_is_never_read_against_a_view_without_an_answer():
+    # a one-sided finding: the rule's exam p can fall below its flag while that breast is flagged
+    lopsided = ExamRule(w_max=0.2, w_min=1.5, bias=-1.0)
+    levels = Levels(VIEW, BREAST, EXAM, lopsided)
+    exam = combine([view("R MLO", "R", "MLO", 0.9, 2.0), view("L MLO", "L", "MLO", 0.05, -4.0)], levels)
+    assert EXAM.answer(exam.probability) == "normal" and exam.breasts[0].answer == "abnormal"
+    assert exam.answer == "no clear answer"  # never 'normal' with a breast flagged
+    high = Levels(VIEW, BREAST, Level("exam", 0.1, 0.2), ExamRule(1.0, 1.0, 5.0))
+    quiet = combine([view("R MLO", "R", "MLO", 0.2, -1.0), view("L MLO", "L", "MLO", 0.2, -1.0)], high)
+    assert quiet.answer == "no clear answer"  # nor 'abnormal' with no breast flagged
+    bilateral = Bilateral(1.0, -0.5, 0.0, 0.5)
+    outside = view("L MLO", "L", "MLO", 0.9, 3.0, caveat="outside training data: digital")
+    right = combine([view("R MLO", "R", "MLO", 0.3, -1.0), outside], LEVELS, bilateral).breasts[0]
+    assert right.views[0].compared_with == "" and right.views[0].scale is VIEW  # read alone, not against it
+    unread = combine([view("R MLO", "R", "MLO", float("nan"), None), view("L MLO", "L", "MLO", 0.1, -2.0)], LEVELS)
+    assert unread.breasts[0].answer == "no clear answer" and unread.breasts[0].score is None
+    assert unread.answer == "no clear answer" and unread.breasts[0].caveat == "unread: R MLO"

@@ -42,8 +42,10 @@ def test_the_flag_keeps_the_stated_sensitivity_and_clear_answers_keep_the_stated
     assert (p[y == 1] >= level.flag).mean() >= 0.8
     assert (p[y == 0] <= level.clear).mean() >= fitting.CLEAR_SPECIFICITY  # normal stays possible for 80 %
     assert len(level.knots) == 9 and list(level.knots) == sorted(level.knots)
-    scores = [level.score(v) for v in p]
-    assert min(scores) == 1 and max(scores) == 10 and abs(np.mean(np.array(scores) <= 5) - 0.5) < 0.02
+    scores = np.array([level.score(v) for v in p])
+    assert scores.min() == 1 and scores.max() == 10
+    assert abs(np.mean(scores[y == 0] <= 5) - 0.5) < 0.02  # score n: above n-1 tenths of the normal units
+    assert np.mean(scores[y == 0] >= 9) == pytest.approx(0.2, abs=0.02) and np.mean(scores[y == 1] >= 9) > 0.4
 
 
 def test_the_exam_rule_is_fitted_on_exams_and_weighs_the_higher_breast_most():

@@ -58,3 +58,11 @@ def test_a_box_at_the_edge_moves_inside_and_is_never_cut():
     x0, y0, x1, y1 = peak_box(logits, np.ones(cells, bool), Geometry.identity((640, 384)), spacing_mm=0.5)
     assert x0 > 0 and y0 > 0 and x1 < 384 and y1 < 640
     assert (x1 - x0) * 0.5 == pytest.approx(LOCATION_MM, abs=1.0)
+
+
+def test_a_box_nearly_as_wide_as_the_image_is_moved_not_cut():
+    from mammodesk.inference.location import inside
+
+    assert inside(-5, 95, 100) == (0, 100)  # as wide as the image: it fills it
+    assert inside(-5, 93, 100) == (1, 99)  # a margin of what room is left
+    assert inside(-50, 150, 100) == (0, 100)  # wider than the image: cut to it

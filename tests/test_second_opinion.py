@@ -306,8 +306,11 @@ def test_demo_runs_the_models_on_the_four_views(qtbot, window, cbis_dicoms):
         window.run_models_when_loaded(assumed_spacing_mm=0.05)
     assert len({o.document.id for o in window.opinions.opinions}) == 4
     assert all(o.error is None for o in window.opinions.opinions), [o.error for o in window.opinions.opinions]
-    visible = [c for c in window.area.visible_canvases() if c.overlay.item.isVisible()]
-    assert len(visible) == 4  # every view of the hanging shows its map
+    documents = list(window.state.documents)
+    for canvas in window.area.visible_canvases():  # a view shows its map (and its box) only where it has an answer
+        view, caveat = window.opinions.as_read(window.opinions.shown_for(canvas.document), documents)
+        assert canvas.overlay.item.isVisible() == (not caveat and not view.caveat)
+        assert not (caveat or view.caveat) or not canvas.overlay._boxes
     best = window.opinions.selected  # the demo ends on the model with the best cross-validated AUC
     assert best is not None and best.document is window.state.active
     assert best.entry.card.roi.mode == "image"  # the whole-mammogram reader is the default answer (#23)
@@ -393,6 +396,9 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
         opinion = next(o for o in answers if o.view.laterality == breast.laterality)
         documents = list(window.state.documents)  # the view's marker is drawn when its breast is flagged
         assert window.opinions.marks_a_place(opinion, documents) == levels.breast.flagged(expected)
+        window.opinions.select(opinion)  # its bars show the breast's one number, the view alone on request
+        assert panel.bars.bars[1].value() == round(expected * 1000)
+        assert window.opinions.summary(opinion).startswith(levels.breast.answer(expected))
     expected = levels.rule.probability([alone["R"].logit, alone["L"].logit])
     assert exam.ruled and exam.probability == pytest.approx(expected)
     assert f"Exam: {levels.exam.answer(expected)}" in lines and f"score {levels.exam.score(expected)}/10" in lines

@@ -16,8 +16,9 @@ import numpy as np
 
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
 from mammodesk.inference.bilateral import Bilateral
-from mammodesk.inference.exam import ViewAnswer, answer_text, combine, exam_key, patient_of, study_of, view_answer
-from mammodesk.inference.levels import Levels
+from mammodesk.inference.exam import (ViewAnswer, answer_text, combine, exam_key, patient_of, study_of, view_answer,
+                                      view_caveat)
+from mammodesk.inference.levels import UNCLEAR, Levels
 from mammodesk.inference.results import format_box, parse_box  # noqa: F401 - parse_box: predict's --roi
 from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
@@ -152,9 +153,9 @@ def _add_exam_rows(report: BatchReport, views: list[tuple[int, str, ViewAnswer]]
         exams.setdefault(key, []).append((index, answer))
     for key, members in sorted(exams.items(), key=lambda item: -max(i for i, _ in item[1])):  # bottom up
         exam = combine([answer for _, answer in members], levels, bilateral)
-        by_name = {v.name: v for b in exam.breasts for v in b.views}
+        by_name = {v.name: (v, b.caveat) for b in exam.breasts for v in b.views}
         for index, alone in members:
-            _view_row(rows[index], report.labels, by_name[alone.name])
+            _view_row(rows[index], report.labels, *by_name[alone.name])
         extra = [_level_row(report, key, "breast", b.laterality or "", b.answer, b.score, b.flagged, b.probability,
                             b.where if b.flagged else "", b.caveat, breast_notes(b)) for b in exam.breasts]
         extra.append(_level_row(report, key, "exam", "", exam.answer, exam.score, exam.flagged, exam.probability,
@@ -172,16 +173,20 @@ def exam_notes(exam) -> str:
     return f"{how}; " + "; ".join(b.line() for b in exam.breasts)
 
 
-def _view_row(row: dict[str, object], labels, view: ViewAnswer) -> None:
-    """An image row's answer as its exam reads it: the comparison's p when read against the other breast, no
-    box unless flagged, no answer outside the training data."""
+def _view_row(row: dict[str, object], labels, view: ViewAnswer, breast_caveat: str) -> None:
+    """An image row's answer as its exam reads it (as the app shows it): the comparison's p when read against
+    the other breast; no box unless flagged; no answer, p, score or flag where the view or its breast has none."""
     if view.compared_with:
         row[f"p_{labels[-1]}"], row[f"p_{labels[0]}"] = round(view.probability, DECIMALS), \
             round(1.0 - view.probability, DECIMALS)
         row["compared_with"] = view.compared_with
         row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"this view alone: p {view.alone:.3f}"]))
-    row.update(answer=answer_text(view.answer, None, view.caveat).split(" · ")[0], score=view.score or "",
-               flagged=_yes(view.flagged) if not view.caveat else "")
+    caveat = view_caveat(view, breast_caveat)
+    if caveat:
+        row.update({f"p_{label}": "" for label in labels})
+        row.update(answer=answer_text(UNCLEAR, None, caveat), score="", flagged="", box="", location="")
+        return
+    row.update(answer=view.answer, score=view.score or "", flagged=_yes(view.flagged))
     if not view.flagged:
         row.update(box="", location="")
 
@@ -234,6 +239,8 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
         except (MammoDeskError, ValueError, cv2.error) as exc:  # the image's answer stands without exam rows
             row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"no breast/exam answer: {exc}"]))
     row["exam"] = study_of(image.meta)
+    if prediction.from_image_reader and row.get("flagged") != "yes":
+        row.update(box="")  # a reader's location is a mark: only where the answer is flagged
     if answer is not None:
         row.update(laterality=answer.laterality or "", view=answer.view or "", location=answer.where)
     if cams_dir is not None:

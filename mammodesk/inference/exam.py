@@ -12,8 +12,9 @@ where the most suspicious finding is, in words a radiologist uses.
   be fitted on MIAS (one view per breast): this is stated, not learnt.
 - An exam with both breasts is the card's exam rule on the breasts' image
   logits (fitted out of fold at the exam level); its deciding breast is the one
-  with the higher logit, which the rule weighs most. With one breast, the exam
-  is that breast's answer.
+  with the higher logit. With one breast, the exam is that breast's answer.
+  The exam agrees with its breasts: never 'normal' with a breast flagged, nor
+  'abnormal' with none (then 'no clear answer'; training measures it so).
 - Never more sure than its inputs: a breast with a view outside the training
   data (or unread) answers "no clear answer (outside training data: ...)",
   with no score, flag or mark; so does every exam holding such a breast.
@@ -32,7 +33,7 @@ import numpy as np
 
 from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.inference.bilateral import Bilateral, image_logit
-from mammodesk.inference.levels import UNCLEAR, Level, Levels
+from mammodesk.inference.levels import ABNORMAL, NORMAL, UNCLEAR, Level, Levels
 from mammodesk.inference.results import Prediction
 from mammodesk.io import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
@@ -52,18 +53,20 @@ class Scored:
     caveat: str
 
     @property
+    def answerable(self) -> bool:
+        return not self.caveat and self.scale is not None and bool(np.isfinite(self.probability))
+
+    @property
     def answer(self) -> str:
-        if self.caveat or self.scale is None:
-            return UNCLEAR
-        return self.scale.answer(self.probability)
+        return self.scale.answer(self.probability) if self.answerable else UNCLEAR  # type: ignore[union-attr]
 
     @property
     def flagged(self) -> bool:
-        return not self.caveat and self.scale is not None and self.scale.flagged(self.probability)
+        return self.answerable and self.scale.flagged(self.probability)  # type: ignore[union-attr]
 
     @property
     def score(self) -> int | None:
-        return None if self.caveat or self.scale is None else self.scale.score(self.probability)
+        return self.scale.score(self.probability) if self.answerable else None  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class ViewAnswer(Scored):
     def rank(self) -> tuple:
         """How suspicious, across scales: flagged first, then the distance above its flag."""
         flag = self.scale.flag if self.scale is not None else 0.5
-        return (self.flagged, self.probability - flag)
+        return (self.flagged, self.probability - flag if self.answerable else -np.inf)
 
     @property
     def family(self) -> str | None:
@@ -100,11 +103,23 @@ class ViewAnswer(Scored):
 
 
 def answer_text(answer: str, score: int | None, caveat: str = "", flagged: bool = False) -> str:
-    """'abnormal · score 8/10', 'no clear answer · score 6/10 (flagged)', 'no clear answer (outside ...)'."""
+    """'abnormal · score 9/10', 'no clear answer · score 6/10, above the operating point',
+    'no clear answer (outside training data: ...)'."""
     if caveat:
         return f"{UNCLEAR} ({caveat})"
     text = answer + (f" · score {score}/10" if score is not None else "")
-    return text + (" (flagged at the operating point)" if answer == UNCLEAR and flagged else "")
+    if answer == UNCLEAR:  # both answers possible: which side of the recall threshold it falls on
+        text += ", above the operating point" if flagged else ", below the operating point"
+    return text
+
+
+def view_caveat(view: ViewAnswer, breast_caveat: str) -> str:
+    """Why a view as its exam reads it has no answer: its own reason, or its breast's ('this breast's R MLO is
+    outside training data'), never another view's reason worded as if it were this view's."""
+    if view.caveat or not breast_caveat:
+        return view.caveat
+    what, _, names = breast_caveat.partition(": ")
+    return f"this breast's {names} {'are' if ',' in names else 'is'} {what}"
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,7 @@ class BreastAnswer:
     @property
     def caveat(self) -> str:
         """Why the breast has no answer: a view outside the training data (or unread) might be the deciding one."""
-        off = [v for v in self.views if v.caveat]
+        off = [v for v in self.views if v.caveat or not np.isfinite(v.probability)]
         return f"{OUTSIDE if any(OUTSIDE in v.caveat for v in off) else 'unread'}: " \
                + ", ".join(v.name.split(" · ")[0] for v in off) if off else ""
 
@@ -174,11 +189,16 @@ class ExamAnswer(Scored):
         return "; ".join(f"{b.name} {b.caveat}" for b in self.breasts if b.caveat)
 
     @property
+    def sided(self) -> list[BreastAnswer]:
+        """The R and L breasts (a view of unknown side is a breast of its own, outside the rule)."""
+        return [b for b in self.breasts if b.laterality in ("R", "L")]
+
+    @property
     def ruled(self) -> bool:
         """Answered by the exam rule: both breasts, each with its image logits."""
-        sides = {b.laterality for b in self.breasts}
-        return (self.levels.rule is not None and self.levels.exam is not None and sides == {"R", "L"}
-                and len(self.breasts) == 2 and all(v.logit is not None for b in self.breasts for v in b.views))
+        sided = self.sided
+        return (self.levels.rule is not None and self.levels.exam is not None and len(sided) == 2
+                and all(v.logit is not None and np.isfinite(v.logit) for b in sided for v in b.views))
 
     def breast_logit(self, breast: BreastAnswer) -> float:
         return max(float(v.logit) for v in breast.views)  # type: ignore[arg-type]
@@ -186,7 +206,7 @@ class ExamAnswer(Scored):
     @property
     def deciding(self) -> BreastAnswer:
         if self.ruled:
-            return max(self.breasts, key=self.breast_logit)
+            return max(self.sided, key=self.breast_logit)
         return max(self.breasts, key=lambda b: b.deciding.rank)
 
     @property
@@ -196,8 +216,18 @@ class ExamAnswer(Scored):
     @property
     def probability(self) -> float:
         if self.ruled:
-            return self.levels.rule.probability([self.breast_logit(b) for b in self.breasts])  # type: ignore[union-attr]
+            return self.levels.rule.probability([self.breast_logit(b) for b in self.sided])  # type: ignore[union-attr]
         return self.deciding.probability
+
+    @property
+    def answer(self) -> str:
+        """The level's answer, agreeing with its breasts: never 'normal' with a breast flagged, nor 'abnormal'
+        with none (training measures the exam with the same rule, `levels.agreeing`)."""
+        answer = super().answer
+        flagged = any(b.flagged for b in self.breasts)
+        if (answer == NORMAL and flagged) or (answer == ABNORMAL and not flagged):
+            return UNCLEAR
+        return answer
 
     @property
     def where(self) -> str:
@@ -218,9 +248,9 @@ class ExamAnswer(Scored):
         if self.caveat:
             return f"Exam: {UNCLEAR} ({self.caveat})"
         where = f" — {self.where}" if self.where else ""
-        score = f" · score {self.score}/10" if self.score is not None else ""
-        flagged = " (flagged at the operating point)" if self.answer == UNCLEAR and self.flagged else ""
-        return f"Exam: {self.answer}{where}{score}{flagged}"
+        text = answer_text(self.answer, self.score, flagged=self.flagged)
+        head, _, rest = text.partition(" · ")
+        return f"Exam: {head}{where}" + (f" · {rest}" if rest else "")
 
     def lines(self) -> list[str]:
         return [self.line(), *(b.line() for b in self.breasts)]
@@ -243,9 +273,9 @@ def compare_sides(views: Sequence[ViewAnswer], bilateral: Bilateral, breast: Lev
     out = []
     for view in views:
         other_side = {"R": "L", "L": "R"}.get(view.laterality or "")
-        others = [o for o in views if other_side is not None and o.laterality == other_side
+        others = [o for o in views if other_side is not None and o.laterality == other_side and not o.caveat
                   and view.family is not None and o.family == view.family and o.logit is not None]
-        if view.logit is None or not others:
+        if view.logit is None or view.caveat or not others:
             out.append(view)
             continue
         other = max(others, key=lambda o: o.logit)

@@ -16,8 +16,11 @@ Each level holds two thresholds on its p and the score's cut points:
   least the stated share of normal development units lie at or below it);
 - between the two the answer is "no clear answer": both labels stay possible
   (class-conditional split-conformal sets, the error rate per class stated);
-- `knots`: 9 cut points, the deciles of the development units' out-of-fold p at
-  that level: score n/10 means the unit ranks in the n-th tenth of them.
+- `knots`: 9 cut points, the deciles of the normal development units'
+  out-of-fold p at that level: score n/10 means the unit scores above n-1
+  tenths of normal units (of a screening population, nearly all normal);
+  a clearly abnormal answer always scores 9 or 10 (`clear` is at least the
+  normal units' 80th percentile).
 
 Qt-free and numpy-free: it only reads numbers."""
 
@@ -56,8 +59,8 @@ class Level:
         return UNCLEAR
 
     def score(self, p: float) -> int | None:
-        """1-10: the tenth of the development units' out-of-fold scores that p falls in (None without knots)."""
-        return 1 + bisect_right(list(self.knots), p) if self.knots else None
+        """1-10: above n-1 tenths of the normal development units' out-of-fold p (None without knots)."""
+        return 1 + bisect_right(list(self.knots), p) if self.knots and p == p else None  # p == p: not NaN
 
 
 @dataclass(frozen=True)

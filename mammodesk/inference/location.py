@@ -80,9 +80,9 @@ def peak_box(logits: np.ndarray, breast: np.ndarray, geometry: Geometry, *, spac
 def inside(low: int, high: int, size: int) -> tuple[int, int]:
     """A box side moved (never cut) to lie within [margin, size - margin]: a mark is whole and never touches
     the image's edge; cut only when it is wider than the image."""
-    margin = max(2, size // 100)
     width = max(1, high - low)
-    if width > size - 2 * margin:
-        return max(0, low), min(size, max(high, low + 1))
+    if width > size:
+        return 0, size
+    margin = min(max(2, size // 100), (size - width) // 2)  # as much of a margin as the image leaves room for
     low = min(max(low, margin), size - margin - width)
     return low, low + width

@@ -14,7 +14,8 @@ import numpy as np
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
 from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
 from mammodesk.inference.bilateral import Bilateral
-from mammodesk.inference.exam import ExamAnswer, ViewAnswer, answer_text, combine, exam_key, patient_of, study_of
+from mammodesk.inference.exam import (ExamAnswer, ViewAnswer, answer_text, combine, exam_key, patient_of, study_of,
+                                      view_caveat)
 from mammodesk.inference.scan import ScanResult
 from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io import Image
@@ -282,7 +283,7 @@ class OpinionState:
         if read is None:
             return opinion.summary()
         view, caveat = read
-        return answer_text(view.answer, view.score, caveat or view.caveat, view.flagged)
+        return answer_text(view.answer, view.score, view_caveat(view, caveat), view.flagged)
 
     def marks_a_place(self, opinion: Opinion, documents: list[Document]) -> bool:
         """Whether the answer's box is drawn (`Opinion.marks_a_place`); for a reader's view, as its exam reads

@@ -8,7 +8,7 @@ import re
 
 from PySide6 import QtCore, QtWidgets
 
-from mammodesk.inference.exam import answer_text
+from mammodesk.inference.exam import answer_text, view_caveat
 from mammodesk.inference.results import PATCH_MAP
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.registry import FamilyInfo
@@ -105,11 +105,11 @@ class ProbabilityBars(QtWidgets.QWidget):
         verdict.setWordWrap(True)
         view, caveat = read if read is not None else (None, "")
         if view is not None:
-            text = answer_text(view.answer, view.score, caveat or view.caveat, view.flagged)
+            text = answer_text(view.answer, view.score, view_caveat(view, caveat), view.flagged)
             clear = view.answer != "no clear answer"
             verdict.setText(f"Answer: <b>{text}</b>" if clear else f"<b>{text[0].upper() + text[1:]}</b>")
-            if not clear:
-                verdict.setStyleSheet("color: #f0a030;")
+            if not clear:  # amber in the band; grey where it has no answer at all (never an amber word then)
+                verdict.setStyleSheet("color: #909090;" if view_caveat(view, caveat) else "color: #f0a030;")
         elif p.clear:
             verdict.setText(f"Answer: <b>{p.verdict()}</b>")
         else:
@@ -122,6 +122,8 @@ class ProbabilityBars(QtWidgets.QWidget):
                              if p.domain is not None and not p.domain.in_domain else "color: #4caf50;")
         self._grid.addWidget(domain, 1, 0, 1, 3)
         values = p.probabilities if view is None else [1.0 - view.probability, view.probability]
+        if view is not None and view_caveat(view, caveat):  # no answer: no numbers that read like one
+            return
         for row, (label, value) in enumerate(zip(p.labels, values), start=2):
             name = QtWidgets.QLabel(f"<b>{label}</b>" if row - 2 == p.predicted_index and p.clear and view is None
                                     else label)

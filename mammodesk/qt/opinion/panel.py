@@ -85,12 +85,12 @@ class ModelPanel(QtWidgets.QWidget):
         self.reconstruction.hide()
         # What a reader acts on comes first and fits 1366x768 unscrolled: the model, run, the answer with its
         # domain verdict, the answers list and Accept; then the heat-map controls; the card on request.
+        layout.addWidget(self.exam)  # the answer to the reader's question first, never scrolled away
         layout.addWidget(self.models)
         layout.addWidget(self.headline)
         layout.addLayout(self._run_controls())
         layout.addLayout(self._roi_controls())
         layout.addWidget(self.progress)
-        layout.addWidget(self.exam)
         layout.addWidget(self.about)
         layout.addWidget(self.bars)
         layout.addWidget(self.findings)
@@ -103,6 +103,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.accept_button.clicked.connect(self._on_accept)
         state.models_changed.connect(self.refresh_models)
         state.opinions_changed.connect(self.refresh_findings)
+        state.opinions_changed.connect(self._show_bars)  # another view's answer changes how its exam reads this one
         state.selected_changed.connect(self._on_selected)
         state.active_changed.connect(lambda _document: self.show_about(self.state.selected))
         state.overlay_changed.connect(self._sync_overlay_controls)
@@ -320,7 +321,7 @@ class ModelPanel(QtWidgets.QWidget):
         if opinion is not None:
             self.select_model(opinion.model_name)
         self.show_about(opinion)
-        self.bars.show_opinion(opinion, self.state.as_read(opinion) if opinion is not None else None)
+        self._show_bars()
         self.accept_button.setEnabled(opinion is not None and opinion.prediction is not None and not opinion.accepted)
         if opinion is not None and opinion.prediction is not None:
             provider = opinion.prediction.provider.replace("ExecutionProvider", "")
@@ -331,6 +332,10 @@ class ModelPanel(QtWidgets.QWidget):
             self.device.setText(f"{opinion.model_name} failed: {opinion.error}")
         self._show_reconstruction(opinion)
         self._sync_overlay_controls()
+
+    def _show_bars(self, *_args) -> None:
+        opinion = self.state.selected
+        self.bars.show_opinion(opinion, self.state.as_read(opinion) if opinion is not None else None)
 
     def show_exam(self, exam, running: bool = False) -> None:
         """The exam line on top ('Exam: abnormal — R breast, lower · score 8/10'), then one line per breast,
@@ -422,15 +427,16 @@ def exam_colour(answer) -> str:
 
 
 def trained_for(exam) -> str:
-    """What the answer means, in words: what was learnt, on whom, and what a score is."""
-    population = exam.levels.population or "its development data"
-    return ("Trained to tell normal from any abnormality (masses, calcifications, distortion, asymmetry; benign "
-            f"included), not cancer. Scores rank against {population}.")
+    """What the answer means, in words: what was learnt, on whom (in full in the tooltip), what a score is."""
+    source = (exam.levels.population or "its development data").split(":")[0]
+    return (f"Finds any abnormality (benign included), not cancer. Score n/10: above n-1 tenths of normal cases of "
+            f"{source} (film, enriched; not a screening population).")
 
 
 def exam_details(exam) -> list[str]:
     """The tooltip: each level's operating point and its out-of-fold figures, each view's numbers."""
-    out = []
+    out = [exam.levels.population, "trained to tell normal from any abnormality: masses, calcifications, "
+           "architectural distortion, asymmetry, benign included"]
     for name in ("view", "breast", "exam"):
         level = getattr(exam.levels, name)
         if level is None:

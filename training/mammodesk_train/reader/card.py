@@ -135,8 +135,8 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         if level:
             lines.append(f"- {LEVEL_WORDS[level_name].capitalize()}: flagged at p >= {level['flag']:.3f} (sensitivity "
                          f"0.80 out of fold), clearly abnormal above {level['clear']:.3f} (at or below it: 80 % of "
-                         "normal units), no clear answer between; score n/10 = the n-th tenth of the development "
-                         "units' out-of-fold p" + (f"; rule: {level['rule_chosen'].replace('_', ' and ')} of the two "
+                         "normal units), no clear answer between; score n/10 = above n-1 tenths of the normal "
+                         "development units' out-of-fold p" + (f"; rule: {level['rule_chosen'].replace('_', ' and ')} of the two "
                                                     "breasts' image logits" if level_name == "exam" else "") + ".")
     if seconds_per_view is not None:
         lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")

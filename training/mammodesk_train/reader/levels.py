@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from mammodesk.inference.levels import ABNORMAL, NORMAL, ExamRule, Level
+from mammodesk.inference.levels import ABNORMAL, NORMAL, UNCLEAR, ExamRule, Level
 
 from mammodesk_train import baseline
 from mammodesk_train.splits import Fold
@@ -46,11 +46,16 @@ def clear_point(p: np.ndarray, y: np.ndarray, specificity: float = CLEAR_SPECIFI
 
 
 def knots(p: np.ndarray) -> list[float]:
+    """The score's cut points: the deciles of the normal units' out-of-fold p. Score n/10 then reads the same
+    whatever the share of abnormal units in the development data: above (n-1) tenths of normal exams (a
+    screening population is nearly all normal), and 9 or 10 where at most a fifth of normals reach."""
     return [float(v) for v in np.quantile(p, np.arange(1, 10) / 10)]
 
 
 def fit_level(name: str, p: np.ndarray, y: np.ndarray, sensitivity: float) -> Level:
-    return Level(name, operating_point(p, y, sensitivity), clear_point(p, y), tuple(knots(p)))
+    normals = p[y == 0]
+    return Level(name, operating_point(p, y, sensitivity), clear_point(p, y), tuple(knots(normals)) if len(normals)
+                 else ())
 
 
 def level_dict(level: Level, figures: dict | None = None) -> dict:
@@ -119,18 +124,38 @@ def exam_logits(rule: ExamRule, features: np.ndarray) -> np.ndarray:
 
 # --- figures ----------------------------------------------------------------------------------------------------
 
-def level_figures(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, base: np.ndarray, sensitivity: float) -> dict:
-    """Out-of-fold figures at one level: AUC against the plain baseline in the same folds; at thresholds each
-    chosen on the other folds: sensitivity and specificity of the flag, the band's share, the clear answers'
-    error rate and the share of each class whose own label stays possible (conformal coverage)."""
+def cross_answers(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, sensitivity: float) -> tuple[np.ndarray, ...]:
+    """Each unit's flag and answer at thresholds chosen on the other folds' out-of-fold answers."""
     flagged = np.zeros(len(y), bool)
     answer = np.empty(len(y), object)
-    folds = sorted(set(fold_of.tolist()))
-    for f in folds:
+    for f in sorted(set(fold_of.tolist())):
         test, train = fold_of == f, fold_of != f
         level = fit_level("", p[train], y[train], sensitivity)
         flagged[test] = p[test] >= level.flag
         answer[test] = [level.answer(float(v)) for v in p[test]]
+    return flagged, answer
+
+
+def agreeing(answer: np.ndarray, any_breast_flagged: np.ndarray) -> np.ndarray:
+    """An exam's answer as the app gives it (`ExamAnswer.answer`): 'normal' with a breast flagged, or 'abnormal'
+    with none, becomes 'no clear answer'."""
+    out = answer.copy()
+    out[(answer == NORMAL) & any_breast_flagged] = UNCLEAR
+    out[(answer == ABNORMAL) & ~any_breast_flagged] = UNCLEAR
+    return out
+
+
+def level_figures(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, base: np.ndarray, sensitivity: float,
+                  any_breast_flagged: np.ndarray | None = None) -> dict:
+    """Out-of-fold figures at one level: AUC against the plain baseline in the same folds; at thresholds each
+    chosen on the other folds: sensitivity and specificity of the flag, the band's share, the clear answers'
+    error rate and the share of each class whose own label stays possible (conformal coverage). Exams:
+    `any_breast_flagged` (per exam, at the breast level's own cross-fitted thresholds) makes the answers agree
+    with their breasts, as the app does."""
+    flagged, answer = cross_answers(p, y, fold_of, sensitivity)
+    if any_breast_flagged is not None:
+        answer = agreeing(answer, any_breast_flagged)
+    folds = sorted(set(fold_of.tolist()))
     clear = answer != "no clear answer"
     truth = np.where(y == 1, ABNORMAL, NORMAL)
     auc_of = lambda s: [{"auc": _auc(y[fold_of == f], s[fold_of == f])} for f in folds]  # noqa: E731
@@ -190,14 +215,19 @@ def evaluate_levels(cv: dict, y: np.ndarray, groups: np.ndarray, sides: list, pa
     sigmoid = lambda z: 1.0 / (1.0 + np.exp(-np.asarray(z, float)))  # noqa: E731
     out = {"view": level_figures(sigmoid(cv["oof_logits"]), y, fold_of, base_one, sensitivity)}
     paired = (partners >= 0) & np.isfinite(cv["oof_bilateral_logits"])
+    breast_flags: dict[str, bool] = {}  # per exam: a breast flagged at the breast level (the app's agreement)
     if base_both is not None and paired.mean() >= 0.5:
         p, labels, first = breast_table(sigmoid(np.nan_to_num(cv["oof_bilateral_logits"])), y, groups, sides, paired)
         base, _, _ = breast_table(base_both, y, groups, sides, paired)
         out["breast"] = level_figures(p, labels, fold_of[first], base, sensitivity)
+        flagged, _ = cross_answers(p, labels, fold_of[first], sensitivity)
+        for image, flag in zip(first, flagged):
+            breast_flags[str(groups[image])] = breast_flags.get(str(groups[image]), False) or bool(flag)
     keys = [k for k in exams(groups, sides) if k in cv["oof_exam_logits"]]
     if keys:
         exam_y = np.array([max(y[i] for s in exams(groups, sides)[k].values() for i in s) for k in keys])
         p = sigmoid([cv["oof_exam_logits"][k] for k in keys])
         out["exam"] = level_figures(p, exam_y, exam_folds(keys, groups, fold_of), exam_base_scores(
-            base_both if base_both is not None else base_one, keys, groups, sides), sensitivity)
+            base_both if base_both is not None else base_one, keys, groups, sides), sensitivity,
+            np.array([breast_flags.get(k, False) for k in keys]) if breast_flags else None)
     return out

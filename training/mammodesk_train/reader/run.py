@@ -184,8 +184,8 @@ def _paired_folds(folds: list[Fold], paired: np.ndarray) -> list[Fold]:
 
 def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset: ReaderPreset):
     """The shipped comparison: weights fitted on the shipped setting's out-of-fold logits, its calibration
-    and operating point from weights cross-fitted in the same folds, and the breast level's thresholds and
-    score from those calibrated answers. (None, None) when too few images are paired."""
+    and operating point from weights cross-fitted in the same folds, and the breasts' calibrated out-of-fold
+    answers and labels (the breast level is fitted on them). (None, None) when too few images are paired."""
     from dataclasses import replace
 
     partners = data.partners()
@@ -206,12 +206,13 @@ def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], p
     calibrated[paired] = apply_calibration(calibration, probs)[:, 1] if calibration else raw
     p, y, _ = breast_table(calibrated, data.y, data.groups, data.sides, paired)
     return (replace(weights, threshold=operating_point(calibrated[paired], data.y[paired], preset.sensitivity),
-                    calibration=calibration), fit_level("breast", p, y, preset.sensitivity))
+                    calibration=calibration), (p, y))
 
 
-def shipped_exam(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset: ReaderPreset) -> dict | None:
-    """The shipped exam rule (chosen and fitted on the shipped setting's out-of-fold logits of every exam) and
-    the exam level's thresholds and score from rules cross-fitted in the same folds. None without exams."""
+def shipped_exam(data: ReaderData, logits: np.ndarray, folds: list[Fold]) -> tuple[dict, tuple] | None:
+    """The shipped exam rule (chosen and fitted on the shipped setting's out-of-fold logits of every exam), and
+    the exams' answers by rules cross-fitted in the same folds with their labels (the exam level is fitted on
+    them). None without exams."""
     keys, features, y = exam_table(logits, data.y, data.groups, data.sides)
     chosen = fit_exam_rule(features, y, 0)
     if chosen is None:
@@ -225,8 +226,19 @@ def shipped_exam(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset
         if rule is None:
             return None
         cross[[position[k] for k in test_keys]] = exam_logits(rule[0], test_features)
-    level = fit_level("exam", sigmoid(cross), y, preset.sensitivity)
-    return {**level_dict(level), "rule": asdict(chosen[0]), "rule_chosen": chosen[1]}
+    return {"rule": asdict(chosen[0]), "rule_chosen": chosen[1]}, (sigmoid(cross), y)
+
+
+def shipped_levels(answers: dict, sensitivity: float, exam_rule: dict | None) -> dict:
+    """Each level's thresholds and score, fitted on its out-of-fold answers (`shipped_level_answers`)."""
+    levels = {}
+    for name, pair in answers.items():
+        if pair is None or (name == "exam" and exam_rule is None):
+            levels[name] = None
+            continue
+        level = level_dict(fit_level(name, np.asarray(pair["p"]), np.asarray(pair["y"]), sensitivity))
+        levels[name] = {**level, **(exam_rule if name == "exam" else {})}
+    return levels
 
 
 def trust_auc(y: np.ndarray, scores: np.ndarray) -> float:
@@ -286,12 +298,14 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     probs = np.column_stack([1 - oof, oof])
     shipped_folds = patient_kfold(data.y, data.groups, folds, seed)
     calibration = trust.calibrate(probs, data.y, shipped_folds)["calibration"]
-    bilateral, breast_level = shipped_bilateral(data, oof_logits, shipped_folds, preset)
+    bilateral, breasts = shipped_bilateral(data, oof_logits, shipped_folds, preset)
     calibrated = apply_calibration(calibration, probs)[:, 1] if calibration else oof
     threshold = operating_point(calibrated, data.y, preset.sensitivity)
-    levels = {"view": level_dict(fit_level("view", calibrated, data.y, preset.sensitivity)),
-              "breast": None if breast_level is None else level_dict(breast_level),
-              "exam": shipped_exam(data, oof_logits, shipped_folds, preset)}
+    exam = shipped_exam(data, oof_logits, shipped_folds)
+    answers = {"view": (calibrated, data.y), "breast": breasts, "exam": exam[1] if exam else None}
+    report["shipped_level_answers"] = {name: None if pair is None else {"p": pair[0].tolist(), "y": pair[1].tolist()}
+                                       for name, pair in answers.items()}  # the levels can be refitted from these
+    levels = shipped_levels(report["shipped_level_answers"], preset.sensitivity, exam[0] if exam else None)
     for part in ("reported", "second_seed"):
         report[part].pop("calibration_fit")
     report["shipped_oof_probability"] = oof.tolist()
