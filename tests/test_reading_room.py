@@ -434,3 +434,18 @@ def test_close_all_empties_the_study_list_too(window, qtbot, tmp_path):
     window.open_paths([str(paths[0])])  # and the list starts again from what is opened next
     qtbot.waitUntil(lambda: len(window.state.documents) == 1, timeout=30_000)
     assert window.browser.paths() == [str(paths[0])]
+
+
+def test_the_view_text_moves_off_a_mark_it_would_cover(window, qtbot, tmp_path):
+    from dicom_factory import make_dataset, phantom, write
+
+    path = write(make_dataset(phantom(300, 240, bits=12), bits_stored=12, PixelSpacing=[0.1, 0.1]), tmp_path / "a.dcm")
+    (document,) = open_and_wait(qtbot, window, path)
+    canvas = window.area.canvases_showing(document)[0]
+    canvas.view_box.setRange(QtCore.QRectF(0, 0, 240, 300), padding=0)
+    QtWidgets.QApplication.processEvents()
+    corner = canvas.view_box.mapDeviceToView(QtCore.QPointF(10, 10))  # the image point under the text
+    canvas.keep_clear([(corner.x(), corner.y(), corner.x() + 5, corner.y() + 5)])
+    assert canvas._info.x() > canvas.viewport().width() / 2  # moved to the top right
+    canvas.keep_clear([])
+    assert canvas._info.x() == 6

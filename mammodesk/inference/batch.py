@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatError
 from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.exam import (ViewAnswer, answer_text, combine, exam_key, patient_of, study_of, view_answer,
@@ -24,6 +25,7 @@ from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
+from mammodesk.preprocessing.spatial import outline_breast
 from mammodesk.storage import write_atomic
 
 
@@ -93,18 +95,23 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
     batched = runner.card.reads_whole_image and roi is None
     pending: list[tuple[Path, object]] = []  # (path, image or the read error)
     sources: dict[Path, str] = {}  # where each image's spacing came from
+    anatomies: dict[Path, Anatomy | None] = {}  # image readers: each view as the app reads it (marks keep off muscle)
 
     def flush() -> None:
-        images = [image for _, image in pending if not isinstance(image, Exception)]
+        ready = [(path, image) for path, image in pending if not isinstance(image, Exception)]
+        images = [image for _, image in ready]
+        read_as = [a.view if (a := anatomies.get(path)) is not None else None for path, _ in ready]
         try:
-            predictions = iter(runner.predict_many(images, batch_size=max(1, len(images))) if images else [])
+            predictions = iter(runner.predict_many(images, batch_size=max(1, len(images)), views=read_as)
+                               if images else [])
         except (MammoDeskError, OSError):  # one image spoilt the batch: each alone, so only it fails
-            predictions = iter([_predict_alone(runner, image) for image in images])
+            predictions = iter([_predict_alone(runner, image, view) for image, view in zip(images, read_as)])
         for path, image in pending:  # rows stay in file order
             if isinstance(image, Exception):
                 _record(report, path, None, image, cams_dir, cam_format)
             else:
-                answer = _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path], levels)
+                answer = _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path], levels,
+                                 anatomies.get(path))
                 if answer is not None:
                     views.append((len(report.rows) - 1, patient_of(image.meta), answer))
         pending.clear()
@@ -116,6 +123,8 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             original = read_image(path)
             image = with_assumed_spacing(original, assume_spacing_mm)
             sources[path] = spacing_source(original, assume_spacing_mm)
+            if levels is not None:
+                anatomies[path] = _anatomy(image)
         except (MammoDeskError, OSError) as exc:
             image = exc
         if batched:
@@ -210,8 +219,16 @@ def _level_row(report: BatchReport, exam: str, level: str, laterality: str, answ
     return row
 
 
+def _anatomy(image) -> Anatomy | None:
+    """The view's side and kind as the app reads them (None where no breast is found: the read fails later)."""
+    try:
+        return read_anatomy(image, outline_breast(image))
+    except (MammoDeskError, ValueError, cv2.error):
+        return None
+
+
 def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str,
-            spacing_from: str = "", levels: Levels | None = None) -> ViewAnswer | None:
+            spacing_from: str = "", levels: Levels | None = None, anatomy: Anatomy | None = None) -> ViewAnswer | None:
     """Append the image's row; returns the view's answer when an image reader answered."""
     row = report.new_row(file=str(path), level="image")
     if isinstance(outcome, Exception):
@@ -235,7 +252,7 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     answer = None
     if levels is not None:
         try:
-            answer = view_answer(image, prediction, path.name, levels)
+            answer = view_answer(image, prediction, path.name, levels, anatomy)
         except (MammoDeskError, ValueError, cv2.error) as exc:  # the image's answer stands without exam rows
             row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"no breast/exam answer: {exc}"]))
     row["exam"] = study_of(image.meta)
@@ -284,9 +301,9 @@ def save_heatmaps(prediction: Prediction, shape: tuple[int, int], source: Path, 
         _save_map(values, folder, f"{source.stem}.{prediction.model}.{name}.{prediction.labels[index]}", fmt)
 
 
-def _predict_alone(runner, image):
+def _predict_alone(runner, image, view: str | None = None):
     try:
-        return runner.predict(image)
+        return runner.predict(image, view=view)
     except (MammoDeskError, OSError) as exc:
         return exc
 

@@ -103,7 +103,10 @@ class ModelRunner:
         return dict(zip(names, values))
 
     # --- prediction -------------------------------------------------------
-    def predict(self, image: Image, roi: Shape | Sequence[float] | None = None) -> Prediction:
+    def predict(self, image: Image, roi: Shape | Sequence[float] | None = None, *,
+                view: str | None = None) -> Prediction:
+        """`view`: the image's view as its anatomy reads it (tags, name or pixels), for where a reader's mark may
+        sit; the file's own view tag otherwise."""
         mode = self.card.roi.mode
         if not self.card.reads_whole_image and roi is None:
             raise ModelInputError(f"{self.card.name} classifies {'ROIs' if mode == 'roi' else 'ROI patches'}: "
@@ -118,7 +121,7 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = self._run(to_nchw(processed.array[None]))
             timings["inference"] = _ms(start)
-            prediction = self._prediction(outputs, 0, processed, timings, image.meta.view)
+            prediction = self._prediction(outputs, 0, processed, timings, view or image.meta.view)
         return self._trust(prediction, image, processed.array, roi)
 
     def _trust(self, prediction: Prediction, image: Image, model_input: np.ndarray, roi) -> Prediction:
@@ -137,10 +140,12 @@ class ModelRunner:
             prediction.notes.append(self.integrity_note)
         return prediction
 
-    def predict_many(self, images: Sequence[Image], batch_size: int = 8) -> list[Prediction]:
-        """Whole-image models: batched inference over several images."""
+    def predict_many(self, images: Sequence[Image], batch_size: int = 8,
+                     views: Sequence[str | None] | None = None) -> list[Prediction]:
+        """Whole-image models: batched inference over several images (`views`: as `predict`'s, one per image)."""
         if not self.card.reads_whole_image:
             raise ModelInputError(f"{self.card.name} needs an ROI per image; call predict() per ROI")
+        views = list(views) if views is not None else [None] * len(images)
         results: list[Prediction] = []
         for first in range(0, len(images), batch_size):
             batch = images[first:first + batch_size]
@@ -148,8 +153,9 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = self._run(to_nchw(np.stack([p.array for p in chunk])))
             elapsed = _ms(start) / len(chunk)
-            results += [self._trust(self._prediction(outputs, i, p, {"inference": elapsed}, image.meta.view), image,
-                                    p.array, None) for i, (p, image) in enumerate(zip(chunk, batch))]
+            results += [self._trust(self._prediction(outputs, i, p, {"inference": elapsed},
+                                                     views[first + i] or image.meta.view), image, p.array, None)
+                        for i, (p, image) in enumerate(zip(chunk, batch))]
         return results
 
     def predict_windows(self, image: Image, boxes: Sequence[Sequence[float]], *, batch_size: int = 64,

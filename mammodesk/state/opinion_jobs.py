@@ -32,7 +32,7 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
             opinion.scan = result
             opinion.prediction = result.predictions[result.ranked()[0]]
         else:
-            opinion.prediction = runner.predict(image, target.box)
+            opinion.prediction = runner.predict(image, target.box, view=document.anatomy.view)
             levels = runner.card.level_rules
             if levels is not None:
                 opinion.view = view_answer(image, opinion.prediction, document.name, levels, document.anatomy)

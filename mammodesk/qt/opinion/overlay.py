@@ -92,12 +92,14 @@ class OverlayLayer:
             self._styled = key
         self.item.show()
 
-    def set_boxes(self, rois: list[Box], analysed: list[Box], *, flip_width: int | None, label: str = "") -> None:
+    def set_boxes(self, rois: list[Box], analysed: list[Box], *, flip_width: int | None,
+                  label: str = "") -> list[Box]:
         """ROIs placed (dashed) and the regions the answer is about; `label` (a reader's score) is written
-        under the first of those, inside the box's width, never over the image's corner captions."""
+        under the first of those. Returns the answer's boxes as drawn (mirrored with the view)."""
         for item in self._boxes:
             self.view_box.removeItem(item)
         self._boxes = []
+        drawn: list[Box] = []
         for boxes, pen in ((rois, ROI_PEN), (analysed, ANALYSED_PEN)):
             for x0, y0, x1, y1 in boxes:
                 if flip_width is not None:
@@ -107,12 +109,15 @@ class OverlayLayer:
                 rect.setZValue(11)
                 self.view_box.addItem(rect)
                 self._boxes.append(rect)
+                if pen is ANALYSED_PEN:
+                    drawn.append((x0, y0, x1, y1))
                 if label and pen is ANALYSED_PEN and len(self._boxes) == len(rois) + 1:
                     text = pg.TextItem(label, color=(80, 220, 255), anchor=(0.5, 0.0), fill=(0, 0, 0, 160))
                     text.setPos((x0 + x1) / 2, y1)
                     text.setZValue(12)
                     self.view_box.addItem(text)
                     self._boxes.append(text)
+        return drawn
 
     def shown_rgba(self) -> np.ndarray | None:
         """What the item draws now (tests and screenshots)."""

@@ -260,8 +260,27 @@ class ImageCanvas(pg.GraphicsView):
         if self.document is not None and self.document.display_copy is not None and not self.processed:
             self._refine_timer.start()
         self._update_info()
+        self._place_info()
         self.scale_bar.refresh()
         self.range_changed.emit(self)
+
+    def keep_clear(self, boxes: list[tuple[float, float, float, float]]) -> None:
+        """The view's text moves to the top right while it would cover a mark (`boxes`, scene coordinates,
+        as drawn); back at the top left otherwise."""
+        self._marks = list(boxes)
+        self._place_info()
+
+    def _place_info(self) -> None:
+        covered = False
+        info = QtCore.QRectF(self._info.geometry().translated(6 - self._info.x(), 6 - self._info.y()))
+        for x0, y0, x1, y1 in getattr(self, "_marks", ()):
+            corners = [self.view_box.mapViewToDevice(QtCore.QPointF(x, y)) for x, y in ((x0, y0), (x1, y1))]
+            if any(c is None for c in corners):  # not laid out yet
+                continue
+            mark = QtCore.QRectF(corners[0], corners[1]).normalized().adjusted(-4, -4, 4, 4)
+            covered |= mark.intersects(info)
+        x = self.viewport().width() - self._info.width() - 6 if covered else 6
+        self._info.move(max(6, x), 6)
 
     def set_active(self, active: bool) -> None:
         """A ring painted over the view, not a style sheet: restyling a canvas re-polishes its labels

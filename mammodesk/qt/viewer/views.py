@@ -175,7 +175,7 @@ class ViewerArea(QtWidgets.QWidget):
             analysed = [opinion.box] if opinion is not None and opinion.box is not None \
                 and self.opinions.marks_a_place(opinion, documents) else []
             label = f"{read[0].answer} · {read[0].score}/10" if analysed and read and read[0].score is not None else ""
-            canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width, label=label)
+            canvas.keep_clear(canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width, label=label))
 
     def _on_overlay_style(self, settings) -> None:
         """Colours, opacity and threshold only recolour; another map or class re-maps."""
