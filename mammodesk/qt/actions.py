@@ -84,6 +84,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     *(ActionSpec(f"birads_{n}", f"BI-RADS {n}", f"Alt+{n}", f"BI-RADS {n} for the selected ROI (none selected: "
                  "the image)", "Labels") for n in range(7)),
     ActionSpec("next_file", "Next File in Study", "Ctrl+PgDown", "Open the study browser's next file", "Labels"),
+    ActionSpec("next_unlabelled", "Next Unlabelled File", "Ctrl+Shift+PgDown",
+               "Open the study's next file without labels", "Labels"),
+    ActionSpec("prev_unlabelled", "Previous Unlabelled File", "Ctrl+Shift+PgUp",
+               "Open the study's previous file without labels", "Labels"),
     ActionSpec("prev_file", "Previous File in Study", "Ctrl+PgUp", "Open the study browser's previous file",
                "Labels"),
     ActionSpec("import_labels", "&Import Labels...", "Ctrl+I",

@@ -16,7 +16,7 @@ from mammodesk.qt.compact import wheel_only_when_focused
 from mammodesk.qt.host import WindowHost
 from mammodesk.qt.labelling.controller import LabellingController
 from mammodesk.qt.opinion.controller import SecondOpinion
-from mammodesk.qt.viewer.browser import StudyBrowser
+from mammodesk.qt.viewer.browser import StudyBrowser, StudyPanel
 from mammodesk.qt.viewer.metadata import MetadataPanel
 from mammodesk.qt.viewer.opening import OpeningController
 from mammodesk.qt.viewer.pipeline import PipelinePanel
@@ -47,11 +47,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(self.area)
         self.browser, self.metadata, self.pipeline_panel = StudyBrowser(), MetadataPanel(), PipelinePanel(self.state)
         self.opening = OpeningController(self.host, self.browser, self.settings)
+        self.labelling.labels_changed.connect(self.browser.set_labels)  # the worklist's marks follow the labels
         self.processing = ProcessingController(self.host, self.area, self.pipeline_panel)
         self.second_opinion = SecondOpinion(self.state, self.opinions, self)
         self.archive = ArchiveController(self.host, ArchiveSession(reader=author))
         self.docks = {key: self._dock(title, widget, side) for key, title, widget, side in (
-            ("pipeline", "Preprocessing", self.pipeline_panel, RIGHT), ("browser", "Study", self.browser, LEFT),
+            ("pipeline", "Preprocessing", self.pipeline_panel, RIGHT), ("browser", "Study", StudyPanel(self.browser), LEFT),
             ("metadata", "Metadata", self.metadata, LEFT), ("models", "Models", _scrolling(self.second_opinion.panel),
                                                             RIGHT),
             ("labels", "Labels", _scrolling(self.labelling.panel), RIGHT),

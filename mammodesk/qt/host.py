@@ -30,6 +30,8 @@ class Host(Protocol):
 
     def study_paths(self) -> list[str]: ...
 
+    def study_labelled(self, path: str) -> bool: ...
+
     def select_study_path(self, index: int) -> None: ...
 
 
@@ -59,6 +61,9 @@ class WindowHost:
 
     def study_paths(self) -> list[str]:
         return self._window.browser.paths()
+
+    def study_labelled(self, path: str) -> bool:
+        return self._window.browser.is_labelled(path)
 
     def select_study_path(self, index: int) -> None:
         self._window.browser.setCurrentRow(index)

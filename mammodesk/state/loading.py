@@ -52,6 +52,27 @@ class FileSummary:
     anatomy: Anatomy | None = None
     size: tuple[int, int] | None = None
     error: str | None = None
+    labels: "LabelStatus | None" = None  # what its sidecar holds (None: not read)
+
+
+@dataclass(frozen=True)
+class LabelStatus:
+    """An image's labels as a worklist shows them, read from its sidecar: a restart keeps the progress."""
+
+    findings: int = 0
+    authors: tuple[str, ...] = ()
+    image_labels: bool = False  # density, BI-RADS or a note on the image itself
+
+    @property
+    def labelled(self) -> bool:
+        return self.findings > 0 or self.image_labels
+
+    @classmethod
+    def of(cls, labels) -> "LabelStatus":
+        if labels is None:
+            return cls()
+        authors = tuple(dict.fromkeys(a for f in labels.findings for a in (f.author, f.modified_by) if a))
+        return cls(len(labels.findings), authors, bool(labels.density or labels.birads is not None or labels.note))
 
 
 @dataclass(frozen=True)
@@ -73,7 +94,8 @@ def load(path: str) -> Loaded | LoadFailure:
     outline = outline_breast(image)  # once per load: the anatomy and the automatic window read it
     anatomy = read_anatomy(image, outline)
     return Loaded(image, display.breast_window(image, outline.pixels, outline.mask), anatomy,
-                  _summary(path, image, anatomy), sha256, annotations, display.display_copy(image.pixels))
+                  _summary(path, image, anatomy, LabelStatus.of(annotations.labels)), sha256, annotations,
+                  display.display_copy(image.pixels))
 
 
 def summarise(path: str) -> FileSummary:
@@ -81,11 +103,13 @@ def summarise(path: str) -> FileSummary:
         image = read_image(path)
     except ImageReadError as exc:
         return FileSummary(path, error=exc.cause)
-    return _summary(path, image, read_anatomy(image))
+    sha256 = pixel_sha256(image.pixels)
+    status = LabelStatus.of(read_sidecar(sidecar_path(Path(path), sha256), sha256, image.shape).labels)
+    return _summary(path, image, read_anatomy(image), status)
 
 
-def _summary(path: str, image: Image, anatomy: Anatomy) -> FileSummary:
-    return FileSummary(path, display.thumbnail(image), anatomy, image.shape)
+def _summary(path: str, image: Image, anatomy: Anatomy, labels: LabelStatus | None = None) -> FileSummary:
+    return FileSummary(path, display.thumbnail(image), anatomy, image.shape, labels=labels)
 
 
 def read_identifying(path: str) -> dict[str, str]:

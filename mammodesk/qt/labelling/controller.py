@@ -17,7 +17,7 @@ from mammodesk.qt.labelling.panel import LabelsPanel
 from mammodesk.state import label_io
 from mammodesk.state.autosave import AutoSaver
 from mammodesk.state.labelling import TOOLS, LabellingState
-from mammodesk.state.loading import Loaded
+from mammodesk.state.loading import LabelStatus, Loaded
 from mammodesk.state.viewer import Document
 from mammodesk.storage import write_atomic
 
@@ -30,6 +30,7 @@ PATHOLOGY_KEYS = {"pathology_benign": Pathology.BENIGN, "pathology_malignant": P
 class LabellingController(QtCore.QObject):
     _saved = QtCore.Signal(object, object)  # SaveJob, error: from the saver thread to the UI thread
     _imported = QtCore.Signal(str, str, object)  # kind, path, list[ImageLabels] | Exception
+    labels_changed = QtCore.Signal(str, object)  # image path, LabelStatus: the worklist's mark
 
     def __init__(self, host: Host, author: str | None = None) -> None:
         super().__init__(host.widget)
@@ -46,6 +47,12 @@ class LabellingController(QtCore.QObject):
         self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="label-import")
         self._saved.connect(self.state.on_saved)
         self._imported.connect(self._on_imported)
+        self.state.changed.connect(self._report_labels)
+
+    def _report_labels(self, key: int) -> None:
+        target, sheet = self.targets.get(key), self.state.sheet(key)
+        if target is not None and target.path is not None and sheet is not None:
+            self.labels_changed.emit(str(target.path), LabelStatus.of(sheet.labels))
 
     # --- documents ----------------------------------------------------------------------------------
     def on_loaded(self, document: Document, loaded: Loaded) -> None:
@@ -121,6 +128,8 @@ class LabellingController(QtCore.QObject):
         a["edit_taxonomy"].triggered.connect(self.taxonomy_dialog)
         a["next_file"].triggered.connect(lambda: self.step_file(+1))
         a["prev_file"].triggered.connect(lambda: self.step_file(-1))
+        a["next_unlabelled"].triggered.connect(lambda: self.step_file(+1, unlabelled=True))
+        a["prev_unlabelled"].triggered.connect(lambda: self.step_file(-1, unlabelled=True))
         self.include_identifiers = a["include_identifiers"]
         self.include_identifiers.toggled.connect(self._confirm_identifiers)
 
@@ -175,16 +184,25 @@ class LabellingController(QtCore.QObject):
         return editor is not None and editor.finish_polygon()
 
     # --- stepping through a study ------------------------------------------------------------------
-    def step_file(self, offset: int) -> None:
-        """Open the next/previous file of the study browser in place of the active image."""
+    def step_file(self, offset: int, unlabelled: bool = False) -> None:
+        """Open the next/previous file of the study browser (`unlabelled`: the next one without labels) in place
+        of the active image; says when it wraps past the end, or when none is left."""
         viewer = self.host.viewer
         paths = self.host.study_paths()
         active = viewer.active
         current = str(active.image.meta.source_path) if active is not None else None
         if not paths:
             return
-        index = (paths.index(current) + offset) % len(paths) if current in paths else 0
-        wrapped = current in paths and len(paths) > 1 and index != paths.index(current) + offset
+        start = paths.index(current) if current in paths else (-1 if offset > 0 else len(paths))
+        steps = [start + offset * k for k in range(1, len(paths) + 1)]
+        if unlabelled:
+            steps = [s for s in steps if not self.host.study_labelled(paths[s % len(paths)])
+                     and paths[s % len(paths)] != current]
+            if not steps:
+                self.host.status("Every file of the study is labelled")
+                return
+        index = steps[0] % len(paths)
+        wrapped = current in paths and len(paths) > 1 and not 0 <= steps[0] < len(paths)
         target = paths[index]
         self.host.select_study_path(index)
         for document in viewer.documents:
