@@ -282,6 +282,7 @@ def test_csv_round_trip_is_exact(tmp_path):
     assert back["img"].findings == labels.findings
     assert (back["img"].density, back["img"].birads, back["img"].note) == ("C", 4, "image note")
     assert (back["img"].laterality, back["img"].view) == ("L", "MLO") and back["empty"].laterality is None
+    assert "pixel centres" in (tmp_path / "f.README.txt").read_text()  # the convention, written beside it
     assert back["empty"].findings == () and back["empty"].birads == 1 and back["empty"].extra["pixel_sha256"] == "2" * 64
 
 
@@ -291,6 +292,7 @@ def test_coco_round_trip_exact_and_as_plain_coco(tmp_path):
     back = exports.read_coco(tmp_path / "c.json")["img"]
     assert back.findings == labels.findings and back.density == "C"
     data = json.loads((tmp_path / "c.json").read_text())
+    assert "top-left corner of the top-left pixel" in data["info"]["coordinates"]
     rect = next(a for a in data["annotations"] if a["mammodesk"]["uid"] == "a3")
     assert rect["bbox"] == [1.5, 2.5, 29.0, 38.0]  # COCO's origin is the pixel corner
     for annotation in data["annotations"]:  # another tool's COCO: geometry from segmentation/keypoints
@@ -364,7 +366,7 @@ def test_no_default_export_carries_phi(tmp_path):
         label_io.export(kind, out / name, [(target, labels)], finding_types=Taxonomy().finding_types,
                         author="Ann Tester")
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert len(files) == 4
+    assert len(files) == 5  # the CSV with its README
     for path in files:
         raw = path.read_bytes()
         for value in identifying:

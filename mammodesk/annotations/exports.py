@@ -50,8 +50,18 @@ CSV_COLUMNS = ("image", "file_name", "pixel_sha256", "rows", "cols", "laterality
                "created", "modified", "modified_by")
 
 
+CSV_README = """MammoDesk findings CSV: one row per finding; an image without findings has one row of image labels.
+
+Coordinates: source-image pixels, x right and y down, pixel centres (the top-left pixel's centre is 0, 0).
+bbox_x0..bbox_y1 enclose the shape; geometry is the exact shape as JSON, {"type": ..., and its fields in those
+coordinates} (a polygon's "points" as [x, y] pairs). area_px is in pixels. laterality and view are what the file states (DICOM
+tags or the file name), never guessed from pixels; empty when the file does not say.
+"""
+
+
 def write_csv(images: list[ExportImage], path: Path) -> int:
-    """One row per finding; an image without findings gets one row of image labels. Returns rows."""
+    """One row per finding; an image without findings gets one row of image labels, with a README beside it
+    that states the coordinate convention. Returns rows."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -69,6 +79,7 @@ def write_csv(images: list[ExportImage], path: Path) -> int:
             writer.writerow(row)
             count += 1
     path.write_text(buffer.getvalue(), encoding="utf-8")
+    path.with_name(path.stem + ".README.txt").write_text(CSV_README, encoding="utf-8")
     return count
 
 
@@ -132,6 +143,10 @@ def _int(text) -> int | None:
 
 
 # --- COCO -------------------------------------------------------------------------------------
+COCO_COORDINATES = ("COCO's convention: x right, y down, from the top-left corner of the top-left pixel (a pixel "
+                    "centre is at +0.5); bbox is [x, y, width, height]. The exact shapes under 'mammodesk' use "
+                    "pixel centres (the top-left pixel's centre is 0, 0), as MammoDesk's CSV does.")
+
 def write_coco(images: list[ExportImage], path: Path, finding_types: tuple[str, ...]) -> int:
     """COCO instances JSON; exact MammoDesk shapes ride along under "mammodesk"."""
     types = list(finding_types)
@@ -157,7 +172,8 @@ def write_coco(images: list[ExportImage], path: Path, finding_types: tuple[str, 
                           "mammodesk": finding_to_dict(finding)}
             annotation.update(_coco_geometry(finding))
             annotations.append(annotation)
-    document = {"info": {"description": "MammoDesk annotations", "version": "1.0"}, "licenses": [],
+    document = {"info": {"description": "MammoDesk annotations", "version": "1.0",
+                         "coordinates": COCO_COORDINATES}, "licenses": [],
                 "images": coco_images, "annotations": annotations, "categories": categories}
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
     return len(annotations)
