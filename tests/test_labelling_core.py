@@ -122,6 +122,23 @@ def test_label_hotkeys_relabel_selection_or_set_defaults(tmp_path):
     assert state.sheets[key].finding(other).attributes["finding_type"] == "lymph node"
 
 
+def test_shape_and_margin_keys_step_through_the_taxonomy(tmp_path):
+    state, key = new_state(tmp_path)
+    calc = state.add_finding(key, Point(5, 5), "calcification")
+    assert state.cycle_attribute(key, "margin") is None  # a calcification has no margin
+    mass = state.add_finding(key, Rect(10, 10, 40, 40), "mass")
+    margins = [state.cycle_attribute(key, "margin") for _ in range(7)]
+    assert margins[:2] == ["circumscribed", "obscured"] and margins[6] == "circumscribed"  # wraps
+    assert state.cycle_attribute(key, "shape") == "oval"
+    finding = state.sheets[key].finding(mass)
+    assert finding.attributes["margin"] == "circumscribed" and finding.attributes["shape"] == "oval"
+    assert "margin" not in state.sheets[key].finding(calc).attributes
+    state.undo(key)
+    assert "shape" not in state.sheets[key].finding(mass).attributes  # one undo step each
+    state.select(key, None)
+    assert state.cycle_attribute(key, "shape") is None
+
+
 def test_import_adds_editable_findings_once(tmp_path):
     state, key = new_state(tmp_path)
     imported = every_shape_labels()

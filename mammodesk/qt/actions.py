@@ -81,6 +81,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Labels"),
     ActionSpec("pathology_malignant", "Pathology: Malignant", "Ctrl+M", "... malignant", "Labels"),
     ActionSpec("pathology_unknown", "Pathology: Unknown", "Ctrl+U", "... of unknown pathology", "Labels"),
+    ActionSpec("next_shape", "Next Mass Shape", "Shift+H", "The selected mass's next shape (oval, round, "
+               "irregular ...)", "Labels"),
+    ActionSpec("next_margin", "Next Mass Margin", "Shift+G", "The selected mass's next margin (circumscribed, "
+               "obscured ...)", "Labels"),
     *(ActionSpec(f"birads_{n}", f"BI-RADS {n}", f"Alt+{n}", f"BI-RADS {n} for the selected ROI (none selected: "
                  "the image)", "Labels") for n in range(7)),
     ActionSpec("next_file", "Next File in Study", "Ctrl+PgDown", "Open the study browser's next file", "Labels"),

@@ -319,6 +319,21 @@ class LabellingState:
             self.set_image(key, "Image BI-RADS", birads=changes["birads"])
         self.tool_changed.emit(self.tool)  # the panel shows the defaults next to the tool
 
+    def cycle_attribute(self, key: int | None, name: str) -> str | None:
+        """A label hotkey for an attribute (shape, margin): the selected finding's next value in the taxonomy's
+        list, where its type has that attribute. Returns the value set (None: nothing selected, or not its)."""
+        sheet = self.sheets.get(key) if key is not None else None
+        if sheet is None or sheet.selected is None:
+            return None
+        finding = sheet.finding(sheet.selected)
+        values = list(self.taxonomy.attributes.get(name, ()))
+        if not values or name not in self.taxonomy.attributes_for(finding_type(finding.kind, finding.attributes)):
+            return None
+        current = finding.attributes.get(name)
+        value = values[(values.index(current) + 1) % len(values)] if current in values else values[0]
+        self.update_finding(key, sheet.selected, f"Set {name}", attributes={name: value})
+        return value
+
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
         if taxonomy == self.taxonomy:
             return  # the same (the built-in one, most often): the panel's combos stay as they are

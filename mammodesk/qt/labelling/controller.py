@@ -49,6 +49,10 @@ class LabellingController(QtCore.QObject):
         self._imported.connect(self._on_imported)
         self.state.changed.connect(self._report_labels)
 
+    def _cycle(self, attribute: str) -> None:
+        value = self.state.cycle_attribute(self.active_key, attribute)
+        self.host.status(f"{attribute}: {value}" if value else f"Select a mass to set its {attribute}")
+
     def _report_labels(self, key: int) -> None:
         target, sheet = self.targets.get(key), self.state.sheet(key)
         if target is not None and target.path is not None and sheet is not None:
@@ -128,6 +132,8 @@ class LabellingController(QtCore.QObject):
         a["edit_taxonomy"].triggered.connect(self.taxonomy_dialog)
         a["next_file"].triggered.connect(lambda: self.step_file(+1))
         a["prev_file"].triggered.connect(lambda: self.step_file(-1))
+        for attribute in ("shape", "margin"):
+            a[f"next_{attribute}"].triggered.connect(lambda _=False, n=attribute: self._cycle(n))
         a["next_unlabelled"].triggered.connect(lambda: self.step_file(+1, unlabelled=True))
         a["prev_unlabelled"].triggered.connect(lambda: self.step_file(-1, unlabelled=True))
         self.include_identifiers = a["include_identifiers"]
