@@ -51,15 +51,23 @@ class LabelsPanel(QtWidgets.QWidget):
         layout.addWidget(image_box)
 
         self.table = QtWidgets.QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["#", "Finding", "Pathology", "BI-RADS", "Shape, size"])
+        self.table.setHorizontalHeaderLabels(["#", "Finding", "Pathology", "BR", "Shape, size"])
+        self.table.horizontalHeaderItem(3).setToolTip("BI-RADS assessment")
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumHeight(140)
-        self.table.setMinimumWidth(120)  # scrolls sideways rather than widening the dock
-        layout.addWidget(self.table, 1)
+        header = self.table.horizontalHeader()
+        for column in range(4):  # the short columns as wide as their text; shape and size takes the rest, elided
+            header.setSectionResizeMode(column, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(20)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setWordWrap(True)
+        rows = self.table.fontMetrics().height() + 10
+        self.table.setMinimumHeight(3 * rows + 28)  # a few findings in sight; the list scrolls, the panel need not
+        self.table.setMaximumHeight(7 * rows + 28)
+        self.table.setMinimumWidth(120)
 
         self.editor = QtWidgets.QGroupBox("Selected finding")
         self.form = QtWidgets.QFormLayout(self.editor)
@@ -77,14 +85,17 @@ class LabelsPanel(QtWidgets.QWidget):
         self.attribute_combos: dict[str, QtWidgets.QComboBox] = {}
         self.form.addRow("Note", self.note)
         self.form.addRow(self.stamps)
-        layout.addWidget(self.editor)
+        # where the labels are saved, and Undo/Redo/Delete, above the list: in sight at 1366x768
         self.buttons = QtWidgets.QHBoxLayout()
-        layout.addLayout(self.buttons)
         self.status = QtWidgets.QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         layout.addWidget(self.status)
+        layout.addLayout(self.buttons)
+        layout.addWidget(self.table)
+        layout.addWidget(self.editor)
+        layout.addStretch(1)
         self._build_taxonomy()
         self._connect()
         self.refresh()
@@ -157,8 +168,7 @@ class LabelsPanel(QtWidgets.QWidget):
                     if column == 1:
                         item.setForeground(QtGui.QColor(COLOURS.get(finding.kind, "#e8e8e8")))
                     self.table.setItem(row, column, item)
-            self.table.resizeColumnsToContents()
-            self.table.horizontalHeader().setStretchLastSection(True)
+            self.table.resizeRowsToContents()  # the columns size themselves; a long shape wraps in its row
             selected = sheet.selected if sheet is not None else None
             uids = [f.uid for f in findings]
             self.table.clearSelection()
