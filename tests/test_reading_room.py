@@ -403,6 +403,7 @@ def test_a_folder_of_jpeg_mammograms_opens_and_an_empty_one_says_so(window, qtbo
     (empty / "notes.txt").write_text("no images here")
     window.open_folder(str(empty))
     assert "No image files in" in window.statusBar().currentMessage()
+    assert "skipped: nested, notes.txt" in window.statusBar().currentMessage()
 
 
 def test_opening_an_image_already_open_goes_to_it(window, qtbot, tmp_path):

@@ -19,7 +19,7 @@ class ActionSpec:
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open", "&Open...", "Ctrl+O", "Open image files (DICOM, PGM, PNG, TIFF)", "File"),
+    ActionSpec("open", "&Open...", "Ctrl+O", "Open image files (DICOM, PGM, PNG, TIFF, JPEG)", "File"),
     ActionSpec("open_folder", "Open &Folder...", "Ctrl+Shift+O", "Open a folder as a study", "File"),
     ActionSpec("servers", "DICOM &Servers...", "Ctrl+Shift+D", "DICOMweb and DIMSE servers (passwords in the OS keyring)", "File"),
     ActionSpec("save_to_server", "Save Labels to Server", "Ctrl+Shift+S", "Store the active image's labels on the "

@@ -82,10 +82,12 @@ class OpeningController(QtCore.QObject):
             self.host.status(f"Could not list {folder}: {exc.strerror or exc}")
             return
         self.settings.setValue("last_folder", folder)
-        if not files:  # say so, never open nothing in silence
+        if not files:  # say so, never open nothing in silence, and name what was passed over
+            skipped = sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith("."))
+            shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
             self.host.status(f"No image files in {folder} (looked for "
                              f"{', '.join(s for s in SUPPORTED_SUFFIXES if s)} and files without an extension; "
-                             "sub-folders are not opened)")
+                             "sub-folders are not opened)" + (f"; skipped: {shown}" if skipped else ""))
             return
         self.browser.add_entries(files)
         if len(files) <= AUTO_OPEN_LIMIT:
