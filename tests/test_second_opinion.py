@@ -434,3 +434,16 @@ def test_run_and_ctrl_r_ask_the_whole_mammogram_reader_first(window, bundled):
     reader = next(e for e in bundled.values() if e.card.roi.mode == "image")
     assert panel.current_entry() is not None and panel.current_entry().path == reader.path
     assert window.opinions.registry.default_reader().path == reader.path
+
+
+def test_an_exam_still_being_read_looks_unfinished(window):
+    from mammodesk.inference.exam import ViewAnswer, combine
+    from mammodesk.inference.levels import Level, Levels
+
+    level = Level("view", 0.3, 0.5, tuple(np.linspace(0.1, 0.9, 9)))
+    exam = combine([ViewAnswer("R MLO", "R", "MLO", 0.9, scale=level)], Levels(level, population="MIAS: test"))
+    panel = window.second_opinion.panel
+    panel.show_exam(exam, running=True)
+    assert "not final" in panel.exam.text() and "#7f8c8d" in panel.exam.text().split("<br>")[0]  # grey, said
+    panel.show_exam(exam, running=False)
+    assert "not final" not in panel.exam.text() and "#c0392b" in panel.exam.text().split("<br>")[0]  # red once done
