@@ -156,7 +156,7 @@ def _predict(args: argparse.Namespace) -> int:
     except (KeyError, MammoDeskError) as exc:
         print(f"mammodesk predict: {exc}", file=sys.stderr)
         return 2
-    print(f"{runner.card.name}: running on {', '.join(runner.providers)}", file=sys.stderr)
+    print(f"{runner.card.name} ({runner.card.path}): running on {', '.join(runner.providers)}", file=sys.stderr)
     if runner.fallback_reason and args.gpu:  # the provider column says what ran; talk only when asked
         print(f"note: {runner.fallback_reason}", file=sys.stderr)
     report = run_batch(runner, args.paths, roi=roi, cams_dir=args.cams, cam_format=args.cam_format,

@@ -90,3 +90,17 @@ def test_every_registered_family_satisfies_the_family_protocol():
         assert isinstance(family, Family) and isinstance(family, FamilyBase), name
         assert callable(family.embed) and (family.extra_metrics is None or callable(family.extra_metrics)), name
     assert not family_for(next(p for p in PRESETS.values() if p.family == "vae-cnn"), device="cpu").accepts_init
+
+
+def test_a_retrained_reader_is_named_after_its_file_unless_named(tmp_path, monkeypatch):
+    """`mammodesk-train reader` names the model after --export's file (or --name), not the preset: a site's
+    retrained reader is not mistaken for the bundled one."""
+    from mammodesk_train.entry import main
+    from mammodesk_train.reader import run as reader_run
+
+    seen = []
+    monkeypatch.setattr(reader_run, "run", lambda *a, **k: seen.append(k["model_name"]) or {"not_exported": "x"})
+    main(["reader", "--data", "mias:x", "--out", str(tmp_path / "r"), "--export", str(tmp_path / "reader-site.onnx")])
+    main(["reader", "--data", "mias:x", "--out", str(tmp_path / "r"), "--export", str(tmp_path / "a.onnx"),
+          "--name", "reader-hospital-2026"])
+    assert seen == ["reader-site", "reader-hospital-2026"]

@@ -136,14 +136,15 @@ class ModelRegistry:
         candidate = Path(name_or_path)
         if candidate.suffix == ".onnx" and candidate.is_file():
             return ModelEntry(candidate, verify_file(candidate))
-        for entry in self.entries:
-            if str(name_or_path) in (entry.name, entry.path.stem):
-                if entry.card is not None and not entry.verified:
-                    error = self._digest_error(entry.path)
-                    entry = dataclasses.replace(entry, verified=True, card=None if error else entry.card, error=error)
-                if entry.card is None:
-                    raise ModelContractError(entry.path, entry.error or "invalid model")
-                return entry
+        named = [e for e in self.entries if str(name_or_path) in (e.name, e.path.stem)]
+        # a folder the user added wins over the bundled models: a retrained model may keep the bundled name
+        for entry in sorted(named, key=lambda e: e.bundled):
+            if entry.card is not None and not entry.verified:
+                error = self._digest_error(entry.path)
+                entry = dataclasses.replace(entry, verified=True, card=None if error else entry.card, error=error)
+            if entry.card is None:
+                raise ModelContractError(entry.path, entry.error or "invalid model")
+            return entry
         known = ", ".join(e.name for e in self.entries if e.card) or "none"
         raise KeyError(f"no model named {name_or_path!r} (available: {known})")
 
@@ -171,7 +172,8 @@ class ModelRegistry:
         """A shared `ModelRunner` per model file (sessions are costly to create)."""
         from mammodesk.inference.runner import ModelRunner
 
-        known = next((e.path for e in self.entries if str(name_or_path) in (str(e.path), e.name, e.path.stem)), None)
+        known = next((e.path for e in sorted(self.entries, key=lambda e: e.bundled)
+                      if str(name_or_path) in (str(e.path), e.name, e.path.stem)), None)
         with self._lock:
             if known is not None and known in self._runners:
                 return self._runners[known]  # verified when its session was created; no second hash per job

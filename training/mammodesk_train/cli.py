@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     reader.add_argument("--out", required=True, type=Path)
     reader.add_argument("--export", type=Path, help="write the ONNX file here when the reader beats the baseline")
     reader.add_argument("--force", action="store_true", help="export even when it does not beat the baseline")
+    reader.add_argument("--name", help="the model's name in the app and in predict (default: the --export file's "
+                                       "name without .onnx)")
     return parser
 
 
@@ -337,8 +339,9 @@ def _reader(args: argparse.Namespace) -> int:
 
     if args.preset not in READERS:
         raise CliError(f"unknown reader preset {args.preset!r} (known: {', '.join(READERS)})")
+    name = args.name or (args.export.stem if args.export is not None else None)
     report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
-                 second_seed=args.second_seed, export=args.export, force=args.force)
+                 second_seed=args.second_seed, export=args.export, force=args.force, model_name=name)
     print(f"report: {args.out / 'report.json'}")
     if "export" in report:
         print(f"exported {args.export}: {report['export']}")
