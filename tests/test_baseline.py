@@ -92,3 +92,18 @@ def test_roi_samples_use_their_own_windows(tmp_path):
     assert abnormal.min() > normal.max()  # the windows on the bright lesions are brighter than normal tissue
     images = whole_images(records, task, PipelineSpec([{"op": "resize", "params": {"width": 16, "height": 16}}]))
     assert images.windows is None and baseline.sample_features(images).shape == (16, 22)
+
+
+def test_a_model_that_answers_one_class_only_does_not_ship():
+    from mammodesk_train.baseline import compare, gate, verdict
+    from mammodesk_train.metrics import classification_metrics
+
+    comparison = compare([{"auc": 0.53}, {"auc": 0.54}], [{"auc": 0.46}, {"auc": 0.46}])
+    assert comparison["beats_baseline"]  # by AUC alone it would ship
+    y = np.array([0, 1, 0, 1, 0, 1])
+    always_normal = np.column_stack([np.full(6, 0.6), np.full(6, 0.4)])
+    gated = gate(comparison, classification_metrics(y, always_normal, ("normal", "abnormal")))
+    assert not gated["beats_baseline"] and "never answers abnormal" in gated["degenerate"]
+    assert "does NOT ship" in verdict(gated)
+    mixed = np.column_stack([[0.6, 0.3, 0.7, 0.2, 0.6, 0.4], [0.4, 0.7, 0.3, 0.8, 0.4, 0.6]])
+    assert gate(comparison, classification_metrics(y, mixed, ("normal", "abnormal"))) is comparison

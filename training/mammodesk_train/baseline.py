@@ -145,10 +145,30 @@ def compare(model_folds: list[dict], baseline_folds: list[dict], metric: str = "
             "rule": RULE, "baseline_method": DESCRIPTION}
 
 
+def one_class_only(pooled: dict) -> str | None:
+    """Why a model's out-of-fold answers say nothing, whatever its AUC: it never answers some class (a
+    two-class model with sensitivity or specificity 0). None when it answers every class."""
+    never = [name for name, figures in pooled.get("per_class", {}).items()
+             if figures.get("support", 0) > 0 and figures.get("recall", 1.0) == 0.0]
+    if not never:
+        return None
+    return f"it never answers {', '.join(never)} out of fold (" + ", ".join(
+        f"{name} recall {figures['recall']:.2f}" for name, figures in pooled["per_class"].items()) + ")"
+
+
+def gate(comparison: dict, pooled: dict) -> dict:
+    """The shipping rule with the degenerate case refused: a model that answers one class only does not ship,
+    however its AUC compares."""
+    why = one_class_only(pooled)
+    return comparison if why is None else {**comparison, "beats_baseline": False, "degenerate": why}
+
+
 def verdict(comparison: dict) -> str:
     """One line: 'CV AUC 0.91 ± 0.03 vs 0.85 ± 0.05 plain baseline (+0.06 ± 0.04 paired; beats it)'."""
     m, b, d = comparison["model"], comparison["baseline"], comparison["difference"]
     outcome = "beats it" if comparison["beats_baseline"] else "does NOT beat it by more than the fold spread"
+    if comparison.get("degenerate"):
+        outcome = f"does NOT ship: {comparison['degenerate']}"
     return (f"CV {comparison['metric'].upper()} {m['mean']:.2f} ± {m['sd']:.2f} vs {b['mean']:.2f} ± {b['sd']:.2f} "
             f"plain baseline ({d['mean']:+.2f} ± {d['sd']:.2f} paired, {comparison['folds_won']}/{len(d['folds'])} "
             f"folds won; {outcome})")

@@ -94,7 +94,7 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
             "how": f"nested: each outer fold's preset chosen by {select_folds}-fold patient-level CV (AUC) on that "
                    "fold's training patients only; the reported figures are the outer folds'"}
     if all(m.get("auc") is not None for m in fold_metrics + base_metrics):
-        document["comparison"] = baseline.compare(fold_metrics, base_metrics)
+        document["comparison"] = baseline.gate(baseline.compare(fold_metrics, base_metrics), pooled)
     document["calibration"] = trust.calibrate(oof, primary.y, splits)
     document["domain_cv"] = {
         "flag_rate": float(np.mean([d["flag_rate"] for d in domain_folds])), "folds": domain_folds,
