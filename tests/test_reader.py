@@ -391,3 +391,17 @@ def test_an_image_without_a_breast_fails_alone_in_its_batch(tiny_run, tmp_path):
     images = [row for row in csv.DictReader(out.open()) if row["level"] == "image"]
     assert [row["status"] for row in images] == ["ok", "failed", "ok"]  # one batch: the others still answered
     assert "breast" in images[1]["error"] and images[0]["p_abnormal"] and images[2]["p_abnormal"]
+
+
+def test_a_reader_on_one_class_stops_before_reading_any_image(tmp_path, monkeypatch):
+    from mammodesk_train.data.sources import DataError
+
+    folder = tmp_path / "data" / "normal"
+    folder.mkdir(parents=True)
+    import cv2
+
+    for i in range(6):
+        cv2.imwrite(str(folder / f"p{i}.png"), np.full((64, 48), 100, np.uint8))
+    monkeypatch.setattr(reader_run, "build_trunk", lambda name: pytest.fail("read images before checking labels"))
+    with pytest.raises(DataError, match="abnormal images of at least 5 patients"):
+        reader_run.run(f"folder:{tmp_path / 'data'}", tmp_path / "run", TINY, folds=5)

@@ -63,6 +63,13 @@ def test_folder_per_class(tmp_path):
     records = load_source(f"folder:{class_folders(tmp_path)}")
     assert len(records) == 8
     assert _labels(records, "folder")["case0_malignant"] == "malignant"
+    assert set(_labels(records, "normal_abnormal").values()) == {"abnormal"}  # benign and malignant: abnormal
+    normal = tmp_path / "classes" / "normal"
+    (tmp_path / "classes" / "benign").rename(normal)  # a normal folder: its images are normal, not guessed
+    labels = _labels(load_source(f"folder:{tmp_path / 'classes'}"), "normal_abnormal")
+    assert labels["case0_benign"] == "normal" and labels["case0_malignant"] == "abnormal"
+    with pytest.raises(DataError, match="is a file"):
+        load_source(f"folder:{next(normal.iterdir())}")
 
 
 def test_lesion5_labels_and_arch_excluded(tmp_path):

@@ -17,6 +17,7 @@ from typing import Callable
 
 from mammodesk.annotations import ImageLabels, MaskRef, read_cbis_csv, read_inbreast_sheet, read_inbreast_xml
 from mammodesk.annotations.mias import read_mias_info
+from mammodesk.annotations.model import Finding, FindingKind, Pathology
 from mammodesk.io import Image, read_image
 from mammodesk.io.naming import hashed_key
 
@@ -142,17 +143,30 @@ def inbreast(path: Path, cache_dir: Path | None = None) -> list[Record]:
     return records
 
 
+NORMAL_FOLDERS = ("normal", "negative", "healthy", "no_finding", "no-finding")
+PATHOLOGY_FOLDERS = {"benign": Pathology.BENIGN, "malignant": Pathology.MALIGNANT, "cancer": Pathology.MALIGNANT}
+
+
 def folder_per_class(path: Path, cache_dir: Path | None = None) -> list[Record]:
     """One sub-folder per class; every image is its own patient unless its name
-    carries a patient hint (MIAS or CBIS naming)."""
+    carries a patient hint (MIAS or CBIS naming). A folder named normal (negative,
+    healthy) holds normal images; any other holds abnormal ones (an unlocated
+    finding, its pathology from a benign/malignant/cancer folder name), so the
+    normal-vs-abnormal task and the reader read the folders' labels."""
     from mammodesk.io.naming import infer_from_name
 
+    if not path.is_dir():
+        raise DataError(f"folder:{path} is a file; folder: takes a folder with one sub-folder per class")
     records = []
     for class_dir in sorted(p for p in path.iterdir() if p.is_dir()):
+        normal = class_dir.name.lower() in NORMAL_FOLDERS
+        kind = FindingKind.NORMAL if normal else FindingKind.OTHER
+        finding = (Finding(kind, PATHOLOGY_FOLDERS.get(class_dir.name.lower(), Pathology.UNKNOWN),
+                           source=f"folder {class_dir.name}"),)
         for image in sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
             hint = infer_from_name(image.stem).patient_key
             patient = hint or hashed_key("file", str(image.relative_to(path)))
-            label = ImageLabels(image.stem, patient_key=patient)
+            label = ImageLabels(image.stem, patient_key=patient, findings=finding)
             records.append(Record(image.stem, image, patient, label, "folder", class_name=class_dir.name))
     return records
 

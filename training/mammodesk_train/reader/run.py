@@ -268,6 +268,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
     records = load_source(data_spec)
+    check_labels(records, folds)
     trunk = build_trunk(preset.trunk)
     reader = WholeImageReader(trunk, k=1, flip_reading=preset.flip_reading)
     print(f"reading {len(records)} images through {preset.name}'s spec and frozen trunk", flush=True)
@@ -325,6 +326,20 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
         finish_card(export, report, records[:8])
         (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def check_labels(records, folds: int) -> None:
+    """Up front, before any image is read: both classes, in enough patients for the folds."""
+    from mammodesk_train.data.sources import DataError
+
+    normal = [r for r in records if r.labels.is_normal]
+    abnormal = [r for r in records if not r.labels.is_normal]
+    for name, group in (("normal", normal), ("abnormal", abnormal)):
+        patients = len({r.patient_key for r in group})
+        if patients < folds:
+            raise DataError(f"the reader needs {name} images of at least {folds} patients for {folds} folds; "
+                            f"the data has {len(group)} {name} image(s) of {patients} patient(s) "
+                            f"({len(normal)} normal, {len(abnormal)} abnormal in all)")
 
 
 def finish_card(model: Path, report: dict, records) -> Path:
