@@ -114,7 +114,6 @@ class OverlaySettings:
     colour_map: str = "inferno"
     threshold: float | None = None  # map values below are transparent (maps are 0..1); None: the map's own
     ramp: float = 0.3  # above the threshold, opacity rises over this much of the map's scale
-
     class_index: int | None = None  # None: the predicted class
     map_name: str | None = None  # None: the first the opinion has ("scan", "combined", ...)
 
@@ -285,11 +284,12 @@ class OpinionState:
         view, caveat = read
         return answer_text(view.answer, view.score, view_caveat(view, caveat), view.flagged)
 
-    def marks_a_place(self, opinion: Opinion, documents: list[Document]) -> bool:
+    def marks_a_place(self, opinion: Opinion, documents: list[Document],
+                      read: tuple[ViewAnswer, str] | None = None) -> bool:
         """Whether the answer's box is drawn (`Opinion.marks_a_place`); for a reader's view, as its exam reads
         it (read against the other breast, and never on a breast without an answer), so the marker agrees
-        with the exam line."""
-        read = self.as_read(opinion, documents)
+        with the exam line. `read`: `as_read`'s answer when the caller has it already."""
+        read = read or self.as_read(opinion, documents)
         if read is None:
             return opinion.marks_a_place
         view, caveat = read

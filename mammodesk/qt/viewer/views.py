@@ -161,11 +161,11 @@ class ViewerArea(QtWidgets.QWidget):
         """Each visible view draws the map of the answer shown for its image."""
         if self.opinions is None:
             return
+        documents = list(self.state.documents)
         for canvas in self.canvases:
             document = canvas.document if canvas.isVisible() else None
             flip_width = document.image.shape[1] if document is not None and canvas.flip else None
             opinion = self.opinions.shown_for(document) if document is not None else None
-            documents = list(self.state.documents)
             read = self.opinions.as_read(opinion, documents) if opinion is not None else None
             unanswered = read is not None and bool(read[1] or read[0].caveat)  # no answer: no mark, no heat
             shown = self.opinions.overlay_map(opinion) if opinion is not None and not unanswered else None
@@ -173,7 +173,7 @@ class ViewerArea(QtWidgets.QWidget):
                                    flip_width=flip_width)
             rois = self.opinions.rois.get(document.id, []) if document is not None else []
             analysed = [opinion.box] if opinion is not None and opinion.box is not None \
-                and self.opinions.marks_a_place(opinion, documents) else []
+                and self.opinions.marks_a_place(opinion, documents, read) else []
             label = f"{read[0].answer} · {read[0].score}/10" if analysed and read and read[0].score is not None else ""
             canvas.keep_clear(canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width, label=label))
 
