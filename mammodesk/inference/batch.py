@@ -25,7 +25,7 @@ from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
-from mammodesk.preprocessing.spatial import outline_breast
+from mammodesk.preprocessing.spatial import BreastOutline, outline_breast
 from mammodesk.storage import write_atomic
 
 
@@ -95,12 +95,12 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
     batched = runner.card.reads_whole_image and roi is None
     pending: list[tuple[Path, object]] = []  # (path, image or the read error)
     sources: dict[Path, str] = {}  # where each image's spacing came from
-    anatomies: dict[Path, Anatomy | None] = {}  # image readers: each view as the app reads it (marks keep off muscle)
+    anatomies: dict[Path, tuple[Anatomy, BreastOutline] | None] = {}  # image readers: each view as the app reads it
 
     def flush() -> None:
         ready = [(path, image) for path, image in pending if not isinstance(image, Exception)]
         images = [image for _, image in ready]
-        read_as = [a.view if (a := anatomies.get(path)) is not None else None for path, _ in ready]
+        read_as = [a[0].view if (a := anatomies.get(path)) is not None else None for path, _ in ready]
         try:
             predictions = iter(runner.predict_many(images, batch_size=max(1, len(images)), views=read_as)
                                if images else [])
@@ -219,16 +219,19 @@ def _level_row(report: BatchReport, exam: str, level: str, laterality: str, answ
     return row
 
 
-def _anatomy(image) -> Anatomy | None:
-    """The view's side and kind as the app reads them (None where no breast is found: the read fails later)."""
+def _anatomy(image) -> tuple[Anatomy, BreastOutline] | None:
+    """The view's side and kind as the app reads them, and the breast outline they come from, found once (None
+    where no breast is found: the read fails later)."""
     try:
-        return read_anatomy(image, outline_breast(image))
+        outline = outline_breast(image)
+        return read_anatomy(image, outline), outline
     except (MammoDeskError, ValueError, cv2.error):
         return None
 
 
 def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | None, cam_format: str,
-            spacing_from: str = "", levels: Levels | None = None, anatomy: Anatomy | None = None) -> ViewAnswer | None:
+            spacing_from: str = "", levels: Levels | None = None,
+            anatomy: tuple[Anatomy, BreastOutline] | None = None) -> ViewAnswer | None:
     """Append the image's row; returns the view's answer when an image reader answered."""
     row = report.new_row(file=str(path), level="image")
     if isinstance(outcome, Exception):
@@ -252,7 +255,7 @@ def _record(report: BatchReport, path: Path, image, outcome, cams_dir: Path | No
     answer = None
     if levels is not None:
         try:
-            answer = view_answer(image, prediction, path.name, levels, anatomy)
+            answer = view_answer(image, prediction, path.name, levels, *(anatomy or (None, None)))
         except (MammoDeskError, ValueError, cv2.error) as exc:  # the image's answer stands without exam rows
             row["notes"] = "; ".join(filter(None, [str(row["notes"]), f"no breast/exam answer: {exc}"]))
     row["exam"] = study_of(image.meta)

@@ -38,7 +38,7 @@ from mammodesk.inference.results import Prediction
 from mammodesk.io import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
 from mammodesk.io.views import VIEW_FAMILY
-from mammodesk.preprocessing.spatial import outline_breast
+from mammodesk.preprocessing.spatial import BreastOutline, outline_breast
 
 SIDE_NAMES = {"L": "L breast", "R": "R breast", None: "breast of unknown side"}
 OUTSIDE = "outside training data"
@@ -326,10 +326,11 @@ def above_nipple(mask: np.ndarray, chest_wall: str, row: float) -> bool | None:
 
 
 def view_answer(image: Image, prediction: Prediction, name: str, levels: Levels,
-                anatomy: Anatomy | None = None) -> ViewAnswer:
+                anatomy: Anatomy | None = None, outline: BreastOutline | None = None) -> ViewAnswer:
     """What a reader's answer says about this view, on the `levels.view` scale: side, view, p(positive) and
-    where its peak is (the image's anatomy when known, e.g. a document's from its load; found here otherwise)."""
-    outline = outline_breast(image)
+    where its peak is (the image's anatomy and breast outline when known, e.g. from its load; found here
+    otherwise)."""
+    outline = outline or outline_breast(image)
     anatomy = anatomy or read_anatomy(image, outline)
     above = None
     if prediction.roi_box is not None:
