@@ -26,8 +26,12 @@ def _labels(records, task_name):
 
 def test_mias_folder_and_tarball(tmp_path):
     folder = load_source(f"mias:{mias_folder(tmp_path / 'a')}")
-    tarball = load_source(f"mias:{mias_tarball(tmp_path / 'b')}", cache_dir=tmp_path)
+    archive = mias_tarball(tmp_path / "b")
+    cache = tmp_path / "cache"
+    tarball = load_source(f"mias:{archive}", cache_dir=cache)
     assert [r.image_id for r in folder] == [r.image_id for r in tarball]
+    again = load_source(f"mias:{archive}", cache_dir=cache)  # unpacked once, then reused
+    assert [p.name for p in cache.iterdir()] == [tarball[0].path.parents[1].name] and again[0].path == tarball[0].path
     assert len(folder) == 16 and folder[0].patient_key == folder[1].patient_key == "mias:001"
     labels = _labels(folder, "density")
     assert labels["mdb001"] == "G" and labels["mdb003"] == "D" and labels["mdb005"] == "F"

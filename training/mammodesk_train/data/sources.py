@@ -66,12 +66,36 @@ def load_source(spec: str, cache_dir: Path | None = None) -> list[Record]:
     return records
 
 
+def extracted(archive: Path, cache_dir: Path | None = None) -> Path:
+    """The archive unpacked once into a cache (`cache_dir`, else the data folder's cache/archives) and reused
+    while the archive is unchanged (its path, size and modification time name the folder): a run no longer
+    leaves a new copy in the temporary folder. Unpacked beside the target, then renamed, so a killed run leaves
+    no half folder that looks whole."""
+    import hashlib
+    import shutil
+
+    from mammodesk.storage import data_dir
+
+    stat = archive.stat()
+    key = hashlib.sha256(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = cache_dir or data_dir() / "cache" / "archives"
+    target = root / f"{archive.name.split('.')[0]}-{key}"
+    if target.is_dir():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=root))
+    with tarfile.open(archive) as opened:
+        opened.extractall(partial, filter="data")
+    try:
+        partial.rename(target)
+    except OSError:  # another run unpacked it meanwhile: keep theirs
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
 def mias(path: Path, cache_dir: Path | None = None) -> list[Record]:
     if path.is_file() and tarfile.is_tarfile(path):
-        target = Path(tempfile.mkdtemp(prefix="mias-", dir=cache_dir))
-        with tarfile.open(path) as archive:
-            archive.extractall(target, filter="data")
-        path = target
+        path = extracted(path, cache_dir)
     infos = sorted(path.rglob("Info.txt"))
     if not infos:
         raise DataError(f"no Info.txt under {path}: not a MIAS folder")
