@@ -31,8 +31,8 @@ from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
 from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv, reader_logits
-from mammodesk_train.reader.levels import (breast_table, evaluate_levels, exam_logits, exam_table, fit_exam_rule,
-                                           fit_level, level_dict, operating_point)
+from mammodesk_train.reader.levels import (breast_table, cross_answers, evaluate_levels, exam_logits, exam_table,
+                                           fit_exam_rule, fit_level, fold_index, level_dict, operating_point)
 from mammodesk_train.reader.model import STRIDE, WholeImageReader, head_from_standardised
 from mammodesk_train.splits import Fold, patient_kfold
 
@@ -100,10 +100,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def cross_fitted_operating_point(p: np.ndarray, y: np.ndarray, folds: list[Fold], sensitivity: float) -> dict:
-    """Sensitivity and specificity when each fold's threshold is chosen on the other folds only."""
-    called = np.zeros(len(y), bool)
-    for fold in folds:
-        called[fold.test] = p[fold.test] >= operating_point(p[fold.train], y[fold.train], sensitivity)
+    """Sensitivity and specificity when each fold's threshold is chosen on the other folds only (the levels'
+    own cross-fitting, `levels.cross_answers`)."""
+    called, _ = cross_answers(p, y, fold_index(folds, len(y)), sensitivity)
     return {"sensitivity": float(called[y == 1].mean()), "specificity": float((~called[y == 0]).mean()),
             "how": f"each fold's threshold chosen on the other folds' out-of-fold answers for sensitivity "
                    f"{sensitivity:.2f}"}
