@@ -447,3 +447,17 @@ def test_an_exam_still_being_read_looks_unfinished(window):
     assert "not final" in panel.exam.text() and "#7f8c8d" in panel.exam.text().split("<br>")[0]  # grey, said
     panel.show_exam(exam, running=False)
     assert "not final" not in panel.exam.text() and "#c0392b" in panel.exam.text().split("<br>")[0]  # red once done
+
+
+def test_a_model_folder_added_once_is_there_at_the_next_start(qtbot, window, test_models, tmp_path):
+    from PySide6 import QtCore
+
+    from mammodesk.qt.app import MainWindow
+
+    window.second_opinion.add_model_folder(str(test_models))
+    assert "whole-test" in [e.name for e in window.opinions.registry.entries]
+    window.settings.sync()
+    again = MainWindow(QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    assert "whole-test" in [e.name for e in again.opinions.registry.entries]
+    again.close()

@@ -49,7 +49,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.opening = OpeningController(self.host, self.browser, self.settings)
         self.labelling.labels_changed.connect(self.browser.set_labels)  # the worklist's marks follow the labels
         self.processing = ProcessingController(self.host, self.area, self.pipeline_panel)
-        self.second_opinion = SecondOpinion(self.state, self.opinions, self)
+        self.second_opinion = SecondOpinion(self.state, self.opinions, self, settings=self.settings)
         self.archive = ArchiveController(self.host, ArchiveSession(reader=author))
         self.docks = {key: self._dock(title, widget, side) for key, title, widget, side in (
             ("pipeline", "Preprocessing", self.pipeline_panel, RIGHT), ("browser", "Study", StudyPanel(self.browser), LEFT),

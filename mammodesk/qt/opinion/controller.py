@@ -5,6 +5,7 @@ canvas clicks place ROIs while the ROI tool is on."""
 from __future__ import annotations
 
 import concurrent.futures as futures
+from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
@@ -17,6 +18,7 @@ from mammodesk.state.opinion import Opinion, OpinionState
 from mammodesk.state.viewer import Document, ViewerState
 
 DEFAULT_ROI_PX = 120
+MODEL_FOLDERS = "models/folders"  # the settings key of the model folders the user added
 
 
 class SecondOpinion(QtCore.QObject):
@@ -25,9 +27,12 @@ class SecondOpinion(QtCore.QObject):
     models_verified = QtCore.Signal(bool)  # the digests were checked off the UI thread; True: a model changed
 
     def __init__(self, viewer: ViewerState, opinions: OpinionState, parent: QtWidgets.QWidget,
-                 *, prefer_gpu: bool = True) -> None:
+                 *, prefer_gpu: bool = True, settings: QtCore.QSettings | None = None) -> None:
         super().__init__(parent)
-        self.viewer, self.opinions = viewer, opinions
+        self.viewer, self.opinions, self.settings = viewer, opinions, settings
+        for folder in self._remembered_folders():  # models trained here: added once, there at every start
+            if Path(folder).is_dir():
+                opinions.registry.add_folder(folder)
         self.panel = ModelPanel(opinions)
         self.worker = OpinionRunner(opinions.registry, self, prefer_gpu=prefer_gpu)
         self.placing = False
@@ -164,7 +169,19 @@ class SecondOpinion(QtCore.QObject):
             half = DEFAULT_ROI_PX / 2
             self.opinions.add_roi(document, (x - half, y - half, x + half, y + half))
 
+    def _remembered_folders(self) -> list[str]:
+        value = self.settings.value(MODEL_FOLDERS, []) if self.settings is not None else []
+        return [value] if isinstance(value, str) else list(value or [])
+
     def _on_add_folder(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self.panel, "Add a folder of models")
         if folder:
-            self.opinions.add_model_folder(folder)
+            self.add_model_folder(folder)
+
+    def add_model_folder(self, folder: str) -> None:
+        """Its models join the list now and at every later start of the app."""
+        self.opinions.add_model_folder(folder)
+        if self.settings is not None:
+            remembered = self._remembered_folders()
+            if folder not in remembered:
+                self.settings.setValue(MODEL_FOLDERS, [*remembered, folder])
