@@ -78,7 +78,16 @@ def test_baseline_uses_the_model_folds_and_never_sees_a_test_patient(tmp_path, m
     assert comparison["baseline"]["folds"] == [m["auc"] for m in document["baseline"]["folds_detail"]]
     diffs = np.array(comparison["model"]["folds"]) - np.array(comparison["baseline"]["folds"])
     assert comparison["difference"]["folds"] == pytest.approx(diffs.tolist())
-    assert comparison["beats_baseline"] == (diffs.mean() > comparison["spread"])
+    assert comparison["beats_baseline"] == (diffs.mean() > comparison["spread"] and len(diffs) >= 5)
+    assert not comparison["beats_baseline"] and comparison["cannot_judge"].startswith("2 folds")
+
+
+def test_two_folds_cannot_pass_the_gate_and_five_can():
+    model, base = [{"auc": v} for v in (0.90, 0.91, 0.92, 0.90, 0.91)], [{"auc": v} for v in (0.6, 0.61, 0.6, 0.62, 0.6)]
+    two = baseline.compare(model[:2], base[:2])
+    assert not two["beats_baseline"] and two["cannot_judge"] == "2 folds (the check needs at least 5)"
+    five = baseline.compare(model, base)
+    assert five["beats_baseline"] and "cannot_judge" not in five and "beats it" in baseline.verdict(five)
 
 
 def test_roi_samples_use_their_own_windows(tmp_path):
@@ -98,7 +107,7 @@ def test_a_model_that_answers_one_class_only_does_not_ship():
     from mammodesk_train.baseline import compare, gate, verdict
     from mammodesk_train.metrics import classification_metrics
 
-    comparison = compare([{"auc": 0.53}, {"auc": 0.54}], [{"auc": 0.46}, {"auc": 0.46}])
+    comparison = compare([{"auc": v} for v in (0.53, 0.54, 0.53, 0.54, 0.53)], [{"auc": 0.46}] * 5)
     assert comparison["beats_baseline"]  # by AUC alone it would ship
     y = np.array([0, 1, 0, 1, 0, 1])
     always_normal = np.column_stack([np.full(6, 0.6), np.full(6, 0.4)])

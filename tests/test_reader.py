@@ -403,5 +403,98 @@ def test_a_reader_on_one_class_stops_before_reading_any_image(tmp_path, monkeypa
     for i in range(6):
         cv2.imwrite(str(folder / f"p{i}.png"), np.full((64, 48), 100, np.uint8))
     monkeypatch.setattr(reader_run, "build_trunk", lambda name: pytest.fail("read images before checking labels"))
-    with pytest.raises(DataError, match="abnormal images of at least 5 patients"):
+    with pytest.raises(DataError, match="normal in 6, abnormal in 0"):
         reader_run.run(f"folder:{tmp_path / 'data'}", tmp_path / "run", TINY, folds=5)
+
+
+def test_evaluate_warns_when_a_reader_meets_its_own_training_women(tiny_run, capsys):
+    from mammodesk_train.entry import main as train_main
+
+    root, folder, _, _ = tiny_run
+    card = read_card(root / "reader.onnx")
+    assert len(card.training["patient_key_hashes"]) == 8 and card.training["samples"] == 16
+    assert card.training["dataset"] == f"mias:{folder.name}"  # no local path in a shipped file
+    assert train_main(["evaluate", str(root / "reader.onnx"), "--data", f"mias:{folder}"]) == 0
+    assert "16 of 16 images belong to patients the model was trained on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["manifest", "labels"])
+def test_a_reader_trained_from_a_data_list_answers_under_its_own_name(tmp_path, capsys, source):
+    """A manifest, or the labels drawn in MammoDesk -> reader -> export -> predict by the model's own name."""
+    from mammodesk.annotations import ImageLabels
+    from mammodesk.annotations.model import Finding, FindingKind
+    from mammodesk.annotations.sidecar import sidecar_bytes
+    from mammodesk.cli import main
+    from mammodesk_train.data.sources import load_source
+
+    folder = mias_folder(tmp_path / "mias")
+    rows = ["path,patient,label,laterality"]
+    for record in load_source(f"mias:{folder}"):
+        woman = (int(record.image_id[3:]) + 1) // 2
+        normal = record.labels.is_normal
+        rows.append(f"{record.path.relative_to(tmp_path)},woman-{woman},{'normal' if normal else 'abnormal'},"
+                    f"{record.labels.laterality}")
+        drawn = ImageLabels(record.image_id, (Finding(FindingKind.NORMAL if normal else FindingKind.MASS),))
+        record.path.with_name(record.path.name + ".mammodesk.json").write_bytes(
+            sidecar_bytes(drawn, file_name=record.path.name, sha256="0" * 64, shape=(64, 64), revision=1))
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    data = f"manifest:{manifest}" if source == "manifest" else f"labels:{folder}"
+    models = tmp_path / "models"
+    models.mkdir()
+    report = reader_run.run(data, tmp_path / "run", dataclasses.replace(TINY, flip_reading=False),
+                            folds=2, seed=0, second_seed=1, export=models / "our-reader.onnx", force=True,
+                            model_name="our-reader")
+    assert report["patients"] == 8 and report["grouping"]["counts"] == {
+        "manifest": {"given": 16}, "labels": {"file name": 16}}[source]
+    assert "2-fold patient-level" in report["evaluation"]
+    card = read_card(models / "our-reader.onnx")
+    public = {"manifest": "manifest:list.csv", "labels": f"labels:{folder.name}"}[source]
+    assert card.name == "our-reader" and card.training["dataset"] == public
+    assert "Far too small for accuracy" in (models / "our-reader.md").read_text()
+    out = tmp_path / "answers.csv"
+    assert main(["predict", str(folder / "mdb001.pgm"), "--models-dir", str(models), "--model", "our-reader",
+                 "--out", str(out), "--cpu"]) == 0
+    assert str(models / "our-reader.onnx") in capsys.readouterr().err
+    about = json.loads(out.with_suffix(".model.json").read_text())["model"]
+    assert about["name"] == "our-reader" and about["population"].startswith(f"{public} development data")
+
+
+def test_a_reader_trained_on_digital_rsna_answers_digital_views_and_flags_film(tmp_path, capsys):
+    """rsna layout (12-bit DICOMs) -> reader -> export -> predict: its own digital views are answered, a film
+    (8-bit MIAS) view is outside its training data."""
+    import csv
+    from pathlib import Path
+
+    from dicom_factory import make_dataset, write
+    from train_fixtures import breast
+
+    from mammodesk.cli import main
+
+    root = tmp_path / "rsna"
+    rows = ["patient_id,image_id,laterality,view,cancer,biopsy"]
+    for patient in range(8):
+        for side in "LR":
+            cancer = int(patient % 2 == 0 and side == "L")
+            image = f"{patient}{side}"
+            pixels = breast(patient * 2 + (side == "R"), bright_spot=bool(cancer)).astype(np.uint16) * 16
+            (root / "train_images" / f"P{patient}").mkdir(parents=True, exist_ok=True)
+            write(make_dataset(pixels, bits_stored=12, phi=False, PatientID=f"P{patient}", ImageLaterality=side,
+                               ViewPosition="MLO", PixelSpacing=[0.2, 0.2]),
+                  root / "train_images" / f"P{patient}" / f"{image}.dcm")
+            rows.append(f"P{patient},{image},{side},MLO,{cancer},0")
+    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    models = tmp_path / "models"
+    models.mkdir()
+    report = reader_run.run(f"rsna:{root}", tmp_path / "run", dataclasses.replace(TINY, flip_reading=False), folds=2,
+                            seed=0, second_seed=1, export=models / "rsna-reader.onnx", force=True,
+                            model_name="rsna-reader")
+    assert report["patients"] == 8 and report["abnormal"] == 4 and report["acquisition"]["kinds"] == ["digital"]
+    film = mias_folder(tmp_path / "mias") / "mdb001.pgm"
+    out = tmp_path / "answers.csv"
+    assert main(["predict", str(root / "train_images" / "P1" / "1L.dcm"), str(film), "--models-dir", str(models),
+                 "--model", "rsna-reader", "--out", str(out), "--cpu"]) == 0
+    with open(out, encoding="utf-8-sig") as handle:
+        views = {Path(row["file"]).name: row for row in csv.DictReader(handle) if row["level"] == "image"}
+    assert views["1L.dcm"]["domain"] == "in domain" and views["1L.dcm"]["p_abnormal"]
+    assert "outside training data: film" in views["mdb001.pgm"]["domain"] and not views["mdb001.pgm"]["p_abnormal"]

@@ -104,3 +104,31 @@ def test_a_retrained_reader_is_named_after_its_file_unless_named(tmp_path, monke
     main(["reader", "--data", "mias:x", "--out", str(tmp_path / "r"), "--export", str(tmp_path / "a.onnx"),
           "--name", "reader-hospital-2026"])
     assert seen == ["reader-site", "reader-hospital-2026"]
+
+
+def test_a_folder_task_model_exports_and_evaluates_like_any_other(tmp_path, capsys):
+    from train_fixtures import class_folders
+
+    data = f"folder:{class_folders(tmp_path / 'data')}"
+    run = tmp_path / "runs" / "by-folder"
+    assert main(["fit", "--preset", "vae-cnn-lite", "--data", data, "--task", "folder", "--folds", "2",
+                 "--out", str(run), "--epochs-scale", "0.03", "--device", "cpu"]) == 0
+    said = capsys.readouterr()
+    assert "patients unknown: split by image; figures may be optimistic" in said.err + said.out
+    model = tmp_path / "by-folder.onnx"
+    assert main(["export", str(run), "--out", str(model)]) == 3  # 2 folds: the gate cannot judge
+    assert "cannot judge with 2 folds" in capsys.readouterr().err
+    assert main(["export", str(run), "--out", str(model), "--force"]) == 0
+    from mammodesk.inference import read_card
+
+    assert read_card(model).labels == ("benign", "malignant")
+    assert "Far too small for accuracy" in model.with_suffix(".md").read_text()
+    assert main(["evaluate", str(model), "--data", data]) == 0
+
+
+def test_a_model_trained_here_never_takes_a_bundled_name(tmp_path, capsys):
+    data = f"mias:{mias_folder(tmp_path / 'data')}"
+    code = main(["reader", "--data", data, "--out", str(tmp_path / "run"),
+                 "--export", str(tmp_path / "reader-lite0-hidden.onnx")])
+    assert code == 2 and "'reader-lite0-hidden' is the name of a bundled model" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before any work

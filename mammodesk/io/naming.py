@@ -55,3 +55,12 @@ def infer_from_name(name: str) -> NameHints:
     cbis = _CBIS_PATIENT.search(name)
     patient = hashed_key("cbis", cbis.group(1)) if cbis else None
     return NameHints(laterality, view, patient)
+
+
+def without_side_and_view(name: str) -> str:
+    """The name with its side-and-view token removed (`PAT0001_L_MLO` -> `PAT0001`); the name itself when it
+    has none, '' when nothing else is left."""
+    match = _SIDE_VIEW.search(name)
+    if not match:
+        return name
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", name[:match.start()] + " " + name[match.end():]).strip()

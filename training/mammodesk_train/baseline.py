@@ -127,8 +127,9 @@ def fit_predict(features: np.ndarray, y: np.ndarray, train: np.ndarray, test: np
     return probs
 
 
+MIN_FOLDS = 5  # fewer folds give a fold spread too rough to judge by
 RULE = ("ships only if the mean paired per-fold AUC difference (model - baseline) exceeds the larger of the "
-        "two fold standard deviations")
+        f"two fold standard deviations, over at least {MIN_FOLDS} folds")
 
 
 def compare(model_folds: list[dict], baseline_folds: list[dict], metric: str = "auc") -> dict:
@@ -141,7 +142,10 @@ def compare(model_folds: list[dict], baseline_folds: list[dict], metric: str = "
     return {"metric": metric, "model": {"mean": float(model.mean()), "sd": sd(model), "folds": model.tolist()},
             "baseline": {"mean": float(base.mean()), "sd": sd(base), "folds": base.tolist()},
             "difference": {"mean": float(diff.mean()), "sd": sd(diff), "folds": diff.tolist()},
-            "folds_won": int((diff > 0).sum()), "spread": spread, "beats_baseline": bool(diff.mean() > spread),
+            "folds_won": int((diff > 0).sum()), "spread": spread,
+            "beats_baseline": bool(diff.mean() > spread and len(diff) >= MIN_FOLDS),
+            **({} if len(diff) >= MIN_FOLDS else {"cannot_judge": f"{len(diff)} folds (the check needs at least "
+                                                                  f"{MIN_FOLDS})"}),
             "rule": RULE, "baseline_method": DESCRIPTION}
 
 
@@ -167,6 +171,8 @@ def verdict(comparison: dict) -> str:
     """One line: 'CV AUC 0.91 ± 0.03 vs 0.85 ± 0.05 plain baseline (+0.06 ± 0.04 paired; beats it)'."""
     m, b, d = comparison["model"], comparison["baseline"], comparison["difference"]
     outcome = "beats it" if comparison["beats_baseline"] else "does NOT beat it by more than the fold spread"
+    if comparison.get("cannot_judge"):
+        outcome = f"cannot judge with {comparison['cannot_judge']}: does NOT ship"
     if comparison.get("degenerate"):
         outcome = f"does NOT ship: {comparison['degenerate']}"
     return (f"CV {comparison['metric'].upper()} {m['mean']:.2f} ± {m['sd']:.2f} vs {b['mean']:.2f} ± {b['sd']:.2f} "

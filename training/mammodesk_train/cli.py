@@ -11,7 +11,7 @@ import numpy as np
 
 from mammodesk_train import __version__
 from mammodesk_train.entry import COMMANDS as COMMAND_HELP, DESCRIPTION
-from mammodesk_train.data.sources import SOURCES, DataError, load_source
+from mammodesk_train.data.sources import SOURCES, DataError, load_source, public_spec
 from mammodesk_train.data.tasks import TASKS, get_task
 from mammodesk_train.families.registry import PRESETS, empty_model, family_for
 
@@ -122,15 +122,37 @@ def _env(args) -> int:
     return 0
 
 
+DATA_HELP = {
+    "manifest": "a CSV or JSON list: path, label, patient, laterality, view, finding, box, mask, spacing, birads, "
+                "density (docs/TRAIN_YOUR_OWN.md); a MammoDesk findings CSV too",
+    "labels": "a folder of images labelled in MammoDesk (their .mammodesk.json sidecars)",
+    "mias": "the MIAS folder or its original tarball",
+    "cbis": "CBIS-DDSM: the case-description CSVs and the DICOM or PNG images",
+    "inbreast": "INbreast: AllDICOMs/, AllXML/ and INbreast.csv or .xls",
+    "rsna": "RSNA Screening Mammography: train.csv and train_images/PATIENT/IMAGE.dcm",
+    "vindr": "VinDr-Mammo: breast-level_annotations.csv, finding_annotations.csv and images/STUDY/IMAGE.dicom",
+    "cmmd": "CMMD: CMMD_clinicaldata_revision.csv (or .xlsx) and the DICOM tree",
+    "folder": "one sub-folder per class: normal/abnormal/benign/malignant, or density A-D, or any names (--task folder)",
+    "images": "any images, unlabelled (pretraining)",
+}
+
+
 def _list(args) -> int:
-    print("presets:")
+    from mammodesk_train.reader.run import PRESETS as READERS
+
+    print("reader presets (mammodesk-train reader; the app's default second opinion):")
+    for name, preset in READERS.items():
+        print(f"  {name:<22} {preset.description()}")
+    print("presets (mammodesk-train fit):")
     for name, preset in PRESETS.items():
         print(f"  {name:<22} {preset.family:<10} {preset.description}")
-    print("tasks:")
+    print("tasks (fit --task; the reader learns normal_abnormal):")
     for name, task in TASKS.items():
         print(f"  {name:<24} {task.description} [{', '.join(task.classes)}]")
     print("  folder                   the sub-folder of each image (folder:PATH data)")
-    print(f"data sources: {', '.join(f'{k}:PATH' for k in SOURCES)}")
+    print("data sources (--data KIND:PATH):")
+    for kind in SOURCES:
+        print(f"  {kind + ':PATH':<22} {DATA_HELP.get(kind, '')}")
     return 0
 
 
@@ -140,6 +162,16 @@ def _preset(name: str):
 
         raise CliError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)} (presets: {', '.join(PRESETS)})")
     return PRESETS[name]
+
+
+def _own_name(name: str, out: Path) -> None:
+    """A model trained here never takes a bundled model's name, unless it is that model, rebuilt in place."""
+    from mammodesk.resources import resources_dir
+
+    bundled = resources_dir() / "models"
+    if (bundled / f"{name}.onnx").is_file() and out.resolve().parent != bundled.resolve():
+        raise CliError(f"{name!r} is the name of a bundled model; give yours its own with --name (a model with a "
+                       "bundled model's name would be mistaken for it)")
 
 
 def _fit(args) -> int:
@@ -162,8 +194,11 @@ def _fit(args) -> int:
 def _fit_in_group(args, presets) -> int:
     from mammodesk_train.cv import run_cv
 
+    from mammodesk_train.data.tasks import check_task
+
     records = load_source(args.data)
     task = get_task(args.task, records)
+    check_task(records, task, args.folds)
     families = [family_for(preset, device=args.device) for preset in presets]
     if args.init is not None:
         for family in families:
@@ -183,7 +218,7 @@ def _fit_in_group(args, presets) -> int:
             print(f"note: the backbone's pretraining saw images (not labels) of {seen} of these patients; "
                   "the CV figures are not free of that overlap", file=sys.stderr)
     summary = document["cv_summary"]
-    print(f"{args.folds}-fold patient-level CV ({document['samples']} images, {document['patients']} patients):")
+    print(f"{document['evaluation']} ({document['samples']} images, {document['patients']} patients):")
     for key in ("auc", "accuracy", "f1_weighted", "sensitivity", "specificity"):
         if key in summary:
             print(f"  {key:<12} {summary[key]['mean']:.3f} ± {summary[key]['sd']:.3f}")
@@ -241,7 +276,7 @@ def _export(args) -> int:
                        "scikit-learn is not worth shipping; pass --force to export it anyway (its card will say so)",
                        code=REFUSED_BY_BASELINE)
     preset = _preset(run["preset"])
-    task = get_task(run["task"])
+    task = get_task(run["task"], classes=metrics["classes"])
     model = load_weights(empty_model(preset, len(task.classes)), args.run / "final")
     summary = metrics["cv_summary"]
     card_metrics = {"how": metrics["evaluation"] + f", seed {run['seed']}, {metrics['samples']} images of "
@@ -256,14 +291,14 @@ def _export(args) -> int:
     if explanations:
         card_metrics["explanations"] = {"cam_in_breast": explanations["cam_in_breast"],
                                         "pointing": explanations["pointing"]}
-    kind, _, location = run["data"].partition(":")
-    run = {**run, "data": f"{kind}:{Path(location).name}"}  # no local folder names in shipped files
+    run = {**run, "data": public_spec(run["data"])}  # no local folder names in shipped files
     training = {"dataset": run["data"], "split": metrics["evaluation"], "samples": metrics["samples"],
                 "patients": metrics["patients"],
                 "patient_key_hashes": metrics["final_model"]["patient_key_hashes"]}
     family = family_for(preset, device="cpu", progress=False)
     name = args.name or args.run.name
     out = args.out / f"{name}.onnx" if args.out.is_dir() else args.out
+    _own_name(name, out)
     domain_file = args.run / "final" / "domain.json"
     trust = {"calibration": metrics.get("calibration", {}).get("calibration"),
              "domain": json.loads(domain_file.read_text()) if domain_file.is_file() else None}
@@ -307,10 +342,13 @@ def _evaluate(args) -> int:
     from mammodesk_train.splits import patient_key_hash
 
     runner = ModelRunner(args.model)
-    task = get_task(args.task or runner.card.task)
+    task = get_task(args.task or runner.card.task, classes=runner.card.labels)
     if tuple(task.classes) != runner.card.labels:
         raise CliError(f"task {task.name} has classes {list(task.classes)}, the model {list(runner.card.labels)}")
     records = load_source(args.data)
+    from mammodesk_train.data.tasks import check_task
+
+    check_task(records, task, 1)  # every class present, or an error naming the labels found
     trained = set(runner.card.training.get("patient_key_hashes", []))
     y, probs, overlap = [], [], 0
     for record in records:
@@ -340,6 +378,8 @@ def _reader(args: argparse.Namespace) -> int:
     if args.preset not in READERS:
         raise CliError(f"unknown reader preset {args.preset!r} (known: {', '.join(READERS)})")
     name = args.name or (args.export.stem if args.export is not None else None)
+    if args.export is not None:
+        _own_name(name, args.export)
     report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
                  second_seed=args.second_seed, export=args.export, force=args.force, model_name=name)
     print(f"report: {args.out / 'report.json'}")

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mammodesk_train import baseline, trust
+from mammodesk_train.data.patients import evaluation, grouping
 from mammodesk_train.data.sources import Record, assumed_spacing
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import distributed
@@ -81,7 +82,8 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
         "run": out.name, "preset": final_choice.name, "family": final_choice.family.preset.family, "task": task.name,
         "classes": list(task.classes), "data": data, "samples": int(len(primary)),
         "patients": int(len(set(groups.tolist()))), "folds": folds, "seed": seed,
-        "evaluation": f"{folds}-fold patient-level stratified cross-validation (development data; not a test set)",
+        "grouping": (grouped := grouping([r.patient_from for r in records])),
+        "evaluation": evaluation(folds, "stratified cross-validation", grouped) + " (development data; not a test set)",
         "folds_detail": fold_metrics, "cv_summary": aggregate_folds(fold_metrics), "pooled": pooled,
         "baseline": {"method": baseline.DESCRIPTION, "features": list(baseline.FEATURES),
                      "folds_detail": base_metrics, "cv_summary": aggregate_folds(base_metrics),

@@ -14,6 +14,17 @@ LIMITS = {
              "never seen a digital mammogram, and its figures say nothing about modern FFDM or DBT images."),
 }
 
+TOO_FEW_PATIENTS = 100  # below this, a card says its figures cannot speak for accuracy
+
+
+def size_warning(samples: int, patients: int, unit: str = "images") -> str:
+    """A card's first words when the data is far too small for its figures to mean much."""
+    if patients >= TOO_FEW_PATIENTS:
+        return ""
+    return (f"**Far too small for accuracy**: trained and evaluated on {samples} {unit} of {patients} patients "
+            f"(fewer than {TOO_FEW_PATIENTS}); its figures carry wide error, and it shows that the pipeline runs "
+            "on this data, not how well a model can read it.\n\n")
+
 
 def write_model_card(path: Path, name: str, metrics: dict, run: dict, description: str,
                      notes: list[str] = (), explanations: dict | None = None) -> Path:
@@ -28,6 +39,7 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
     if comparison and not comparison["beats_baseline"]:
         warning = (f"**Does not beat its plain baseline** ({verdict(comparison)}); exported with `--force`. "
                    "Treat its answers as no better than simple intensity statistics.\n\n")
+    warning += size_warning(metrics["samples"], metrics["patients"], unit)
     source = run["data"].split(":", 1)[0]
     support = [c["support"] for c in metrics["pooled"]["per_class"].values()]
     majority = max(support) / max(1, sum(support))
@@ -39,16 +51,14 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
 |---|---|
 | family / preset | {metrics['family']} / `{metrics['preset']}` |
 | task | `{metrics['task']}`: {', '.join(metrics['classes'])} |
-| data | `{run['data']}`: {metrics['samples']} {unit} of {metrics['patients']} patients |
+| data | `{run['data']}`: {_counted(metrics, unit)} |
 | shipped weights | retrained on all {metrics['samples']} {unit} after cross-validation |
 
 {description}
 
 ## How it was evaluated
 
-{metrics['evaluation']}, seed {run['seed']}. Folds are split by patient and
-stratified by class; no patient and no identical image is on both sides of any
-fold (checked on every fold). {_fold_isolation(run)} These are development-set
+{metrics['evaluation']}, seed {run['seed']}. {_split_words(metrics)} {_fold_isolation(run)} These are development-set
 cross-validation figures, not results on an independent test set.
 
 | metric | mean ± sd over {run['folds']} folds | per fold |
@@ -106,7 +116,7 @@ def _baseline_section(comparison: dict | None) -> str:
 
 {verdict(comparison)}.
 
-The baseline: {comparison['baseline_method']}, trained in the same patient-level folds on the same samples (training-only extras of the model,
+The baseline: {comparison['baseline_method']}, trained in the same folds on the same samples (training-only extras of the model,
 such as additional normal ROIs of its training patients, are not given to the baseline).
 A model {comparison['rule']}.
 
@@ -115,6 +125,21 @@ A model {comparison['rule']}.
 {folds}
 | mean ± sd | {m['mean']:.3f} ± {m['sd']:.3f} | {b['mean']:.3f} ± {b['sd']:.3f} | {d['mean']:+.3f} ± {d['sd']:.3f} |
 """
+
+
+def _counted(metrics: dict, unit: str) -> str:
+    grouping = metrics.get("grouping", {})
+    if grouping.get("patient_level", True):
+        return f"{metrics['samples']} {unit} of {metrics['patients']} patients"
+    return f"{metrics['samples']} {unit}; {grouping['statement']}"
+
+
+def _split_words(metrics: dict) -> str:
+    if metrics.get("grouping", {}).get("patient_level", True):
+        return ("Folds are split by patient and stratified by class; no patient and no identical image is on both "
+                "sides of any fold (checked on every fold).")
+    return ("Folds are stratified by class; an image without a known patient is split alone, so one woman's images "
+            "may sit on both sides. No identical image is on both sides of any fold (checked on every fold).")
 
 
 def _fold_isolation(run: dict) -> str:

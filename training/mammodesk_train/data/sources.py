@@ -2,13 +2,15 @@
 image: where it is, whose it is, its labels). Images are read lazily through
 the app's own readers, so training sees exactly what the app sees.
 
-`--data` strings: `mias:PATH` (folder or the original tarball), `cbis:PATH`
+`--data` strings: `manifest:FILE` (a CSV or JSON list of labelled images, `data.manifest`), `labels:FOLDER`
+(images labelled in MammoDesk), `rsna:`, `vindr:` and `cmmd:` (`data.public_sets`), `mias:PATH` (folder or the original tarball), `cbis:PATH`
 (a folder with the case-description CSVs and the DICOM or PNG images),
 `inbreast:PATH` (AllDICOMs/, AllXML/ and INbreast.csv|xls), `folder:PATH`
 (one sub-folder per class), `images:PATH` (any images, unlabelled: pretraining)."""
 
 from __future__ import annotations
 
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -25,6 +27,9 @@ from mammodesk.io.naming import hashed_key
 MIAS_SPACING_MM = 0.2  # MIAS pixels: 200 micrometres (the PGMs carry no spacing)
 
 
+IGNORED = "columns ignored"  # a source's note on columns it does not read (not images skipped)
+
+
 class DataError(ValueError):
     """The data location is missing, or not laid out as its source expects."""
 
@@ -39,9 +44,14 @@ class Record:
     class_name: str | None = None  # folder-per-class layout only
     extra: dict = field(default_factory=dict, compare=False)
     assumed_spacing_mm: float | None = None  # what the source knows of pixels whose files state no spacing
+    patient_from: str = "source"  # how patient_key was found (data.patients); "file": unknown, the image alone
 
     def load(self) -> Image:
-        return read_image(self.path)
+        """The image as the app reads it; a side or view the data list states fills what the file does not say."""
+        image = read_image(self.path)
+        stated = {key: value for key, value in (("laterality", self.labels.laterality), ("view", self.labels.view))
+                  if value and not getattr(image.meta, key)}
+        return image.with_meta(**stated) if stated else image
 
 
 def assumed_spacing(records: list[Record]) -> float | None:
@@ -51,7 +61,7 @@ def assumed_spacing(records: list[Record]) -> float | None:
     return values.pop() if len(values) == 1 else None
 
 
-def load_source(spec: str, cache_dir: Path | None = None) -> list[Record]:
+def load_source(spec: str, cache_dir: Path | None = None, *, announce: bool = True) -> list[Record]:
     kind, _, location = spec.partition(":")
     if not location:
         raise DataError(f"--data must look like KIND:PATH (kinds: {', '.join(SOURCES)}), got {spec!r}")
@@ -60,10 +70,37 @@ def load_source(spec: str, cache_dir: Path | None = None) -> list[Record]:
     path = Path(location).expanduser()
     if not path.exists():
         raise DataError(f"{kind} data not found at {path}")
-    records = SOURCES[kind](path, cache_dir)
+    found = SOURCES[kind](path, cache_dir)
+    records, skipped = found if isinstance(found, tuple) else (found, {})
     if not records:
-        raise DataError(f"no images found in {path} for source {kind}")
+        gone = "; ".join(f"{len(names)} {why}" for why, names in skipped.items() if names)
+        raise DataError(f"no images found in {path} for source {kind}" + (f" (skipped: {gone})" if gone else ""))
+    if announce:
+        print(found_line(path, records, skipped), file=sys.stderr)
     return records
+
+
+def found_line(source: Path, records: list[Record], skipped: dict[str, list[str]]) -> str:
+    """One line on what a source found and skipped, and why (stderr: stdout stays the command's answer)."""
+    from collections import Counter
+
+    from mammodesk_train.data.patients import grouping
+    from mammodesk_train.data.tasks import described
+
+    labels = Counter(described(r) for r in records)
+    shown = ", ".join(f"{n} {text}" for text, n in labels.most_common(6)) + (", ..." if len(labels) > 6 else "")
+    line = (f"{source.name}: {len(records)} images of {len({r.patient_key for r in records})} patients ({shown}); "
+            f"{grouping([r.patient_from for r in records])['statement']}")
+    gone = [f"{len(names)} {why} (e.g. {names[0]})" for why, names in skipped.items() if names and why != IGNORED]
+    ignored = skipped.get(IGNORED)
+    return line + (f"; skipped {', '.join(gone)}" if gone else "") + (f"; {IGNORED}: {', '.join(ignored)}"
+                                                                     if ignored else "")
+
+
+def public_spec(spec: str) -> str:
+    """A --data string as shipped files may state it: the source and the file or folder name, no local path."""
+    kind, _, location = spec.partition(":")
+    return f"{kind}:{Path(location).name}"
 
 
 def extracted(archive: Path, cache_dir: Path | None = None) -> Path:
@@ -168,30 +205,41 @@ def inbreast(path: Path, cache_dir: Path | None = None) -> list[Record]:
 
 
 NORMAL_FOLDERS = ("normal", "negative", "healthy", "no_finding", "no-finding")
-PATHOLOGY_FOLDERS = {"benign": Pathology.BENIGN, "malignant": Pathology.MALIGNANT, "cancer": Pathology.MALIGNANT}
+ABNORMAL_FOLDERS = {"abnormal": Pathology.UNKNOWN, "positive": Pathology.UNKNOWN, "benign": Pathology.BENIGN,
+                    "malignant": Pathology.MALIGNANT, "cancer": Pathology.MALIGNANT}
+DENSITY_FOLDERS = ("A", "B", "C", "D")
+
+
+def folder_labels(name: str, stem: str, patient: str) -> ImageLabels:
+    """What a class folder's name says of its images: normal (negative, healthy), abnormal (an unlocated finding;
+    benign, malignant and cancer give its pathology), or ACR density A-D. Any other name labels only the
+    `folder` task, and a task that needs other labels refuses such data up front (`tasks.check_task`)."""
+    key = name.lower()
+    if key in NORMAL_FOLDERS:
+        return ImageLabels(stem, (Finding(FindingKind.NORMAL, source=f"folder {name}"),), patient_key=patient)
+    if key in ABNORMAL_FOLDERS:
+        return ImageLabels(stem, (Finding(FindingKind.OTHER, ABNORMAL_FOLDERS[key], source=f"folder {name}"),),
+                           patient_key=patient)
+    if name.upper() in DENSITY_FOLDERS and len(name) == 1:
+        return ImageLabels(stem, density=name.upper(), density_system="acr", patient_key=patient)
+    return ImageLabels(stem, patient_key=patient)
 
 
 def folder_per_class(path: Path, cache_dir: Path | None = None) -> list[Record]:
-    """One sub-folder per class; every image is its own patient unless its name
-    carries a patient hint (MIAS or CBIS naming). A folder named normal (negative,
-    healthy) holds normal images; any other holds abnormal ones (an unlocated
-    finding, its pathology from a benign/malignant/cancer folder name), so the
-    normal-vs-abnormal task and the reader read the folders' labels."""
-    from mammodesk.io.naming import infer_from_name
+    """One sub-folder per class (`folder_labels`). A patient is the DICOM PatientID, else the file name without
+    side and view (MIAS and CBIS-DDSM naming included), else the image alone (a split by image, said so)."""
+    from mammodesk_train.data.patients import patient_of
 
     if not path.is_dir():
-        raise DataError(f"folder:{path} is a file; folder: takes a folder with one sub-folder per class")
+        raise DataError(f"folder:{path} is a file; folder: takes a folder with one sub-folder per class "
+                        "(a CSV or JSON list of images is manifest:FILE)")
     records = []
     for class_dir in sorted(p for p in path.iterdir() if p.is_dir()):
-        normal = class_dir.name.lower() in NORMAL_FOLDERS
-        kind = FindingKind.NORMAL if normal else FindingKind.OTHER
-        finding = (Finding(kind, PATHOLOGY_FOLDERS.get(class_dir.name.lower(), Pathology.UNKNOWN),
-                           source=f"folder {class_dir.name}"),)
         for image in sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            hint = infer_from_name(image.stem).patient_key
-            patient = hint or hashed_key("file", str(image.relative_to(path)))
-            label = ImageLabels(image.stem, patient_key=patient, findings=finding)
-            records.append(Record(image.stem, image, patient, label, "folder", class_name=class_dir.name))
+            patient, how = patient_of(image, path)
+            label = folder_labels(class_dir.name, image.stem, patient)
+            records.append(Record(image.stem, image, patient, label, "folder", class_name=class_dir.name,
+                                  patient_from=how))
     return records
 
 
@@ -201,7 +249,7 @@ def unlabelled_images(path: Path, cache_dir: Path | None = None) -> list[Record]
     archives export them), else the file itself."""
     from mammodesk.errors import ImageReadError, UnsupportedFormatError
     from mammodesk.io import find_reader
-    from mammodesk.io.naming import infer_from_name
+    from mammodesk_train.data.patients import patient_of
 
     records = []
     for image in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
@@ -209,13 +257,25 @@ def unlabelled_images(path: Path, cache_dir: Path | None = None) -> list[Record]
             find_reader(image)
         except (UnsupportedFormatError, ImageReadError):
             continue
-        folder = image.parent.relative_to(path)
-        patient = infer_from_name(image.stem).patient_key or (
-            hashed_key("folder", str(folder)) if folder.parts else hashed_key("file", image.name))
-        records.append(Record(image.stem, image, patient, ImageLabels(image.stem, patient_key=patient), "images"))
+        patient, how = patient_of(image, path, folder_is_case=True)
+        records.append(Record(image.stem, image, patient, ImageLabels(image.stem, patient_key=patient), "images",
+                              patient_from=how))
     return records
 
 
+def _elsewhere(module: str, name: str) -> Callable:
+    """A source defined in another module of this package, imported when first used (they import this one)."""
+    def load(path: Path, cache_dir: Path | None = None):
+        from importlib import import_module
+
+        return getattr(import_module(f"mammodesk_train.data.{module}"), name)(path, cache_dir)
+
+    return load
+
+
 SOURCES: dict[str, Callable[[Path, Path | None], list[Record]]] = {
-    "mias": mias, "cbis": cbis, "inbreast": inbreast, "folder": folder_per_class, "images": unlabelled_images,
+    "manifest": _elsewhere("manifest", "manifest"), "labels": _elsewhere("manifest", "labelled_in_app"),
+    "mias": mias, "cbis": cbis, "inbreast": inbreast, "rsna": _elsewhere("public_sets", "rsna"),
+    "vindr": _elsewhere("public_sets", "vindr"), "cmmd": _elsewhere("public_sets", "cmmd"),
+    "folder": folder_per_class, "images": unlabelled_images,
 }

@@ -48,11 +48,13 @@ def _density(system: str) -> LabelFn:
 
 
 def _normal_abnormal(record: Record, finding: Finding | None) -> int | None:
+    """Any abnormality, benign included, is abnormal. Without findings, BI-RADS decides: 1 normal, 3-6 abnormal;
+    0 (incomplete) and 2 (a benign finding, yet a negative screen) are neither."""
     if finding is not None:
         return 0 if finding.kind == FindingKind.NORMAL else 1
-    if not record.labels.findings and record.labels.birads is None:
-        return None
-    return 0 if record.labels.is_normal else 1
+    if record.labels.findings:
+        return 0 if record.labels.is_normal else 1
+    return {None: None, 0: None, 1: 0, 2: None}.get(record.labels.birads, 1)
 
 
 def _mass_normal(record: Record, finding: Finding | None) -> int | None:
@@ -128,14 +130,74 @@ TASKS: dict[str, Task] = {t.name: t for t in (
 )}
 
 
-def get_task(name: str, records: Sequence[Record] = ()) -> Task:
+def folder_classes(names) -> tuple[str, ...]:
+    """Folder names as classes: normal-like names first (class 0, the negative class of a two-folder task), then
+    the others alphabetically; never "normal" as the positive class because it sorts after "abnormal"."""
+    from mammodesk_train.data.sources import NORMAL_FOLDERS
+
+    return tuple(sorted(set(names), key=lambda n: (n.lower() not in NORMAL_FOLDERS, n.lower())))
+
+
+def get_task(name: str, records: Sequence[Record] = (), classes: Sequence[str] | None = None) -> Task:
+    """A task by name; `folder` takes its classes from the records' folders, or from `classes` (a fitted run's,
+    so that it exports and evaluates without the data)."""
     if name == "folder":
-        classes = tuple(sorted({r.class_name for r in records if r.class_name}))
+        classes = tuple(classes) if classes else folder_classes(r.class_name for r in records if r.class_name)
         if not classes:
-            raise ValueError("task 'folder' needs folder-per-class data")
+            raise ValueError("task 'folder' needs folder-per-class data (folder:PATH, one sub-folder per class)")
         return Task("folder", "the sub-folder each image is in", classes, _folder_class(classes))
     if name not in TASKS:
         from mammodesk.errors import did_you_mean
 
         raise ValueError(f"unknown task {name!r}{did_you_mean(name, TASKS)} (tasks: {', '.join(TASKS)}, folder)")
     return TASKS[name]
+
+
+# What each image-level task reads, in the words of the data lists (manifest columns, folder names).
+EXPECTS = {
+    "normal_abnormal": "label normal (negative, healthy) vs abnormal, benign or malignant (cancer), or BI-RADS 1 vs "
+                       "3-6; folders normal/negative/healthy vs abnormal/benign/malignant/cancer",
+    "benign_malignant": "label benign vs malignant (folders benign, malignant)",
+    "normal_benign_malignant": "label normal, benign or malignant",
+    "density": "density F, G or D (MIAS scale)",
+    "density_acr": "density A, B, C or D (ACR), or folders named A-D",
+    "malignant_birads": "BI-RADS 1-2 vs 4-6",
+    "folder": "one sub-folder per class",
+}
+
+
+def described(record: Record) -> str:
+    """What the data says of one image, as its list or folders put it."""
+    labels = record.labels
+    if record.class_name:
+        return f"folder {record.class_name}"
+    if labels.extra.get("label"):
+        return f"label {labels.extra['label']}"
+    if labels.findings:
+        return "normal" if labels.is_normal else "findings " + "/".join(sorted({f.kind.value for f in labels.findings}))
+    parts = [f"density {labels.density}" if labels.density else "", "" if labels.birads is None else
+             f"BI-RADS {labels.birads}"]
+    return ", ".join(p for p in parts if p) or "no label"
+
+
+def check_task(records: Sequence[Record], task: Task, folds: int) -> list[int | None]:
+    """Before any image is read: every class of an image-level task in enough patients for the folds, or an
+    error naming the labels found and the labels the task expects. Returns each record's class (None: not in
+    the task)."""
+    from collections import Counter
+
+    from mammodesk_train.data.sources import DataError
+
+    labels = task.labels_for(records)
+    if task.level != "image":
+        return labels
+    patients = {c: len({r.patient_key for r, y in zip(records, labels) if y == i}) for i, c in enumerate(task.classes)}
+    short = [c for c, n in patients.items() if n < folds]
+    if short:
+        found = Counter(described(r) for r in records)
+        shown = ", ".join(f"{text} ({n})" for text, n in found.most_common(8))
+        raise DataError(f"task {task.name} needs images of every class ({', '.join(task.classes)}) in at least "
+                        f"{folds} patients for {folds} folds; it has " +
+                        ", ".join(f"{c} in {n}" for c, n in patients.items()) +
+                        f". The data's labels: {shown}. The task expects {EXPECTS.get(task.name, task.description)}")
+    return labels

@@ -7,7 +7,9 @@ from pathlib import Path
 from mammodesk.inference.location import LOCATION_MM, location_cells
 
 from mammodesk_train.baseline import verdict
-from mammodesk_train.model_card import LIMITS
+from mammodesk_train.data.patients import PATIENTS_FROM
+from mammodesk_train.data.sources import public_spec
+from mammodesk_train.model_card import LIMITS, size_warning
 from mammodesk_train.reader.fit import Setting
 from mammodesk_train.reader.model import STRIDE
 
@@ -105,11 +107,11 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
     limits = LIMITS.get(report["data"].split(":", 1)[0], "")
     spacing = report["spacing_mm"]
     lines = [
-        f"# {name}", "", warning + f"{report['description']}.", "",
-        f"**Task**: normal vs abnormal, per image (any MIAS abnormality: masses, calcifications, architectural "
-        f"distortion, asymmetry); per breast and per exam in the app and `mammodesk predict`, each on its own scale (the table per level below). "
+        f"# {name}", "", warning + size_warning(report["images"], report["patients"]) + f"{report['description']}.", "",
+        f"**Task**: normal vs abnormal, per image (any abnormality {_labelled_as(report)}); per breast and per exam in the app and `mammodesk predict`, each on its own scale (the table per level below). "
         f"{report['images']} images of {report['patients']} women ({report['abnormal']} abnormal, "
         f"{report['located']} with a located finding). {report['evaluation']}.", "",
+        _data_line(report), "",
         f"## Reported fold seed ({report['reported']['seed']})", "", _seed_table(report["reported"], spacing), "",
         f"## Second fold seed ({report['second_seed']['seed']})", "", _seed_table(report["second_seed"], spacing), "",
         "## The shipped model", "",
@@ -144,7 +146,28 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
               "The trunk is ImageNet's, frozen: only the patch classifier is fitted, so what it can see is what "
               f"ImageNet features at {STRIDE * spacing:g} mm cells show; small calcifications are below "
               "that scale.", "",
-              "Reproduce: `mammodesk-train reader --data mias:../shared/data/mias-dev.tar.gz --preset "
+              f"Reproduce: `mammodesk-train reader --data {_reproduce_data(report['data'])} --preset "
               f"{report['preset']} --out runs/{report['preset']} --export resources/models/{name}.onnx`", ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def _labelled_as(report: dict) -> str:
+    if report["data"].startswith("mias:"):
+        return "MIAS labels: masses, calcifications, architectural distortion, asymmetry"
+    return f"the data labels abnormal, benign included, in `{public_spec(report['data'])}`"
+
+
+def _reproduce_data(spec: str) -> str:
+    """The bundled model's data by its path in the project; anyone else's by its name only."""
+    return spec if spec.startswith("mias:") and "shared/data" in spec else public_spec(spec)
+
+
+def _data_line(report: dict) -> str:
+    """Where the data came from, by name only, and what kind of images it held."""
+    acquisition = report.get("acquisition") or {}
+    counts = (report.get("grouping") or {}).get("counts", {})
+    return (f"**Data**: `{public_spec(report['data'])}`; acquisition {' and '.join(acquisition.get('kinds', [])) or 'unknown'}"
+            f" ({', '.join(acquisition.get('formats', []))}); patients from "
+            + ", ".join(f"{PATIENTS_FROM.get(how, how)} ({n} images)" for how, n in counts.items()) + ".")
+

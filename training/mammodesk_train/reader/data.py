@@ -22,7 +22,10 @@ from mammodesk.preprocessing import PipelineSpec
 
 from mammodesk_train import baseline
 from mammodesk_train.data.sources import Record
+from mammodesk_train.data.tasks import get_task
 from mammodesk_train.reader.model import STRIDE, WholeImageReader
+
+READS = get_task("normal_abnormal")  # what the reader learns: normal vs any abnormality, benign included
 
 
 @dataclass
@@ -122,7 +125,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
         base.append(baseline.image_features(image))
         metas.append(image.meta)
         stats.append(input_statistics(processed.array, over="breast"))
-        y.append(0 if record.labels.is_normal else 1)
+        y.append(READS.label(record, None))
         groups.append(record.patient_key)
         ids.append(record.image_id)
         if progress and (index + 1) % 50 == 0:

@@ -22,19 +22,22 @@ import torch
 
 from mammodesk.inference import InputLayout, RoiMode, build_metadata
 from mammodesk.inference.calibration import apply_calibration
+from mammodesk.inference.domain import summarise_acquisition
 from mammodesk.preprocessing import PipelineSpec
 
 from mammodesk_train import __version__, baseline, trust
-from mammodesk_train.data.sources import assumed_spacing, load_source
+from mammodesk_train.data.patients import evaluation, grouping
+from mammodesk_train.data.sources import assumed_spacing, load_source, public_spec
+from mammodesk_train.data.tasks import check_task, described
 from mammodesk_train.export import weights_sha256
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
-from mammodesk_train.reader.data import ReaderData, prepare
+from mammodesk_train.reader.data import READS, ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
 from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv, reader_logits
 from mammodesk_train.reader.levels import (breast_table, cross_answers, evaluate_levels, exam_logits, exam_table,
                                            fit_exam_rule, fit_level, fold_index, level_dict, operating_point)
 from mammodesk_train.reader.model import STRIDE, WholeImageReader, head_from_standardised
-from mammodesk_train.splits import Fold, patient_kfold
+from mammodesk_train.splits import Fold, patient_key_hash, patient_kfold
 
 
 @dataclass(frozen=True)
@@ -266,8 +269,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     started = time.perf_counter()
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
-    records = load_source(data_spec)
-    check_labels(records, folds)
+    records = labelled(load_source(data_spec), folds)
     trunk = build_trunk(preset.trunk)
     reader = WholeImageReader(trunk, k=1, flip_reading=preset.flip_reading)
     print(f"reading {len(records)} images through {preset.name}'s spec and frozen trunk", flush=True)
@@ -277,8 +279,10 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
                     "images": len(data), "patients": int(len(set(data.groups.tolist()))),
                     "abnormal": int(data.y.sum()), "located": int(data.located.sum()), "folds": folds,
                     "settings": [asdict(s) for s in preset.settings], "schedule": asdict(preset.schedule),
-                    "evaluation": f"{folds}-fold patient-level cross-validation, settings chosen in 3 inner folds of each outer "
-                                  "training fold (nested); development data, not a test set"}
+                    "grouping": (grouped := grouping([r.patient_from for r in records])),
+                    "acquisition": summarise_acquisition(data.metas, assumed_spacing(records)),
+                    "evaluation": evaluation(folds, "cross-validation", grouped) + ", settings chosen in 3 inner "
+                                  "folds of each outer training fold (nested); development data, not a test set"}
     for which, s in (("reported", seed), ("second_seed", second_seed)):
         print(f"nested CV, fold seed {s} ({which})", flush=True)
         report[which] = evaluate_seed(data, preset, folds, s)
@@ -327,18 +331,15 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     return report
 
 
-def check_labels(records, folds: int) -> None:
-    """Up front, before any image is read: both classes, in enough patients for the folds."""
-    from mammodesk_train.data.sources import DataError
-
-    normal = [r for r in records if r.labels.is_normal]
-    abnormal = [r for r in records if not r.labels.is_normal]
-    for name, group in (("normal", normal), ("abnormal", abnormal)):
-        patients = len({r.patient_key for r in group})
-        if patients < folds:
-            raise DataError(f"the reader needs {name} images of at least {folds} patients for {folds} folds; "
-                            f"the data has {len(group)} {name} image(s) of {patients} patient(s) "
-                            f"({len(normal)} normal, {len(abnormal)} abnormal in all)")
+def labelled(records, folds: int) -> list:
+    """Up front, before any image is read: the records the reader can learn from (normal vs any abnormality),
+    both classes in enough patients for the folds, or an error naming the labels found and those expected."""
+    labels = check_task(records, READS, folds)
+    kept = [r for r, y in zip(records, labels) if y is not None]
+    if len(kept) < len(records):
+        print(f"{len(records) - len(kept)} of {len(records)} images have no normal/abnormal label (e.g. "
+              f"{described(next(r for r, y in zip(records, labels) if y is None))}): left out", flush=True)
+    return kept
 
 
 def finish_card(model: Path, report: dict, records) -> Path:
@@ -381,10 +382,12 @@ def levels_metadata(report: dict) -> dict:
     out = {name: {**level, "figures": _short_figures(figures.get(name))} if level else None
            for name, level in shipped.items()}
     exam = figures.get("exam")
-    out["population"] = (f"{report['data'].split(':', 1)[0].upper()} development data: {report['images']} images of "
-                         f"{report['patients']} women, {report['abnormal'] / report['images']:.0%} of images and "
-                         + (f"{exam['abnormal'] / exam['units']:.0%} of women abnormal" if exam else "")
-                         + "; enriched, not a screening population")
+    kind = report["data"].split(":", 1)[0]
+    share = f"{report['abnormal'] / report['images']:.0%} of images" + (
+        f" and {exam['abnormal'] / exam['units']:.0%} of women" if exam else "")
+    out["population"] = (f"{kind.upper() if kind == 'mias' else public_spec(report['data'])} development data: "
+                         f"{report['images']} images of {report['patients']} women, {share} abnormal"
+                         + ("; enriched, not a screening population" if kind == "mias" else ""))
     return out
 
 
@@ -401,7 +404,7 @@ def _short_figures(figures: dict | None) -> dict | None:
 def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
                  calibration: dict | None, threshold: float, path: Path, name: str,
                  assumed_mm: float | None) -> dict:
-    from mammodesk.inference.domain import EmbeddingModel, input_ranges, summarise_acquisition
+    from mammodesk.inference.domain import EmbeddingModel, input_ranges
 
     point = report["reported"]["operating_point"]
     weights = data.breast.float()[..., None]
@@ -414,7 +417,10 @@ def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderDat
         family="reader", name=name, task="normal_abnormal", labels=["normal", "abnormal"], spec=preset.spec(),
         input=InputLayout("image", 3, preset.height, preset.width), activation="sigmoid",
         roi=RoiMode("image", spacing_mm=preset.spacing_mm, location_window=report["shipped"]["location_window"]),
-        training={"dataset": report["data"], "split": report["evaluation"]},
+        training={"dataset": public_spec(report["data"]), "split": report["evaluation"], "samples": len(data),
+                  "abnormal": int(data.y.sum()), "patients": report["patients"],
+                  "patients_from": report["grouping"]["counts"],
+                  "patient_key_hashes": sorted({patient_key_hash(g) for g in data.groups.tolist()})},
         metrics=metrics, weights_sha256=weights_sha256(reader), tool_version=f"mammodesk-train {__version__}",
         description=f"{name}: {preset.description()}", calibration=calibration, domain=domain,
         embedding="embedding", map_output="patch_logits",
