@@ -498,3 +498,47 @@ def test_a_reader_trained_on_digital_rsna_answers_digital_views_and_flags_film(t
         views = {Path(row["file"]).name: row for row in csv.DictReader(handle) if row["level"] == "image"}
     assert views["1L.dcm"]["domain"] == "in domain" and views["1L.dcm"]["p_abnormal"]
     assert "outside training data: film" in views["mdb001.pgm"]["domain"] and not views["mdb001.pgm"]["p_abnormal"]
+
+
+def test_images_are_read_once_and_a_killed_read_continues_where_it_stopped(tmp_path, monkeypatch):
+    """The feature cache: a second prepare reads no image; one killed halfway reads only the rest, and a half
+    row left at the end of the file is cut off. The data are the same either way."""
+    from mammodesk_train.data.sources import load_source
+    from mammodesk_train.reader.data import prepare
+
+    records = load_source(f"mias:{mias_folder(tmp_path / 'mias')}", announce=False)
+    reader = WholeImageReader(reader_run.build_trunk("lite0"), k=1, flip_reading=True)
+    reads = []
+    original = reader.features
+    reader.features = lambda x: (reads.append(1), original(x))[1]
+    kwargs = dict(spacing_mm=TINY.spacing_mm, flip_reading=True, progress=False, cache_root=tmp_path / "cache")
+    from mammodesk_train.data.sources import Record
+
+    plain, loads = Record.load, []
+
+    def killed_after_five(self):
+        loads.append(self.image_id)
+        if len(loads) > 5:
+            raise KeyboardInterrupt
+        return plain(self)
+
+    monkeypatch.setattr(Record, "load", killed_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(records, TINY.spec(), reader, **kwargs)
+    monkeypatch.undo()
+    folder = next((tmp_path / "cache").iterdir())
+    with open(folder / "upright.f16", "ab") as handle:
+        handle.write(b"\0" * 100)  # a row cut short by the kill
+    reads.clear()
+    resumed = prepare(records, TINY.spec(), reader, **kwargs)
+    assert len(reads) == 2 * (len(records) - 5)  # upright and flipped, only the images not read before
+    reads.clear()
+    again = prepare(records, TINY.spec(), reader, **kwargs)
+    assert reads == []  # everything from the cache
+    index = np.arange(len(records))
+    assert torch.equal(resumed.features[index], again.features[index]) and torch.equal(resumed.flipped[index],
+                                                                                      again.flipped[index])
+    fresh = prepare(records, TINY.spec(), reader, **{**kwargs, "cache_root": tmp_path / "other"})
+    assert torch.equal(fresh.features[index], again.features[index])
+    assert np.array_equal(fresh.base_features, again.base_features) and torch.equal(fresh.finding, again.finding)
+    assert fresh.sides == again.sides and fresh.metas[0].bits_stored == again.metas[0].bits_stored == 8

@@ -132,3 +132,16 @@ def test_a_model_trained_here_never_takes_a_bundled_name(tmp_path, capsys):
                  "--export", str(tmp_path / "reader-lite0-hidden.onnx")])
     assert code == 2 and "'reader-lite0-hidden' is the name of a bundled model" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_ctrl_c_stops_cleanly_and_says_what_was_kept(tmp_path, capsys, monkeypatch):
+    from mammodesk_train.reader import run as reader_run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reader_run, "run", interrupted)
+    code = main(["reader", "--data", f"mias:{mias_folder(tmp_path / 'data')}", "--out", str(tmp_path / "run")])
+    said = capsys.readouterr().err
+    assert code == 130 and "stopped (Ctrl+C)" in said and "run the same command again" in said
+    assert "Traceback" not in said

@@ -16,6 +16,11 @@ from mammodesk_train.data.tasks import TASKS, get_task
 from mammodesk_train.families.registry import PRESETS, empty_model, family_for
 
 
+STOPPED = {  # what a stopped command kept, and how to go on
+    "reader": "Kept: every image read so far, in the feature cache (the data folder's cache/reader-features); run "
+              "the same command again and they are not read again (the folds are fitted again).",
+    "fit": "Kept: the finished folds' logs and weights in --out; a new fit starts over.",
+}
 REFUSED_BY_BASELINE = 3  # export's exit status when the model does not beat its plain baseline
 
 
@@ -105,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"\nmammodesk-train {args.command}: stopped (Ctrl+C). {STOPPED.get(args.command, 'Nothing was kept.')}",
+              file=sys.stderr)
+        return 130
     except (CliError, DataError, ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"mammodesk-train {args.command}: {message}", file=sys.stderr)

@@ -6,8 +6,8 @@ its features do not change between folds), on records split later by patient."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,13 +16,17 @@ from mammodesk.anatomy import read_anatomy
 from mammodesk.inference.domain import input_statistics
 from mammodesk.inference.location import tissue_cells
 from mammodesk.inference.spacing import with_assumed_spacing
+from mammodesk.io.image import ImageMeta
 from mammodesk.io.views import VIEW_FAMILY
+from mammodesk.preprocessing.geometry import Geometry
 from mammodesk.preprocessing.spatial import outline_breast
 from mammodesk.preprocessing import PipelineSpec
 
 from mammodesk_train import baseline
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import get_task
+from mammodesk_train.progress import Progress
+from mammodesk_train.reader.cache import Entry, FeatureCache, Rows, image_key
 from mammodesk_train.reader.model import STRIDE, WholeImageReader
 
 READS = get_task("normal_abnormal")  # what the reader learns: normal vs any abnormality, benign included
@@ -33,7 +37,7 @@ class ReaderData:
     ids: list[str]
     y: np.ndarray  # 0 normal, 1 abnormal (image label)
     groups: np.ndarray  # patient keys
-    features: torch.Tensor  # N x cells x C, float32 (cells row-major over the map)
+    features: torch.Tensor | Rows  # N x cells x C: indexing gives float32 (cells row-major over the map)
     breast: torch.Tensor  # N x cells bool
     finding: torch.Tensor  # N x cells bool: cells within a located finding (its radius, at least 3/4 cell)
     located: np.ndarray  # N bool: the image has at least one located finding
@@ -45,7 +49,7 @@ class ReaderData:
     sides: list  # "L", "R" or None per image (its anatomy, as the app reads it)
     view_families: list  # "CC", "MLO" or None per image
     cell_mm: float  # the side of one map cell on the breast
-    flipped: torch.Tensor | None = None  # N x cells x C: each image read upside down, back on the same cells
+    flipped: torch.Tensor | Rows | None = None  # N x cells x C: each image read upside down, on the same cells
     tissue: torch.Tensor | None = None  # N x cells bool: where a mark may sit (`location.tissue_cells`)
 
     def partners(self) -> np.ndarray:
@@ -93,46 +97,78 @@ def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
 
 
 def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, spacing_mm: float,
-            flip_reading: bool = False, progress: bool = True) -> ReaderData:
+            flip_reading: bool = False, progress: bool = True, cache_root: Path | None = None,
+            trunk: str = "frozen") -> ReaderData:
     """`spacing_mm`: what the spec resamples to (a map cell is STRIDE such pixels). `flip_reading`: also each
-    image read upside down (`WholeImageReader.read`), its feature map flipped back onto the same cells."""
+    image read upside down (`WholeImageReader.read`), its feature map flipped back onto the same cells.
+    Each image's work is kept on disk (`cache.FeatureCache`, under `cache_root`, default the data folder's
+    cache/reader-features): an image read once, by this run or an earlier one, is never read again, and the
+    feature maps stay on disk (memory-mapped), so memory does not grow with them."""
+    from mammodesk.storage import data_dir
+
     reader.eval()
-    features, breast, finding, located, base, metas, stats, centres = [], [], [], [], [], [], [], []
-    flipped, tissue = [], []
-    sides, families = [], []
-    y, groups, ids = [], [], []
-    started = time.perf_counter()
-    for index, record in enumerate(records):
-        image = with_assumed_spacing(record.load(), record.assumed_spacing_mm)
-        processed = spec.apply(image)
-        anatomy = read_anatomy(image, outline_breast(image))
-        sides.append(anatomy.laterality)
-        families.append(VIEW_FAMILY.get((anatomy.view or "").upper()))
-        x = torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float()
-        with torch.no_grad():
-            fmap = reader.features(x)[0]
-            cells = reader.breast_cells(x)[0]
-            if flip_reading:
-                flipped.append(reader.features(torch.flip(x, dims=[2]))[0].flip(dims=[1]).flatten(1).T.half())
-        h, w = fmap.shape[1:]
-        features.append(fmap.flatten(1).T.contiguous().half())
-        breast.append(cells.flatten())
-        tissue.append(torch.from_numpy(tissue_cells(processed.array, cells.numpy(), families[-1]).ravel()))
-        hits, where = finding_cells(record, processed.geometry, (h, w), processed.array.shape[:2])
+    readings = ("upright", "flipped") if flip_reading else ("upright",)
+    cache = FeatureCache(cache_root or data_dir() / "cache" / "reader-features",
+                         {"trunk": trunk, "spec": spec.to_dict(),
+                          "spacing_mm": spacing_mm, "flip_reading": flip_reading}, readings)
+    entries: list[Entry] = []
+    counter = Progress(len(records), "reading images through the trunk") if progress else None
+    for record in records:
+        stated = {"assumed_spacing_mm": record.assumed_spacing_mm, "laterality": record.labels.laterality,
+                  "view": record.labels.view}
+        key = image_key(record.path, stated)
+        found = cache.get(key)
+        entries.append(found or cache.put(key, *_read(record, spec, reader, flip_reading)))
+        if counter:
+            counter.step(cached=found is not None)
+    return _assemble(records, entries, cache, spacing_mm, flip_reading)
+
+
+def _read(record: Record, spec: PipelineSpec, reader: WholeImageReader, flip_reading: bool) -> tuple[dict, Entry]:
+    """One image through the spec and the frozen trunk: its feature maps (cells x C per reading) and the rest."""
+    image = with_assumed_spacing(record.load(), record.assumed_spacing_mm)
+    processed = spec.apply(image)
+    anatomy = read_anatomy(image, outline_breast(image))
+    family = VIEW_FAMILY.get((anatomy.view or "").upper())
+    x = torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float()
+    with torch.no_grad():
+        fmap = reader.features(x)[0]
+        maps = {"upright": fmap.flatten(1).T.numpy()}
+        cells = reader.breast_cells(x)[0]
+        if flip_reading:
+            maps["flipped"] = reader.features(torch.flip(x, dims=[2]))[0].flip(dims=[1]).flatten(1).T.numpy()
+    meta = image.meta
+    acquisition = {"format": meta.format, "bits_stored": meta.bits_stored,
+                   "pixel_spacing_mm": list(meta.pixel_spacing_mm) if meta.pixel_spacing_mm else None,
+                   "conversion": str(meta.tags.get("ConversionType", "")), "map_shape": list(fmap.shape[1:]),
+                   "source_shape": list(processed.geometry.source_shape)}
+    entry = Entry(-1, cells.flatten().numpy(), tissue_cells(processed.array, cells.numpy(), family).ravel(),
+                  baseline.image_features(image), np.asarray(input_statistics(processed.array, over="breast")),
+                  anatomy.laterality or "", family or "", processed.geometry.matrix, processed.array.shape[:2],
+                  acquisition)
+    return maps, entry
+
+
+def _assemble(records: list[Record], entries: list[Entry], cache: FeatureCache, spacing_mm: float,
+              flip_reading: bool) -> ReaderData:
+    """The run's data from its entries; the located findings are the records' (labels may change between runs
+    that share a cache), the feature maps stay on disk."""
+    h, w = entries[0].acquisition["map_shape"]
+    finding, centres = [], []
+    for record, entry in zip(records, entries):
+        geometry = Geometry(tuple(entry.acquisition["source_shape"]), tuple(entry.input_shape), entry.matrix)
+        hits, where = finding_cells(record, geometry, (h, w), entry.input_shape)
         finding.append(torch.from_numpy(hits.ravel()))
         centres.append(where)
-        located.append(bool(hits.any()))
-        base.append(baseline.image_features(image))
-        metas.append(image.meta)
-        stats.append(input_statistics(processed.array, over="breast"))
-        y.append(READS.label(record, None))
-        groups.append(record.patient_key)
-        ids.append(record.image_id)
-        if progress and (index + 1) % 50 == 0:
-            print(f"  read {index + 1}/{len(records)} images ({time.perf_counter() - started:.0f} s)", flush=True)
-    return ReaderData(ids, np.asarray(y), np.asarray(groups), torch.stack(features).float(), torch.stack(breast),
-                      torch.stack(finding), np.asarray(located), centres, np.stack(base), (h, w), metas,
-                      np.asarray(stats), sides, families, STRIDE * spacing_mm,
-                      torch.stack(flipped).float() if flip_reading else None, torch.stack(tissue))
-
-
+    rows = [e.row for e in entries]
+    metas = [ImageMeta(format=e.acquisition["format"], bits_stored=int(e.acquisition["bits_stored"]),
+                       pixel_spacing_mm=tuple(e.acquisition["pixel_spacing_mm"]) if e.acquisition["pixel_spacing_mm"]
+                       else None, tags={"ConversionType": e.acquisition["conversion"]}) for e in entries]
+    return ReaderData([r.image_id for r in records], np.asarray([READS.label(r, None) for r in records]),
+                      np.asarray([r.patient_key for r in records]), cache.rows("upright", rows),
+                      torch.from_numpy(np.stack([e.breast for e in entries])), torch.stack(finding),
+                      np.asarray([bool(f.any()) for f in finding]), centres, np.stack([e.base for e in entries]),
+                      (h, w), metas, np.stack([e.stats for e in entries]), [e.side or None for e in entries],
+                      [e.family or None for e in entries], STRIDE * spacing_mm,
+                      cache.rows("flipped", rows) if flip_reading else None,
+                      torch.from_numpy(np.stack([e.tissue for e in entries])))

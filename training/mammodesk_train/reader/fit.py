@@ -118,7 +118,7 @@ def _fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: S
         breast, finding, y = torch.cat([breast, breast]), torch.cat([finding, finding]), torch.cat([y, y])
     mean = x.mean(dim=(0, 1))
     sd = x.std(dim=(0, 1)) + 1e-3
-    x = (x - mean) / sd
+    x = x.sub_(mean).div_(sd)  # in place: x is this fit's own copy of its rows
     known = breast & (y[:, None] == 0) | finding
     net = patch_classifier(x.shape[2], setting.hidden).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=schedule.lr, weight_decay=setting.weight_decay)

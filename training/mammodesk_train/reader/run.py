@@ -270,10 +270,11 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
     records = labelled(load_source(data_spec), folds)
+    print(plan(records, preset, folds, seed, second_seed, export), flush=True)
     trunk = build_trunk(preset.trunk)
     reader = WholeImageReader(trunk, k=1, flip_reading=preset.flip_reading)
-    print(f"reading {len(records)} images through {preset.name}'s spec and frozen trunk", flush=True)
-    data = prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm, flip_reading=preset.flip_reading)
+    data = prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm, flip_reading=preset.flip_reading,
+                   trunk=f"imagenet-{preset.trunk}")
     report: dict = {"preset": preset.name, "description": preset.description(), "data": data_spec,
                     "spacing_mm": preset.spacing_mm,
                     "images": len(data), "patients": int(len(set(data.groups.tolist()))),
@@ -329,6 +330,16 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
         finish_card(export, report, records[:8])
         (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def plan(records, preset: ReaderPreset, folds: int, seed: int, second_seed: int, export: Path | None) -> str:
+    """What the run will do, said before it starts."""
+    patients = len({r.patient_key for r in records})
+    return (f"plan: {len(records)} images of {patients} patients through {preset.name}'s frozen trunk (images read "
+            f"before come from the cache); nested CV with {folds} outer folds on fold seeds {seed} and {second_seed}, "
+            f"each outer fold choosing among {len(preset.settings)} settings in 3 inner folds; the plain baseline in "
+            "the same folds; then the shipped head on all images, its calibration, operating point and levels"
+            + (f"; export to {export} if it beats the baseline" if export is not None else ""))
 
 
 def labelled(records, folds: int) -> list:
@@ -401,14 +412,24 @@ def _short_figures(figures: dict | None) -> dict | None:
                                        "clear_error_rate", "coverage_abnormal", "coverage_normal")}}
 
 
+def breast_embeddings(data: ReaderData, chunk: int = 256) -> np.ndarray:
+    """Each image's trunk features averaged over its breast cells (the domain check's embedding), a chunk of
+    images at a time: the feature maps stay on disk."""
+    out = []
+    for start in range(0, len(data), chunk):
+        index = np.arange(start, min(start + chunk, len(data)))
+        weights = data.breast[index].float()[..., None]
+        out.append(((data.features[index] * weights).sum(1) / weights.sum(1).clamp(min=1.0)).numpy())
+    return np.concatenate(out)
+
+
 def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
                  calibration: dict | None, threshold: float, path: Path, name: str,
                  assumed_mm: float | None) -> dict:
     from mammodesk.inference.domain import EmbeddingModel, input_ranges
 
     point = report["reported"]["operating_point"]
-    weights = data.breast.float()[..., None]
-    embeddings = ((data.features * weights).sum(1) / weights.sum(1).clamp(min=1.0)).numpy()
+    embeddings = breast_embeddings(data)
     acquisition = {**summarise_acquisition(data.metas, assumed_mm), "normalised": True}
     domain = {"acquisition": acquisition, "input": input_ranges(data.inputs_mean_sd, over="breast"),
               "embedding": EmbeddingModel.fit(embeddings).to_dict()}
