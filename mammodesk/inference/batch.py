@@ -25,6 +25,7 @@ from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
 from mammodesk.io import find_reader, read_image
+from mammodesk.io.decoding import DecodeFailed, decode_all
 from mammodesk.preprocessing.spatial import BreastOutline, outline_breast
 from mammodesk.storage import write_atomic
 
@@ -33,6 +34,7 @@ COLUMNS = ("file", "level", "exam", "laterality", "view", "status", "error", "an
 PLACE_COLUMNS = ("location", "box", "compared_with", "region", "windows", "spacing_mm", "spacing_source", "domain",
                  "notes")
 DECIMALS = 3  # probabilities as a spreadsheet reader reads them
+DECODE_TIMEOUT_S = 120.0  # a file whose decoding takes longer fails alone (a damaged stream can hang a decoder)
 # level: "image" (one row per file); image readers add a "breast" row per breast (its views combined) and an
 # "exam" row per exam (both breasts), each after its exam's image rows. The model, its weights digest and the
 # execution provider are the run's, written once beside the CSV (`<name>.model.json`), not on every row.
@@ -84,11 +86,14 @@ def expand_paths(paths: Sequence[str | Path], report: BatchReport) -> Iterator[P
 def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence[float] | None = None,
               cams_dir: Path | None = None, cam_format: str = "png", batch_size: int = 4,
               progress: Callable[[int, str], None] | None = None,
-              assume_spacing_mm: float | None = None) -> BatchReport:
+              assume_spacing_mm: float | None = None, decode_workers: int = 2,
+              decode_timeout_s: float = DECODE_TIMEOUT_S) -> BatchReport:
     """Whole-image models run `batch_size` images per onnxruntime call; ROI and
     patch models run on `roi`, or, without one, scan each breast (`scan`): the row
     then holds the most positive window's answer and how many windows were read.
-    Images without a pixel spacing get `assume_spacing_mm` (the app's rule, `spacing.py`)."""
+    Images without a pixel spacing get `assume_spacing_mm` (the app's rule, `spacing.py`).
+    Files are decoded in `decode_workers` processes while the model runs, each within `decode_timeout_s`:
+    a file that hangs its decoder fails alone (`decoding.decode_all`)."""
     report = BatchReport(labels=tuple(runner.card.labels), votes=runner.card.roi.mode == "patches")
     levels = runner.card.level_rules
     views: list[tuple[int, str, ViewAnswer]] = []  # (row, patient, answer) of each image a reader answered
@@ -116,17 +121,16 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
                     views.append((len(report.rows) - 1, patient_of(image.meta), answer))
         pending.clear()
 
-    for index, path in enumerate(expand_paths(paths, report), start=1):
+    tasks = [(path, assume_spacing_mm, levels is not None) for path in expand_paths(paths, report)]
+    for index, (task, decoded) in enumerate(decode_all(decode_view, tasks, workers=decode_workers,
+                                                       timeout_s=decode_timeout_s), start=1):
+        path = task[0]
         if progress:
             progress(index, path.name)
-        try:
-            original = read_image(path)
-            image = with_assumed_spacing(original, assume_spacing_mm)
-            sources[path] = spacing_source(original, assume_spacing_mm)
-            if levels is not None:
-                anatomies[path] = _anatomy(image)
-        except (MammoDeskError, OSError) as exc:
-            image = exc
+        if isinstance(decoded, DecodeFailed):
+            image = decoded
+        else:
+            image, sources[path], anatomies[path] = decoded
         if batched:
             pending.append((path, image))
             if sum(not isinstance(i, Exception) for _, i in pending) == batch_size:
@@ -217,6 +221,15 @@ def _level_row(report: BatchReport, exam: str, level: str, laterality: str, answ
     row[f"p_{labels[-1]}"] = round(probability, DECIMALS)
     row[f"p_{labels[0]}"] = round(1.0 - probability, DECIMALS)
     return row
+
+
+def decode_view(task: tuple[Path, float | None, bool]) -> tuple:
+    """In a decoding worker: the image with its assumed spacing, where its spacing came from, and (for image
+    readers) its anatomy and breast outline. Raises the reader's error for a file that cannot be read."""
+    path, assume_spacing_mm, with_anatomy = task
+    original = read_image(path)
+    image = with_assumed_spacing(original, assume_spacing_mm)
+    return image, spacing_source(original, assume_spacing_mm), _anatomy(image) if with_anatomy else None
 
 
 def _anatomy(image) -> tuple[Anatomy, BreastOutline] | None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
-import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,7 +22,7 @@ from mammodesk.annotations.sidecar import (
 from mammodesk.errors import ImageReadError
 from mammodesk.io import SUPPORTED_SUFFIXES, Image, WindowPreset, read_image
 from mammodesk.anatomy import Anatomy, read_anatomy
-from mammodesk.io import display, shared_pixels
+from mammodesk.io import decoding, display
 from mammodesk.preprocessing.spatial import outline_breast
 
 IMAGE_SUFFIXES = frozenset(SUPPORTED_SUFFIXES)
@@ -152,30 +150,8 @@ def yield_to_the_window() -> None:
 
 
 def start_worker(parent_pid: int) -> None:
-    """Runs first in every decoding process: a lower priority, and an exit when the app is gone (killed
-    or crashed), so no decoder outlives it. Linux asks the kernel; elsewhere a thread watches the parent.
-    Decoded pixels go back to the app through shared memory (`shared_pixels`)."""
-    shared_pixels.share_from_this_process()
-    if hasattr(os, "nice"):
-        try:
-            os.nice(WORKER_NICENESS)
-        except OSError:
-            pass
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="orphan-watch", daemon=True).start()
-
-
-def _exit_when_orphaned(parent_pid: int) -> None:
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent_pid:
-            os._exit(0)
+    """Runs first in every decoding process of the window (`decoding.start_worker`, at the window's niceness)."""
+    decoding.start_worker(parent_pid, WORKER_NICENESS)
 
 
 class ImageLoader:
