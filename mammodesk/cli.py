@@ -64,6 +64,9 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="results.csv or results.json")
     parser.add_argument("--cams", type=Path, help="folder for heat maps of the predicted class")
     parser.add_argument("--cam-format", choices=("png", "npy"), default="png", help="16-bit PNG or float NPY")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a stopped run into the same --out: the files it answered are not read again "
+                             "(their rows are kept as they finish, in <name>.views.jsonl)")
     device = parser.add_mutually_exclusive_group()
     device.add_argument("--cpu", action="store_true", help="do not try the GPU")
     device.add_argument("--gpu", action="store_true",
@@ -134,7 +137,9 @@ def _info(paths: list[str]) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from mammodesk.errors import MammoDeskError
     from mammodesk.inference import ModelRegistry
-    from mammodesk.inference.batch import parse_box, run_batch, terminal_progress, write_report
+    from mammodesk.inference.batch import (BatchReport, parse_box, result_columns, run_batch, run_description,
+                                           terminal_progress, write_report)
+    from mammodesk.inference.journal import Journal, ResumeError
 
     roi = None
     if args.roi:
@@ -159,8 +164,17 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"{runner.card.name} ({runner.card.path}): running on {', '.join(runner.providers)}", file=sys.stderr)
     if runner.fallback_reason and args.gpu:  # the provider column says what ran; talk only when asked
         print(f"note: {runner.fallback_reason}", file=sys.stderr)
+    try:
+        journal = Journal(args.out, result_columns(runner.card.labels, runner.card.roi.mode == "patches"),
+                          run_description(BatchReport(), runner)["model"], resume=args.resume)
+    except (ResumeError, OSError) as exc:
+        print(f"mammodesk predict: {exc}", file=sys.stderr)
+        return 2
+    if journal.entries:
+        print(f"resuming: {len(journal.entries)} file(s) already answered in {args.out} are not read again",
+              file=sys.stderr)
     report = run_batch(runner, args.paths, roi=roi, cams_dir=args.cams, cam_format=args.cam_format,
-                       progress=terminal_progress(), assume_spacing_mm=args.assume_spacing)
+                       progress=terminal_progress(), assume_spacing_mm=args.assume_spacing, journal=journal)
     try:
         write_report(report, args.out, runner)
     except OSError as exc:

@@ -542,3 +542,35 @@ def test_images_are_read_once_and_a_killed_read_continues_where_it_stopped(tmp_p
     assert torch.equal(fresh.features[index], again.features[index])
     assert np.array_equal(fresh.base_features, again.base_features) and torch.equal(fresh.finding, again.finding)
     assert fresh.sides == again.sides and fresh.metas[0].bits_stored == again.metas[0].bits_stored == 8
+
+
+def test_predict_resumes_a_stopped_batch_without_reading_its_files_again(tiny_run, tmp_path, capsys):
+    """Rows are kept as they finish; --resume reads only the files not yet answered, and the finished CSV,
+    breast and exam rows included, is the one an uninterrupted run writes."""
+    import csv
+
+    from mammodesk.cli import main
+
+    root, folder, _, _ = tiny_run
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "reader-tiny.onnx").write_bytes((root / "reader.onnx").read_bytes())
+    files = [str(folder / f"mdb00{i}.pgm") for i in (1, 2, 3, 4)]
+    common = ["--models-dir", str(models), "--model", "reader-tiny", "--cpu"]
+    whole = tmp_path / "whole.csv"
+    assert main(["predict", *files, "--out", str(whole), *common]) == 0
+    out = tmp_path / "resumed.csv"
+    assert main(["predict", *files[:2], "--out", str(out), *common]) == 0  # stopped after two files
+    journal = out.with_name("resumed.views.jsonl")
+    with open(journal, "a", encoding="utf-8") as handle:
+        handle.write('{"row": {"file": "cut sh')  # a killed run's last line, cut short: ignored
+    capsys.readouterr()
+    assert main(["predict", *files, "--out", str(out), "--resume", *common]) == 0
+    said = capsys.readouterr().err
+    assert "2 file(s) already answered" in said and "[1/2] mdb003.pgm" in said and "mdb001.pgm" not in said
+    read = lambda path: [{k: v for k, v in row.items() if k != "file"} | {"file": row["file"]}  # noqa: E731
+                         for row in csv.DictReader(path.open(encoding="utf-8-sig"))]
+    assert read(out) == read(whole)
+    assert [r["level"] for r in read(out)].count("exam") == 2
+    assert main(["predict", *files, "--out", str(out), "--resume", "--cpu"]) == 2  # the bundled reader: another
+    assert "was written by the model 'reader-tiny'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import csv
 import json
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from mammodesk.errors import ImageReadError, MammoDeskError, UnsupportedFormatEr
 from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.exam import (ViewAnswer, answer_text, combine, exam_key, patient_of, study_of, view_answer,
                                       view_caveat)
+from mammodesk.inference.journal import Journal
 from mammodesk.inference.levels import UNCLEAR, Levels
 from mammodesk.inference.results import format_box, parse_box  # noqa: F401 - parse_box: predict's --roi
 from mammodesk.inference.runner import ModelRunner, Prediction
@@ -85,15 +87,16 @@ def expand_paths(paths: Sequence[str | Path], report: BatchReport) -> Iterator[P
 
 def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence[float] | None = None,
               cams_dir: Path | None = None, cam_format: str = "png", batch_size: int = 4,
-              progress: Callable[[int, str], None] | None = None,
+              progress: Callable[[int, int, str], None] | None = None,
               assume_spacing_mm: float | None = None, decode_workers: int = 2,
-              decode_timeout_s: float = DECODE_TIMEOUT_S) -> BatchReport:
+              decode_timeout_s: float = DECODE_TIMEOUT_S, journal: Journal | None = None) -> BatchReport:
     """Whole-image models run `batch_size` images per onnxruntime call; ROI and
     patch models run on `roi`, or, without one, scan each breast (`scan`): the row
     then holds the most positive window's answer and how many windows were read.
     Images without a pixel spacing get `assume_spacing_mm` (the app's rule, `spacing.py`).
     Files are decoded in `decode_workers` processes while the model runs, each within `decode_timeout_s`:
-    a file that hangs its decoder fails alone (`decoding.decode_all`)."""
+    a file that hangs its decoder fails alone (`decoding.decode_all`). With a `journal`, each image's row is
+    kept as it is answered, and the files the journal already holds are not read again (`--resume`)."""
     report = BatchReport(labels=tuple(runner.card.labels), votes=runner.card.roi.mode == "patches")
     levels = runner.card.level_rules
     views: list[tuple[int, str, ViewAnswer]] = []  # (row, patient, answer) of each image a reader answered
@@ -114,19 +117,33 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
         for path, image in pending:  # rows stay in file order
             if isinstance(image, Exception):
                 _record(report, path, None, image, cams_dir, cam_format)
+                kept()
             else:
                 answer = _record(report, path, image, next(predictions), cams_dir, cam_format, sources[path], levels,
                                  anatomies.get(path))
                 if answer is not None:
                     views.append((len(report.rows) - 1, patient_of(image.meta), answer))
+                kept(patient_of(image.meta), answer)
         pending.clear()
 
-    tasks = [(path, assume_spacing_mm, levels is not None) for path in expand_paths(paths, report)]
+    def kept(patient: str = "", answer: ViewAnswer | None = None) -> None:
+        if journal is not None:
+            journal.add(report.rows[-1], patient, answer)
+
+    for row, patient, answer in journal.restored(levels) if journal is not None else ():  # --resume
+        report.rows.append(row)
+        report.failed += row["status"] != "ok"
+        if answer is not None:
+            views.append((len(report.rows) - 1, patient, answer))
+    done = journal.files if journal is not None else set()
+
+    tasks = [(path, assume_spacing_mm, levels is not None) for path in expand_paths(paths, report)
+             if str(path) not in done]
     for index, (task, decoded) in enumerate(decode_all(decode_view, tasks, workers=decode_workers,
                                                        timeout_s=decode_timeout_s), start=1):
         path = task[0]
         if progress:
-            progress(index, path.name)
+            progress(index, len(tasks), path.name)
         if isinstance(decoded, DecodeFailed):
             image = decoded
         else:
@@ -138,6 +155,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
             continue
         if isinstance(image, Exception):
             _record(report, path, None, image, cams_dir, cam_format)
+            kept()
             continue
         try:
             outcome = runner.predict(image, roi) if roi is not None or runner.card.reads_whole_image \
@@ -145,6 +163,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
         except (MammoDeskError, OSError) as exc:
             outcome = exc
         _record(report, path, image, outcome, cams_dir, cam_format, sources[path], levels)
+        kept()
     flush()
     if levels is not None:
         _add_exam_rows(report, views, levels, Bilateral.from_card(runner.card.bilateral))
@@ -376,9 +395,20 @@ def write_report(report: BatchReport, out: Path, runner: ModelRunner) -> Path | 
     return sidecar
 
 
-def terminal_progress(total_hint: str = "") -> Callable[[int, str], None]:
-    def show(index: int, name: str) -> None:
+def terminal_progress() -> Callable[[int, int, str], None]:
+    """[12/2000] name · 3.1 files/s · about 11 min left: on one line in a terminal, a line each in a log."""
+    started = time.monotonic()
+
+    def show(index: int, total: int, name: str) -> None:
+        elapsed = time.monotonic() - started
+        rate = (index - 1) / elapsed if index > 1 and elapsed > 0 else None
+        left = f" · {rate:.1f} files/s · about {_duration((total - index + 1) / rate)} left" if rate else ""
         end = "\r" if sys.stderr.isatty() else "\n"
-        print(f"[{index}{total_hint}] {name}", end=end, file=sys.stderr, flush=True)
+        print(f"[{index}/{total}] {name}{left}", end=end, file=sys.stderr, flush=True)
 
     return show
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
