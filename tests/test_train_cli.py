@@ -145,3 +145,13 @@ def test_ctrl_c_stops_cleanly_and_says_what_was_kept(tmp_path, capsys, monkeypat
     said = capsys.readouterr().err
     assert code == 130 and "stopped (Ctrl+C)" in said and "run the same command again" in said
     assert "Traceback" not in said
+
+
+def test_fit_refuses_a_used_out_folder_rather_than_mixing_two_runs(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "fold1").mkdir(parents=True)
+    (run / "fold1" / "vae.jsonl").write_text('{"epoch": 1}\n')
+    code = main(["fit", "--preset", "vae-cnn-lite", "--data", f"mias:{mias_folder(tmp_path / 'data')}",
+                 "--task", "normal_abnormal", "--out", str(run)])
+    assert code == 2 and "already holds a run" in capsys.readouterr().err
+    assert (run / "fold1" / "vae.jsonl").read_text() == '{"epoch": 1}\n'

@@ -19,7 +19,7 @@ from mammodesk_train.families.registry import PRESETS, empty_model, family_for
 STOPPED = {  # what a stopped command kept, and how to go on
     "reader": "Kept: every image read so far, in the feature cache (the data folder's cache/reader-features); run "
               "the same command again and they are not read again (the folds are fitted again).",
-    "fit": "Kept: the finished folds' logs and weights in --out; a new fit starts over.",
+    "fit": "Kept: the finished folds' logs and weights in --out; fit does not resume: a new fit needs another --out.",
 }
 REFUSED_BY_BASELINE = 3  # export's exit status when the model does not beat its plain baseline
 
@@ -205,6 +205,9 @@ def _fit_in_group(args, presets) -> int:
 
     from mammodesk_train.data.tasks import check_task
 
+    if args.out.is_dir() and any(args.out.iterdir()):
+        raise CliError(f"{args.out} already holds a run, and fit does not resume: two runs in one folder would mix "
+                       "their logs and weights; choose another --out, or delete that folder first")
     records = load_source(args.data)
     task = get_task(args.task, records)
     check_task(records, task, args.folds)

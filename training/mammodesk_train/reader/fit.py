@@ -15,6 +15,8 @@ logits of the training fold, and applied to the outer head's test logits."""
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -189,6 +191,14 @@ def pointing_hits(head: Head, data: ReaderData, index: np.ndarray, window: int =
     return cell_hits, box_hits
 
 
+def _time_left(started: float, done: int, total: int) -> str:
+    from mammodesk_train.progress import duration
+
+    elapsed = time.perf_counter() - started
+    left = elapsed / done * (total - done)
+    return f"{duration(elapsed)} so far" + (f", about {duration(left)} left for this seed" if done < total else "")
+
+
 def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int,
               progress: bool = True) -> dict:
     """Outer patient-level folds; settings chosen inside each outer training fold. Returns out-of-fold
@@ -201,6 +211,10 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     partners = data.partners()
     compared = np.full(len(data), np.nan)
     exam_oof: dict[str, float] = {}
+    started = time.perf_counter()
+    if progress:
+        print(f"  each outer fold: {len(settings)} settings x 3 inner folds = {3 * len(settings)} head fits, then "
+              "the fold's own head", flush=True)
     for fold in outer:
         best, inner_scores, inner_logits, window = choose(data, fold.train, settings, schedule, seed + fold.index)
         head = fit_head(data, fold.train, best, schedule, seed + fold.index)
@@ -230,6 +244,7 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
         if progress:
             print(f"  fold {fold.index + 1}/{folds}: chose {best.text()}, location window {window} (inner AUC "
                   f"{inner_scores[best.text()]:.3f}); outer AUC {detail[-1]['auc']:.3f}, location box "
-                  f"{np.mean(fold_box_hits) if fold_box_hits else float('nan'):.2f}", flush=True)
+                  f"{np.mean(fold_box_hits) if fold_box_hits else float('nan'):.2f}; "
+                  + _time_left(started, fold.index + 1, folds), flush=True)
     return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits,
             "oof_bilateral_logits": compared, "oof_exam_logits": exam_oof}
