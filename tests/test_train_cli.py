@@ -115,6 +115,7 @@ def test_a_folder_task_model_exports_and_evaluates_like_any_other(tmp_path, caps
                  "--out", str(run), "--epochs-scale", "0.03", "--device", "cpu"]) == 0
     said = capsys.readouterr()
     assert "patients unknown: split by image; figures may be optimistic" in said.err + said.out
+    assert "classes: benign (0, negative), malignant (1, positive" in said.out
     model = tmp_path / "by-folder.onnx"
     assert main(["export", str(run), "--out", str(model)]) == 3  # 2 folds: the gate cannot judge
     assert "cannot judge with 2 folds" in capsys.readouterr().err
@@ -124,6 +125,13 @@ def test_a_folder_task_model_exports_and_evaluates_like_any_other(tmp_path, caps
     assert read_card(model).labels == ("benign", "malignant")
     assert "Far too small for accuracy" in model.with_suffix(".md").read_text()
     assert main(["evaluate", str(model), "--data", data]) == 0
+    from mammodesk.cli import main as app_main
+
+    out = tmp_path / "answers.csv"  # predict finds it by its own name in the folder given
+    image = next((tmp_path / "data" / "classes" / "malignant").iterdir())
+    assert app_main(["predict", str(image), "--models-dir", str(tmp_path), "--model", "by-folder", "--out", str(out),
+                     "--cpu"]) == 0
+    assert str(model) in capsys.readouterr().err
 
 
 def test_a_model_trained_here_never_takes_a_bundled_name(tmp_path, capsys):

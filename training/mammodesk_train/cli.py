@@ -211,6 +211,9 @@ def _fit_in_group(args, presets) -> int:
     records = load_source(args.data)
     task = get_task(args.task, records)
     check_task(records, task, args.folds)
+    if len(task.classes) == 2:
+        print(f"classes: {task.classes[0]} (0, negative), {task.classes[1]} (1, positive: AUC, sensitivity and the "
+              "operating point are about it)", flush=True)
     families = [family_for(preset, device=args.device) for preset in presets]
     if args.init is not None:
         for family in families:
