@@ -375,24 +375,24 @@ def test_an_export_that_cannot_hold_a_label_asks_before_writing(window, qtbot, t
 
 
 def test_the_study_is_a_worklist_that_survives_a_restart(qtbot, tmp_path):
-    """Three folders (two of JPEGs, one name in two folders), 19 files: label four, restart, and the worklist
-    shows 4 of 19 labelled from the sidecars, filters to the unlabelled and goes to the next one."""
+    """Three folders (two of JPEGs, one name in two folders), 60 files: label 20, restart, and the worklist
+    shows 20 of 60 labelled from the sidecars, filters to the unlabelled and goes on to the 21st image."""
     from mammodesk.qt.app import MainWindow
 
     folders = []
     for index, suffix in enumerate((".jpg", ".jpeg", ".png")):
         folder = tmp_path / f"site{index}"
         folder.mkdir()
-        for n in range(6):
+        for n in range(19 if index == 2 else 20):  # and site1's same.png below: 60 in all
             pixels = (phantom(160, 128, bits=12) >> 4).astype(np.uint8)
-            pixels[10 + n:20 + n, 10:20] = 255 - 20 * index  # distinct pixels: distinct sidecars
+            pixels[10 + n:20 + n, 10 + n:20 + n] = 255 - 20 * index  # distinct pixels: distinct sidecars
             cv2.imwrite(str(folder / f"case{n}{suffix}"), pixels)
         folders.append(folder)
     (folders[2] / "case0.png").rename(folders[2] / "same.png")
     cv2.imwrite(str(folders[1] / "same.png"), (phantom(160, 128, bits=12) >> 4).astype(np.uint8))  # the same name
     first = MainWindow(settings_at(tmp_path / "a.ini"))
     qtbot.addWidget(first)
-    paths = [folders[0] / f"case{n}.jpg" for n in range(4)]
+    paths = [folders[0] / f"case{n}.jpg" for n in range(20)]
     documents = open_and_wait(qtbot, first, *paths)
     for document in documents:
         qtbot.waitUntil(lambda d=document: d.id in first.labelling.state.sheets, timeout=10_000)
@@ -405,19 +405,20 @@ def test_the_study_is_a_worklist_that_survives_a_restart(qtbot, tmp_path):
     for folder in folders:
         second.open_paths([str(folder)])
     browser = second.browser
-    qtbot.waitUntil(lambda: browser.count() == 19 and "reading" not in "".join(
-        browser.entry_text(p) for p in browser.paths()), timeout=60_000)
-    assert browser.progress() == (4, 19)
+    qtbot.waitUntil(lambda: browser.count() == 60 and "reading" not in "".join(
+        browser.entry_text(p) for p in browser.paths()), timeout=120_000)
+    assert browser.progress() == (20, 60)
     assert "site1/same.png" in browser.entry_text(str(folders[1] / "same.png"))  # told apart by folder
     assert "site2/same.png" in browser.entry_text(str(folders[2] / "same.png"))
     assert "✓ 1" in browser.entry_text(str(paths[0]))
-    assert "unlabelled" in browser.entry_text(str(folders[0] / "case5.jpg"))
+    assert "unlabelled" in browser.entry_text(str(folders[1] / "case5.jpeg"))
     browser.set_unlabelled_only(True)
     assert [p for p in browser.paths() if not browser.item(browser.paths().index(p)).isHidden()] == \
         [p for p in browser.paths() if p not in {str(q) for q in paths}]
-    second.open_paths([str(paths[3])])
-    qtbot.waitUntil(lambda: second.state.active is not None and second.state.active.name == "case3.jpg",
+    second.open_paths([str(paths[-1])])
+    qtbot.waitUntil(lambda: second.state.active is not None and second.state.active.name == "case19.jpg",
                     timeout=30_000)
-    second.labelling.step_file(+1, unlabelled=True)
-    qtbot.waitUntil(lambda: second.state.active is not None and second.state.active.name == "case4.jpg", timeout=30_000)
+    second.labelling.step_file(+1, unlabelled=True)  # the 21st image: the first of the next folder
+    qtbot.waitUntil(lambda: second.state.active is not None and second.state.active.name == "case0.jpeg",
+                    timeout=30_000)
     second.close()
