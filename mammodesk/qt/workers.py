@@ -15,6 +15,7 @@ from mammodesk.state.processing import Cancelled, FrameCache, Generations, proce
 from mammodesk.state.viewer import Document
 
 CRASHED = "the decoder crashed on this file (its worker process died); other files are unaffected"
+DECODE_TIMEOUT_S = 120.0  # as `mammodesk predict`
 
 
 def emit_from_worker(signal, *args) -> None:
@@ -41,11 +42,13 @@ class LoaderBridge(QtCore.QObject):
     identifying = QtCore.Signal(str, object)  # path, dict of identifying tags
     pending_changed = QtCore.Signal(int)
 
-    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+    def __init__(self, parent: QtCore.QObject | None = None, timeout_s: float = DECODE_TIMEOUT_S) -> None:
         super().__init__(parent)
         self.loader = ImageLoader()
+        self.timeout_s = timeout_s
         self._pending = 0
         self._lock = threading.Lock()
+        self._timed_out: set[int] = set()  # ids of futures stopped for running past the limit
 
     @property
     def pending(self) -> int:
@@ -67,14 +70,28 @@ class LoaderBridge(QtCore.QObject):
         self._count(+1)
         submit = self.loader.submit if attempt == 0 else self.loader.submit_isolated
         future = submit(function, path)
-        future.add_done_callback(lambda f: self._finish(f, function, path, deliver, attempt))
+        watchdog = threading.Timer(self.timeout_s, self._stop_if_stuck, args=(future,))
+        watchdog.daemon = True
+        watchdog.start()
+        future.add_done_callback(lambda f: (watchdog.cancel(), self._finish(f, function, path, deliver, attempt)))
+
+    def _stop_if_stuck(self, future: futures.Future) -> None:
+        """A file still decoding after the limit (a damaged stream can hang a decoder): its worker is stopped,
+        the file fails with that reason, and the files that shared the worker's pool are read again."""
+        if not future.done():
+            self._timed_out.add(id(future))
+            self.loader.stop_pool_of(future)
 
     def _finish(self, future: futures.Future, function, path: str, deliver, attempt: int) -> None:
         try:
             if future.cancelled():
                 return
             error = future.exception()
-            if error is None:
+            if id(future) in self._timed_out:
+                self._timed_out.discard(id(future))
+                self.failed.emit(path, f"decoding took longer than {self.timeout_s:g} s and was stopped (a damaged "
+                                       "pixel stream can hang a decoder); other files are unaffected")
+            elif error is None:
                 deliver(future.result())
             elif isinstance(error, futures.process.BrokenProcessPool):
                 # A dying worker breaks the whole pool, so every file in flight fails with it.

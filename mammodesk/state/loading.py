@@ -183,6 +183,7 @@ class ImageLoader:
         pool = futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=start_worker, initargs=(os.getpid(),))
         future = pool.submit(function, path)
+        future.pool = pool  # type: ignore[attr-defined]  # what `stop_pool_of` stops
         future.add_done_callback(lambda _: pool.shutdown(wait=False))
         return future
 
@@ -191,6 +192,15 @@ class ImageLoader:
         already run in a fresh pool), so the next file gets a fresh one."""
         if isinstance(future.exception(), futures.process.BrokenProcessPool):
             self._discard(getattr(future, "pool", None))
+
+    def stop_pool_of(self, future: futures.Future) -> None:
+        """Kill the worker processes of the pool running `future` (one is stuck on its file): the pool breaks,
+        its futures fail, and the next file gets a fresh pool. An executor cannot stop one worker alone, so its
+        processes are killed through its (private, long stable) table of them."""
+        pool = getattr(future, "pool", None)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        self._discard(pool)
 
     def _discard(self, pool: futures.ProcessPoolExecutor | None) -> None:
         with self._lock:

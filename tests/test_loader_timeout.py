@@ -1,0 +1,25 @@
+"""The window's loader stops a file that hangs its decoder: it fails with the reason, the others load."""
+
+from __future__ import annotations
+
+import time
+
+from slow_decoder import hang_on
+
+from mammodesk.qt.workers import LoaderBridge
+
+
+def test_a_file_that_hangs_its_decoder_fails_alone_after_the_limit(qtbot):
+    bridge = LoaderBridge(timeout_s=3)
+    failed, done = [], []
+    bridge.failed.connect(lambda path, message: failed.append((path, message)))
+    started = time.monotonic()
+    try:
+        for path in ("a.dcm", "hangs.dcm", "b.dcm"):
+            bridge._submit(hang_on, path, done.append)
+        qtbot.waitUntil(lambda: bridge.pending == 0, timeout=60_000)
+    finally:
+        bridge.shutdown()
+    assert sorted(done) == ["A.DCM", "B.DCM"]
+    assert len(failed) == 1 and failed[0][0] == "hangs.dcm" and "longer than 3 s" in failed[0][1]
+    assert time.monotonic() - started < 3 + 40
