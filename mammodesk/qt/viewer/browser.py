@@ -33,7 +33,7 @@ class StudyBrowser(QtWidgets.QListWidget):
         self.setMovement(QtWidgets.QListView.Movement.Static)
         self.setGridSize(CELL)
         self.setWordWrap(True)
-        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideLeft)  # the end tells files apart (sample_A3, sample_B3)
         self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.itemDoubleClicked.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
         self._items: dict[str, QtWidgets.QListWidgetItem] = {}
