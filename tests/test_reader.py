@@ -574,3 +574,34 @@ def test_predict_resumes_a_stopped_batch_without_reading_its_files_again(tiny_ru
     assert [r["level"] for r in read(out)].count("exam") == 2
     assert main(["predict", *files, "--out", str(out), "--resume", "--cpu"]) == 2  # the bundled reader: another
     assert "was written by the model 'reader-tiny'" in capsys.readouterr().err
+
+
+def test_a_stopped_reader_run_resumes_from_its_finished_folds_with_the_same_figures(tiny_run, tmp_path,
+                                                                                    monkeypatch):
+    """Killed in its third outer fold, the run is refused a second start into the same --out, then --resume
+    fits only the folds not done and reports what an uninterrupted run reports."""
+    _, _, whole, _ = tiny_run
+    folder = mias_folder(tmp_path / "mias", lesions_on_spots=True, normal_women=(2, 4, 6, 8))  # tiny_run's images
+    out = tmp_path / "run"
+    original, calls = fitting._outer_fold, []
+
+    def killed_in_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "_outer_fold", killed_in_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        reader_run.run(f"mias:{folder}", out, TINY, folds=2, seed=0, second_seed=1)
+    assert sorted(p.name for p in (out / "folds").iterdir()) == ["seed0-fold1.json", "seed0-fold2.json"]
+    with pytest.raises(ValueError, match="--resume continues it"):
+        reader_run.run(f"mias:{folder}", out, TINY, folds=2, seed=0, second_seed=1)
+    calls.clear()
+    monkeypatch.setattr(fitting, "_outer_fold", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    resumed = reader_run.run(f"mias:{folder}", out, TINY, folds=2, seed=0, second_seed=1, resume=True)
+    assert len(calls) == 2  # the second seed's two folds; the first seed's came from the stopped run
+    for part in ("reported", "second_seed"):
+        assert resumed[part]["comparison"] == whole[part]["comparison"]
+        assert resumed[part]["levels"] == whole[part]["levels"]
+    assert resumed["shipped"]["threshold"] == whole["shipped"]["threshold"]

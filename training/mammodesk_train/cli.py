@@ -17,8 +17,8 @@ from mammodesk_train.families.registry import PRESETS, empty_model, family_for
 
 
 STOPPED = {  # what a stopped command kept, and how to go on
-    "reader": "Kept: every image read so far, in the feature cache (the data folder's cache/reader-features); run "
-              "the same command again and they are not read again (the folds are fitted again).",
+    "reader": "Kept: every image read so far (the data folder's cache/reader-features) and every finished outer "
+              "fold (--out's folds/); run the same command again with --resume and none of them is done again.",
     "fit": "Kept: the finished folds' logs and weights in --out; fit does not resume: a new fit needs another --out.",
 }
 REFUSED_BY_BASELINE = 3  # export's exit status when the model does not beat its plain baseline
@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     reader.add_argument("--out", required=True, type=Path)
     reader.add_argument("--export", type=Path, help="write the ONNX file here when the reader beats the baseline")
     reader.add_argument("--force", action="store_true", help="export even when it does not beat the baseline")
+    reader.add_argument("--resume", action="store_true",
+                        help="continue a stopped run into the same --out: its finished outer folds are kept, and "
+                             "images read before come from the feature cache")
     reader.add_argument("--name", help="the model's name in the app and in predict (default: the --export file's "
                                        "name without .onnx)")
     return parser
@@ -396,7 +399,8 @@ def _reader(args: argparse.Namespace) -> int:
     if args.export is not None:
         _own_name(name, args.export)
     report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
-                 second_seed=args.second_seed, export=args.export, force=args.force, model_name=name)
+                 second_seed=args.second_seed, export=args.export, force=args.force, model_name=name,
+                 resume=args.resume)
     print(f"report: {args.out / 'report.json'}")
     if "export" in report:
         print(f"exported {args.export}: {report['export']}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -191,6 +192,69 @@ def pointing_hits(head: Head, data: ReaderData, index: np.ndarray, window: int =
     return cell_hits, box_hits
 
 
+def _outer_fold(data: ReaderData, fold, settings: list[Setting], schedule: Schedule, seed: int,
+                partners: np.ndarray) -> dict:
+    best, inner_scores, inner_logits, window = choose(data, fold.train, settings, schedule, seed + fold.index)
+    head = fit_head(data, fold.train, best, schedule, seed + fold.index)
+    everything = reader_logits(head, data, np.arange(len(data)))  # the outer head's (test ones used)
+    # both breasts compared: weights fitted on the training fold's inner out-of-fold logits only
+    bilateral = fit_bilateral(inner_logits, partners, data.y, fold.train)
+    compared = compared_logits(bilateral, everything, partners, fold.test)
+    # the exam rule: fitted on the training fold's inner out-of-fold logits only
+    _, inner_exams, inner_y = exam_table(inner_logits, data.y, data.groups, data.sides, fold.train)
+    rule = fit_exam_rule(inner_exams, inner_y, seed + fold.index)
+    keys, test_exams, _ = exam_table(everything, data.y, data.groups, data.sides, fold.test)
+    exam = dict(zip(keys, exam_logits(rule[0], test_exams))) if rule is not None else {}
+    fold_hits, fold_box_hits = pointing_hits(head, data, fold.test, window)
+    test = everything[fold.test]
+    detail = {"fold": fold.index + 1, "auc": auc(data.y[fold.test], test),
+              "chosen": asdict(best), "inner_auc": inner_scores, "location_window": window,
+              "pointing": float(np.mean(fold_hits)) if fold_hits else None,
+              "bilateral_auc": auc(data.y[fold.test], compared) if np.isfinite(compared).all() else None,
+              "bilateral_weights": None if bilateral is None else
+              {"own": bilateral.own, "contralateral": bilateral.contralateral, "bias": bilateral.bias},
+              "exam_rule": None if rule is None else {**asdict(rule[0]), "chosen": rule[1]},
+              "test_images": int(len(fold.test))}
+    return {"oof": test.tolist(), "compared": np.asarray(compared, float).tolist(),
+            "exam": {k: float(v) for k, v in exam.items()}, "hits": [bool(h) for h in fold_hits],
+            "box_hits": [bool(h) for h in fold_box_hits], "detail": detail}
+
+
+def _fingerprint(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int) -> str:
+    """What a kept fold depends on: the images and their labels and patients, the settings, the schedule,
+    the folds. A kept fold of anything else is computed again."""
+    import hashlib
+    import json
+
+    about = {"ids": list(data.ids), "y": data.y.tolist(), "groups": data.groups.tolist(),
+             "settings": [asdict(s) for s in settings], "schedule": asdict(schedule), "folds": folds, "seed": seed}
+    return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()
+
+
+def _load_fold(path: Path | None, key: str) -> dict | None:
+    import json
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return kept["result"] if kept.get("key") == key else None
+
+
+def _keep_fold(path: Path | None, key: str, result: dict) -> None:
+    import json
+    import os
+
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps({"key": key, "result": result}))
+    os.replace(partial, path)
+
+
 def _time_left(started: float, done: int, total: int) -> str:
     from mammodesk_train.progress import duration
 
@@ -200,9 +264,11 @@ def _time_left(started: float, done: int, total: int) -> str:
 
 
 def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int,
-              progress: bool = True) -> dict:
+              progress: bool = True, checkpoints: Path | None = None) -> dict:
     """Outer patient-level folds; settings chosen inside each outer training fold. Returns out-of-fold
-    image logits, per-fold AUCs, chosen settings, pointing hits and the folds themselves."""
+    image logits, per-fold AUCs, chosen settings, pointing hits and the folds themselves. With `checkpoints`,
+    each finished outer fold is kept there and a later call on the same data and settings takes it from there
+    (every fit is seeded, so a resumed run gives the same figures)."""
     outer = patient_kfold(data.y, data.groups, folds, seed)
     oof = np.full(len(data), np.nan)
     detail = []
@@ -212,39 +278,32 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     compared = np.full(len(data), np.nan)
     exam_oof: dict[str, float] = {}
     started = time.perf_counter()
-    if progress:
-        print(f"  each outer fold: {len(settings)} settings x 3 inner folds = {3 * len(settings)} head fits, then "
-              "the fold's own head", flush=True)
+    print_fits = progress
+    key = _fingerprint(data, settings, schedule, folds, seed)
     for fold in outer:
-        best, inner_scores, inner_logits, window = choose(data, fold.train, settings, schedule, seed + fold.index)
-        head = fit_head(data, fold.train, best, schedule, seed + fold.index)
-        everything = reader_logits(head, data, np.arange(len(data)))  # the outer head's (test ones used)
-        oof[fold.test] = everything[fold.test]
-        # both breasts compared: weights fitted on the training fold's inner out-of-fold logits only
-        bilateral = fit_bilateral(inner_logits, partners, data.y, fold.train)
-        compared[fold.test] = compared_logits(bilateral, everything, partners, fold.test)
-        # the exam rule: fitted on the training fold's inner out-of-fold logits only
-        _, inner_exams, inner_y = exam_table(inner_logits, data.y, data.groups, data.sides, fold.train)
-        rule = fit_exam_rule(inner_exams, inner_y, seed + fold.index)
-        keys, test_exams, _ = exam_table(everything, data.y, data.groups, data.sides, fold.test)
-        if rule is not None:
-            exam_oof.update(zip(keys, exam_logits(rule[0], test_exams)))
-        fold_hits, fold_box_hits = pointing_hits(head, data, fold.test, window)
-        hits += fold_hits
-        box_hits += fold_box_hits
-        detail.append({"fold": fold.index + 1, "auc": auc(data.y[fold.test], oof[fold.test]),
-                       "chosen": asdict(best), "inner_auc": inner_scores, "location_window": window,
-                       "pointing": float(np.mean(fold_hits)) if fold_hits else None,
-                       "bilateral_auc": auc(data.y[fold.test], compared[fold.test])
-                       if np.isfinite(compared[fold.test]).all() else None,
-                       "bilateral_weights": None if bilateral is None else
-                       {"own": bilateral.own, "contralateral": bilateral.contralateral, "bias": bilateral.bias},
-                       "exam_rule": None if rule is None else {**asdict(rule[0]), "chosen": rule[1]},
-                       "test_images": int(len(fold.test))})
+        kept = checkpoints / f"seed{seed}-fold{fold.index + 1}.json" if checkpoints is not None else None
+        result = _load_fold(kept, key)
+        if result is None:
+            if print_fits:
+                print(f"  each outer fold: {len(settings)} settings x 3 inner folds = {3 * len(settings)} head fits, "
+                      "then the fold's own head", flush=True)
+                print_fits = False
+            result = _outer_fold(data, fold, settings, schedule, seed, partners)
+            _keep_fold(kept, key, result)
+        elif progress:
+            print(f"  fold {fold.index + 1}/{folds}: kept from the stopped run ({kept.name})", flush=True)
+        oof[fold.test] = result["oof"]
+        compared[fold.test] = result["compared"]
+        exam_oof.update(result["exam"])
+        hits += result["hits"]
+        box_hits += result["box_hits"]
+        detail.append(result["detail"])
         if progress:
-            print(f"  fold {fold.index + 1}/{folds}: chose {best.text()}, location window {window} (inner AUC "
-                  f"{inner_scores[best.text()]:.3f}); outer AUC {detail[-1]['auc']:.3f}, location box "
-                  f"{np.mean(fold_box_hits) if fold_box_hits else float('nan'):.2f}; "
+            best = detail[-1]
+            print(f"  fold {fold.index + 1}/{folds}: chose {Setting(**best['chosen']).text()}, location window "
+                  f"{best['location_window']} (inner AUC {best['inner_auc'][Setting(**best['chosen']).text()]:.3f}); "
+                  f"outer AUC {best['auc']:.3f}, location box "
+                  f"{np.mean(result['box_hits']) if result['box_hits'] else float('nan'):.2f}; "
                   + _time_left(started, fold.index + 1, folds), flush=True)
     return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits,
             "oof_bilateral_logits": compared, "oof_exam_logits": exam_oof}

@@ -111,8 +111,9 @@ def cross_fitted_operating_point(p: np.ndarray, y: np.ndarray, folds: list[Fold]
                    f"{sensitivity:.2f}"}
 
 
-def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int) -> dict:
-    cv = nested_cv(data, list(preset.settings), preset.schedule, folds, seed)
+def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int,
+                  checkpoints: Path | None = None) -> dict:
+    cv = nested_cv(data, list(preset.settings), preset.schedule, folds, seed, checkpoints=checkpoints)
     outer: list[Fold] = cv["folds"]
     base = np.full(len(data), np.nan)
     for fold in outer:
@@ -265,9 +266,16 @@ def build_trunk(name: str):
 
 
 def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed: int = 0, second_seed: int = 1,
-        export: Path | None = None, model_name: str | None = None, force: bool = False) -> dict:
+        export: Path | None = None, model_name: str | None = None, force: bool = False,
+        resume: bool = False) -> dict:
+    """`resume`: continue a stopped run in `out`, its finished outer folds taken from `out/folds` (without it,
+    an `out` holding folds is refused, never mixed into)."""
     started = time.perf_counter()
     torch.manual_seed(seed)
+    kept = out / "folds"
+    if not resume and kept.is_dir() and any(kept.iterdir()):
+        raise ValueError(f"{out} holds the folds of an earlier run: --resume continues it (the folds done are not "
+                         "fitted again), or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     records = labelled(load_source(data_spec), folds)
     print(plan(records, preset, folds, seed, second_seed, export), flush=True)
@@ -286,7 +294,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
                                   "folds of each outer training fold (nested); development data, not a test set"}
     for which, s in (("reported", seed), ("second_seed", second_seed)):
         print(f"nested CV, fold seed {s} ({which})", flush=True)
-        report[which] = evaluate_seed(data, preset, folds, s)
+        report[which] = evaluate_seed(data, preset, folds, s, checkpoints=kept)
         print("  " + baseline.verdict(report[which]["comparison"]), flush=True)
         if report[which]["bilateral"]:
             print("  both breasts compared: " + baseline.verdict(report[which]["bilateral"]["comparison"]) +
