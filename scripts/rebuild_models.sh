@@ -13,6 +13,7 @@
 #   in-domain SimCLR backbone, frozen random / SimCLR probes) and the SimCLR probe gains.
 # Runs with whichever environment is active: mammodesk-train on the PATH, else .venv's (or $MAMMODESK_TRAIN).
 # All models: about 3 hours on 2 CPU cores (the comparison: 2 more); the reader alone about 25 minutes.
+# A stopped reader run continues (--resume: the folds it finished, on the same data and settings, are kept).
 # fit uses a GPU when torch sees one; the reader's frozen trunk runs on the CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -73,12 +74,13 @@ build() {  # name preset task [fit options...]
 # CV on two fold seeds; exported only when it beats the plain baseline. The linear-only grid on Lite0, Lite1
 # and Lite2 is reported, not shipped.
 if wanted reader-lite0-hidden; then
-  "$train" reader --data "$data" --preset reader-lite0-hidden --out runs/reader-lite0-hidden \
+  "$train" reader --data "$data" --preset reader-lite0-hidden --out runs/reader-lite0-hidden --resume \
     --export resources/models/reader-lite0-hidden.onnx || failures=$((failures + 1))
 fi
 for trunk in lite0 lite1 lite2; do
   wanted "reader-$trunk" || continue
-  "$train" reader --data "$data" --preset "reader-$trunk" --out "runs/reader-$trunk" || failures=$((failures + 1))
+  "$train" reader --data "$data" --preset "reader-$trunk" --out "runs/reader-$trunk" --resume \
+    || failures=$((failures + 1))
 done
 # Deep fusion on a frozen ImageNet EfficientNet-Lite0 trunk: normal vs tumour ROIs (patch vote).
 build fusion-lite0-m1-normal fusion-lite0-m1 normal_abnormal || failures=$((failures + 1))

@@ -24,7 +24,7 @@ def test_only_one_model_is_rebuilt(tmp_path):
     result, calls = _run(tmp_path, "data/mias.tar.gz", "--only", "reader-lite0-hidden")
     assert result.returncode == 0, result.stderr
     assert calls == ["reader --data mias:data/mias.tar.gz --preset reader-lite0-hidden --out runs/reader-lite0-hidden "
-                     "--export resources/models/reader-lite0-hidden.onnx"]
+                     "--resume --export resources/models/reader-lite0-hidden.onnx"]
 
 
 def test_a_fit_family_gets_fit_explain_and_export_only(tmp_path):
