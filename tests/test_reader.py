@@ -490,6 +490,8 @@ def test_a_reader_trained_on_digital_rsna_answers_digital_views_and_flags_film(t
                             seed=0, second_seed=1, export=models / "rsna-reader.onnx", force=True,
                             model_name="rsna-reader")
     assert report["patients"] == 8 and report["abnormal"] == 4 and report["acquisition"]["kinds"] == ["digital"]
+    assert "acquisition digital (12-bit DICOM); patients from the data list's patient column (16 images)" in \
+        (models / "rsna-reader.md").read_text()
     film = mias_folder(tmp_path / "mias") / "mdb001.pgm"
     out = tmp_path / "answers.csv"
     assert main(["predict", str(root / "train_images" / "P1" / "1L.dcm"), str(film), "--models-dir", str(models),

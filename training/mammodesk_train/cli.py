@@ -321,6 +321,7 @@ def _export(args) -> int:
     trust = {"calibration": metrics.get("calibration", {}).get("calibration"),
              "domain": json.loads(domain_file.read_text()) if domain_file.is_file() else None}
     report = family.export(model, task, out, training, card_metrics, name, trust=trust)
+    run["acquisition"] = (trust["domain"] or {}).get("acquisition")
     path = report.path
     card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description, args.note,
                             explanations)

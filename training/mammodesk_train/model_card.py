@@ -17,6 +17,18 @@ LIMITS = {
 TOO_FEW_PATIENTS = 100  # below this, a card says its figures cannot speak for accuracy
 
 
+def acquisition_words(acquisition: dict | None) -> str:
+    """What kind of images a model learnt from, as far as the files say: film or digital only where every file
+    is DICOM (its tags tell); a JPEG, PNG or PGM does not say which it is."""
+    if not acquisition:
+        return "unknown"
+    formats = acquisition.get("formats") or []
+    bits = "/".join(f"{b}" for b in acquisition.get("bits_stored") or []) + "-bit"
+    if formats and all(f == "DICOM" for f in formats):
+        return f"{' and '.join(acquisition.get('kinds') or ['unknown'])} ({bits} DICOM)"
+    return f"{bits} {', '.join(formats) or 'images'} (film or digital: the files do not say)"
+
+
 def size_warning(samples: int, patients: int, unit: str = "images") -> str:
     """A card's first words when the data is far too small for its figures to mean much."""
     if patients >= TOO_FEW_PATIENTS:
@@ -51,7 +63,7 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
 |---|---|
 | family / preset | {metrics['family']} / `{metrics['preset']}` |
 | task | `{metrics['task']}`: {', '.join(metrics['classes'])} |
-| data | `{run['data']}`: {_counted(metrics, unit)} |
+| data | `{run['data']}`: {_counted(metrics, unit)}; acquisition {acquisition_words(run.get('acquisition'))} |
 | shipped weights | retrained on all {metrics['samples']} {unit} after cross-validation |
 
 {description}

@@ -9,7 +9,7 @@ from mammodesk.inference.location import LOCATION_MM, location_cells
 from mammodesk_train.baseline import verdict
 from mammodesk_train.data.patients import PATIENTS_FROM
 from mammodesk_train.data.sources import public_spec
-from mammodesk_train.model_card import LIMITS, size_warning
+from mammodesk_train.model_card import LIMITS, acquisition_words, size_warning
 from mammodesk_train.reader.fit import Setting
 from mammodesk_train.reader.model import STRIDE
 
@@ -165,9 +165,8 @@ def _reproduce_data(spec: str) -> str:
 
 def _data_line(report: dict) -> str:
     """Where the data came from, by name only, and what kind of images it held."""
-    acquisition = report.get("acquisition") or {}
     counts = (report.get("grouping") or {}).get("counts", {})
-    return (f"**Data**: `{public_spec(report['data'])}`; acquisition {' and '.join(acquisition.get('kinds', [])) or 'unknown'}"
-            f" ({', '.join(acquisition.get('formats', []))}); patients from "
+    return (f"**Data**: `{public_spec(report['data'])}`; acquisition {acquisition_words(report.get('acquisition'))}; "
+            "patients from "
             + ", ".join(f"{PATIENTS_FROM.get(how, how)} ({n} images)" for how, n in counts.items()) + ".")
 
