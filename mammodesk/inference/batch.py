@@ -402,13 +402,15 @@ def terminal_progress() -> Callable[[int, int, str], None]:
     def show(index: int, total: int, name: str) -> None:
         elapsed = time.monotonic() - started
         rate = (index - 1) / elapsed if index > 1 and elapsed > 0 else None
-        left = f" · {rate:.1f} files/s · about {_duration((total - index + 1) / rate)} left" if rate else ""
+        left = f" · {rate:.1f} files/s · about {duration((total - index + 1) / rate)} left" if rate else ""
         end = "\r" if sys.stderr.isatty() else "\n"
         print(f"[{index}/{total}] {name}{left}", end=end, file=sys.stderr, flush=True)
 
     return show
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+def duration(seconds: float) -> str:
+    """A time left or taken, in the unit a reader wants: 45 s, 12 min, 2.5 h."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
         f"{seconds / 3600:.1f} h"

@@ -6,14 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-
-def duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+from mammodesk.inference.batch import duration
 
 
 class Progress:
