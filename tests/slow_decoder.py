@@ -9,3 +9,8 @@ def hang_on(path: str) -> str:
     if "hangs" in path:
         time.sleep(3600)
     return path.upper()
+
+
+def slow(path: str) -> str:
+    time.sleep(1.0)
+    return path

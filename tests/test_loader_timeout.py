@@ -23,3 +23,20 @@ def test_a_file_that_hangs_its_decoder_fails_alone_after_the_limit(qtbot):
     assert sorted(done) == ["A.DCM", "B.DCM"]
     assert len(failed) == 1 and failed[0][0] == "hangs.dcm" and "longer than 3 s" in failed[0][1]
     assert time.monotonic() - started < 3 + 40
+
+
+def test_files_waiting_their_turn_are_not_timed_out(qtbot):
+    """The limit counts from when the pool hands the file on (at most one file ahead of a free worker), not from
+    the open: twelve 1 s files on two workers take over 6 s, more than the limit, and none fails."""
+    from slow_decoder import slow
+
+    bridge = LoaderBridge(timeout_s=5)
+    failed, done = [], []
+    bridge.failed.connect(lambda path, message: failed.append(path))
+    try:
+        for n in range(12):
+            bridge._submit(slow, f"{n}.dcm", done.append)
+        qtbot.waitUntil(lambda: bridge.pending == 0, timeout=60_000)
+    finally:
+        bridge.shutdown()
+    assert failed == [] and sorted(done) == sorted(f"{n}.dcm" for n in range(12))

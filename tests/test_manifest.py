@@ -174,3 +174,20 @@ def test_labels_drawn_in_the_app_are_a_data_source(tmp_path):
     from_csv = load_source(f"manifest:{exported}")
     assert [r.image_id for r in from_csv] == ["m1_L_CC", "m1_R_CC"]
     assert get_task("normal_abnormal").labels_for(from_csv) == [1, 0]
+
+
+def test_a_file_outside_the_manifest_folder_and_cbis_dicoms_keep_their_patients(tmp_path):
+    elsewhere = _png(tmp_path / "elsewhere" / "scan1.png")
+    (tmp_path / "lists").mkdir()
+    path = _manifest(tmp_path / "lists", f"path,label\n{elsewhere},normal\n")  # an absolute path, another folder
+    (record,) = load_source(f"manifest:{path}")
+    assert record.patient_from == "file" and record.path == elsewhere
+    root = tmp_path / "cbis" / "abnormal"
+    root.mkdir(parents=True)
+    for view in ("CC", "MLO"):  # CBIS-DDSM keeps the view in PatientID: one woman, as the app keys her
+        pixels = (breast(1) // 16).astype(np.uint16)
+        write(make_dataset(pixels, PatientID=f"Mass-Test_P_00173_LEFT_{view}", phi=False), root / f"1-{view}.dcm")
+    records = load_source(f"folder:{tmp_path / 'cbis'}")
+    from mammodesk.io import read_image
+
+    assert records[0].patient_key == records[1].patient_key == read_image(records[0].path).meta.patient_key

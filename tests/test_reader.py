@@ -529,8 +529,9 @@ def test_images_are_read_once_and_a_killed_read_continues_where_it_stopped(tmp_p
         prepare(records, TINY.spec(), reader, **kwargs)
     monkeypatch.undo()
     folder = next((tmp_path / "cache").iterdir())
-    with open(folder / "upright.f16", "ab") as handle:
-        handle.write(b"\0" * 100)  # a row cut short by the kill
+    cells, channels = json.loads((folder / "shape.json").read_text())
+    with open(folder / "upright.f16", "ab") as handle:  # killed between an image's upright and flipped rows,
+        handle.write(b"\0" * (cells * channels * 2 + 100))  # and in the middle of the next one
     reads.clear()
     resumed = prepare(records, TINY.spec(), reader, **kwargs)
     assert len(reads) == 2 * (len(records) - 5)  # upright and flipped, only the images not read before

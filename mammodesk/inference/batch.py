@@ -138,7 +138,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
     done = journal.files if journal is not None else set()
 
     tasks = [(path, assume_spacing_mm, levels is not None) for path in expand_paths(paths, report)
-             if str(path) not in done]
+             if str(path.resolve()) not in done]
     for index, (task, decoded) in enumerate(decode_all(decode_view, tasks, workers=decode_workers,
                                                        timeout_s=decode_timeout_s), start=1):
         path = task[0]

@@ -53,11 +53,14 @@ class Journal:
                 entries.append(json.loads(line))
             except json.JSONDecodeError:  # the last line of a killed run, cut short: that file is read again
                 break
+        with open(self.path, "r+", encoding="utf-8") as handle:  # and the cut line goes, so appends start clean
+            handle.truncate(len("\n".join(lines[:1 + len(entries)]).encode("utf-8")) + 1)
         return entries
 
     @property
     def files(self) -> set[str]:
-        return {str(e["row"]["file"]) for e in self.entries}
+        """The finished files, resolved: `./scans` and `/data/scans` name the same files."""
+        return {str(Path(e["row"]["file"]).resolve()) for e in self.entries}
 
     def restored(self, levels: Levels | None) -> list[tuple[dict, str, ViewAnswer | None]]:
         """(row, patient, view answer) of each finished image, in the order they finished."""

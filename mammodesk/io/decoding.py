@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from mammodesk.io import shared_pixels
 
 WORKER_NICENESS = 5
+AHEAD = 3  # files decoded ahead of the one the caller waits for, per worker (a stuck file holds the rest back)
 T = TypeVar("T")
 
 
@@ -115,8 +116,8 @@ def decode_all(function: Callable[[T], object], items: Iterable[T], *, workers: 
     next_out = 0
     try:
         while pending or any(w.task is not None for w in pool) or next_out in done:
-            for worker in pool:
-                if worker.task is None and pending:
+            for worker in pool:  # never far ahead of the file the caller waits for: results wait in memory
+                if worker.task is None and pending and pending[0][0] - next_out < AHEAD * len(pool):
                     index, item = pending.popleft()
                     items_by_index[index] = item
                     worker.connection.send((function, item))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import threading
+import time
 
 from PySide6 import QtCore
 
@@ -16,6 +17,7 @@ from mammodesk.state.viewer import Document
 
 CRASHED = "the decoder crashed on this file (its worker process died); other files are unaffected"
 DECODE_TIMEOUT_S = 120.0  # as `mammodesk predict`
+WATCH_EVERY_S = 0.5
 
 
 def emit_from_worker(signal, *args) -> None:
@@ -49,6 +51,8 @@ class LoaderBridge(QtCore.QObject):
         self._pending = 0
         self._lock = threading.Lock()
         self._timed_out: set[int] = set()  # ids of futures stopped for running past the limit
+        self._running_since: dict[futures.Future, float | None] = {}  # watched files: when a worker took them
+        self._watcher: threading.Thread | None = None
 
     @property
     def pending(self) -> int:
@@ -70,17 +74,41 @@ class LoaderBridge(QtCore.QObject):
         self._count(+1)
         submit = self.loader.submit if attempt == 0 else self.loader.submit_isolated
         future = submit(function, path)
-        watchdog = threading.Timer(self.timeout_s, self._stop_if_stuck, args=(future,))
-        watchdog.daemon = True
-        watchdog.start()
-        future.add_done_callback(lambda f: (watchdog.cancel(), self._finish(f, function, path, deliver, attempt)))
+        self._watch(future)
+        future.add_done_callback(lambda f: self._finish(f, function, path, deliver, attempt))
 
-    def _stop_if_stuck(self, future: futures.Future) -> None:
+    def _watch(self, future: futures.Future) -> None:
+        """Time the file from when the pool hands it on (at most one file ahead of a free worker), not from when
+        it was asked for: files queued behind a large folder wait their turn without a clock running."""
+        with self._lock:
+            self._running_since[future] = None
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch_loop, name="decode-watch", daemon=True)
+                self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        while True:
+            time.sleep(WATCH_EVERY_S)
+            now = time.monotonic()
+            with self._lock:
+                for future, since in list(self._running_since.items()):
+                    if future.done():
+                        del self._running_since[future]
+                    elif future.running() and since is None:
+                        self._running_since[future] = now
+                    elif since is not None and now - since > self.timeout_s:
+                        del self._running_since[future]
+                        self._timed_out.add(id(future))
+                        stuck = future
+                        break
+                else:
+                    continue
+            self._stop(stuck)
+
+    def _stop(self, future: futures.Future) -> None:
         """A file still decoding after the limit (a damaged stream can hang a decoder): its worker is stopped,
         the file fails with that reason, and the files that shared the worker's pool are read again."""
-        if not future.done():
-            self._timed_out.add(id(future))
-            self.loader.stop_pool_of(future)
+        self.loader.stop_pool_of(future)
 
     def _finish(self, future: futures.Future, function, path: str, deliver, attempt: int) -> None:
         try:

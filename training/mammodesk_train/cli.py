@@ -337,7 +337,8 @@ def _explain(args) -> int:
     run = json.loads((args.run / "run.json").read_text())
     preset = _preset(run["preset"])
     records = load_source(args.data)
-    task = get_task(run["task"], records)
+    classes = json.loads((args.run / "metrics.json").read_text()).get("classes")
+    task = get_task(run["task"], records, classes=classes)  # a folder task: the run's own classes, in its order
     family = family_for(preset, device="cpu", progress=False)
     chosen = run.get("fold_presets") or []
     fold_families = [family_for(_preset(name), device="cpu", progress=False) for name in chosen] or None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def _finding(manifest: Path, number: int, row: dict) -> Finding | None:
         raise RowError(manifest, number, "finding", f"{row['finding']!r} is not one of {', '.join(FINDINGS)}")
     shape = None
     if row.get("box"):
-        values = row["box"].replace(",", " ").split()
+        values = row["box"].strip("[]()").replace(",", " ").split()  # "x0 y0 x1 y1", or a JSON list
         numbers = [_number(manifest, number, "box", v, positive=False) for v in values]
         if len(numbers) != 4 or numbers[2] <= numbers[0] or numbers[3] <= numbers[1]:
             raise RowError(manifest, number, "box", f"{row['box']!r} is not x0 y0 x1 y1 with x1 > x0 and y1 > y0")
@@ -184,7 +185,7 @@ def _integer(manifest: Path, row: int, column: str, text: str, allowed: range) -
         return None
     try:
         value = int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):
         value = None
     if value is None or value not in allowed or float(text) != value:
         raise RowError(manifest, row, column, f"{text!r} is not a whole number from {allowed.start} to "
@@ -197,7 +198,7 @@ def _number(manifest: Path, row: int, column: str, text: str, *, positive: bool 
         value = float(text)
     except ValueError:
         raise RowError(manifest, row, column, f"{text!r} is not a number") from None
-    if value != value or (positive and value <= 0):
+    if not math.isfinite(value) or (positive and value <= 0):
         raise RowError(manifest, row, column, f"{text!r} must be a positive number")
     return value
 

@@ -43,7 +43,9 @@ def name_patient(stem: str) -> str | None:
     if hint:
         return hint
     rest = without_side_and_view(stem)
-    return hashed_key("name", rest) if rest and rest != stem else None
+    if not rest or rest == stem or not any(c.isdigit() for c in rest):
+        return None  # a generic stem ("scan_L_CC" in every case folder) names no one
+    return hashed_key("name", rest)
 
 
 def patient_of(path: Path, root: Path, given: str | None = None, *, folder_is_case: bool = False) -> tuple[str, str]:
@@ -52,15 +54,23 @@ def patient_of(path: Path, root: Path, given: str | None = None, *, folder_is_ca
     if given:
         return hashed_key("patient", given), GIVEN
     patient_id = dicom_patient_id(path)
-    if patient_id:
-        return hashed_key("patient", patient_id), DICOM
+    if patient_id:  # as the app keys it (`io.dicom`): CBIS-DDSM's PatientID carries the view, its name hint wins
+        return infer_from_name(f"{patient_id} {path.stem}").patient_key or hashed_key("patient", patient_id), DICOM
     named = name_patient(path.stem)
     if named:
         return named, NAME
-    folder = path.parent.relative_to(root) if path.parent != root else None
-    if folder_is_case and folder is not None and folder.parts:
-        return hashed_key("folder", str(folder)), FOLDER
-    return hashed_key("file", str(path.relative_to(root))), UNKNOWN
+    where = _relative(path, root)
+    if folder_is_case and len(where.parts) > 1:
+        return hashed_key("folder", str(where.parent)), FOLDER
+    return hashed_key("file", str(where)), UNKNOWN
+
+
+def _relative(path: Path, root: Path) -> Path:
+    """The path under the data's root; a file elsewhere (an absolute manifest path) by its own absolute path."""
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return path.resolve()
 
 
 def grouping(patient_from: list[str]) -> dict:

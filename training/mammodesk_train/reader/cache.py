@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def image_key(path: Path, stated: dict) -> str:
 
 
 def reading_key(about: dict) -> str:
-    return hashlib.sha256(json.dumps({**about, "cache_version": CACHE_VERSION}, sort_keys=True).encode()).hexdigest()
+    """The way of reading, with the code that reads: a new release of MammoDesk or torch reads afresh."""
+    from mammodesk import __version__
+
+    versions = {"cache_version": CACHE_VERSION, "mammodesk": __version__, "torch": torch.__version__}
+    return hashlib.sha256(json.dumps({**about, **versions}, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -74,11 +79,14 @@ class FeatureCache:
         return self.shape[0] * self.shape[1] * 2
 
     def _trim(self) -> None:
-        """A killed run may have left half a row: cut every file back to its whole rows."""
+        """A killed run may have left half a row, or a row in one reading and not the next: cut every file back
+        to the whole rows all readings hold."""
+        rows = min(self._file(r).stat().st_size // self._row_bytes() if self._file(r).is_file() else 0
+                   for r in self.readings)
         for reading in self.readings:
             path = self._file(reading)
-            if path.is_file() and path.stat().st_size % self._row_bytes():
-                os.truncate(path, path.stat().st_size - path.stat().st_size % self._row_bytes())
+            if path.is_file() and path.stat().st_size != rows * self._row_bytes():
+                os.truncate(path, rows * self._row_bytes())
 
     def get(self, key: str) -> Entry | None:
         path = self.entries / f"{key[:32]}.npz"
@@ -90,7 +98,7 @@ class FeatureCache:
                 entry = Entry(int(about["row"]), stored["breast"], stored["tissue"], stored["base"], stored["stats"],
                               about["side"], about["family"], stored["matrix"], tuple(about["input_shape"]),
                               about["acquisition"])
-        except (OSError, ValueError, KeyError):  # a damaged entry: read the image again
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: read the image again
             return None
         rows = min(self._file(r).stat().st_size // self._row_bytes() if self._file(r).is_file() else 0
                    for r in self.readings) if self.shape else 0
@@ -104,6 +112,7 @@ class FeatureCache:
             (self.folder / "shape.json").write_text(json.dumps(list(self.shape)))
         if tuple(first.shape) != self.shape:
             raise ValueError(f"feature map of {first.shape} in a cache of {self.shape}")
+        self._trim()
         rows = []
         for reading in self.readings:
             with open(self._file(reading), "ab") as handle:

@@ -160,7 +160,7 @@ def _labelled_as(report: dict) -> str:
 
 def _reproduce_data(spec: str) -> str:
     """The bundled model's data by its path in the project; anyone else's by its name only."""
-    return spec if spec.startswith("mias:") and "shared/data" in spec else public_spec(spec)
+    return spec if spec.startswith("mias:../shared/data/") else public_spec(spec)
 
 
 def _data_line(report: dict) -> str:

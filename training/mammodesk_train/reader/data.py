@@ -6,6 +6,7 @@ its features do not change between folds), on records split later by patient."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class ReaderData:
     cell_mm: float  # the side of one map cell on the breast
     flipped: torch.Tensor | Rows | None = None  # N x cells x C: each image read upside down, on the same cells
     tissue: torch.Tensor | None = None  # N x cells bool: where a mark may sit (`location.tissue_cells`)
+    provenance: str = ""  # what the features were read from and how (the cache's keys): kept folds must match
 
     def partners(self) -> np.ndarray:
         """Per image, the index of the same woman's other breast in the same view family (-1: none)."""
@@ -112,6 +114,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
                          {"trunk": trunk, "spec": spec.to_dict(),
                           "spacing_mm": spacing_mm, "flip_reading": flip_reading}, readings)
     entries: list[Entry] = []
+    keys: list[str] = []
     counter = Progress(len(records), "reading images through the trunk") if progress else None
     for record in records:
         stated = {"assumed_spacing_mm": record.assumed_spacing_mm, "laterality": record.labels.laterality,
@@ -119,9 +122,12 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
         key = image_key(record.path, stated)
         found = cache.get(key)
         entries.append(found or cache.put(key, *_read(record, spec, reader, flip_reading)))
+        keys.append(key)
         if counter:
             counter.step(cached=found is not None)
-    return _assemble(records, entries, cache, spacing_mm, flip_reading)
+    data = _assemble(records, entries, cache, spacing_mm, flip_reading)
+    data.provenance = hashlib.sha256((cache.folder.name + "".join(keys)).encode()).hexdigest()
+    return data
 
 
 def _read(record: Record, spec: PipelineSpec, reader: WholeImageReader, flip_reading: bool) -> tuple[dict, Entry]:

@@ -15,6 +15,7 @@ logits of the training fold, and applied to the outer head's test logits."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from dataclasses import asdict, dataclass
@@ -221,13 +222,16 @@ def _outer_fold(data: ReaderData, fold, settings: list[Setting], schedule: Sched
 
 
 def _fingerprint(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int) -> str:
-    """What a kept fold depends on: the images and their labels and patients, the settings, the schedule,
-    the folds. A kept fold of anything else is computed again."""
-    import hashlib
+    """What a kept fold depends on: the images (their files and how they were read), their labels, located
+    findings and patients, the settings, the schedule, the folds, this code. Anything else is fitted again."""
     import json
 
+    from mammodesk_train import __version__
+
     about = {"ids": list(data.ids), "y": data.y.tolist(), "groups": data.groups.tolist(),
-             "settings": [asdict(s) for s in settings], "schedule": asdict(schedule), "folds": folds, "seed": seed}
+             "features": data.provenance, "findings": hashlib.sha256(data.finding.numpy().tobytes()).hexdigest(),
+             "settings": [asdict(s) for s in settings], "schedule": asdict(schedule), "folds": folds, "seed": seed,
+             "code": __version__}
     return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()
 
 
