@@ -173,8 +173,14 @@ def _predict(args: argparse.Namespace) -> int:
     if journal.entries:
         print(f"resuming: {len(journal.entries)} file(s) already answered in {args.out} are not read again",
               file=sys.stderr)
-    report = run_batch(runner, args.paths, roi=roi, cams_dir=args.cams, cam_format=args.cam_format,
-                       progress=terminal_progress(), assume_spacing_mm=args.assume_spacing, journal=journal)
+    try:
+        report = run_batch(runner, args.paths, roi=roi, cams_dir=args.cams, cam_format=args.cam_format,
+                           progress=terminal_progress(), assume_spacing_mm=args.assume_spacing, journal=journal)
+    except KeyboardInterrupt:
+        print(f"\nmammodesk predict: stopped (Ctrl+C). Kept: the rows of the files answered so far, in {args.out} and "
+              f"{journal.path.name}; the same command with --resume continues without reading them again.",
+              file=sys.stderr)
+        return 130
     try:
         write_report(report, args.out, runner)
     except OSError as exc:

@@ -129,3 +129,17 @@ def test_predict_assumes_a_spacing_only_when_asked_and_the_file_has_none(tmp_pat
     main(["predict", str(mias_images[0]), "--model", str(model), "--out", str(mias), "--cpu", *roi,
           "--assume-spacing", "0.1"])
     assert _first(mias)["spacing_source"] == "file"
+
+
+def test_ctrl_c_stops_predict_cleanly_and_says_how_to_continue(tmp_path, mias_images, capsys, monkeypatch):
+    from mammodesk.inference import batch
+
+    model = build_model(tmp_path / "tiny.onnx")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run_batch", interrupted)
+    code = main(["predict", str(mias_images[0]), "--model", str(model), "--out", str(tmp_path / "a.csv"), "--cpu"])
+    said = capsys.readouterr().err
+    assert code == 130 and "stopped (Ctrl+C)" in said and "--resume continues" in said and "Traceback" not in said
