@@ -53,6 +53,7 @@ class LoaderBridge(QtCore.QObject):
         self._timed_out: set[int] = set()  # ids of futures stopped for running past the limit
         self._running_since: dict[futures.Future, float | None] = {}  # watched files: when a worker took them
         self._watcher: threading.Thread | None = None
+        self._closing = False
 
     @property
     def pending(self) -> int:
@@ -68,6 +69,8 @@ class LoaderBridge(QtCore.QObject):
         self._submit(read_identifying, path, lambda tags: self.identifying.emit(path, tags))
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._closing = True
         self.loader.shutdown()
 
     def _submit(self, function, path: str, deliver, attempt: int = 0) -> None:
@@ -87,10 +90,14 @@ class LoaderBridge(QtCore.QObject):
                 self._watcher.start()
 
     def _watch_loop(self) -> None:
+        """Runs while files are being read; ends when none is (or the window closes), started again by the next."""
         while True:
             time.sleep(WATCH_EVERY_S)
             now = time.monotonic()
             with self._lock:
+                if self._closing or not self._running_since:
+                    self._watcher = None
+                    return
                 for future, since in list(self._running_since.items()):
                     if future.done():
                         del self._running_since[future]
