@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from reader_reference import fit_one_head  # noqa: E402
 from train_fixtures import mias_folder  # noqa: E402
 
 from mammodesk.inference import ModelRunner  # noqa: E402
@@ -161,43 +162,15 @@ def _synthetic_reader_data(n: int = 24, cells: int = 20, channels: int = 16):
                       np.zeros((n, 2)), [None] * n, [None] * n, 8.0, features.flip(1).clone())
 
 
-def _one_head_as_first_written(data, index, setting, schedule, seed):
-    """The reference: one setting's head fitted on its own, its net run as a module (the fit before settings
-    were fitted together)."""
-    import torch.nn.functional as F
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        x = torch.cat([data.features[index], data.flipped[index]])
-        breast, finding = torch.cat([data.breast[index]] * 2), torch.cat([data.finding[index]] * 2)
-        y = torch.as_tensor(np.concatenate([data.y[index]] * 2), dtype=torch.float32)
-        mean, sd = x.mean(dim=(0, 1)), x.std(dim=(0, 1)) + 1e-3
-        x = (x - mean) / sd
-        known = breast & (y[:, None] == 0) | finding
-        net = fitting.patch_classifier(x.shape[2], setting.hidden).train()
-        optimiser = torch.optim.Adam(net.parameters(), lr=schedule.lr, weight_decay=setting.weight_decay)
-        balance = (y == 0).sum() / y.sum()
-        for _ in range(schedule.epochs):
-            for batch in torch.randperm(len(y), generator=generator).split(schedule.batch):
-                logits = net(x[batch])[..., 0]
-                loss = F.binary_cross_entropy_with_logits(fitting.pool(logits, breast[batch], setting.k), y[batch],
-                                                          pos_weight=balance)
-                cells = known[batch]
-                if setting.cell_weight > 0 and cells.any():
-                    loss = loss + setting.cell_weight * F.binary_cross_entropy_with_logits(
-                        logits[cells], finding[batch][cells].float(), pos_weight=torch.tensor(fitting.FINDING_WEIGHT))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-    return fitting.Head(net.eval(), mean, sd, setting.k)
-
-
-def test_settings_fitted_together_equal_each_fitted_alone():
+def test_settings_fitted_together_equal_each_fitted_alone(tmp_path):
     """`fit_heads` fits every setting of an inner fold in one pass (shared rows, one first-layer product, one
     dropout mask per batch): each head must be the head its setting gets alone, hidden layers and their
-    dropout included, with two hidden widths in one call; the caller's RNG is left as it was."""
+    dropout included, with two hidden widths in one call; the caller's RNG is left as it was. Its rows
+    come from the feature files on disk, a batch at a time: the same heads as from rows in memory."""
+    from mammodesk_train.reader.cache import Rows
+
     data = _synthetic_reader_data()
+    data.features, data.flipped = data.features.half().float(), data.flipped.half().float()  # as stored
     index, test = np.arange(16), np.arange(16, 24)
     settings = [fitting.Setting(1, 1e-2, 0.0), fitting.Setting(2, 0.3, 1.0, hidden=8), fitting.Setting(4, 1e-2, 1.0),
                 fitting.Setting(2, 0.1, 1.0, hidden=8), fitting.Setting(1, 0.1, 0.0, hidden=4)]
@@ -208,10 +181,18 @@ def test_settings_fitted_together_equal_each_fitted_alone():
     together = fitting.fit_heads(data, index, settings, schedule, seed=7)
     assert torch.equal(torch.rand(1), before)
     for setting, head in zip(settings, together):
-        alone = _one_head_as_first_written(data, index, setting, schedule, seed=7)
+        alone = fit_one_head(data, index, setting, schedule, seed=7)
         assert head.k == setting.k
         assert np.allclose(fitting.reader_logits(head, data, test), fitting.reader_logits(alone, data, test),
                            atol=1e-5), setting.text()
+    on_disk = dataclasses.replace(data)
+    for name in ("features", "flipped"):
+        path = tmp_path / f"{name}.f16"
+        path.write_bytes(getattr(data, name).half().numpy().tobytes())
+        setattr(on_disk, name, Rows(path, np.arange(len(data)), tuple(data.features.shape[1:])))
+    streamed = fitting.fit_heads(on_disk, index, settings, schedule, seed=7)
+    for head, again in zip(together, streamed):
+        assert np.array_equal(fitting.reader_logits(head, data, test), fitting.reader_logits(again, on_disk, test))
     different = fitting.fit_heads(data, index, settings[:2], schedule, seed=8)  # the seed matters
     assert not np.allclose(fitting.reader_logits(different[1], data, test),
                            fitting.reader_logits(together[1], data, test), atol=1e-3)

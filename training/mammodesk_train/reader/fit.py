@@ -91,19 +91,29 @@ class Head:
 pool = top_k_mean  # the model's own pooling (`WholeImageReader.pool`), on N x cells logits
 
 
+CHUNK = 256  # images read from disk at a time when a head answers
+
+
 def reader_logits(head: Head, data: ReaderData, index: np.ndarray) -> np.ndarray:
     """The reader's image logits of `index`, as the exported model computes them (`WholeImageReader.read`):
     with the flipped reading, the mean of the upright and the flipped pooled logits."""
-    logits = head.image_logits(data.features[index], data.breast[index])
-    if data.flipped is None:
-        return logits
-    return (logits + head.image_logits(data.flipped[index], data.breast[index])) / 2
+    out = []
+    for start in range(0, len(index), CHUNK):
+        part = index[start:start + CHUNK]
+        logits = head.image_logits(data.features[part], data.breast[part])
+        out.append(logits if data.flipped is None else (logits + head.image_logits(data.flipped[part],
+                                                                                   data.breast[part])) / 2)
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def reader_patch_logits(head: Head, data: ReaderData, index: np.ndarray) -> torch.Tensor:
     """The reader's map (N x cells): with the flipped reading, the mean of both maps."""
-    logits = head.patch_logits(data.features[index])
-    return logits if data.flipped is None else (logits + head.patch_logits(data.flipped[index])) / 2
+    out = []
+    for start in range(0, len(index), CHUNK):
+        part = index[start:start + CHUNK]
+        logits = head.patch_logits(data.features[part])
+        out.append(logits if data.flipped is None else (logits + head.patch_logits(data.flipped[part])) / 2)
+    return torch.cat(out) if out else torch.zeros(0, data.breast.shape[1])
 
 
 def fit_head(data: ReaderData, index: np.ndarray, setting: Setting, schedule: Schedule, seed: int) -> Head:
@@ -119,7 +129,8 @@ def fit_heads(data: ReaderData, index: np.ndarray, settings: list[Setting], sche
     rows with every setting's first layer, and one dropout mask per batch; each setting keeps its own
     parameters, weight decay, pooling and loss, and the sum of the losses gives each its own gradient. So the
     heads equal the heads fitted one by one, up to rounding (`tests/test_reader.py`), at a fraction of the
-    cost."""
+    cost. Only the cells a loss sees (breast and finding cells) pass through the heads, and the rows are
+    read from the feature files a batch at a time: memory does not grow with the images."""
     widths = sorted({s.hidden for s in settings} - {0}) or [0]
     heads: dict[int, Head] = {}
     for width in widths:  # one dropout stream per hidden width; the linear settings go with the first
@@ -132,49 +143,97 @@ def fit_heads(data: ReaderData, index: np.ndarray, settings: list[Setting], sche
 def _fit_heads(data: ReaderData, index: np.ndarray, settings: list[Setting], schedule: Schedule,
                seed: int) -> list[Head]:
     generator = torch.Generator().manual_seed(seed)
-    x = data.features[index]
-    breast, finding = data.breast[index], data.finding[index]
-    y = torch.as_tensor(data.y[index], dtype=torch.float32)
-    if data.flipped is not None:  # each training image twice: upright and read upside down (augmentation)
-        x = torch.cat([x, data.flipped[index]])
-        breast, finding, y = torch.cat([breast, breast]), torch.cat([finding, finding]), torch.cat([y, y])
-    mean = x.mean(dim=(0, 1))
-    sd = x.std(dim=(0, 1)) + 1e-3
-    x = x.sub_(mean).div_(sd)  # in place: x is this fit's own copy of its rows
+    readings = [data.features] if data.flipped is None else [data.features, data.flipped]
+    # training rows: each image once per reading (upright, and read upside down as augmentation)
+    breast, finding = torch.cat([data.breast[index]] * len(readings)), torch.cat([data.finding[index]] * len(readings))
+    y = torch.as_tensor(np.tile(data.y[index], len(readings)), dtype=torch.float32)
+    mean, sd = standardisation(readings, index)
+    used = breast | finding  # the cells a loss sees: only these pass through the heads
     known = breast & (y[:, None] == 0) | finding
     nets = []
     for setting in settings:  # each net's start as its own fit's: from the seed
         torch.manual_seed(seed)
-        nets.append(patch_classifier(x.shape[2], setting.hidden).train())
+        nets.append(patch_classifier(len(mean), setting.hidden).train())
     hidden = sorted({s.hidden for s in settings} - {0})  # at most one width (`fit_heads`)
     if hidden:  # the global RNG where a hidden setting's own fit starts its dropout: after its start
         torch.manual_seed(seed)
-        patch_classifier(x.shape[2], hidden[0])
-    firsts = [net if not s.hidden else net[0] for net, s in zip(nets, settings)]
-    widths = [first.out_features for first in firsts]
+        patch_classifier(len(mean), hidden[0])
+    linear = [net for net, s in zip(nets, settings) if not s.hidden]
+    deep = [net for net, s in zip(nets, settings) if s.hidden]
+    order = [s for s in settings if not s.hidden] + [s for s in settings if s.hidden]  # the logits' columns
+    ks = torch.tensor([s.k for s in order])
+    cell_weights = torch.tensor([s.cell_weight for s in order])
     optimiser = torch.optim.Adam([{"params": net.parameters(), "weight_decay": s.weight_decay}
                                   for net, s in zip(nets, settings)], lr=schedule.lr)
     balance = torch.tensor(float((y == 0).sum() / max(1.0, float(y.sum()))))  # abnormal images' weight
     finding_weight = torch.tensor(FINDING_WEIGHT)
     for _ in range(schedule.epochs):
         for batch in torch.randperm(len(y), generator=generator).split(schedule.batch):
-            rows = x[batch]
-            first = F.linear(rows, torch.cat([f.weight for f in firsts]), torch.cat([f.bias for f in firsts]))
-            noise = (torch.empty(*first.shape[:2], hidden[0]).bernoulli_(1 - DROPOUT).div_(1 - DROPOUT)
-                     if hidden else None)  # what each hidden setting's own dropout would draw
-            cells, targets = known[batch], finding[batch][known[batch]].float()
-            loss = torch.zeros(())
-            for setting, net, part in zip(settings, nets, first.split(widths, dim=2)):
-                logits = (part if not setting.hidden else net[3](part.relu() * noise))[..., 0]
-                loss = loss + F.binary_cross_entropy_with_logits(pool(logits, breast[batch], setting.k), y[batch],
-                                                                 pos_weight=balance)
-                if setting.cell_weight > 0 and cells.any():
-                    loss = loss + setting.cell_weight * F.binary_cross_entropy_with_logits(
-                        logits[cells], targets, pos_weight=finding_weight)
+            cells = used[batch]
+            rows = (training_rows(readings, index, batch)[cells] - mean) / sd  # read from disk, packed: cells x C
+            weight = torch.cat([n.weight for n in linear] + [n[0].weight for n in deep])
+            first = F.linear(rows, weight, torch.cat([n.bias for n in linear] + [n[0].bias for n in deep]))
+            logits = first[:, :len(linear)]  # packed cells x settings, in `order`
+            if deep:  # every hidden layer at once, each with the dropout its own fit would draw
+                noise = torch.empty(len(rows), hidden[0]).bernoulli_(1 - DROPOUT).div_(1 - DROPOUT)
+                kept = first[:, len(linear):].relu().unflatten(1, (len(deep), hidden[0])) * noise[:, None]
+                outputs = (kept * torch.cat([n[3].weight for n in deep])).sum(2)
+                logits = torch.cat([logits, outputs + torch.cat([n[3].bias for n in deep])], dim=1)
+            image = torch.full((*cells.shape, len(order)), NOT_BREAST).index_put((cells,), logits)
+            loss = F.binary_cross_entropy_with_logits(
+                pooled(image.transpose(1, 2), breast[batch], ks), y[batch, None].expand(-1, len(order)),
+                pos_weight=balance, reduction="none").mean(0).sum()
+            scored = known[batch][cells]  # among the packed cells
+            if scored.any() and bool((cell_weights > 0).any()):
+                targets = finding[batch][cells][scored].float()[:, None].expand(-1, len(order))
+                loss = loss + (cell_weights * F.binary_cross_entropy_with_logits(
+                    logits[scored], targets, pos_weight=finding_weight, reduction="none").mean(0)).sum()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
     return [Head(net.eval(), mean, sd, s.k) for net, s in zip(nets, settings)]
+
+
+def pooled(logits: torch.Tensor, breast: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    """B x S x cells logits -> B x S: column s pooled as `pool` with k = ks[s] (over the breast cells)."""
+    out = torch.empty(logits.shape[:2])
+    for k in ks.unique().tolist():
+        columns = torch.nonzero(ks == k)[:, 0]
+        part = logits[:, columns]
+        values = pool(part.flatten(0, 1), breast.repeat_interleave(len(columns), dim=0), int(k))
+        out[:, columns] = values.view(len(part), len(columns))
+    return out
+
+
+def training_rows(readings: list, index: np.ndarray, batch: torch.Tensor) -> torch.Tensor:
+    """Feature maps (B x cells x C, float32) of training rows `batch`: row j is reading j // len(index) of
+    image index[j % len(index)]."""
+    batch = batch.numpy()
+    reading, image = batch // len(index), index[batch % len(index)]
+    if len(readings) == 1:
+        return readings[0][image]
+    out = torch.empty(len(batch), *readings[0].shape[1:])
+    for r, source in enumerate(readings):
+        chosen = np.flatnonzero(reading == r)
+        if len(chosen):
+            out[chosen] = source[image[chosen]]
+    return out
+
+
+def standardisation(readings: list, index: np.ndarray, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel over every cell of the training rows: (mean, sd + 1e-3), a chunk of images at a time (the
+    rows stay on disk)."""
+    total = squares = None
+    count = 0
+    for source in readings:
+        for start in range(0, len(index), chunk):
+            rows = source[index[start:start + chunk]].double().flatten(0, 1)
+            total = rows.sum(0) if total is None else total + rows.sum(0)
+            squares = (rows * rows).sum(0) if squares is None else squares + (rows * rows).sum(0)
+            count += len(rows)
+    mean = total / count
+    variance = (squares - count * mean * mean).clamp(min=0.0) / max(1, count - 1)
+    return mean.float(), variance.sqrt().float() + 1e-3
 
 
 def auc(y: np.ndarray, scores: np.ndarray) -> float:
