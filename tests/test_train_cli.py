@@ -99,11 +99,25 @@ def test_a_retrained_reader_is_named_after_its_file_unless_named(tmp_path, monke
     from mammodesk_train.reader import run as reader_run
 
     seen = []
-    monkeypatch.setattr(reader_run, "run", lambda *a, **k: seen.append(k["model_name"]) or {"not_exported": "x"})
+    monkeypatch.setattr(reader_run, "run", lambda *a, **k: seen.append((k["model_name"], k["device"]))
+                        or {"not_exported": "x"})
     main(["reader", "--data", "mias:x", "--out", str(tmp_path / "r"), "--export", str(tmp_path / "reader-site.onnx")])
     main(["reader", "--data", "mias:x", "--out", str(tmp_path / "r"), "--export", str(tmp_path / "a.onnx"),
-          "--name", "reader-hospital-2026"])
-    assert seen == ["reader-site", "reader-hospital-2026"]
+          "--name", "reader-hospital-2026", "--device", "cpu"])
+    assert seen == [("reader-site", "auto"), ("reader-hospital-2026", "cpu")]  # the trunk's device, auto by default
+
+
+def test_a_device_torch_cannot_use_is_refused_by_name(capsys):
+    import torch
+
+    from mammodesk_train.engine import pick_device
+
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        pick_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            pick_device("cuda")
 
 
 def test_a_folder_task_model_exports_and_evaluates_like_any_other(tmp_path, capsys):
@@ -164,3 +178,40 @@ def test_fit_refuses_a_used_out_folder_rather_than_mixing_two_runs(tmp_path, cap
                  "--task", "normal_abnormal", "--out", str(run)])
     assert code == 2 and "already holds a run" in capsys.readouterr().err
     assert (run / "fold1" / "vae.jsonl").read_text() == '{"epoch": 1}\n'
+
+
+def test_a_stopped_fit_resumes_from_its_finished_folds_with_the_same_figures(tmp_path, capsys, monkeypatch):
+    """Ctrl+C in the second fold keeps the first; `fit --resume` fits only the folds not done (the cut one
+    afresh) and reports what an uninterrupted run reports. A used --out of another run is refused."""
+    from mammodesk_train.families.vae_cnn import VaeCnnFamily
+
+    data = f"mias:{mias_folder(tmp_path / 'data')}"
+    args = ["fit", "--preset", "vae-cnn-lite", "--data", data, "--task", "normal_abnormal", "--folds", "3",
+            "--epochs-scale", "0.03", "--device", "cpu", "--no-final"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    original, fitted = VaeCnnFamily.train, []
+
+    def counted(self, *a, **k):
+        fitted.append(a[4])  # the fold's seed
+        if stop_at and len(fitted) == stop_at:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(VaeCnnFamily, "train", counted)
+    stopped = tmp_path / "stopped"
+    stop_at = 2
+    assert main(args + ["--out", str(stopped)]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--out", str(stopped)]) == 2  # not resumed: refused, nothing mixed
+    fitted.clear()
+    stop_at = 0
+    assert main(args + ["--out", str(stopped), "--resume"]) == 0
+    assert fitted == [1, 2]  # folds 2 and 3 (seeds 0 + fold index); fold 1 was kept
+    assert "fold 1/3: kept from the stopped run" in capsys.readouterr().out
+    whole, resumed = (json.loads((run / "metrics.json").read_text()) for run in (tmp_path / "whole", stopped))
+    assert whole["folds_detail"] and whole["cv_summary"] and whole["pooled"]
+    for part in ("folds_detail", "cv_summary", "pooled", "baseline", "comparison", "domain_cv"):
+        assert resumed.get(part) == whole.get(part), part
+    other = args[:args.index("--folds") + 1] + ["2"] + args[args.index("--folds") + 2:]
+    assert main(other + ["--out", str(stopped), "--resume"]) == 2  # another run's folder: refused by name
+    assert "holds a run of other data" in capsys.readouterr().err

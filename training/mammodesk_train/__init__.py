@@ -2,4 +2,4 @@
 
 Imports torch; the desktop app never imports this package."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2: the reader's heads fitted together on the cells a loss sees (other figures)

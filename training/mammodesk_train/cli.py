@@ -19,7 +19,8 @@ from mammodesk_train.families.registry import PRESETS, empty_model, family_for
 STOPPED = {  # what a stopped command kept, and how to go on
     "reader": "Kept: every image read so far (the data folder's cache/reader-features) and every finished outer "
               "fold (--out's folds/); run the same command again with --resume and none of them is done again.",
-    "fit": "Kept: the finished folds' logs and weights in --out; fit does not resume: a new fit needs another --out.",
+    "fit": "Kept: the finished folds in --out; run the same command again with --resume and none of them is fitted "
+           "again.",
 }
 REFUSED_BY_BASELINE = 3  # export's exit status when the model does not beat its plain baseline
 
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="other presets to choose from: each outer fold fits whichever of --preset and these wins "
                           "inner CV on its own training patients (nested selection); the final model likewise")
     fit.add_argument("--select-folds", type=int, default=3, help="inner patient-level folds for --select-from")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue a stopped fit into the same --out: its finished folds are kept, the fold it was "
+                          "in is fitted afresh")
     fit.add_argument("--init", type=Path, help="start the trunk from a backbone file written by `pretrain`: "
                      "ResNet50V2 (simclr, hybrid, transfer-resnet50v2) or VGG16 (fusion-vgg16)")
     pre = sub.add_parser("pretrain", help=COMMAND_HELP["pretrain"])
@@ -106,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "images read before come from the feature cache")
     reader.add_argument("--name", help="the model's name in the app and in predict (default: the --export file's "
                                        "name without .onnx)")
+    reader.add_argument("--device", default="auto",
+                        help="where the frozen trunk reads the images: auto (a CUDA GPU when torch sees one), cpu or "
+                             "cuda; the heads are fitted on the CPU")
     return parser
 
 
@@ -208,9 +215,10 @@ def _fit_in_group(args, presets) -> int:
 
     from mammodesk_train.data.tasks import check_task
 
-    if args.out.is_dir() and any(args.out.iterdir()):
-        raise CliError(f"{args.out} already holds a run, and fit does not resume: two runs in one folder would mix "
-                       "their logs and weights; choose another --out, or delete that folder first")
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.resume:
+        raise CliError(f"{args.out} already holds a run: --resume continues it (its finished folds are not fitted "
+                       "again); two runs in one folder would mix their logs and weights, so choose another --out, or "
+                       "delete that folder first")
     records = load_source(args.data)
     task = get_task(args.task, records)
     check_task(records, task, args.folds)
@@ -224,7 +232,8 @@ def _fit_in_group(args, presets) -> int:
                 raise CliError(f"--init: the {family.preset.family} family has no trunk to start from a backbone file")
             family.init = args.init
     document = run_cv(families[0], records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
-                      final=not args.no_final, alternatives=tuple(families[1:]), select_folds=args.select_folds)
+                      final=not args.no_final, alternatives=tuple(families[1:]), select_folds=args.select_folds,
+                      resume=args.resume)
     if args.init is not None:
         from mammodesk_train.simclr.backbone import seen_patients
 
@@ -402,7 +411,7 @@ def _reader(args: argparse.Namespace) -> int:
         _own_name(name, args.export)
     report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
                  second_seed=args.second_seed, export=args.export, force=args.force, model_name=name,
-                 resume=args.resume)
+                 resume=args.resume, device=args.device)
     print(f"report: {args.out / 'report.json'}")
     if "export" in report:
         print(f"exported {args.export}: {report['export']}")

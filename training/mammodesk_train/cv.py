@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mammodesk_train import baseline, trust
+from mammodesk_train import baseline, kept, trust
 from mammodesk_train.data.patients import evaluation, grouping
 from mammodesk_train.data.sources import Record, assumed_spacing
 from mammodesk_train.data.tasks import Task
@@ -25,15 +26,27 @@ from mammodesk_train.families.protocol import Family
 
 
 def run_cv(family: Family, records: list[Record], task: Task, *, data: str, folds: int, seed: int, out: Path,
-           final: bool = True, alternatives: tuple[Family, ...] = (), select_folds: int = 3) -> dict:
+           final: bool = True, alternatives: tuple[Family, ...] = (), select_folds: int = 3,
+           resume: bool = False) -> dict:
     """With `alternatives`, each outer fold fits whichever of `family` and them wins inner CV on its own
-    training patients (nested selection); the final model is the candidate that wins CV on all data."""
+    training patients (nested selection); the final model is the candidate that wins CV on all data.
+    Each finished fold is kept in its folder (`fold.json`, with its weights); with `resume`, a run stopped
+    in `out` continues: kept folds of the same data, labels, presets and seed are not fitted again, and a
+    fold cut short is fitted afresh."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     candidates = prepare_candidates([family, *alternatives], records, task)
     primary = candidates[0].primary
     groups = primary.groups
     hashes = primary.hashes
+    key = kept.fingerprint({"presets": [repr(c.family.preset) for c in candidates], "task": task.name,
+                            "classes": list(task.classes), "samples": [r.image_id for r in records],
+                            "record_index": primary.record_index, "y": primary.y, "groups": groups, "folds": folds,
+                            "seed": seed, "select_folds": select_folds, "init": str(getattr(family, "init", None))})
+    marker = out / "run-key.json"
+    if resume and any(out.iterdir()) and kept.load(marker, key) is None:
+        raise ValueError(f"{out} holds a run of other data, presets, task or seed (or of another mammodesk-train): "
+                         "--resume continues only the same run; choose another --out")
     base_features = baseline.sample_features(primary)
     fold_metrics, leakage, fold_extra, base_metrics, selection = [], [], [], [], []
     oof = np.full((len(primary), len(task.classes)), np.nan)
@@ -45,32 +58,35 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
         train_records = np.unique(primary.record_index[fold.train])
         test_records = np.unique(primary.record_index[fold.test])
         leakage.append({"fold": fold.index + 1, **check_leakage(records, train_records, test_records, hashes)})
-        print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples",
-              flush=True)
-        chosen = candidates[0]
-        if alternatives:
-            chosen, scores = choose(candidates, fold.train, task.classes, inner_folds=select_folds,
-                                    seed=seed + fold.index, out=out / f"fold{fold.index + 1}" / "select")
-            selection.append({"fold": fold.index + 1, "chosen": chosen.name, "inner_auc": scores})
-            print(f"  chose {chosen.name} in inner CV of the training patients", flush=True)
-        model = chosen.family.train(chosen.primary, chosen.secondary, fold.train, len(task.classes),
-                                    seed + fold.index, out / f"fold{fold.index + 1}")
-        if distributed()[0] == 0:
-            save_weights(model, out / f"fold{fold.index + 1}")  # for `explain`: maps of held-out patients
-        oof[fold.test] = chosen.family.predict(model, chosen.primary.x[fold.test])
-        metrics = classification_metrics(primary.y[fold.test], oof[fold.test], task.classes, bootstrap=0)
-        fold_metrics.append(metrics)
+        folder = out / f"fold{fold.index + 1}"
+        done = kept.load(folder / "fold.json", key) if resume else None
+        if done is None:
+            print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples",
+                  flush=True)
+            if resume and folder.is_dir():  # cut short by the stop: its logs and weights are not kept
+                shutil.rmtree(folder)
+            done = _fit_fold(candidates, fold, task, seed, folder, select_folds, assumed, bool(alternatives))
+            if distributed()[0] == 0:  # the run's key first: a kept fold is always of a known run
+                kept.keep(marker, key, {"data": data})
+                kept.keep(folder / "fold.json", key, done)
+        else:
+            print(f"fold {fold.index + 1}/{folds}: kept from the stopped run ({folder.name}/fold.json)", flush=True)
+        oof[fold.test] = np.asarray(done["oof"])
+        fold_metrics.append(done["metrics"])
+        if done["selection"] is not None:
+            selection.append(done["selection"])
+            print(f"  chose {done['selection']['chosen']} in inner CV of the training patients", flush=True)
         base_oof[fold.test] = baseline.fit_predict(base_features, primary.y, fold.train, fold.test,
                                                    len(task.classes))
         base_metrics.append(classification_metrics(primary.y[fold.test], base_oof[fold.test], task.classes,
                                                    bootstrap=0))
+        metrics = done["metrics"]
         print(f"  accuracy {metrics['accuracy']:.3f}, AUC {_fmt(metrics['auc'])}, "
               f"weighted F1 {metrics['f1_weighted']:.3f}; plain baseline AUC {_fmt(base_metrics[-1]['auc'])}",
               flush=True)
-        if chosen.family.extra_metrics is not None:  # e.g. patch-level figures of a patch model
-            fold_extra.append(chosen.family.extra_metrics(model, chosen.primary.x[fold.test],
-                                                          primary.y[fold.test], task.classes))
-        domain_folds.append(_domain_fold(chosen.primary, fold, model, chosen.family.embed, assumed))
+        if done["extra"] is not None:
+            fold_extra.append(done["extra"])
+        domain_folds.append(done["domain"])
     pooled = classification_metrics(primary.y, oof, task.classes, seed=seed)
     final_choice = candidates[0]
     if alternatives and final:
@@ -129,6 +145,29 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
                                               "comparison": document.get("comparison"),
                                               "fold_presets": fold_presets}, indent=2))
     return document
+
+
+def _fit_fold(candidates, fold, task: Task, seed: int, folder: Path, select_folds: int, assumed: float | None,
+              selecting: bool) -> dict:
+    """One outer fold: the preset chosen in inner CV (when selecting), fitted on the training patients; its
+    held-out answers, metrics, extra metrics and domain check, as kept for `--resume`."""
+    chosen, selection = candidates[0], None
+    if selecting:
+        chosen, scores = choose(candidates, fold.train, task.classes, inner_folds=select_folds,
+                                seed=seed + fold.index, out=folder / "select")
+        selection = {"fold": fold.index + 1, "chosen": chosen.name, "inner_auc": scores}
+    model = chosen.family.train(chosen.primary, chosen.secondary, fold.train, len(task.classes),
+                                seed + fold.index, folder)
+    if distributed()[0] == 0:
+        save_weights(model, folder)  # for `explain`: maps of held-out patients
+    y = chosen.primary.y[fold.test]
+    oof = chosen.family.predict(model, chosen.primary.x[fold.test])
+    extra = None
+    if chosen.family.extra_metrics is not None:  # e.g. patch-level figures of a patch model
+        extra = chosen.family.extra_metrics(model, chosen.primary.x[fold.test], y, task.classes)
+    return kept.plain({"oof": oof, "metrics": classification_metrics(y, oof, task.classes, bootstrap=0),
+                       "selection": selection, "extra": extra,
+                       "domain": _domain_fold(chosen.primary, fold, model, chosen.family.embed, assumed)})
 
 
 def _domain_fold(primary, fold, model, embed, assumed: float | None) -> dict:

@@ -68,7 +68,10 @@ def pick_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise ValueError(f"--device {requested} asked for, but torch sees no CUDA device (torch {torch.__version__}; "
+                         "--device cpu, or a CUDA build of torch)")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ValueError(f"--device {requested!r}: auto, cpu or cuda")
     return torch.device(requested)
 
 

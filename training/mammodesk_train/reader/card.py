@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mammodesk.inference.location import LOCATION_MM, location_cells
 
+from mammodesk_train import __version__
 from mammodesk_train.baseline import verdict
 from mammodesk_train.data.patients import PATIENTS_FROM
 from mammodesk_train.data.sources import public_spec
@@ -147,7 +148,9 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
               f"ImageNet features at {STRIDE * spacing:g} mm cells show; small calcifications are below "
               "that scale.", "",
               f"Reproduce: `mammodesk-train reader --data {_reproduce_data(report['data'])} --preset "
-              f"{report['preset']} --out runs/{report['preset']} --export resources/models/{name}.onnx`", ""]
+              f"{report['preset']} --out runs/{report['preset']} --export resources/models/{name}.onnx` (built with "
+              f"mammodesk-train {__version__}; another version may fit the heads "
+              "differently: its figures then differ within the fold spread)", ""]
     path.write_text("\n".join(lines))
     return path
 

@@ -100,7 +100,7 @@ def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
 
 def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, spacing_mm: float,
             flip_reading: bool = False, progress: bool = True, cache_root: Path | None = None,
-            trunk: str = "frozen") -> ReaderData:
+            trunk: str = "frozen", device: torch.device | str = "cpu") -> ReaderData:
     """`spacing_mm`: what the spec resamples to (a map cell is STRIDE such pixels). `flip_reading`: also each
     image read upside down (`WholeImageReader.read`), its feature map flipped back onto the same cells.
     Each image's work is kept on disk (`cache.FeatureCache`, under `cache_root`, default the data folder's
@@ -108,7 +108,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     feature maps stay on disk (memory-mapped), so memory does not grow with them."""
     from mammodesk.storage import data_dir
 
-    reader.eval()
+    reader.eval().to(device)
     readings = ("upright", "flipped") if flip_reading else ("upright",)
     cache = FeatureCache(cache_root or data_dir() / "cache" / "reader-features",
                          {"trunk": trunk, "spec": spec.to_dict(),
@@ -136,13 +136,14 @@ def _read(record: Record, spec: PipelineSpec, reader: WholeImageReader, flip_rea
     processed = spec.apply(image)
     anatomy = read_anatomy(image, outline_breast(image))
     family = VIEW_FAMILY.get((anatomy.view or "").upper())
-    x = torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float()
+    device = next(reader.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float().to(device)
     with torch.no_grad():
         fmap = reader.features(x)[0]
-        maps = {"upright": fmap.flatten(1).T.numpy()}
-        cells = reader.breast_cells(x)[0]
+        maps = {"upright": fmap.flatten(1).T.cpu().numpy()}
+        cells = reader.breast_cells(x)[0].cpu()
         if flip_reading:
-            maps["flipped"] = reader.features(torch.flip(x, dims=[2]))[0].flip(dims=[1]).flatten(1).T.numpy()
+            maps["flipped"] = reader.features(torch.flip(x, dims=[2]))[0].flip(dims=[1]).flatten(1).T.cpu().numpy()
     meta = image.meta
     acquisition = {"format": meta.format, "bits_stored": meta.bits_stored,
                    "pixel_spacing_mm": list(meta.pixel_spacing_mm) if meta.pixel_spacing_mm else None,

@@ -28,6 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from mammodesk.inference.location import location_cells, peak_centre  # the app's location rule
 
+from mammodesk_train import kept
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import ReaderData
 from mammodesk_train.reader.levels import exam_logits, exam_table, fit_exam_rule
@@ -176,8 +177,8 @@ def _fit_heads(data: ReaderData, index: np.ndarray, settings: list[Setting], sch
             logits = first[:, :len(linear)]  # packed cells x settings, in `order`
             if deep:  # every hidden layer at once, each with the dropout its own fit would draw
                 noise = torch.empty(len(rows), hidden[0]).bernoulli_(1 - DROPOUT).div_(1 - DROPOUT)
-                kept = first[:, len(linear):].relu().unflatten(1, (len(deep), hidden[0])) * noise[:, None]
-                outputs = (kept * torch.cat([n[3].weight for n in deep])).sum(2)
+                active = first[:, len(linear):].relu().unflatten(1, (len(deep), hidden[0])) * noise[:, None]
+                outputs = (active * torch.cat([n[3].weight for n in deep])).sum(2)
                 logits = torch.cat([logits, outputs + torch.cat([n[3].bias for n in deep])], dim=1)
             image = torch.full((*cells.shape, len(order)), NOT_BREAST).index_put((cells,), logits)
             loss = F.binary_cross_entropy_with_logits(
@@ -315,39 +316,10 @@ def _outer_fold(data: ReaderData, fold, settings: list[Setting], schedule: Sched
 def _fingerprint(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int) -> str:
     """What a kept fold depends on: the images (their files and how they were read), their labels, located
     findings and patients, the settings, the schedule, the folds, this code. Anything else is fitted again."""
-    import json
-
-    from mammodesk_train import __version__
-
-    about = {"ids": list(data.ids), "y": data.y.tolist(), "groups": data.groups.tolist(),
-             "features": data.provenance, "findings": hashlib.sha256(data.finding.numpy().tobytes()).hexdigest(),
-             "settings": [asdict(s) for s in settings], "schedule": asdict(schedule), "folds": folds, "seed": seed,
-             "code": __version__}
-    return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()
-
-
-def _load_fold(path: Path | None, key: str) -> dict | None:
-    import json
-
-    if path is None or not path.is_file():
-        return None
-    try:
-        kept = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return kept["result"] if kept.get("key") == key else None
-
-
-def _keep_fold(path: Path | None, key: str, result: dict) -> None:
-    import json
-    import os
-
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps({"key": key, "result": result}))
-    os.replace(partial, path)
+    return kept.fingerprint({
+        "ids": list(data.ids), "y": data.y, "groups": data.groups, "features": data.provenance,
+        "findings": hashlib.sha256(data.finding.numpy().tobytes()).hexdigest(),
+        "settings": [asdict(s) for s in settings], "schedule": asdict(schedule), "folds": folds, "seed": seed})
 
 
 def _time_left(started: float, done: int, total: int) -> str:
@@ -376,17 +348,17 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     print_fits = progress
     key = _fingerprint(data, settings, schedule, folds, seed)
     for fold in outer:
-        kept = checkpoints / f"seed{seed}-fold{fold.index + 1}.json" if checkpoints is not None else None
-        result = _load_fold(kept, key)
+        path = checkpoints / f"seed{seed}-fold{fold.index + 1}.json" if checkpoints is not None else None
+        result = kept.load(path, key)
         if result is None:
             if print_fits:
                 print(f"  each outer fold: {len(settings)} settings fitted together in each of 3 inner folds, then "
                       "the fold's own head", flush=True)
                 print_fits = False
             result = _outer_fold(data, fold, settings, schedule, seed, partners)
-            _keep_fold(kept, key, result)
+            kept.keep(path, key, result)
         elif progress:
-            print(f"  fold {fold.index + 1}/{folds}: kept from the stopped run ({kept.name})", flush=True)
+            print(f"  fold {fold.index + 1}/{folds}: kept from the stopped run ({path.name})", flush=True)
         oof[fold.test] = result["oof"]
         compared[fold.test] = result["compared"]
         exam_oof.update(result["exam"])

@@ -267,9 +267,12 @@ def build_trunk(name: str):
 
 def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed: int = 0, second_seed: int = 1,
         export: Path | None = None, model_name: str | None = None, force: bool = False,
-        resume: bool = False) -> dict:
+        resume: bool = False, device: str = "cpu") -> dict:
     """`resume`: continue a stopped run in `out`, its finished outer folds taken from `out/folds` (without it,
-    an `out` holding folds is refused, never mixed into)."""
+    an `out` holding folds is refused, never mixed into). `device`: where the trunk reads the images (auto,
+    cpu, cuda)."""
+    from mammodesk_train.engine import pick_device
+
     started = time.perf_counter()
     torch.manual_seed(seed)
     kept = out / "folds"
@@ -278,11 +281,13 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
                          "fitted again), or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     records = labelled(load_source(data_spec), folds)
-    print(plan(records, preset, folds, seed, second_seed, export), flush=True)
+    where = pick_device(device)
+    print(plan(records, preset, folds, seed, second_seed, export, where), flush=True)
     trunk = build_trunk(preset.trunk)
     reader = WholeImageReader(trunk, k=1, flip_reading=preset.flip_reading)
     data = prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm, flip_reading=preset.flip_reading,
-                   trunk=f"imagenet-{preset.trunk}")
+                   trunk=f"imagenet-{preset.trunk}", device=where)
+    reader.cpu()  # the head is fitted, and the model exported, on the CPU
     report: dict = {"preset": preset.name, "description": preset.description(), "data": data_spec,
                     "spacing_mm": preset.spacing_mm,
                     "images": len(data), "patients": int(len(set(data.groups.tolist()))),
@@ -340,13 +345,15 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     return report
 
 
-def plan(records, preset: ReaderPreset, folds: int, seed: int, second_seed: int, export: Path | None) -> str:
+def plan(records, preset: ReaderPreset, folds: int, seed: int, second_seed: int, export: Path | None,
+         device: torch.device = torch.device("cpu")) -> str:
     """What the run will do, said before it starts."""
     patients = len({r.patient_key for r in records})
-    return (f"plan: {len(records)} images of {patients} patients through {preset.name}'s frozen trunk (images read "
-            f"before come from the cache); nested CV with {folds} outer folds on fold seeds {seed} and {second_seed}, "
-            f"each outer fold choosing among {len(preset.settings)} settings in 3 inner folds; the plain baseline in "
-            "the same folds; then the shipped head on all images, its calibration, operating point and levels"
+    where = "CUDA" if device.type == "cuda" else "the CPU"
+    return (f"plan: {len(records)} images of {patients} patients through {preset.name}'s frozen trunk on {where} "
+            f"(images read before come from the cache); nested CV with {folds} outer folds on fold seeds {seed} and "
+            f"{second_seed}, each outer fold choosing among {len(preset.settings)} settings in 3 inner folds; the "
+            "plain baseline in the same folds; then the shipped head on all images, its calibration, operating point and levels"
             + (f"; export to {export} if it beats the baseline" if export is not None else ""))
 
 
