@@ -4,6 +4,7 @@ the taxonomy, and every export format's round trip, including the PHI check."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import errno
 import json
@@ -300,6 +301,11 @@ def test_csv_round_trip_is_exact(tmp_path):
     assert (back["img"].density, back["img"].birads, back["img"].note) == ("C", 4, "image note")
     assert (back["img"].laterality, back["img"].view) == ("L", "MLO") and back["empty"].laterality is None
     assert "pixel centres" in (tmp_path / "f.README.txt").read_text()  # the convention, written beside it
+    # the side read from the pixels goes in its own column, and only where the file states none
+    exports.write_csv([dataclasses.replace(export_item(labels), pixel_laterality="R"),
+                       dataclasses.replace(export_item(empty, "2" * 64), pixel_laterality="R")], tmp_path / "p.csv")
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert {(r["laterality"], r["laterality_from_pixels"]) for r in rows} == {("L", ""), ("", "R")}
     assert back["empty"].findings == () and back["empty"].birads == 1 and back["empty"].extra["pixel_sha256"] == "2" * 64
 
 

@@ -242,6 +242,14 @@ def test_export_and_reimport_from_the_app(window, qtbot, tmp_path):
     assert [(f.kind, f.shape, f.pathology) for f in back] == [(f.kind, f.shape, f.pathology) for f in original]
     coco = json.loads((tmp_path / "c.json").read_text())
     assert coco["images"][0]["file_name"] == "case.png" and len(coco["annotations"]) == 2
+    # a PNG states no side: the export keeps the app's reading of it from the pixels, in a column of its own
+    anatomy = document.anatomy
+    assert anatomy.laterality in ("L", "R") and anatomy.laterality_source == "pixels"
+    import csv
+
+    (row, *_) = csv.DictReader((tmp_path / "f.csv").open())
+    assert (row["laterality"], row["laterality_from_pixels"]) == ("", anatomy.laterality)
+    assert coco["images"][0]["mammodesk"]["laterality_from_pixels"] == anatomy.laterality
 
 
 def test_real_mias_info_import_in_the_app(window, qtbot, mias_dir):

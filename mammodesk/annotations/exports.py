@@ -29,6 +29,7 @@ class ExportImage:
     rows: int
     cols: int
     sha256: str
+    pixel_laterality: str | None = None  # read from the pixels where the file states no side: kept apart
 
 
 def public_id(stem: str, sha256: str, identifying_values=()) -> str:
@@ -43,7 +44,8 @@ def public_id(stem: str, sha256: str, identifying_values=()) -> str:
 
 
 # --- CSV -------------------------------------------------------------------------------------
-CSV_COLUMNS = ("image", "file_name", "pixel_sha256", "rows", "cols", "laterality", "view", "image_density",
+CSV_COLUMNS = ("image", "file_name", "pixel_sha256", "rows", "cols", "laterality", "laterality_from_pixels", "view",
+               "image_density",
                "image_birads",
                "image_note", "finding_uid", "finding_type", "pathology", "birads", "shape_type", "geometry",
                "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "area_px", "attributes", "note", "source", "author",
@@ -55,7 +57,9 @@ CSV_README = """MammoDesk findings CSV: one row per finding; an image without fi
 Coordinates: source-image pixels, x right and y down, pixel centres (the top-left pixel's centre is 0, 0).
 bbox_x0..bbox_y1 enclose the shape; geometry is the exact shape as JSON, {"type": ..., and its fields in those
 coordinates} (a polygon's "points" as [x, y] pairs). area_px is in pixels. laterality and view are what the file states (DICOM
-tags or the file name), never guessed from pixels; empty when the file does not say.
+tags or the file name), never guessed from pixels; empty when the file does not say. laterality_from_pixels is
+MammoDesk's reading of the side from the image (where the breast and the chest wall lie) when the file states
+none: a reading, to be checked, and empty when the file states the side.
 """
 
 
@@ -70,6 +74,7 @@ def write_csv(images: list[ExportImage], path: Path) -> int:
         labels = item.labels
         base = {"image": labels.image_id, "file_name": item.file_name, "pixel_sha256": item.sha256,
                 "rows": item.rows, "cols": item.cols, "laterality": labels.laterality or "",
+                "laterality_from_pixels": "" if labels.laterality else item.pixel_laterality or "",
                 "view": labels.view or "", "image_density": labels.density or "",
                 "image_birads": "" if labels.birads is None else labels.birads, "image_note": labels.note}
         for finding in labels.findings or (None,):
@@ -163,7 +168,9 @@ def write_coco(images: list[ExportImage], path: Path, finding_types: tuple[str, 
                             "mammodesk": {"image": labels.image_id, "pixel_sha256": item.sha256,
                                           "density": labels.density, "density_system": labels.density_system,
                                           "birads": labels.birads, "note": labels.note,
-                                          "laterality": labels.laterality, "view": labels.view}})
+                                          "laterality": labels.laterality, "view": labels.view,
+                                          "laterality_from_pixels": None if labels.laterality
+                                          else item.pixel_laterality}})
         for finding in labels.findings:
             annotation = {"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
                           "category_id": types.index(finding_type(finding.kind, finding.attributes)) + 1,

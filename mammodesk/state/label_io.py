@@ -42,6 +42,7 @@ class LabelTarget:
     sha256: str
     shape: tuple[int, int]
     is_dicom: bool = False
+    pixel_laterality: str | None = None  # the side read from the pixels, when the file does not state one
 
 
 def read_labels_file(path: Path, kind: str) -> list[ImageLabels]:
@@ -174,7 +175,7 @@ def export_images(items: list[tuple[LabelTarget, ImageLabels]]) -> list[exports.
     for target, labels in items:
         image_id, file_name = public_names(target)
         result.append(exports.ExportImage(dataclasses.replace(labels, image_id=image_id), file_name,
-                                          target.shape[0], target.shape[1], target.sha256))
+                                          target.shape[0], target.shape[1], target.sha256, target.pixel_laterality))
     return result
 
 

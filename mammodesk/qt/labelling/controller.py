@@ -69,8 +69,10 @@ class LabellingController(QtCore.QObject):
             self.state.set_taxonomy(taxonomy)
             if problem:
                 self.host.status(problem)
-        self.targets[document.id] = label_io.LabelTarget(document.id, path, loaded.sha256, document.image.shape,
-                                                         document.image.meta.format.upper() == "DICOM")
+        anatomy = document.anatomy
+        self.targets[document.id] = label_io.LabelTarget(
+            document.id, path, loaded.sha256, document.image.shape, document.image.meta.format.upper() == "DICOM",
+            anatomy.laterality if anatomy is not None and anatomy.laterality_source == "pixels" else None)
         self.state.attach(document.id, file_name=path.name if path else document.name, sha256=loaded.sha256,
                           shape=document.image.shape, read=loaded.annotations, anatomy=document.anatomy)
         self._apply_pending(document.id)
