@@ -50,7 +50,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mammodesk predict",
                                      description="Run a model over image files and folders, without a window.",
                                      epilog="Bundled models: " + (", ".join(bundled) or "none") + ". Columns of "
-                                            "the CSV: README, 'mammodesk predict'.")
+                                            "the CSV: docs/PREDICT.md.")
     parser.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
     parser.add_argument("--model", help="a bundled model's name, or a path to an .onnx file (default: the "
                                         "whole-mammogram reader)")

@@ -43,7 +43,7 @@ DECODE_TIMEOUT_S = 120.0  # a file whose decoding takes longer fails alone (a da
 
 
 def result_columns(labels: Sequence[str], votes: bool = False) -> list[str]:
-    """`predict`'s columns, the same for every row and every run of a model (README, "mammodesk predict"):
+    """`predict`'s columns, the same for every row and every run of a model (docs/PREDICT.md):
     the answer, p_<label> for each of the model's labels (votes_<label> for patch models), then where."""
     return [*COLUMNS, *(f"p_{label}" for label in labels), *(f"votes_{label}" for label in labels if votes),
             *PLACE_COLUMNS]
