@@ -40,3 +40,21 @@ def test_files_waiting_their_turn_are_not_timed_out(qtbot):
     finally:
         bridge.shutdown()
     assert failed == [] and sorted(done) == sorted(f"{n}.dcm" for n in range(12))
+
+
+def test_a_file_whose_pool_was_stopped_before_it_started_is_read_again(qtbot):
+    """Stopping a stuck worker's pool cancels the files queued behind it: they are read again, never dropped
+    in silence (neither loaded nor failed)."""
+    from concurrent import futures
+
+    bridge = LoaderBridge(timeout_s=30)
+    done = []
+    cancelled = futures.Future()
+    cancelled.cancel()
+    try:
+        bridge._count(+1)  # as `_submit` counted it
+        bridge._finish(cancelled, hang_on, "a.dcm", done.append, 0)
+        qtbot.waitUntil(lambda: bridge.pending == 0, timeout=30_000)
+    finally:
+        bridge.shutdown()
+    assert done == ["A.DCM"]

@@ -119,14 +119,19 @@ class LoaderBridge(QtCore.QObject):
 
     def _finish(self, future: futures.Future, function, path: str, deliver, attempt: int) -> None:
         try:
-            if future.cancelled():
-                return
-            error = future.exception()
             if id(future) in self._timed_out:
                 self._timed_out.discard(id(future))
                 self.failed.emit(path, f"decoding took longer than {self.timeout_s:g} s and was stopped (a damaged "
                                        "pixel stream can hang a decoder); other files are unaffected")
-            elif error is None:
+                return
+            if future.cancelled():  # its pool was stopped for another file before it started: read it again
+                with self._lock:
+                    closing = self._closing
+                if not closing:
+                    self._submit(function, path, deliver, attempt)
+                return
+            error = future.exception()
+            if error is None:
                 deliver(future.result())
             elif isinstance(error, futures.process.BrokenProcessPool):
                 # A dying worker breaks the whole pool, so every file in flight fails with it.

@@ -63,7 +63,7 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
         if done is None:
             print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples",
                   flush=True)
-            if resume and folder.is_dir():  # cut short by the stop: its logs and weights are not kept
+            if resume and folder.is_dir() and distributed()[0] == 0:  # cut short: its logs and weights go
                 shutil.rmtree(folder)
             done = _fit_fold(candidates, fold, task, seed, folder, select_folds, assumed, bool(alternatives))
             if distributed()[0] == 0:  # the run's key first: a kept fold is always of a known run
