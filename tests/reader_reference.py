@@ -11,6 +11,24 @@ import torch.nn.functional as F
 from mammodesk_train.reader import fit as fitting
 
 
+def synthetic_reader_data(views: int, cells: int, channels: int, *, breast_share: float, lift: float,
+                          finding_share: float, seed: int, map_shape: tuple[int, int] | None = None):
+    """Trunk features of `views` images (a third abnormal, their breast cells lifted by `lift`), read upright and
+    flipped, with breast and finding cells drawn at the given shares."""
+    from mammodesk_train.reader.data import ReaderData
+
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(views, cells, channels, generator=generator)
+    breast = torch.rand(views, cells, generator=generator) < breast_share
+    y = np.arange(views) % 3 == 0
+    features[y] += lift * breast[y, :, None]
+    finding = breast & (torch.rand(views, cells, generator=generator) < finding_share) & torch.as_tensor(y)[:, None]
+    return ReaderData([str(i) for i in range(views)], y.astype(int), np.arange(views) // 2, features, breast,
+                      finding, finding.any(1).numpy(), [[] for _ in range(views)], np.zeros((views, 1)),
+                      map_shape or (1, cells), [None] * views, np.zeros((views, 2)), [None] * views, [None] * views,
+                      8.0, features.flip(1).clone())
+
+
 def fit_one_head(data, index, setting, schedule, seed, all_cells: bool = False) -> fitting.Head:
     """One setting's head fitted on its own, its net run as a module on the cells the losses see (breast and
     finding cells; the others never reach a loss) with its own dropout. `all_cells`: on every cell of the

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from reader_reference import fit_one_head  # noqa: E402
+from reader_reference import fit_one_head, synthetic_reader_data  # noqa: E402
 from train_fixtures import mias_folder  # noqa: E402
 
 from mammodesk.inference import ModelRunner  # noqa: E402
@@ -148,20 +148,6 @@ def test_hidden_layer_settings_are_repeatable_and_named():
     assert "one hidden ReLU layer of 32" in preset.description()
 
 
-def _synthetic_reader_data(n: int = 24, cells: int = 20, channels: int = 16):
-    from mammodesk_train.reader.data import ReaderData
-
-    generator = torch.Generator().manual_seed(5)
-    features = torch.randn(n, cells, channels, generator=generator)
-    breast = torch.rand(n, cells, generator=generator) < 0.7
-    y = np.arange(n) % 3 == 0
-    features[y] += 0.5 * breast[y, :, None]  # abnormal breasts a little brighter
-    finding = breast & (torch.rand(n, cells, generator=generator) < 0.15) & torch.as_tensor(y)[:, None]
-    return ReaderData([str(i) for i in range(n)], y.astype(int), np.arange(n) // 2, features, breast, finding,
-                      finding.any(1).numpy(), [[] for _ in range(n)], np.zeros((n, 1)), (4, 5), [None] * n,
-                      np.zeros((n, 2)), [None] * n, [None] * n, 8.0, features.flip(1).clone())
-
-
 def test_settings_fitted_together_equal_each_fitted_alone(tmp_path):
     """`fit_heads` fits every setting of an inner fold in one pass (shared rows, one first-layer product, one
     dropout mask per batch): each head must be the head its setting gets alone, hidden layers and their
@@ -169,7 +155,8 @@ def test_settings_fitted_together_equal_each_fitted_alone(tmp_path):
     come from the feature files on disk, a batch at a time: the same heads as from rows in memory."""
     from mammodesk_train.reader.cache import Rows
 
-    data = _synthetic_reader_data()
+    data = synthetic_reader_data(24, 20, 16, breast_share=0.7, lift=0.5, finding_share=0.15, seed=5,
+                                 map_shape=(4, 5))
     data.features, data.flipped = data.features.half().float(), data.flipped.half().float()  # as stored
     index, test = np.arange(16), np.arange(16, 24)
     settings = [fitting.Setting(1, 1e-2, 0.0), fitting.Setting(2, 0.3, 1.0, hidden=8), fitting.Setting(4, 1e-2, 1.0),

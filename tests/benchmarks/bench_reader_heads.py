@@ -25,25 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the reference fit
 
-def synthetic(views: int, cells: int, channels: int):
-    from mammodesk_train.reader.data import ReaderData
-
-    generator = torch.Generator().manual_seed(0)
-    features = torch.randn(views, cells, channels, generator=generator)
-    breast = torch.rand(views, cells, generator=generator) < 0.42  # the breast share of MIAS maps at this preset
-    y = np.arange(views) % 3 == 0
-    features[y] += 0.2 * breast[y, :, None]
-    finding = breast & (torch.rand(views, cells, generator=generator) < 0.02) & torch.as_tensor(y)[:, None]
-    return ReaderData([str(i) for i in range(views)], y.astype(int), np.arange(views) // 2, features, breast,
-                      finding, finding.any(1).numpy(), [[] for _ in range(views)], np.zeros((views, 1)), (1, cells),
-                      [None] * views, np.zeros((views, 2)), [None] * views, [None] * views, 8.0,
-                      features.flip(1).clone())
-
-
 def main() -> None:
     from mammodesk_train.reader.fit import fit_heads
 
-    from reader_reference import fit_one_head
+    from reader_reference import fit_one_head, synthetic_reader_data
     from mammodesk_train.reader.model import STRIDE
     from mammodesk_train.reader.run import PRESETS
 
@@ -61,7 +46,8 @@ def main() -> None:
     hidden = next((s for s in settings if s.hidden), linear)
     share = {s: sum(1 for t in settings if bool(t.hidden) == bool(s.hidden)) for s in (linear, hidden)}
     for views in args.views:
-        data = synthetic(views, cells, args.channels)
+        data = synthetic_reader_data(views, cells, args.channels, breast_share=0.42, lift=0.2, finding_share=0.02,
+                                     seed=0)  # 42 % breast cells: MIAS maps at this preset
         train = np.arange(views * 2 // 3)
         started = time.perf_counter()
         fit_heads(data, train, settings, schedule, seed=0)

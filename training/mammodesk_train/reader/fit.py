@@ -92,15 +92,20 @@ class Head:
 pool = top_k_mean  # the model's own pooling (`WholeImageReader.pool`), on N x cells logits
 
 
-CHUNK = 256  # images read from disk at a time when a head answers
+CHUNK = 256  # images read from disk at a time
+
+
+def in_chunks(index: np.ndarray):
+    """`index` a CHUNK of images at a time: the feature maps stay on disk, a chunk is read at once."""
+    for start in range(0, len(index), CHUNK):
+        yield index[start:start + CHUNK]
 
 
 def reader_logits(head: Head, data: ReaderData, index: np.ndarray) -> np.ndarray:
     """The reader's image logits of `index`, as the exported model computes them (`WholeImageReader.read`):
     with the flipped reading, the mean of the upright and the flipped pooled logits."""
     out = []
-    for start in range(0, len(index), CHUNK):
-        part = index[start:start + CHUNK]
+    for part in in_chunks(index):
         logits = head.image_logits(data.features[part], data.breast[part])
         out.append(logits if data.flipped is None else (logits + head.image_logits(data.flipped[part],
                                                                                    data.breast[part])) / 2)
@@ -110,8 +115,7 @@ def reader_logits(head: Head, data: ReaderData, index: np.ndarray) -> np.ndarray
 def reader_patch_logits(head: Head, data: ReaderData, index: np.ndarray) -> torch.Tensor:
     """The reader's map (N x cells): with the flipped reading, the mean of both maps."""
     out = []
-    for start in range(0, len(index), CHUNK):
-        part = index[start:start + CHUNK]
+    for part in in_chunks(index):
         logits = head.patch_logits(data.features[part])
         out.append(logits if data.flipped is None else (logits + head.patch_logits(data.flipped[part])) / 2)
     return torch.cat(out) if out else torch.zeros(0, data.breast.shape[1])
@@ -221,14 +225,14 @@ def training_rows(readings: list, index: np.ndarray, batch: torch.Tensor) -> tor
     return out
 
 
-def standardisation(readings: list, index: np.ndarray, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def standardisation(readings: list, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Per channel over every cell of the training rows: (mean, sd + 1e-3), a chunk of images at a time (the
     rows stay on disk)."""
     total = squares = None
     count = 0
     for source in readings:
-        for start in range(0, len(index), chunk):
-            rows = source[index[start:start + chunk]].double().flatten(0, 1)
+        for part in in_chunks(index):
+            rows = source[part].double().flatten(0, 1)
             total = rows.sum(0) if total is None else total + rows.sum(0)
             squares = (rows * rows).sum(0) if squares is None else squares + (rows * rows).sum(0)
             count += len(rows)

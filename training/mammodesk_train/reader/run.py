@@ -427,12 +427,13 @@ def _short_figures(figures: dict | None) -> dict | None:
                                        "clear_error_rate", "coverage_abnormal", "coverage_normal")}}
 
 
-def breast_embeddings(data: ReaderData, chunk: int = 256) -> np.ndarray:
+def breast_embeddings(data: ReaderData) -> np.ndarray:
     """Each image's trunk features averaged over its breast cells (the domain check's embedding), a chunk of
     images at a time: the feature maps stay on disk."""
+    from mammodesk_train.reader.fit import in_chunks
+
     out = []
-    for start in range(0, len(data), chunk):
-        index = np.arange(start, min(start + chunk, len(data)))
+    for index in in_chunks(np.arange(len(data))):
         weights = data.breast[index].float()[..., None]
         out.append(((data.features[index] * weights).sum(1) / weights.sum(1).clamp(min=1.0)).numpy())
     return np.concatenate(out)
