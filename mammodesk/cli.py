@@ -165,7 +165,7 @@ def _predict(args: argparse.Namespace) -> int:
     if runner.fallback_reason and args.gpu:  # the provider column says what ran; talk only when asked
         print(f"note: {runner.fallback_reason}", file=sys.stderr)
     try:
-        journal = Journal(args.out, result_columns(runner.card.labels, runner.card.roi.mode == "patches"),
+        journal = Journal(args.out, result_columns(runner.card.labels, runner.card.mode.votes),
                           run_description(BatchReport(), runner)["model"], resume=args.resume)
     except (ResumeError, OSError) as exc:
         print(f"mammodesk predict: {exc}", file=sys.stderr)

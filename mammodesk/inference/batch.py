@@ -97,7 +97,7 @@ def run_batch(runner: ModelRunner, paths: Sequence[str | Path], *, roi: Sequence
     Files are decoded in `decode_workers` processes while the model runs, each within `decode_timeout_s`:
     a file that hangs its decoder fails alone (`decoding.decode_all`). With a `journal`, each image's row is
     kept as it is answered, and the files the journal already holds are not read again (`--resume`)."""
-    report = BatchReport(labels=tuple(runner.card.labels), votes=runner.card.roi.mode == "patches")
+    report = BatchReport(labels=tuple(runner.card.labels), votes=runner.card.mode.votes)
     levels = runner.card.level_rules
     views: list[tuple[int, str, ViewAnswer]] = []  # (row, patient, answer) of each image a reader answered
     batched = runner.card.reads_whole_image and roi is None

@@ -25,10 +25,11 @@ Keys (all values are strings; structured ones are JSON):
 | mammodesk.bilateral | null, or (image readers) {"own", "contralateral", "bias", "threshold", "calibration", ...}: a view read against the same view of the other breast (`bilateral.py`) |
 | mammodesk.levels | null, or (image readers) {"view", "breast", "exam": {"flag", "clear", "knots", "figures"; exam: "rule"}, "population"}: one score and answer per level, fitted out of fold at that level (`levels.py`) |
 
-Roi modes: `whole` classifies the whole processed image; `roi` one region the user gives; `patches`
-votes over patches of a region; `image` is the whole-mammogram reader: one pass over the breast
-resampled to `spacing_mm`, its image logit pooled from a map of patch logits (`output.map`, batch x 1 x
-h x w over the model input), which is the heat map and gives the location of the answer.
+Roi modes (`modes/`, one file each): `whole` classifies the whole processed image; `roi` one region the
+user gives; `patches` votes over patches of a region; `image` is the whole-mammogram reader: one pass
+over the breast resampled to `spacing_mm`, its image logit pooled from a map of patch logits
+(`output.map`, batch x 1 x h x w over the model input), which is the heat map and gives the location of
+the answer.
 
 A **companion** file is a second graph that serves one model (`COMPANION_KINDS`), named
 `<model stem>.<kind>.onnx` by convention; it carries only `mammodesk.companion` (its kind),
@@ -51,7 +52,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mammodesk.errors import MammoDeskError, SpecError
-from mammodesk.inference.levels import Levels, check_levels
+from mammodesk.inference.levels import Levels
+from mammodesk.inference.modes import MODES, ReadingMode
 from mammodesk.inference.onnx_meta import NotOnnxError, graph_sha256, read_metadata_props, read_model_bytes
 from mammodesk.preprocessing import PipelineSpec
 
@@ -64,7 +66,6 @@ OPTIONAL_KEYS = ("cams", "description", "graph_sha256", "calibration", "domain",
 DAMAGED = "model file damaged: weights do not match their recorded digest; re-download or rebuild it"
 UNVERIFIED = "this model file carries no weights digest (exported before digests were recorded): its integrity " \
              "is not verified"
-ROI_MODES = ("whole", "roi", "patches", "image")
 # What each companion kind is: image -> the VAE's reconstruction of the model input (same H x W), shown beside it.
 COMPANION_KINDS = {"vae-reconstruction": "the VAE's reconstruction of the model input"}
 
@@ -133,9 +134,14 @@ class ModelCard:
     levels: Mapping[str, Any] | None = None  # image readers: thresholds and scores per view, breast and exam
 
     @property
+    def mode(self) -> ReadingMode:
+        """How this model reads an image (`modes/`)."""
+        return MODES[self.roi.mode]
+
+    @property
     def reads_whole_image(self) -> bool:
         """Whole-image classifiers and image readers take the image itself, not an ROI."""
-        return self.roi.mode in ("whole", "image")
+        return self.mode.reads_whole_image
 
     @property
     def threshold(self) -> float | None:
@@ -144,9 +150,9 @@ class ModelCard:
 
     @property
     def level_rules(self) -> Levels | None:
-        """Image readers: the score and answer per view, breast and exam (`levels.py`); an older card's
-        single operating point as the view's, with no band and no score."""
-        return Levels.from_card(self.levels, self.threshold) if self.roi.mode == "image" else None
+        """Image readers: the score and answer per view, breast and exam (`levels.py`); None for models
+        that answer per image only."""
+        return self.mode.levels(self)
 
     @property
     def has_cams(self) -> bool:
@@ -325,24 +331,18 @@ def parse_card(path: Path, props: Mapping[str, str]) -> ModelCard:
         bilateral=_json(path, "bilateral", ours.get("bilateral", "null")),
         levels=_json(path, "levels", ours.get("levels", "null")),
     )
-    if card.roi.mode == "image" and (not card.map_output or len(card.labels) != 2 or not card.roi.spacing_mm):
-        raise ModelContractError(path, "an image reader (roi.mode image) needs two labels, output.map (its "
-                                       "patch-logit map) and roi.spacing_mm (the spacing it reads at)")
+    problem = card.mode.check(card)
+    if problem:
+        raise ModelContractError(path, problem)
     if card.operating_point is not None and not 0.0 < float(card.operating_point.get("threshold", -1)) < 1.0:
         raise ModelContractError(path, "mammodesk.operating_point.threshold must lie between 0 and 1")
     if card.bilateral is not None:
         _check_bilateral(path, card)
-    if card.levels is not None:
-        why = check_levels(card.levels) if card.roi.mode == "image" else "it is for image readers (roi.mode image) only"
-        if why:
-            raise ModelContractError(path, f"mammodesk.levels: {why}")
     _check_spec_matches_input(card)
     return card
 
 
 def _check_bilateral(path: Path, card: ModelCard) -> None:
-    if card.roi.mode != "image":
-        raise ModelContractError(path, "mammodesk.bilateral is for image readers (roi.mode image) only")
     try:
         weights = [float(card.bilateral[k]) for k in ("own", "contralateral", "bias", "threshold")]
     except (KeyError, TypeError, ValueError):
@@ -388,14 +388,12 @@ def _cams(path: Path, data: Any) -> dict[str, CamOutput]:
 
 
 def _roi(path: Path, data: Any) -> RoiMode:
-    if not isinstance(data, dict) or data.get("mode") not in ROI_MODES:
-        raise ModelContractError(path, f"mammodesk.roi.mode must be one of {list(ROI_MODES)}")
+    if not isinstance(data, dict) or data.get("mode") not in MODES:
+        raise ModelContractError(path, f"mammodesk.roi.mode must be one of {list(MODES)}")
     try:
         roi = RoiMode(**{k: data[k] for k in RoiMode.__dataclass_fields__ if k in data})
     except TypeError as exc:
         raise ModelContractError(path, f"mammodesk.roi is malformed ({exc})") from exc
-    if roi.mode == "patches" and not (roi.patch_size and roi.patches and roi.patches > 0):
-        raise ModelContractError(path, "patch models need roi.patch_size and roi.patches (votes per ROI)")
     if not isinstance(roi.location_window, int) or not 1 <= roi.location_window <= 8:
         raise ModelContractError(path, "mammodesk.roi.location_window must be a whole number of map cells, 1-8")
     return roi
@@ -411,18 +409,9 @@ def _check_spec_matches_input(card: ModelCard) -> None:
     if not resizes:
         raise ModelContractError(card.path, "the spec has no resize op, so its output size is unknown")
     last = resizes[-1]
-    expected = (card.roi.patch_size, card.roi.patch_size) if card.roi.mode == "patches" else (
-        card.input.height, card.input.width)
-    if card.roi.mode == "patches":
-        if (card.input.height, card.input.width) != expected:
-            raise ModelContractError(card.path, f"patch size {card.roi.patch_size} does not match the model input "
-                                                f"{card.input.height}x{card.input.width}")
-        if last.height < expected[0] or last.width < expected[1]:
-            raise ModelContractError(card.path, f"the spec makes {last.width}x{last.height} ROIs, smaller than "
-                                                f"the {expected[0]}-pixel patches")
-    elif (last.height, last.width) != expected:
-        raise ModelContractError(card.path, f"the spec resizes to {last.width}x{last.height} but the model "
-                                            f"input is {card.input.width}x{card.input.height}")
+    problem = card.mode.check_spec_output(card, last.height, last.width)
+    if problem:
+        raise ModelContractError(card.path, problem)
 
 
 def check_session(card: ModelCard, session) -> None:

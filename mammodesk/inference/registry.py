@@ -151,7 +151,7 @@ class ModelRegistry:
     def default_reader(self) -> ModelEntry:
         """The model that answers when none is named (`predict` without --model, the app's Run): the usable
         whole-mammogram reader (roi.mode image) with the best reported CV AUC."""
-        readers = [e for e in self.entries if e.card is not None and e.card.roi.mode == "image"]
+        readers = [e for e in self.entries if e.card is not None and e.card.mode.whole_mammogram]
         if not readers:
             raise KeyError("no whole-mammogram reader is installed: name a model with --model")
         return max(readers, key=lambda e: (_reported_auc(e.card), e.bundled))

@@ -16,15 +16,13 @@ import numpy as np
 import onnxruntime as ort
 
 from mammodesk.annotations.model import Shape
-from mammodesk.errors import MammoDeskError
 from mammodesk.inference.calibration import apply_calibration
 from mammodesk.inference.contract import UNVERIFIED, ModelCard, ModelContractError, check_session, load_verified
 from mammodesk.inference.domain import EmbeddingModel, check
-from mammodesk.inference.location import peak_box, tissue_cells
-from mammodesk.inference.patches import count_votes, cut_patches, mosaic, patch_positions, vote_map
-from mammodesk.inference.results import PATCH_MAP, HeatMaps, Prediction
+from mammodesk.inference.modes.base import ModelInputError, milliseconds, source_box, to_nchw
+from mammodesk.inference.patches import count_votes, cut_patches
+from mammodesk.inference.results import HeatMaps, Prediction
 from mammodesk.io import Image
-from mammodesk.io.views import VIEW_FAMILY
 from mammodesk.preprocessing import Geometry, ProcessedImage, crop_frame
 
 log = logging.getLogger(__name__)
@@ -32,12 +30,7 @@ log = logging.getLogger(__name__)
 # reports that itself (fallback_reason), and real failures raise exceptions, so only FATAL is printed.
 ort.set_default_logger_severity(4)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
-BREAST_CELL = 0.25  # a map cell at least this much breast is read
 _OOM_MARKERS = ("out of memory", "failed to allocate", "cudaerrormemoryallocation", "bfc_arena")
-
-
-class ModelInputError(MammoDeskError, ValueError):
-    """The image or ROI cannot be given to this model (e.g. an ROI model without an ROI)."""
 
 
 class ModelRunner:
@@ -59,7 +52,7 @@ class ModelRunner:
         check_session(self.card, self._session)
         if warm_up:
             shape = (1, self.card.input.channels, self.card.input.height, self.card.input.width)
-            self._run(np.zeros(shape, np.float32))
+            self.run_graph(np.zeros(shape, np.float32))
 
     # --- session ---------------------------------------------------------
     def _create_session(self, providers: list[str]) -> ort.InferenceSession:
@@ -84,7 +77,8 @@ class ModelRunner:
     def device(self) -> str:
         return "CUDA" if self.providers[0] == CUDA else "CPU"
 
-    def _run(self, batch: np.ndarray, cams: bool = True) -> dict[str, np.ndarray]:
+    def run_graph(self, batch: np.ndarray, cams: bool = True) -> dict[str, np.ndarray]:
+        """The graph's outputs for an NCHW batch (the class heat maps too unless `cams` is False)."""
         names = [self.card.logits_output] + ([c.output for c in self.card.cams.values()] if cams else [])
         names += [self.card.embedding_output] if self.card.embedding_output else []
         names += [self.card.map_output] if self.card.map_output else []
@@ -107,21 +101,13 @@ class ModelRunner:
                 view: str | None = None) -> Prediction:
         """`view`: the image's view as its anatomy reads it (tags, name or pixels), for where a reader's mark may
         sit; the file's own view tag otherwise."""
-        mode = self.card.roi.mode
         if not self.card.reads_whole_image and roi is None:
-            raise ModelInputError(f"{self.card.name} classifies {'ROIs' if mode == 'roi' else 'ROI patches'}: "
-                                  "give it an ROI (x0, y0, x1, y1), or scan the breast")
+            raise ModelInputError(self.card.mode.needs_roi(self.card))
         timings: dict[str, float] = {}
         start = time.perf_counter()
         processed = self._prepare(image, roi)
-        timings["preprocess"] = _ms(start)
-        if mode == "patches":
-            prediction = self._predict_patches(processed, timings)
-        else:
-            start = time.perf_counter()
-            outputs = self._run(to_nchw(processed.array[None]))
-            timings["inference"] = _ms(start)
-            prediction = self._prediction(outputs, 0, processed, timings, view or image.meta.view)
+        timings["preprocess"] = milliseconds(start)
+        prediction = self.card.mode.predict(self, processed, timings, view or image.meta.view)
         return self._trust(prediction, image, processed.array, roi)
 
     def _trust(self, prediction: Prediction, image: Image, model_input: np.ndarray, roi) -> Prediction:
@@ -135,7 +121,7 @@ class ModelRunner:
         prediction.level = levels.view if levels is not None else None
         prediction.domain = check(self.card.domain, image.meta, model_input, prediction.embedding,
                                   self._embedding_model)
-        prediction.notes += self._roi_notes(image, roi)
+        prediction.notes += self.card.mode.notes(self.card, image, roi)
         if self.integrity_note:
             prediction.notes.append(self.integrity_note)
         return prediction
@@ -151,10 +137,10 @@ class ModelRunner:
             batch = images[first:first + batch_size]
             chunk = [self._prepare(image, None) for image in batch]
             start = time.perf_counter()
-            outputs = self._run(to_nchw(np.stack([p.array for p in chunk])))
-            elapsed = _ms(start) / len(chunk)
-            results += [self._trust(self._prediction(outputs, i, p, {"inference": elapsed},
-                                                     views[first + i] or image.meta.view), image, p.array, None)
+            outputs = self.run_graph(to_nchw(np.stack([p.array for p in chunk])))
+            elapsed = milliseconds(start) / len(chunk)
+            results += [self._trust(self.card.mode.answer(self, outputs, i, p, {"inference": elapsed},
+                                                          views[first + i] or image.meta.view), image, p.array, None)
                         for i, (p, image) in enumerate(zip(chunk, batch))]
         return results
 
@@ -168,9 +154,8 @@ class ModelRunner:
             raise ModelInputError(f"{self.card.name} classifies whole images; there are no windows")
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             processed = list(pool.map(lambda box: self._prepare(image, box), boxes))
-        patches = self.card.roi.mode == "patches"
-        positions = patch_positions(processed[0].array.shape[:2], self.card.roi.patch_size, self.card.roi.patches,
-                                    self.card.roi.seed) if patches and processed else None
+        positions = self.card.mode.patch_positions(self.card, processed[0].array.shape[:2]) if processed else None
+        patches = positions is not None
 
         def inputs(prepared: ProcessedImage) -> np.ndarray:
             if positions is None:
@@ -184,13 +169,13 @@ class ModelRunner:
             if should_stop is not None and should_stop():
                 raise InterruptedError("scan stopped")
             chunk = processed[first:first + windows_per_batch]
-            outputs = self._run(np.concatenate([inputs(p) for p in chunk]), cams=False)
+            outputs = self.run_graph(np.concatenate([inputs(p) for p in chunk]), cams=False)
             logits.append(outputs[self.card.logits_output])
             if self.card.embedding_output:
                 embeddings.append(outputs[self.card.embedding_output])
             if progress is not None:
                 progress(first + len(chunk), len(boxes))
-        probs = self._probabilities(np.concatenate(logits)) if logits else np.zeros((0, len(self.card.labels)))
+        probs = self.probabilities(np.concatenate(logits)) if logits else np.zeros((0, len(self.card.labels)))
         features = np.concatenate(embeddings) if embeddings else None
         results = []
         for index, (box, prepared) in enumerate(zip(boxes, processed)):
@@ -200,7 +185,7 @@ class ModelRunner:
                 model=self.card.name, labels=self.card.labels,
                 probabilities=window.mean(axis=0) if patches else window[0], provider=self.providers[0],
                 votes=count_votes(window, len(self.card.labels)) if patches else None,
-                roi_box=_roi_box(prepared.geometry), weights_sha256=self.card.weights_sha256,
+                roi_box=source_box(prepared.geometry), weights_sha256=self.card.weights_sha256,
                 embedding=None if features is None else features[rows].astype(np.float64).mean(axis=0, keepdims=True))
             results.append(self._trust(prediction, image, prepared.array, box))
         return results
@@ -214,74 +199,21 @@ class ModelRunner:
     def roi_window(self, image: Image, roi) -> tuple[int, int, int, int]:
         return roi_window(self.card, image, roi)
 
-    def _roi_notes(self, image: Image, roi) -> list[str]:
-        roi_mode = self.card.roi
-        if roi_mode.mode == "image" and not image.meta.pixel_spacing_mm:
-            resample = next((op for op in self.card.spec.ops if op.name == "resample"), None)
-            height = f"{resample.fallback_height_mm:g} mm" if resample is not None else "a typical film"
-            return [f"the image states no pixel spacing, so it was taken to be {height} tall; state its "
-                    "spacing (No spacing: assume, or --assume-spacing) for a reading at the right scale"]
-        if roi is None or not roi_mode.size or not roi_mode.spacing_mm or image.meta.pixel_spacing_mm:
-            return []
-        return [f"the image has no pixel spacing, so the ROI was taken as {roi_mode.size} pixels; the model was "
-                f"trained at {roi_mode.spacing_mm} mm per pixel, so the ROI's physical size may be wrong"]
+    def class_maps(self, outputs: dict[str, np.ndarray], index: int, geometry: Geometry) -> HeatMaps | None:
+        """Row `index`'s class heat maps (Grad-CAM computed in the graph), None when the model has none."""
+        if not self.card.cams:
+            return None
+        maps = {name: outputs[cam.output][index] for name, cam in self.card.cams.items()}
+        return HeatMaps(maps, geometry, self.card.binary_sigmoid)
 
-    def _predict_patches(self, processed: ProcessedImage, timings: dict[str, float]) -> Prediction:
-        roi_mode, array = self.card.roi, processed.array
-        try:
-            positions = patch_positions(array.shape[:2], roi_mode.patch_size, roi_mode.patches, roi_mode.seed)
-        except ValueError as exc:
-            raise ModelInputError(str(exc)) from exc
-        start = time.perf_counter()
-        outputs = self._run(to_nchw(cut_patches(array, positions, roi_mode.patch_size)))
-        timings["inference"] = _ms(start)
-        probs = self._probabilities(outputs[self.card.logits_output])
-        classes = len(self.card.labels)
-        maps = {name: mosaic(outputs[cam.output], positions, roi_mode.patch_size, array.shape[:2])
-                for name, cam in self.card.cams.items()}
-        heat = HeatMaps(maps, processed.geometry, self.card.binary_sigmoid) if maps else None
-        votes = vote_map(probs, positions, roi_mode.patch_size, array.shape[:2])
-        size = roi_mode.patch_size
-        boxes = np.column_stack([positions[:, 1], positions[:, 0], positions[:, 1] + size, positions[:, 0] + size])
-        return Prediction(
-            model=self.card.name, labels=self.card.labels, probabilities=probs.mean(axis=0), provider=self.providers[0],
-            heatmaps=heat, votes=count_votes(probs, classes),
-            vote_maps=HeatMaps({"votes": votes}, processed.geometry, normalise=False),
-            patch_boxes=boxes, roi_box=_roi_box(processed.geometry), timings_ms=timings,
-            weights_sha256=self.card.weights_sha256, embedding=self._embedding(outputs, slice(None)))
-
-    def _prediction(self, outputs, index, processed: ProcessedImage, timings, view: str | None = None) -> Prediction:
-        """`view`: the image's view code when known (the location keeps off the pectoral muscle except on CC)."""
-        geometry = processed.geometry
-        probs = self._probabilities(outputs[self.card.logits_output][index:index + 1])[0]
-        heat = None
-        if self.card.cams:
-            maps = {name: outputs[cam.output][index] for name, cam in self.card.cams.items()}
-            heat = HeatMaps(maps, geometry, self.card.binary_sigmoid)
-        roi_box = _roi_box(geometry) if self.card.roi.mode == "roi" else None
-        if self.card.map_output:
-            logits = outputs[self.card.map_output][index, 0]
-            breast = breast_cells(processed.array, logits.shape)
-            if not breast.any():
-                raise ModelInputError(f"{self.card.name}: no breast found in the image (nothing to read)")
-            patch_map = patch_probabilities(logits, breast, self.card.calibration)
-            heat = HeatMaps({PATCH_MAP: np.stack([1.0 - patch_map, patch_map])}, geometry, normalise=False)
-            tissue = tissue_cells(processed.array, breast, VIEW_FAMILY.get((view or "").upper()))
-            roi_box = peak_box(logits, tissue, geometry, spacing_mm=self.card.roi.spacing_mm,
-                              window=self.card.roi.location_window)
-        return Prediction(model=self.card.name, labels=self.card.labels, probabilities=probs,
-                          provider=self.providers[0], heatmaps=heat, roi_box=roi_box, timings_ms=timings,
-                          weights_sha256=self.card.weights_sha256,
-                          embedding=self._embedding(outputs, slice(index, index + 1)))
-
-    def _embedding(self, outputs: dict[str, np.ndarray], rows: slice) -> np.ndarray | None:
+    def embedding(self, outputs: dict[str, np.ndarray], rows: slice) -> np.ndarray | None:
         """The sample's penultimate features (patch models: the mean over their patches)."""
         name = self.card.embedding_output
         if not name or name not in outputs:
             return None
         return outputs[name][rows].astype(np.float64).mean(axis=0, keepdims=True)
 
-    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
         logits = logits.astype(np.float64)
         if self.card.activation == "sigmoid":
             p = 1.0 / (1.0 + np.exp(-logits))
@@ -312,43 +244,3 @@ def roi_window(card: ModelCard, image: Image, roi) -> tuple[int, int, int, int]:
         raise ModelInputError(f"the ROI ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) lies outside the "
                               f"{cols}x{rows} image")
     return top, left, height, width
-
-
-def breast_cells(model_input: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The map cells an image reader pools, as its graph finds them: at least BREAST_CELL of the cell's
-    input pixels above 0 (the spec blacks out everything but the breast)."""
-    grey = model_input[..., 0] if model_input.ndim == 3 else model_input
-    rows, cols = shape
-    step_y, step_x = grey.shape[0] // rows, grey.shape[1] // cols
-    cells = (grey[:rows * step_y, :cols * step_x] > 0).reshape(rows, step_y, cols, step_x).mean(axis=(1, 3))
-    return cells >= BREAST_CELL
-
-
-def patch_probabilities(logits: np.ndarray, breast: np.ndarray, calibration=None) -> np.ndarray:
-    """An image reader's patch-logit map as probabilities on the image answer's calibrated scale (the image
-    logit is a mean of patch logits, so a cell reads as the answer an image of its level would get); NaN on
-    cells that are not breast (the reader pools over breast cells only, so those say nothing)."""
-    raw = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    if calibration:
-        raw = apply_calibration(calibration, np.column_stack([1.0 - raw.ravel(), raw.ravel()]))[:, 1].reshape(raw.shape)
-    probabilities = raw.astype(np.float32)
-    probabilities[~breast] = np.nan
-    return probabilities
-
-
-def to_nchw(batch: np.ndarray) -> np.ndarray:
-    """(N, H, W[, C]) float -> contiguous (N, C, H, W) float32."""
-    if batch.ndim == 3:
-        batch = batch[:, None]
-    else:
-        batch = batch.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(batch, dtype=np.float32)
-
-
-def _roi_box(geometry: Geometry) -> tuple[int, int, int, int]:
-    y0, x0, rows, cols = geometry.source_window()
-    return x0, y0, x0 + cols, y0 + rows
-
-
-def _ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0

@@ -27,7 +27,6 @@ from mammodesk.preprocessing.pectoral import pectoral_mask
 from mammodesk.preprocessing.spatial import breast_mask
 
 MAX_WINDOWS = 400  # beyond this the stride grows: a scan stays seconds, not minutes, on a CPU
-OVERLAP = {"roi": 0.5, "patches": 0.25}  # patch models already vote over 25 patches spread over each window
 
 
 @dataclass
@@ -55,7 +54,7 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None
     if size > min(rows, cols):
         raise ModelInputError(f"the image ({cols}x{rows}) is smaller than one {size}-pixel ROI of "
                               f"{runner.card.name}")
-    overlap = OVERLAP.get(runner.card.roi.mode, 0.5) if overlap is None else overlap
+    overlap = runner.card.mode.scan_overlap if overlap is None else overlap
     mask = tissue_mask(image)
     if not mask.any():
         raise ModelInputError("no breast found in the image (blank or unreadable contrast); place ROIs by hand")

@@ -234,7 +234,7 @@ class OpinionState:
             card = opinion.entry.card
             metric = card.metrics.get("auc") if card else None
             auc = float(metric["mean"]) if isinstance(metric, dict) and "mean" in metric else 0.0
-            return (card is not None and card.roi.mode == "image", auc)
+            return (card is not None and card.mode.whole_mammogram, auc)
 
         answers = [o for o in self.for_document(document) if o.error is None]
         return max(answers, key=rank) if answers else None

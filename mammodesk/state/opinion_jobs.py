@@ -15,7 +15,7 @@ from mammodesk.inference import (
     ModelRegistry,
 )
 from mammodesk.inference.exam import view_answer
-from mammodesk.inference.runner import to_nchw
+from mammodesk.inference.modes.base import to_nchw
 from mammodesk.inference.scan import scan
 from mammodesk.io import Image
 from mammodesk.state.opinion import Opinion, Target

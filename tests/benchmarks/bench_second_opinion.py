@@ -30,7 +30,7 @@ from PySide6 import QtCore, QtWidgets  # noqa: E402
 
 from mammodesk.inference import ModelRegistry  # noqa: E402
 from mammodesk.inference.patches import cut_patches, patch_positions  # noqa: E402
-from mammodesk.inference.runner import to_nchw  # noqa: E402
+from mammodesk.inference.modes.base import to_nchw  # noqa: E402
 from mammodesk.io import read_image  # noqa: E402
 from mammodesk.preprocessing import crop_frame  # noqa: E402
 from mammodesk.qt.app import MainWindow  # noqa: E402

@@ -25,7 +25,7 @@ def model_card_markdown(entry: ModelEntry) -> str:
     card = entry.card
     lines = [f"# {card.name}", "", card.description, "", f"- family: {card.family}", f"- task: {card.task}",
              f"- labels: {', '.join(card.labels)}", f"- input: {card.input.width}x{card.input.height}",
-             f"- region: {card.roi.mode}", f"- trained on: {card.training.get('dataset', 'not stated')}",
+             f"- region: {card.mode.words.lower()}", f"- trained on: {card.training.get('dataset', 'not stated')}",
              f"- evaluated: {card.metrics.get('how', 'not stated')}"]
     for name, value in card.metrics.items():
         if isinstance(value, dict) and "mean" in value:
@@ -39,7 +39,6 @@ def panel_headings(markdown: str) -> str:
 
 
 WEAK_AUC = 0.6
-REGION_WORDS = {"whole": "Whole image", "image": "Whole mammogram", "roi": "Drawn ROI", "patches": "Drawn ROI"}
 
 
 def model_purpose(entry: ModelEntry, catalogue: dict[tuple[str, str], FamilyInfo]) -> str:
@@ -49,7 +48,7 @@ def model_purpose(entry: ModelEntry, catalogue: dict[tuple[str, str], FamilyInfo
         return "Cannot be used"
     if (card.family, card.task) in catalogue:
         return catalogue[(card.family, card.task)].purpose
-    return f"{REGION_WORDS.get(card.roi.mode, card.roi.mode)}: {' vs '.join(card.labels)}"
+    return f"{card.mode.words}: {' vs '.join(card.labels)}"
 
 
 def short_figures(entry: ModelEntry) -> str:
