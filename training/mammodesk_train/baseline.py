@@ -28,10 +28,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mammodesk.io import Image
-from mammodesk.preprocessing import breast_mask, crop_frame
-from mammodesk.preprocessing.intensity import value_range
-from mammodesk.preprocessing.registry import Frame
+from mammodesk_train.app import Image
+from mammodesk_train.app import breast_mask, crop_frame
+from mammodesk_train.app import value_range
+from mammodesk_train.app import Frame
 
 from mammodesk_train.data.builders import Samples
 

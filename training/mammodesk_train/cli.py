@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--task", help="default: the model's task")
     evaluate.add_argument("--out", type=Path, help="write metrics.json here")
+    catalogue = sub.add_parser("catalogue", help=COMMAND_HELP["catalogue"])
+    catalogue.add_argument("--out", type=Path, default=None,
+                           help="where to write it (default: the bundled resources/models/families.json)")
     reader = sub.add_parser("reader", help=COMMAND_HELP["reader"])
     reader.add_argument("--data", required=True, help="SOURCE:PATH with image labels and located findings")
     reader.add_argument("--preset", default="reader-lite0-hidden",
@@ -163,7 +166,7 @@ def _list(args) -> int:
     for name, preset in READERS.items():
         print(f"  {name:<22} {preset.description()}")
     print("presets (mammodesk-train fit):")
-    for name, preset in PRESETS.items():
+    for name, preset in sorted(PRESETS.items(), key=lambda item: (item[1].family, item[0])):
         print(f"  {name:<22} {preset.family:<10} {preset.description}")
     print("tasks (fit --task; the reader learns normal_abnormal):")
     for name, task in TASKS.items():
@@ -177,7 +180,7 @@ def _list(args) -> int:
 
 def _preset(name: str):
     if name not in PRESETS:
-        from mammodesk.errors import did_you_mean
+        from mammodesk_train.app import did_you_mean
 
         raise CliError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)} (presets: {', '.join(PRESETS)})")
     return PRESETS[name]
@@ -185,7 +188,7 @@ def _preset(name: str):
 
 def _own_name(name: str, out: Path) -> None:
     """A model trained here never takes a bundled model's name, unless it is that model, rebuilt in place."""
-    from mammodesk.resources import resources_dir
+    from mammodesk_train.app import resources_dir
 
     bundled = resources_dir() / "models"
     if (bundled / f"{name}.onnx").is_file() and out.resolve().parent != bundled.resolve():
@@ -365,7 +368,7 @@ def _explain(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from mammodesk.inference import ModelRunner
+    from mammodesk_train.app import ModelRunner
 
     from mammodesk_train.metrics import classification_metrics
     from mammodesk_train.splits import patient_key_hash
@@ -421,5 +424,13 @@ def _reader(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"reader": _reader, "env": _env, "list": _list, "fit": _fit, "pretrain": _pretrain, "export": _export,
+def _catalogue(args) -> int:
+    from mammodesk_train.app import resources_dir
+    from mammodesk_train.catalogue import write_catalogue
+
+    print(f"wrote {write_catalogue(args.out or resources_dir() / 'models' / 'families.json')}")
+    return 0
+
+
+COMMANDS = {"catalogue": _catalogue, "reader": _reader, "env": _env, "list": _list, "fit": _fit, "pretrain": _pretrain, "export": _export,
             "explain": _explain, "evaluate": _evaluate}

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from mammodesk.storage import write_atomic_with
+from mammodesk_train.app import write_atomic_with
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 

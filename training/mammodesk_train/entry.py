@@ -23,6 +23,8 @@ COMMANDS = {  # name -> help; the parser (cli.py) takes them from here, so --hel
     "reader": "the whole-mammogram reader: nested patient-level CV against the plain baseline on two fold "
               "seeds, out-of-fold calibration and operating point, then (with --export) the ONNX file, shipped "
               "only when it beats the baseline",
+    "catalogue": "write the app's catalogue of model families (resources/models/families.json) from the "
+                 "registered families",
 }
 DESCRIPTION = "Train, evaluate and export MammoDesk models."
 

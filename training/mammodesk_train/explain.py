@@ -7,7 +7,7 @@ held-out patients only, so the maps are those a reader would see.
 - Pointing game (ROI models): every held-out image with located findings is
   scanned whole; a hit is when the most positive window contains a finding's
   centre ("window"), and when the Grad-CAM peak of that window lies inside a
-  finding's circle or box ("CAM peak"). Chance: the share of scan windows that
+  finding's circle or box ("CAM peak"). Chance: the share of scan_breast windows that
   contain a finding's centre."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mammodesk.annotations import FindingKind
-from mammodesk.inference import ModelRunner
-from mammodesk.inference.scan import scan
-from mammodesk.preprocessing import breast_mask
+from mammodesk_train.app import FindingKind
+from mammodesk_train.app import ModelRunner
+from mammodesk_train.app import scan_breast
+from mammodesk_train.app import breast_mask
 
 from mammodesk_train.data.builders import finding_box
 from mammodesk_train.data.sources import Record
@@ -50,7 +50,7 @@ def pointing(runner: ModelRunner, image, record: Record) -> dict | None:
     boxes = [b for b in boxes if b is not None]
     if not boxes:
         return None
-    result = scan(image, runner)
+    result = scan_breast(image, runner)
     top = result.ranked()[0]
     x0, y0, x1, y1 = result.boxes[top]
     centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes]

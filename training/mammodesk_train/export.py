@@ -178,7 +178,7 @@ def _set_metadata(proto: onnx.ModelProto, metadata: Mapping[str, str] | None) ->
 
 def _save(proto: onnx.ModelProto, path: Path) -> None:
     """Save, then check that the stored graph is the one the digest describes."""
-    from mammodesk.inference.onnx_meta import graph_sha256
+    from mammodesk_train.app import graph_sha256
 
     onnx.save(proto, path)
     recorded = {p.key: p.value for p in proto.metadata_props}["mammodesk.graph_sha256"]

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 from mammodesk_train.baseline import verdict
+from mammodesk_train.families.registry import unit_of
 from mammodesk_train.metrics import SUMMARY_KEYS, format_mean_sd
 
-ROI_FAMILIES = ("fusion-vgg", "hybrid")
 LIMITS = {
     "mias": ("MIAS is scanned screen-film from the early 1990s, downsampled to 200 micron pixels: the model has "
              "never seen a digital mammogram, and its figures say nothing about modern FFDM or DBT images."),
@@ -42,7 +42,7 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
                      notes: list[str] = (), explanations: dict | None = None) -> Path:
     summary = metrics["cv_summary"]
     rows = _rows(summary)
-    unit = "ROIs" if metrics["family"] in ROI_FAMILIES else "images"
+    unit = unit_of(metrics["family"])
     for level in (k for k in metrics if k.startswith("cv_summary_")):
         label = level.removeprefix("cv_summary_").replace("_", "-")
         rows += f"\n| **{label}** | | |\n" + _rows(metrics[level])
@@ -168,7 +168,7 @@ def _fold_isolation(run: dict) -> str:
 def _calibration_section(report: dict | None) -> str:
     if not report:
         return ""
-    from mammodesk.inference.calibration import describe
+    from mammodesk_train.app import describe_calibration
 
     def diagram(bins: list[dict]) -> str:
         return " ".join(f"{b['low']:.1f}-{b['high']:.1f}: {b['accuracy']:.2f} (n={b['count']})"
@@ -181,7 +181,7 @@ def _calibration_section(report: dict | None) -> str:
     return f"""
 ## Calibration
 
-The probabilities this model shows are {describe(report['calibration'])} ({report['chosen_by']}).
+The probabilities this model shows are {describe_calibration(report['calibration'])} ({report['chosen_by']}).
 {loss}Expected calibration error of the top class, out of fold: **{report['ece_before']:.3f} before, {report['ece_after']:.3f}
 after** (the "after" predictions of each fold were calibrated by a map fitted on the other folds).
 

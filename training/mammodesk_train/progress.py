@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from mammodesk.inference.batch import duration
+from mammodesk_train.app import duration
 
 
 class Progress:

@@ -1,6 +1,6 @@
 """What makes an answer trustworthy, fitted from a CV run: the calibration of
 its probabilities (on out-of-fold predictions, the method chosen by CV) and
-the record of the training domain that the engine's domain check reads.
+the record of the training domain that the engine's domain check_domain reads.
 
 Calibration is measured honestly: each fold's predictions are calibrated by a
 map chosen and fitted on the other folds' out-of-fold predictions, so the ECE
@@ -16,9 +16,9 @@ from scipy.optimize import minimize_scalar
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from mammodesk.inference.calibration import apply_calibration, logit
-from mammodesk.inference.domain import EmbeddingModel, check, summarise_acquisition
-from mammodesk.inference.domain import input_ranges as ranges_of_statistics
+from mammodesk_train.app import apply_calibration, logit
+from mammodesk_train.app import EmbeddingModel, check_domain, summarise_acquisition
+from mammodesk_train.app import input_ranges as ranges_of_statistics
 
 from mammodesk_train.splits import Fold
 
@@ -145,12 +145,12 @@ def domain_record(metas, x: np.ndarray, embeddings: np.ndarray | None, assumed_s
 
 
 def flag_rate(record: dict, metas, x: np.ndarray, embeddings: np.ndarray | None) -> tuple[float, dict[str, int]]:
-    """Share of samples the engine's domain check would flag, and why, under `record`."""
+    """Share of samples the engine's domain check_domain would flag, and why, under `record`."""
     model = EmbeddingModel.from_dict(record["embedding"]) if "embedding" in record else None
     reasons: dict[str, int] = {}
     flagged = 0
     for i, meta in enumerate(metas):
-        result = check(record, meta, x[i], None if embeddings is None else embeddings[i:i + 1], model)
+        result = check_domain(record, meta, x[i], None if embeddings is None else embeddings[i:i + 1], model)
         flagged += not result.in_domain
         for reason in result.reasons:
             key = reason.split(" ")[0] if reason[0].isdigit() else reason.split(" (")[0].split(" outside")[0]

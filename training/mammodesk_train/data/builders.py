@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from mammodesk.annotations import Finding, FindingKind, MaskRef
-from mammodesk.errors import ImageReadError
-from mammodesk.io import ImageMeta, read_image
-from mammodesk.preprocessing import PipelineSpec, breast_mask, crop_frame
+from mammodesk_train.app import Finding, FindingKind, MaskRef
+from mammodesk_train.app import ImageReadError
+from mammodesk_train.app import ImageMeta, read_image
+from mammodesk_train.app import PipelineSpec, breast_mask, crop_frame
 
 from mammodesk_train.data.sources import Record
 from mammodesk_train.data.tasks import Task

@@ -32,10 +32,10 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from mammodesk.annotations import ImageLabels, MaskRef
-from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
-from mammodesk.io.naming import hashed_key
-from mammodesk.io.views import VIEWS
+from mammodesk_train.app import ImageLabels, MaskRef
+from mammodesk_train.app import Finding, FindingKind, Pathology, Rect
+from mammodesk_train.app import hashed_key
+from mammodesk_train.app import VIEWS
 
 from mammodesk_train.data.patients import patient_of
 from mammodesk_train.data.sources import IGNORED, DataError, Record
@@ -205,8 +205,8 @@ def _number(manifest: Path, row: int, column: str, text: str, *, positive: bool 
 
 def _mammodesk_csv(path: Path) -> tuple[list[Record], dict[str, list[str]]]:
     """A MammoDesk findings CSV: its labels as the app wrote them; images found by file name under its folder."""
-    from mammodesk.annotations.exports import read_csv
-    from mammodesk.errors import LabelReadError
+    from mammodesk_train.app import read_csv
+    from mammodesk_train.app import LabelReadError
 
     try:
         labels = read_csv(path)
@@ -248,21 +248,21 @@ def _app_label(labels: ImageLabels) -> str:
 
 def labelled_in_app(path: Path, cache_dir: Path | None = None) -> tuple[list[Record], dict[str, list[str]]]:
     """`labels:FOLDER`: every image under FOLDER with a MammoDesk sidecar beside it that holds labels."""
-    from mammodesk.annotations.serialize import labels_from_dict
-    from mammodesk.annotations.sidecar import SCHEMA, SUFFIX
+    from mammodesk_train.app import labels_from_dict
+    from mammodesk_train.app import SIDECAR_SCHEMA, SIDECAR_SUFFIX
 
     if not path.is_dir():
         raise DataError(f"labels:{path} is a file; labels: takes the folder of images you labelled in MammoDesk "
                         "(their .mammodesk.json sidecars sit beside them)")
     records, missing, unlabelled, unreadable = [], [], [], []
-    for sidecar in sorted(path.rglob(f"*{SUFFIX}")):
-        image = sidecar.with_name(sidecar.name.removesuffix(SUFFIX))
+    for sidecar in sorted(path.rglob(f"*{SIDECAR_SUFFIX}")):
+        image = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))
         if not image.is_file():
             missing.append(image.name)
             continue
         try:
             data = json.loads(sidecar.read_text(encoding="utf-8"))
-            if data.get("schema") != SCHEMA:
+            if data.get("schema") != SIDECAR_SCHEMA:
                 raise ValueError("not a MammoDesk sidecar")
             labels = labels_from_dict(data["labels"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -273,7 +273,7 @@ def labelled_in_app(path: Path, cache_dir: Path | None = None) -> tuple[list[Rec
             continue
         records.append(_app_record(image, path, replace(labels, image_id=image.stem)))
     if not records and not (missing or unlabelled or unreadable):
-        raise DataError(f"no MammoDesk labels (*{SUFFIX}) under {path}: label images in the app first, or give "
+        raise DataError(f"no MammoDesk labels (*{SIDECAR_SUFFIX}) under {path}: label images in the app first, or give "
                         "a manifest: CSV")
     return records, {"image missing beside its sidecar": missing, "without labels": unlabelled,
                      "sidecar unreadable": unreadable}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mammodesk.io.naming import hashed_key, infer_from_name, without_side_and_view
+from mammodesk_train.app import hashed_key, infer_from_name, without_side_and_view
 
 # How a record's patient key was found, most to least certain. "file": no key, each image is its own patient.
 GIVEN, DICOM, NAME, FOLDER, UNKNOWN = "given", "PatientID", "file name", "folder", "file"

@@ -20,9 +20,9 @@ import ast
 import csv
 from pathlib import Path
 
-from mammodesk.annotations import ImageLabels
-from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
-from mammodesk.io.naming import hashed_key
+from mammodesk_train.app import ImageLabels
+from mammodesk_train.app import Finding, FindingKind, Pathology, Rect
+from mammodesk_train.app import hashed_key
 
 from mammodesk_train.data.patients import GIVEN
 from mammodesk_train.data.sources import DataError, Record

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from mammodesk.annotations import ImageLabels, MaskRef, read_cbis_csv, read_inbreast_sheet, read_inbreast_xml
-from mammodesk.annotations.mias import read_mias_info
-from mammodesk.annotations.model import Finding, FindingKind, Pathology
-from mammodesk.io import Image, read_image
-from mammodesk.io.naming import hashed_key
+from mammodesk_train.app import ImageLabels, MaskRef, read_cbis_csv, read_inbreast_sheet, read_inbreast_xml
+from mammodesk_train.app import read_mias_info
+from mammodesk_train.app import Finding, FindingKind, Pathology
+from mammodesk_train.app import Image, read_image
+from mammodesk_train.app import hashed_key
 
 
 MIAS_SPACING_MM = 0.2  # MIAS pixels: 200 micrometres (the PGMs carry no spacing)
@@ -111,7 +111,7 @@ def extracted(archive: Path, cache_dir: Path | None = None) -> Path:
     import hashlib
     import shutil
 
-    from mammodesk.storage import data_dir
+    from mammodesk_train.app import data_dir
 
     stat = archive.stat()
     key = hashlib.sha256(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -247,8 +247,8 @@ def unlabelled_images(path: Path, cache_dir: Path | None = None) -> list[Record]
     """Every image a reader recognises under `path`, without labels (for pretraining). A file's
     patient is its name's hint (MIAS or CBIS naming), else its folder (one folder per case, as
     archives export them), else the file itself."""
-    from mammodesk.errors import ImageReadError, UnsupportedFormatError
-    from mammodesk.io import find_reader
+    from mammodesk_train.app import ImageReadError, UnsupportedFormatError
+    from mammodesk_train.app import find_reader
     from mammodesk_train.data.patients import patient_of
 
     records = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from mammodesk.annotations import Finding, FindingKind, ImageLabels, Pathology
+from mammodesk_train.app import Finding, FindingKind, ImageLabels, Pathology
 
 from mammodesk_train.data.sources import Record
 
@@ -147,7 +147,7 @@ def get_task(name: str, records: Sequence[Record] = (), classes: Sequence[str] |
             raise ValueError("task 'folder' needs folder-per-class data (folder:PATH, one sub-folder per class)")
         return Task("folder", "the sub-folder each image is in", classes, _folder_class(classes))
     if name not in TASKS:
-        from mammodesk.errors import did_you_mean
+        from mammodesk_train.app import did_you_mean
 
         raise ValueError(f"unknown task {name!r}{did_you_mean(name, TASKS)} (tasks: {', '.join(TASKS)}, folder)")
     return TASKS[name]

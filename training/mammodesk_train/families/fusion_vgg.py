@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
-from mammodesk.inference.patches import cut_patches, patch_positions
-from mammodesk.preprocessing import PipelineSpec
+from mammodesk_train.app import CamOutput, InputLayout, RoiMode, build_metadata
+from mammodesk_train.app import cut_patches, patch_positions
+from mammodesk_train.app import PipelineSpec
 
 from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, random_patches, roi_crops
@@ -31,7 +31,8 @@ from mammodesk_train.export import ExportReport, MethodModule, export_with_cams,
 from mammodesk_train.frozen import FeatureCache, dihedral, embed, fit_head
 from mammodesk_train.metrics import classification_metrics
 from mammodesk_train.models.fusion import FusionNet
-from mammodesk_train.families.protocol import FamilyBase
+from mammodesk_train.families.protocol import CatalogueEntry, FamilyBase
+from mammodesk_train.families.registry import register_family
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,12 @@ class RandomDihedral(TensorDataset):
         return (torch.flip(x, dims=(2,)) if torch.rand(()) < 0.5 else x), y
 
 
+CATALOGUE = (
+    CatalogueEntry(task='normal_abnormal', purpose='Drawn ROI: normal tissue vs tumour', detail='deep fusion network: GAP of every trunk stage, patch vote over the ROI'),
+)
+
+
+@register_family("fusion-vgg", presets=PRESETS, unit="ROIs", catalogue=CATALOGUE)
 class FusionFamily(FamilyBase):
     """The `run_cv` protocol: samples are ROIs; training draws patches from the
     training ROIs (and, with `extra_normals`, from further normal ROIs of the

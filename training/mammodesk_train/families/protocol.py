@@ -5,6 +5,7 @@ the registry."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,3 +41,13 @@ class FamilyBase:
     accepts_init = True
     init: Path | None = None
     extra_metrics = None  # or a method (model, x, y, classes) -> dict of further figures per fold
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """What the app's Models panel says of one task of a family (`resources/models/families.json`)."""
+    task: str
+    purpose: str  # what it answers, in the reader's words (one short line)
+    detail: str = ""  # what it is (the tooltip)
+    not_bundled: str | None = None  # a short line when no model of it ships
+    why: str = ""  # the measurement behind not_bundled

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
-from mammodesk.preprocessing import PipelineSpec
+from mammodesk_train.app import CamOutput, InputLayout, RoiMode, build_metadata
+from mammodesk_train.app import PipelineSpec
 
 from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, whole_images
@@ -31,6 +31,7 @@ from mammodesk_train.simclr.backbone import init_backbone
 from mammodesk_train.simclr.model import LinearProbe, SimCLRNet
 from mammodesk_train.simclr.pretrain import PretrainConfig, ProbeConfig, pretrain, train_probe
 from mammodesk_train.families.protocol import FamilyBase
+from mammodesk_train.families.registry import register_family
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Flipped(TensorDataset):
 
 
 
+@register_family("simclr", presets=PRESETS)
 class SimCLRFamily(FamilyBase):
     def __init__(self, preset: SimCLRPreset, device: str = "auto", progress: bool = True):
         self.preset = preset

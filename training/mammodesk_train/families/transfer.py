@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from mammodesk.inference import CamOutput, InputLayout, RoiMode, build_metadata
-from mammodesk.preprocessing import PipelineSpec
+from mammodesk_train.app import CamOutput, InputLayout, RoiMode, build_metadata
+from mammodesk_train.app import PipelineSpec
 
 from mammodesk_train import __version__
 from mammodesk_train.data.builders import Samples, roi_crops
@@ -33,6 +33,7 @@ from mammodesk_train.models.transfer import TransferNet
 from mammodesk_train.splits import patient_holdout
 from mammodesk_train.staged import STUDY_STAGES, Stage, staged_fit
 from mammodesk_train.families.protocol import FamilyBase
+from mammodesk_train.families.registry import register_family
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Augmented(TensorDataset):
 
 
 
+@register_family("transfer", presets=PRESETS)
 class TransferFamily(FamilyBase):
     def __init__(self, preset: TransferPreset, device: str = "auto", progress: bool = True):
         self.preset = preset

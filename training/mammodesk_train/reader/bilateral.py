@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from mammodesk.inference.bilateral import Bilateral
+from mammodesk_train.app import Bilateral
 
 
 def fit_bilateral(logits: np.ndarray, partners: np.ndarray, y: np.ndarray, index: np.ndarray) -> Bilateral | None:

@@ -37,9 +37,9 @@ def image_key(path: Path, stated: dict) -> str:
 
 def reading_key(about: dict) -> str:
     """The way of reading, with the code that reads: a new release of MammoDesk or torch reads afresh."""
-    from mammodesk import __version__
+    from mammodesk_train.app import APP_VERSION
 
-    versions = {"cache_version": CACHE_VERSION, "mammodesk": __version__, "torch": torch.__version__}
+    versions = {"cache_version": CACHE_VERSION, "mammodesk": APP_VERSION, "torch": torch.__version__}
     return hashlib.sha256(json.dumps({**about, **versions}, sort_keys=True).encode()).hexdigest()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mammodesk.inference.location import LOCATION_MM, location_cells
+from mammodesk_train.app import LOCATION_MM, location_cells
 
 from mammodesk_train import __version__
 from mammodesk_train.baseline import verdict

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mammodesk.anatomy import read_anatomy
-from mammodesk.inference.domain import input_statistics
-from mammodesk.inference.location import tissue_cells
-from mammodesk.inference.spacing import with_assumed_spacing
-from mammodesk.io.image import ImageMeta
-from mammodesk.io.views import VIEW_FAMILY
-from mammodesk.preprocessing.geometry import Geometry
-from mammodesk.preprocessing.spatial import outline_breast
-from mammodesk.preprocessing import PipelineSpec
+from mammodesk_train.app import read_anatomy
+from mammodesk_train.app import input_statistics
+from mammodesk_train.app import tissue_cells
+from mammodesk_train.app import with_assumed_spacing
+from mammodesk_train.app import ImageMeta
+from mammodesk_train.app import VIEW_FAMILY
+from mammodesk_train.app import Geometry
+from mammodesk_train.app import outline_breast
+from mammodesk_train.app import PipelineSpec
 
 from mammodesk_train import baseline
 from mammodesk_train.data.sources import Record
@@ -106,7 +106,7 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     Each image's work is kept on disk (`cache.FeatureCache`, under `cache_root`, default the data folder's
     cache/reader-features): an image read once, by this run or an earlier one, is never read again, and the
     feature maps stay on disk (memory-mapped), so memory does not grow with them."""
-    from mammodesk.storage import data_dir
+    from mammodesk_train.app import data_dir
 
     reader.eval().to(device)
     readings = ("upright", "flipped") if flip_reading else ("upright",)

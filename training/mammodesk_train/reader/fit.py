@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from mammodesk.inference.location import location_cells, peak_centre  # the app's location rule
+from mammodesk_train.app import location_cells, peak_centre  # the app's location rule
 
 from mammodesk_train import kept
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from mammodesk.inference.levels import ABNORMAL, NORMAL, UNCLEAR, ExamRule, Level
+from mammodesk_train.app import ABNORMAL, NORMAL, UNCLEAR, ExamRule, Level
 
 from mammodesk_train import baseline
 from mammodesk_train.splits import Fold

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mammodesk.inference.modes.image import BREAST_CELL  # a cell at least this much breast is pooled (and shown)
+from mammodesk_train.app import BREAST_CELL  # a cell at least this much breast is pooled (and shown)
 
 from mammodesk_train.backbones.efficientnet import EfficientNet
 from mammodesk_train.backbones.imagenet import lite0_input

@@ -20,16 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mammodesk.inference import InputLayout, RoiMode, build_metadata
-from mammodesk.inference.calibration import apply_calibration
-from mammodesk.inference.domain import summarise_acquisition
-from mammodesk.preprocessing import PipelineSpec
+from mammodesk_train.app import InputLayout, RoiMode, build_metadata
+from mammodesk_train.app import apply_calibration
+from mammodesk_train.app import summarise_acquisition
+from mammodesk_train.app import PipelineSpec
 
 from mammodesk_train import __version__, baseline, trust
 from mammodesk_train.data.patients import evaluation, grouping
 from mammodesk_train.data.sources import assumed_spacing, load_source, public_spec
 from mammodesk_train.data.tasks import check_task, described
 from mammodesk_train.export import weights_sha256
+from mammodesk_train.families.protocol import CatalogueEntry
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import READS, ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
@@ -83,6 +84,10 @@ class ReaderPreset:
 
 
 PRESETS = {f"reader-{t}": ReaderPreset(f"reader-{t}", t) for t in ("lite0", "lite1", "lite2")}
+CATALOGUE = (CatalogueEntry(
+    task="normal_abnormal", purpose="Whole mammogram: normal vs abnormal",
+    detail="whole-mammogram reader: one pass per view, each view read against the other breast's; answers per view, "
+           "breast and study, with a location"),)
 # The linear grid plus a patch classifier with one hidden layer (32 ReLU units, dropout 0.2, stronger weight
 # decay), read at 0.5 mm per pixel (8 mm cells), k counted in those cells. Both were screened on fold seeds 2 and
 # 3, never the reported 0 and 1, with one fixed head (hidden 32, weight decay 0.3, k 1, 2 or 4): the hidden layer
@@ -370,8 +375,8 @@ def labelled(records, folds: int) -> list:
 
 def finish_card(model: Path, report: dict, records) -> Path:
     """Time the exported reader through the app's engine (warm, one view at a time) and write its card."""
-    from mammodesk.inference import ModelRunner
-    from mammodesk.inference.spacing import with_assumed_spacing
+    from mammodesk_train.app import ModelRunner
+    from mammodesk_train.app import with_assumed_spacing
     from mammodesk_train.reader.card import write_reader_card
 
     runner = ModelRunner(model, prefer_gpu=False)
@@ -442,7 +447,7 @@ def breast_embeddings(data: ReaderData) -> np.ndarray:
 def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
                  calibration: dict | None, threshold: float, path: Path, name: str,
                  assumed_mm: float | None) -> dict:
-    from mammodesk.inference.domain import EmbeddingModel, input_ranges
+    from mammodesk_train.app import EmbeddingModel, input_ranges
 
     point = report["reported"]["operating_point"]
     embeddings = breast_embeddings(data)

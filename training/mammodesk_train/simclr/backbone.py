@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mammodesk.io import Image
-from mammodesk.preprocessing import PipelineSpec, crop_frame
+from mammodesk_train.app import Image
+from mammodesk_train.app import PipelineSpec, crop_frame
 
 from mammodesk_train.backbones.resnet_v2 import ResNet50V2
 from mammodesk_train.backbones.vgg import VGG
