@@ -1,7 +1,8 @@
 """The reading room's main window. It only composes: the viewer area and its
 controllers (opening, preprocessing), the second opinion, labelling and the
-archive, each a feature subpackage that owns its threads; the window docks
-their panels, wires the menu actions to them and ends them on close."""
+archive, each a feature subpackage whose work runs on the window's one
+`WorkerPools`; the window docks their panels, wires the menu actions to them
+and ends them, and every worker, on close."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from mammodesk.qt.viewer.opening import OpeningController
 from mammodesk.qt.viewer.pipeline import PipelinePanel
 from mammodesk.qt.viewer.processing import ProcessingController
 from mammodesk.qt.viewer.views import ViewerArea
+from mammodesk.qt.workers import WorkerPools
 from mammodesk.state.archive_session import ArchiveSession
 from mammodesk.state.opinion import OpinionState
 from mammodesk.state.viewer import ViewerState
@@ -38,6 +40,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or window_settings.default_settings()
         self.state, self.opinions = ViewerState(), opinions or OpinionState()
+        self.workers = WorkerPools()  # every worker thread and process of the window, stopped on close
         self.opinions.open_documents = lambda: list(self.state.documents)
         self.host = WindowHost(self)  # what the feature controllers may ask of the window
         author = self.settings.value("author", None) or None
@@ -49,7 +52,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.opening = OpeningController(self.host, self.browser, self.settings)
         self.labelling.labels_changed.connect(self.browser.set_labels)  # the worklist's marks follow the labels
         self.processing = ProcessingController(self.host, self.area, self.pipeline_panel)
-        self.second_opinion = SecondOpinion(self.state, self.opinions, self, settings=self.settings)
+        self.second_opinion = SecondOpinion(self.state, self.opinions, self, settings=self.settings,
+                                            workers=self.workers)
         self.archive = ArchiveController(self.host, ArchiveSession(reader=author))
         self.docks = {key: self._dock(title, widget, side) for key, title, widget, side in (
             ("pipeline", "Preprocessing", self.pipeline_panel, RIGHT), ("browser", "Study", StudyPanel(self.browser), LEFT),
@@ -208,6 +212,7 @@ class MainWindow(QtWidgets.QMainWindow):
         window_settings.save(self, self.settings, self.state, self.actions_["loupe"].isChecked())
         for part in (self.processing, self.second_opinion, self.archive, self.opening):
             part.shutdown()
+        self.workers.shutdown()
         super().closeEvent(event)
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802

@@ -9,12 +9,14 @@ from typing import Callable, Protocol
 
 from PySide6 import QtWidgets
 
+from mammodesk.qt.workers import WorkerPools
 from mammodesk.state.labelling import LabellingState
 from mammodesk.state.viewer import Document, ViewerState
 
 
 class Host(Protocol):
     viewer: ViewerState
+    workers: WorkerPools  # every worker thread a controller runs comes from here
     labelling: LabellingState | None  # None until the labelling controller exists
     widget: QtWidgets.QWidget  # the parent of a controller's dialogs
 
@@ -41,6 +43,7 @@ class WindowHost:
     def __init__(self, window) -> None:
         self._window = window
         self.viewer: ViewerState = window.state
+        self.workers: WorkerPools = window.workers
         self.labelling: LabellingState | None = None
         self.widget: QtWidgets.QWidget = window
 

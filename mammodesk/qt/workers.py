@@ -1,6 +1,6 @@
-"""Bridges from worker pools to the UI thread: results arrive as Qt signals
-(queued, because they are emitted from pool threads), so state is only ever
-changed on the UI thread."""
+"""The window's workers and the bridges from them to the UI thread. Every worker thread is made by one
+`WorkerPools`, which stops them all when the window closes; results arrive as Qt signals (queued, because
+they are emitted from pool threads), so state is only ever changed on the UI thread."""
 
 from __future__ import annotations
 
@@ -37,6 +37,52 @@ def attempt(work):
         return exc
 
 
+class WorkerPools:
+    """Every worker thread of the window is made here and stopped here when it closes. A pool is named
+    for its kind of job and has one thread, so jobs of one kind run in order and kinds run side by side;
+    it starts with its first job. Parts that own threads or processes of another sort (the loader's
+    decoding processes) give their stop to `on_shutdown`."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, futures.ThreadPoolExecutor] = {}
+        self._stops: list = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, pool: str, function, *args, initializer=None) -> futures.Future:
+        """Run `function(*args)` on the pool named `pool`; RuntimeError once the window is closing."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the window is closing: no new work")
+            executor = self._pools.get(pool)
+            if executor is None:
+                executor = futures.ThreadPoolExecutor(1, thread_name_prefix=f"mammodesk-{pool}",
+                                                      initializer=initializer)
+                self._pools[pool] = executor
+        return executor.submit(function, *args)
+
+    def close_pool(self, pool: str) -> None:
+        """Stop one pool (its queued jobs dropped, a running one left to end): a dialog that closes."""
+        with self._lock:
+            executor = self._pools.pop(pool, None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def on_shutdown(self, stop) -> None:
+        self._stops.append(stop)
+
+    def shutdown(self) -> None:
+        """Every queued job dropped, every pool and process stopped; running jobs end on their own (each checks
+        that it is still wanted, and its result is dropped)."""
+        with self._lock:
+            self._closed = True
+            pools, self._pools = list(self._pools.values()), {}
+        for stop in self._stops:
+            stop()
+        for executor in pools:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
 class LoaderBridge(QtCore.QObject):
     loaded = QtCore.Signal(object)  # Loaded
     failed = QtCore.Signal(str, str)  # path, message
@@ -44,15 +90,18 @@ class LoaderBridge(QtCore.QObject):
     identifying = QtCore.Signal(str, object)  # path, dict of identifying tags
     pending_changed = QtCore.Signal(int)
 
-    def __init__(self, parent: QtCore.QObject | None = None, timeout_s: float = DECODE_TIMEOUT_S) -> None:
+    def __init__(self, parent: QtCore.QObject | None = None, timeout_s: float = DECODE_TIMEOUT_S, *,
+                 workers: WorkerPools | None = None) -> None:
         super().__init__(parent)
+        self.workers = workers or WorkerPools()
+        self.workers.on_shutdown(self.shutdown)
         self.loader = ImageLoader()
         self.timeout_s = timeout_s
         self._pending = 0
         self._lock = threading.Lock()
         self._timed_out: set[int] = set()  # ids of futures stopped for running past the limit
         self._running_since: dict[futures.Future, float | None] = {}  # watched files: when a worker took them
-        self._watcher: threading.Thread | None = None
+        self._watching = False
         self._closing = False
 
     @property
@@ -85,9 +134,14 @@ class LoaderBridge(QtCore.QObject):
         it was asked for: files queued behind a large folder wait their turn without a clock running."""
         with self._lock:
             self._running_since[future] = None
-            if self._watcher is None:
-                self._watcher = threading.Thread(target=self._watch_loop, name="decode-watch", daemon=True)
-                self._watcher.start()
+            if self._watching or self._closing:
+                return
+            self._watching = True
+        try:
+            self.workers.submit("decode-watch", self._watch_loop)
+        except RuntimeError:  # the window is closing
+            with self._lock:
+                self._watching = False
 
     def _watch_loop(self) -> None:
         """Runs while files are being read; ends when none is (or the window closes), started again by the next."""
@@ -96,7 +150,7 @@ class LoaderBridge(QtCore.QObject):
             now = time.monotonic()
             with self._lock:
                 if self._closing or not self._running_since:
-                    self._watcher = None
+                    self._watching = False
                     return
                 for future, since in list(self._running_since.items()):
                     if future.done():
@@ -189,20 +243,19 @@ class ProcessingRunner(BusyCounter, QtCore.QObject):
     failed = QtCore.Signal(object, str)  # document, message
     busy_changed = QtCore.Signal(int)  # jobs queued or running
 
-    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+    def __init__(self, parent: QtCore.QObject | None = None, *, workers: WorkerPools | None = None) -> None:
         super().__init__(parent)
         self.generations = Generations()
         self.frames = FrameCache()
-        self._previews = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-preview")
-        self._full = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-full")
+        self.workers = workers or WorkerPools()
         self._init_busy()
 
     def schedule(self, document: Document, spec: PipelineSpec, preview_scale: float) -> int:
         generation = self.generations.start(document.id)
         if preview_scale < 0.999:
-            self._submit(self._previews, document, spec, preview_scale, generation)
+            self._submit("preview", document, spec, preview_scale, generation)
         else:
-            self._submit(self._full, document, spec, 1.0, generation)
+            self._submit("full", document, spec, 1.0, generation)
         return generation
 
     def is_current(self, document: Document, generation: int) -> bool:
@@ -214,13 +267,13 @@ class ProcessingRunner(BusyCounter, QtCore.QObject):
 
     def shutdown(self) -> None:
         self.stop()
-        self._previews.shutdown(wait=False, cancel_futures=True)
-        self._full.shutdown(wait=False, cancel_futures=True)
+        self.workers.close_pool("preview")
+        self.workers.close_pool("full")
 
-    def _submit(self, pool, document: Document, spec: PipelineSpec, scale: float, generation: int) -> None:
+    def _submit(self, pool: str, document: Document, spec: PipelineSpec, scale: float, generation: int) -> None:
         self._count(+1)
         try:
-            pool.submit(self._run, document, spec, scale, generation)
+            self.workers.submit(pool, self._run, document, spec, scale, generation)
         except RuntimeError:  # shut down while closing
             self._count(-1)
 
@@ -236,7 +289,7 @@ class ProcessingRunner(BusyCounter, QtCore.QObject):
                 return
             self.result.emit(document, view, generation)
             if scale < 1.0:
-                self._submit(self._full, document, spec, 1.0, generation)
+                self._submit("full", document, spec, 1.0, generation)
         except Cancelled:
             pass
         except Exception as exc:  # noqa: BLE001 - the worker boundary: report, never take the app down

@@ -1,13 +1,13 @@
 """The archive in the window: "Save Labels to Server", the team's reports on
 opened images (this reader's become the labels, the others are shown
 read-only), opening a retrieved study (over its prior), and the servers
-dialog. Owns the archive thread (the Worklist panel's) and ends it."""
+dialog. Its server calls and the Worklist panel's share one thread."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore
 
-from mammodesk.qt.archive.panel import WorklistPanel
+from mammodesk.qt.archive.panel import ARCHIVE_POOL, WorklistPanel, submit_archive
 from mammodesk.qt.archive.servers_dialog import ServersDialog
 from mammodesk.qt.host import Host
 from mammodesk.qt.workers import attempt, emit_from_worker
@@ -24,8 +24,7 @@ class ArchiveController(QtCore.QObject):
     def __init__(self, host: Host, session: ArchiveSession) -> None:
         super().__init__(host.widget)
         self.host, self.session = host, session
-        self.panel = WorklistPanel(session)
-        self._pool = self.panel.pool
+        self.panel = WorklistPanel(session, host.workers)
         self._reports.connect(self._on_reports)
         self._saved.connect(self._on_saved)
         self.panel.manage.clicked.connect(self.servers_dialog)
@@ -33,10 +32,10 @@ class ArchiveController(QtCore.QObject):
 
     def shutdown(self) -> None:
         """The archive thread ends with the window (a running request finishes on its own; nothing new starts)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.host.workers.close_pool(ARCHIVE_POOL)
 
     def servers_dialog(self) -> None:
-        ServersDialog(self.session, self.host.widget).exec()
+        ServersDialog(self.session, self.host.workers, self.host.widget).exec()
         self.panel.refresh_servers()
 
     def open_retrieved(self, paths: list[str]) -> None:
@@ -91,10 +90,7 @@ class ArchiveController(QtCore.QObject):
         self._submit(lambda: emit_from_worker(self._saved, key, attempt(save)))
 
     def _submit(self, work) -> None:
-        try:
-            self._pool.submit(work)
-        except RuntimeError:  # the window is closing: nothing new starts
-            pass
+        submit_archive(self.host.workers, work)
 
     def _on_reports(self, key: int, result, adopt_mine: bool) -> None:
         labelling = self.host.labelling

@@ -5,7 +5,6 @@ waits for one."""
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import itertools
 
 from PySide6 import QtCore, QtWidgets
@@ -13,8 +12,18 @@ from PySide6 import QtCore, QtWidgets
 from mammodesk.archive.client import StudySummary
 from mammodesk.archive.servers import ServerConfigError
 from mammodesk.qt.compact import compact_combo
-from mammodesk.qt.workers import attempt, emit_from_worker
+from mammodesk.qt.workers import WorkerPools, attempt, emit_from_worker
 from mammodesk.state.archive_session import ArchiveSession
+
+ARCHIVE_POOL = "archive"  # one thread for every server call (the panel's and the controller's): they share the
+# session and its outbox, which must never be sent from two threads at once
+
+
+def submit_archive(workers: WorkerPools, work) -> None:
+    try:
+        workers.submit(ARCHIVE_POOL, work)
+    except RuntimeError:  # the window is closing: nothing new starts
+        pass
 
 
 class WorklistPanel(QtWidgets.QWidget):
@@ -24,9 +33,9 @@ class WorklistPanel(QtWidgets.QWidget):
     _done = QtCore.Signal(int, str, object)  # job id, what, result or Exception
     _progress = QtCore.Signal(str, int, int)
 
-    def __init__(self, session: ArchiveSession, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, session: ArchiveSession, workers: WorkerPools, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.session = session
+        self.session, self.workers = session, workers
         layout = QtWidgets.QVBoxLayout(self)
         self.server = compact_combo()
         self.manage = QtWidgets.QPushButton("Servers...")
@@ -73,9 +82,6 @@ class WorklistPanel(QtWidgets.QWidget):
         self.send_button.hide()
         layout.addWidget(self.send_button)
         self.studies: list[StudySummary] = []
-        # One thread for every server call (the panel's and the controller's): they share the session and
-        # its outbox, which must never be sent from two threads at once.
-        self.pool = futures.ThreadPoolExecutor(1, thread_name_prefix="archive")
         self._jobs = itertools.count(1)
         self._stop = False
         self.search_button.clicked.connect(self.search)
@@ -110,7 +116,7 @@ class WorklistPanel(QtWidgets.QWidget):
     def _submit(self, what: str, work) -> None:
         job = next(self._jobs)
         self._stop = False
-        self.pool.submit(lambda: emit_from_worker(self._done, job, what, attempt(work)))
+        submit_archive(self.workers, lambda: emit_from_worker(self._done, job, what, attempt(work)))
 
     def stop(self) -> None:
         self._stop = True

@@ -4,14 +4,12 @@ environment variable), never to settings."""
 
 from __future__ import annotations
 
-import concurrent.futures as futures
-
 from PySide6 import QtCore, QtWidgets
 
 from mammodesk.archive import open_archive
 from mammodesk.archive.servers import AUTHS, KINDS, ServerConfig, ServerConfigError, secret_variable, set_secret
 from mammodesk.qt.compact import compact_combo
-from mammodesk.qt.workers import emit_from_worker
+from mammodesk.qt.workers import WorkerPools, emit_from_worker
 from mammodesk.state.archive_session import ArchiveSession
 
 
@@ -20,10 +18,11 @@ class ServersDialog(QtWidgets.QDialog):
 
     _tested = QtCore.Signal(str)
 
-    def __init__(self, session: ArchiveSession, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, session: ArchiveSession, workers: WorkerPools,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("DICOM servers")
-        self.session = session
+        self.session, self.workers = session, workers
         self.servers = session.servers()
         self.list = QtWidgets.QListWidget()
         form = QtWidgets.QFormLayout()
@@ -62,8 +61,7 @@ class ServersDialog(QtWidgets.QDialog):
         layout.addWidget(self.list, 1)
         layout.addLayout(right, 3)
         self.list.currentRowChanged.connect(self._show)
-        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="server-test")
-        self.finished.connect(lambda _result: self._pool.shutdown(wait=False, cancel_futures=True))
+        self.finished.connect(lambda _result: workers.close_pool("server-test"))
         self._tested.connect(self.status.setText)
         self._refresh()
         self._new()
@@ -135,4 +133,7 @@ class ServersDialog(QtWidgets.QDialog):
                 text = f"<span style='color:#e06060'>{exc}</span>"
             emit_from_worker(self._tested, text)
 
-        self._pool.submit(test)
+        try:
+            self.workers.submit("server-test", test)
+        except RuntimeError:  # the window is closing
+            pass

@@ -44,7 +44,6 @@ class LabellingController(QtCore.QObject):
         self.targets: dict[int, label_io.LabelTarget] = {}
         self.pending_imports: list[tuple[str, object]] = []  # (text, ImageLabels) for images not open yet
         self.taxonomy_file: str | None = None
-        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="label-import")
         self._saved.connect(self.state.on_saved)
         self._imported.connect(self._on_imported)
         self.state.changed.connect(self._report_labels)
@@ -246,7 +245,7 @@ class LabellingController(QtCore.QObject):
                 result = exc
             self._imported.emit(kind, path, result)
 
-        return self._pool.submit(work)
+        return self.host.workers.submit("label-import", work)
 
     def _on_imported(self, kind: str, path: str, result) -> None:
         name = Path(path).name
@@ -346,7 +345,7 @@ class LabellingController(QtCore.QObject):
         for key in list(self.state.sheets):
             self.state.detach(key)
         self.saver.close(timeout=10)
-        self._pool.shutdown(wait=False)
+        self.host.workers.close_pool("label-import")
         return [names.get(key, str(key)) for key in self.saver.unsaved()]
 
 

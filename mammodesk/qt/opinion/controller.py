@@ -4,7 +4,6 @@ canvas clicks place ROIs while the ROI tool is on."""
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -13,7 +12,7 @@ from mammodesk.inference import ModelEntry
 from mammodesk.inference.runner import roi_window
 from mammodesk.qt.opinion.panel import ModelPanel
 from mammodesk.qt.opinion.worker import Job, OpinionRunner
-from mammodesk.qt.workers import emit_from_worker
+from mammodesk.qt.workers import WorkerPools, emit_from_worker
 from mammodesk.state.opinion import Opinion, OpinionState
 from mammodesk.state.viewer import Document, ViewerState
 
@@ -27,14 +26,16 @@ class SecondOpinion(QtCore.QObject):
     models_verified = QtCore.Signal(bool)  # the digests were checked off the UI thread; True: a model changed
 
     def __init__(self, viewer: ViewerState, opinions: OpinionState, parent: QtWidgets.QWidget,
-                 *, prefer_gpu: bool = True, settings: QtCore.QSettings | None = None) -> None:
+                 *, prefer_gpu: bool = True, settings: QtCore.QSettings | None = None,
+                 workers: WorkerPools | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.opinions, self.settings = viewer, opinions, settings
+        self.workers = workers or WorkerPools()
         for folder in self._remembered_folders():  # models trained here: added once, there at every start
             if Path(folder).is_dir():
                 opinions.registry.add_folder(folder)
-        self.panel = ModelPanel(opinions)
-        self.worker = OpinionRunner(opinions.registry, self, prefer_gpu=prefer_gpu)
+        self.panel = ModelPanel(opinions, self.workers)
+        self.worker = OpinionRunner(opinions.registry, self.workers, self, prefer_gpu=prefer_gpu)
         self.placing = False
         self.panel.run_requested.connect(self.run)
         self.panel.stop_requested.connect(self.stop)
@@ -57,7 +58,6 @@ class SecondOpinion(QtCore.QObject):
         opinions.selected_changed.connect(self._activate_its_view)
         self._warmed = False
         viewer.documents_changed.connect(self._warm_once)
-        self._verifier = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-verify")
         self.models_verified.connect(lambda changed: changed and opinions.models_changed.emit())
         opinions.models_changed.connect(self._verify_models)
         self._verify_models()
@@ -66,13 +66,14 @@ class SecondOpinion(QtCore.QObject):
         """Weights digests hash whole files: never on the UI thread (a damaged file turns red when found)."""
         if self.opinions.registry.pending():
             try:
-                self._verifier.submit(lambda: emit_from_worker(self.models_verified, self.opinions.verify_models()))
+                self.workers.submit("verify", lambda: emit_from_worker(self.models_verified,
+                                                                       self.opinions.verify_models()))
             except RuntimeError:  # shut down while closing
                 pass
 
     def shutdown(self) -> None:
         self.worker.shutdown()
-        self._verifier.shutdown(wait=False, cancel_futures=True)
+        self.workers.close_pool("verify")
 
     # --- running ----------------------------------------------------------------------------
     def run(self, entry: ModelEntry | None, mode: str = "auto", all_images: bool = False) -> int:

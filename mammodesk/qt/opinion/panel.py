@@ -4,7 +4,6 @@ returned, their class probabilities, and the heat-map overlay controls."""
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -16,7 +15,7 @@ from mammodesk.inference.registry import family_catalogue
 from mammodesk.qt.opinion.answer import (ProbabilityBars, evaluation_headline, legend_caption, model_card_markdown,
                                         model_purpose, short_figures)
 from mammodesk.qt.opinion.overlay import ColourLegend
-from mammodesk.qt.workers import emit_from_worker
+from mammodesk.qt.workers import WorkerPools, emit_from_worker
 from mammodesk.state.opinion import COLOUR_MAPS, Opinion, OpinionState
 
 TARGETS = (("auto", "Auto", "the ROIs placed, else a scan of the breast"),
@@ -31,7 +30,7 @@ class ModelPanel(QtWidgets.QWidget):
     add_folder_requested = QtCore.Signal()
     device_found = QtCore.Signal(str)
 
-    def __init__(self, state: OpinionState, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, state: OpinionState, workers: WorkerPools, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         layout = QtWidgets.QVBoxLayout(self)
@@ -51,9 +50,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.device = QtWidgets.QLabel("Runs on: checking for a GPU...")
         self.device.setWordWrap(True)
         self.device_found.connect(lambda text: self.device.setText(f"Runs on: {text}"))
-        probe = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-device")
-        probe.submit(self._report_device)  # a real session, off the UI thread
-        probe.shutdown(wait=False)
+        workers.submit("device", self._report_device)  # a real session, off the UI thread
         self.headline = QtWidgets.QLabel()
         self.headline.setWordWrap(True)
         self.findings = QtWidgets.QTreeWidget()

@@ -3,14 +3,13 @@ every core for one job), and reports progress and answers as Qt signals."""
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 from dataclasses import dataclass
 
 from PySide6 import QtCore
 
 from mammodesk.inference import ModelEntry, ModelRegistry
 from mammodesk.io import Image
-from mammodesk.qt.workers import BusyCounter
+from mammodesk.qt.workers import BusyCounter, WorkerPools
 from mammodesk.state.opinion import Opinion, Target
 from mammodesk.state.loading import yield_to_the_window
 from mammodesk.state.opinion_jobs import run_opinion
@@ -30,13 +29,11 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
     progress = QtCore.Signal(str, int, int)  # what is running, done, total
     busy_changed = QtCore.Signal(int)  # jobs queued or running
 
-    def __init__(self, registry: ModelRegistry, parent: QtCore.QObject | None = None, *,
+    def __init__(self, registry: ModelRegistry, workers: WorkerPools, parent: QtCore.QObject | None = None, *,
                  prefer_gpu: bool = True) -> None:
         super().__init__(parent)
-        self.registry = registry
+        self.registry, self.workers = registry, workers
         self.prefer_gpu = prefer_gpu
-        self._pool = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-models",
-                                                initializer=yield_to_the_window)
         self._init_busy()
         self._epoch = 0  # stop() moves it on: jobs from an older epoch end early and report nothing
 
@@ -53,16 +50,16 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
                     pass
 
         if usable:
-            warmer = futures.ThreadPoolExecutor(1, thread_name_prefix="mammodesk-warm",
-                                                initializer=yield_to_the_window)
-            warmer.submit(create)
-            warmer.shutdown(wait=False)
+            try:
+                self.workers.submit("warm", create, initializer=yield_to_the_window)
+            except RuntimeError:  # the window is closing
+                pass
 
     def submit(self, job: Job) -> None:
         self._count(+1)
         epoch = self._epoch
         try:
-            self._pool.submit(self._run, job, epoch)
+            self.workers.submit("models", self._run, job, epoch, initializer=yield_to_the_window)
         except RuntimeError:  # shut down while closing
             self._count(-1)
 
@@ -71,7 +68,8 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
 
     def shutdown(self) -> None:
         self.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.workers.close_pool("models")
+        self.workers.close_pool("warm")
 
     def _run(self, job: Job, epoch: int) -> None:
         def stale() -> bool:

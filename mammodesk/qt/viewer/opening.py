@@ -36,7 +36,7 @@ class OpeningController(QtCore.QObject):
     def __init__(self, host: Host, browser: StudyBrowser, settings: QtCore.QSettings) -> None:
         super().__init__(host.widget)
         self.host, self.browser, self.settings = host, browser, settings
-        self.loader = LoaderBridge(self)
+        self.loader = LoaderBridge(self, workers=host.workers)
         self._reading, self._after_loads = 0, []  # files the workers are still reading
         self._opening: set[str] = set()  # those files, as `same_file_key`s
         self._arrivals: deque[Callable[[], None]] = deque()  # read, not yet added to the viewer

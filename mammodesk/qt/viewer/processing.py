@@ -24,7 +24,7 @@ class ProcessingController(QtCore.QObject):
     def __init__(self, host: Host, area: ViewerArea, panel: PipelinePanel) -> None:
         super().__init__(host.widget)
         self.host, self.area, self.panel = host, area, panel
-        self.runner = ProcessingRunner(self)
+        self.runner = ProcessingRunner(self, workers=host.workers)
         self.book = ScheduleBook()
         self.busy = 0
         self.runner.result.connect(self._on_processed)
