@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         from mammodesk.qt.launch import self_check
         from mammodesk.qt.platform import real_platform_check
         from mammodesk.selftest import run_self_test
-        from mammodesk.state.loading import check_worker_decoding
+        from mammodesk.services.loading import check_worker_decoding
 
         checks = [("decoding in a worker process", check_worker_decoding), ("Qt platform plugin", self_check),
                   ("a window on this machine's display", real_platform_check)]

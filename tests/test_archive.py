@@ -274,7 +274,7 @@ def test_server_settings_never_hold_secrets(tmp_path, monkeypatch):
 
 
 def test_reading_room_session_two_readers_and_priors(server, tmp_path):
-    from mammodesk.state.archive_session import ArchiveSession
+    from mammodesk.services.archive_session import ArchiveSession
 
     prior, prior_paths = study_files(tmp_path / "prior", date="20220110", compressed=False)
     current, paths = study_files(tmp_path / "current", compressed=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 from mammodesk.annotations.merge import merge_labels
 from mammodesk.annotations.model import Finding, FindingKind, ImageLabels, Pathology, Rect
 from mammodesk.annotations.sidecar import read_sidecar, save_sidecar
-from mammodesk.state.autosave import AutoSaver
+from mammodesk.services.autosave import AutoSaver
 from mammodesk.state.labelling import LabellingState
 
 SHA, SHAPE = "7" * 64, (400, 300)

@@ -18,7 +18,7 @@ import pytest
 from mammodesk.annotations.model import Circle
 from mammodesk.annotations.serialize import labels_to_dict
 from mammodesk.annotations.sidecar import read_sidecar, remove_stale_temporaries
-from mammodesk.state.autosave import AutoSaver
+from mammodesk.services.autosave import AutoSaver
 from mammodesk.state.labelling import LabellingState
 
 SHA = "5" * 64

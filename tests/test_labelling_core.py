@@ -24,8 +24,8 @@ from mammodesk.annotations.model import (
 from mammodesk.annotations.sidecar import pixel_sha256, read_sidecar, sidecar_path, write_atomic
 from mammodesk.annotations.taxonomy import TAXONOMY_FILE, Taxonomy, load_taxonomy
 from mammodesk.errors import AnnotationSaveError
-from mammodesk.state import label_io
-from mammodesk.state.autosave import AutoSaver, SaveJob
+from mammodesk.services import label_io
+from mammodesk.services.autosave import AutoSaver, SaveJob
 from mammodesk.state.labelling import LabellingState
 
 SHAPE = (120, 100)

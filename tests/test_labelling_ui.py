@@ -321,7 +321,7 @@ def test_patient_identifiers_enter_exports_only_after_a_confirmation(window, mon
 
 
 def test_dicom_sr_is_offered_only_when_a_dicom_image_is_open(window, qtbot, tmp_path, monkeypatch):
-    from mammodesk.state import label_io
+    from mammodesk.services import label_io
 
     png = tmp_path / "film.png"
     cv2.imwrite(str(png), (phantom(200, 160, bits=12) >> 4).astype(np.uint8))
@@ -367,7 +367,7 @@ def test_an_image_without_rois_shows_no_other_images_finding(window, qtbot, tmp_
 
 
 def test_an_export_that_cannot_hold_a_label_asks_before_writing(window, qtbot, tmp_path, monkeypatch):
-    from mammodesk.state import label_io
+    from mammodesk.services import label_io
 
     document, _ = open_labelled(qtbot, window, image_file(tmp_path, "nodensity.png"))
     window.labelling.state.add_finding(document.id, Rect(40, 40, 100, 100), "mass")

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 CHILD = """
 import os, sys
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
-from mammodesk.state.loading import ImageLoader
+from mammodesk.services.loading import ImageLoader
 loader = ImageLoader(workers=2)
 for _ in range(4):
     loader.submit(os.path.exists, "").result(timeout=60)  # the pool's processes are up

@@ -43,7 +43,7 @@ def test_event_loop_runs_while_decoding_and_denoising(window, qtbot, j2k_mammogr
 def test_views_that_arrive_together_are_added_one_per_turn_of_the_event_loop(window, qtbot, tmp_path):
     """Four decoded views delivered in one batch are not added (and painted) in one batch: the window
     gets a turn between them, and the study counts as loaded only once the last one is in."""
-    from mammodesk.state.loading import load
+    from mammodesk.services.loading import load
 
     paths = [write(make_dataset(mammogram_like(1200, 900, seed=i), bits_stored=12), tmp_path / f"v{i}.dcm")
              for i in range(4)]

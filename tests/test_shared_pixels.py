@@ -11,7 +11,7 @@ import pytest
 
 from mammodesk.io import Image, shared_pixels
 from mammodesk.io.display import display_copy
-from mammodesk.state.loading import ImageLoader, load
+from mammodesk.services.loading import ImageLoader, load
 from dicom_factory import make_dataset, mammogram_like, write
 
 

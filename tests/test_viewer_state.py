@@ -15,7 +15,7 @@ from mammodesk.preprocessing import PipelineSpec
 from mammodesk.resources import resources_dir
 from mammodesk.state import PipelineEditor, ViewerState
 from mammodesk.io import display
-from mammodesk.state.loading import ImageLoader, Loaded, LoadFailure, folder_files, load, read_identifying
+from mammodesk.services.loading import ImageLoader, Loaded, LoadFailure, folder_files, load, read_identifying
 from mammodesk.state.processing import Cancelled, Generations, preview_scale, process_for_display
 
 
@@ -265,9 +265,9 @@ def test_folder_listing(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     assert [Path(p).name for p in folder_files(tmp_path)] == ["IM0001", "a.pgm", "b.dcm", "c.jpg", "d.JPEG"]
-    from mammodesk.qt.viewer.opening import FILE_FILTER
+    from mammodesk.qt.viewer.opening import file_filter
 
-    assert "*.jpg" in FILE_FILTER and "*.jpeg" in FILE_FILTER  # the Open dialog offers what a folder lists
+    assert "*.jpg" in file_filter() and "*.jpeg" in file_filter()  # the Open dialog offers what a folder lists
 
 
 def _die_on_bad(path: str):

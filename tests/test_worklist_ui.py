@@ -13,7 +13,7 @@ from mammodesk.annotations.model import FindingKind, Rect
 from mammodesk.archive import ServerConfig, ServerStore
 from mammodesk.archive.cache import StudyCache
 from mammodesk.archive.outbox import Outbox
-from mammodesk.state.archive_session import ArchiveSession
+from mammodesk.services.archive_session import ArchiveSession
 
 
 def make_window(qtbot, tmp_path, reader: str, store: ServerStore):

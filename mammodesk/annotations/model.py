@@ -3,6 +3,7 @@ y = row, origin at the top-left, pixel centres at integer positions."""
 
 from __future__ import annotations
 
+import getpass
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -185,3 +186,11 @@ def findings_off_mask(labels: ImageLabels, mask) -> tuple[Finding, ...]:
         if not (0 <= row < rows and 0 <= col < cols and mask[row, col]):
             off.append(finding)
     return tuple(off)
+
+
+def default_author() -> str:
+    """Who writes labels and reports when nobody said: the logged-in user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in containers without a passwd entry
+        return "unknown"

@@ -20,6 +20,7 @@ class Reader:
     description: str
     sniff: Callable[[bytes], bool]
     read: Callable[..., Image]  # read(path, *, keep_identifying=False) -> Image
+    suffixes: tuple[str, ...] = ()  # where such files are usually found ("" for none: DICOM often has none)
 
 
 _READERS: list[Reader] = []
@@ -35,6 +36,11 @@ def register_reader(reader: Reader, *, first: bool = False) -> Reader:
 
 def readers() -> tuple[Reader, ...]:
     return tuple(_READERS)
+
+
+def supported_suffixes() -> tuple[str, ...]:
+    """What a folder listing and the Open dialog offer: every registered reader's suffixes, lower case."""
+    return tuple(dict.fromkeys(s.lower() for reader in _READERS for s in reader.suffixes))
 
 
 def find_reader(path: str | Path) -> Reader:

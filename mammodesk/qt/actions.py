@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from mammodesk.io import readers
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -19,7 +21,8 @@ class ActionSpec:
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open", "&Open...", "Ctrl+O", "Open image files (DICOM, PGM, PNG, TIFF, JPEG)", "File"),
+    ActionSpec("open", "&Open...", "Ctrl+O", f"Open image files ({', '.join(r.description for r in readers())})",
+               "File"),
     ActionSpec("open_folder", "Open &Folder...", "Ctrl+Shift+O", "Open a folder as a study", "File"),
     ActionSpec("servers", "DICOM &Servers...", "Ctrl+Shift+D", "DICOMweb and DIMSE servers (passwords in the OS keyring)", "File"),
     ActionSpec("save_to_server", "Save Labels to Server", "Ctrl+Shift+S", "Store the active image's labels on the "

@@ -24,7 +24,7 @@ from mammodesk.qt.viewer.pipeline import PipelinePanel
 from mammodesk.qt.viewer.processing import ProcessingController
 from mammodesk.qt.viewer.views import ViewerArea
 from mammodesk.qt.workers import WorkerPools
-from mammodesk.state.archive_session import ArchiveSession
+from mammodesk.services.archive_session import ArchiveSession
 from mammodesk.state.opinion import OpinionState
 from mammodesk.state.viewer import ViewerState
 

@@ -11,7 +11,7 @@ import time
 from PySide6 import QtCore
 
 from mammodesk.preprocessing import PipelineSpec
-from mammodesk.state.loading import ImageLoader, LoadFailure, load, read_identifying, summarise
+from mammodesk.services.loading import ImageLoader, LoadFailure, load, read_identifying, summarise
 from mammodesk.state.processing import Cancelled, FrameCache, Generations, process_for_display
 from mammodesk.state.viewer import Document
 

@@ -7,7 +7,6 @@ snapshots, so any edit - a label, a move, an import - undoes the same way."""
 
 from __future__ import annotations
 
-import getpass
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -16,10 +15,10 @@ from pathlib import Path
 from mammodesk.anatomy import Anatomy
 from mammodesk.annotations.geometry import translate
 from mammodesk.annotations.merge import merge_labels
-from mammodesk.annotations.model import Finding, ImageLabels, Pathology, Rect, Shape
+from mammodesk.annotations.model import Finding, ImageLabels, Pathology, Rect, Shape, default_author
 from mammodesk.annotations.sidecar import SidecarRead
 from mammodesk.annotations.taxonomy import Taxonomy, finding_type, kind_for
-from mammodesk.state.autosave import AutoSaver, SaveJob
+from mammodesk.services.autosave import AutoSaver, SaveJob
 from mammodesk.state.events import Signal
 
 TOOLS = ("select", "rect", "ellipse", "circle", "polygon", "freehand", "point", "measure")
@@ -28,13 +27,6 @@ HISTORY_LIMIT = 1000
 
 def now_stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def default_author() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in containers without a passwd entry
-        return "unknown"
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def worklist_stall(server: Orthanc, work: Path) -> None:
     from mammodesk.archive.cache import StudyCache
     from mammodesk.archive.outbox import Outbox
     from mammodesk.qt.app import MainWindow
-    from mammodesk.state.archive_session import ArchiveSession
+    from mammodesk.services.archive_session import ArchiveSession
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
     store = ServerStore(work / "servers.json")

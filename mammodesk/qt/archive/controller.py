@@ -11,7 +11,7 @@ from mammodesk.qt.archive.panel import ARCHIVE_POOL, WorklistPanel, submit_archi
 from mammodesk.qt.archive.servers_dialog import ServersDialog
 from mammodesk.qt.host import Host
 from mammodesk.qt.workers import attempt, emit_from_worker
-from mammodesk.state.archive_session import ArchiveSession
+from mammodesk.services.archive_session import ArchiveSession
 
 
 class ArchiveController(QtCore.QObject):

@@ -13,7 +13,7 @@ from mammodesk.archive.client import StudySummary
 from mammodesk.archive.servers import ServerConfigError
 from mammodesk.qt.compact import compact_combo
 from mammodesk.qt.workers import WorkerPools, attempt, emit_from_worker
-from mammodesk.state.archive_session import ArchiveSession
+from mammodesk.services.archive_session import ArchiveSession
 
 ARCHIVE_POOL = "archive"  # one thread for every server call (the panel's and the controller's): they share the
 # session and its outbox, which must never be sent from two threads at once

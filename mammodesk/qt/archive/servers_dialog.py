@@ -10,7 +10,7 @@ from mammodesk.archive import open_archive
 from mammodesk.archive.servers import AUTHS, KINDS, ServerConfig, ServerConfigError, secret_variable, set_secret
 from mammodesk.qt.compact import compact_combo
 from mammodesk.qt.workers import WorkerPools, emit_from_worker
-from mammodesk.state.archive_session import ArchiveSession
+from mammodesk.services.archive_session import ArchiveSession
 
 
 class ServersDialog(QtWidgets.QDialog):

@@ -14,10 +14,10 @@ from mammodesk.annotations.taxonomy import TAXONOMY_FILE, STANDARD_TYPES, Taxono
 from mammodesk.errors import MammoDeskError
 from mammodesk.qt.host import Host
 from mammodesk.qt.labelling.panel import LabelsPanel
-from mammodesk.state import label_io
-from mammodesk.state.autosave import AutoSaver
+from mammodesk.services import label_io
+from mammodesk.services.autosave import AutoSaver
 from mammodesk.state.labelling import TOOLS, LabellingState
-from mammodesk.state.loading import LabelStatus, Loaded
+from mammodesk.services.loading import LabelStatus, Loaded
 from mammodesk.state.viewer import Document
 from mammodesk.storage import write_atomic
 

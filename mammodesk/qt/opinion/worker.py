@@ -11,7 +11,7 @@ from mammodesk.inference import ModelEntry, ModelRegistry
 from mammodesk.io import Image
 from mammodesk.qt.workers import BusyCounter, WorkerPools
 from mammodesk.state.opinion import Opinion, Target
-from mammodesk.state.loading import yield_to_the_window
+from mammodesk.services.loading import yield_to_the_window
 from mammodesk.state.opinion_jobs import run_opinion
 from mammodesk.state.viewer import Document
 

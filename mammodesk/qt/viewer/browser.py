@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from mammodesk.state.loading import FileSummary, LabelStatus
+from mammodesk.services.loading import FileSummary, LabelStatus
 
 THUMB = 72
 CELL = QtCore.QSize(THUMB + 20, THUMB + 58)  # thumbnail plus three lines of text: two columns in a 200-pixel panel

@@ -16,16 +16,20 @@ from typing import Callable
 
 from PySide6 import QtCore, QtWidgets
 
-from mammodesk.io import SUPPORTED_SUFFIXES
+from mammodesk.io import supported_suffixes
 from mammodesk.qt.host import Host
 from mammodesk.qt.timers import single_shot_timer
 from mammodesk.qt.viewer.browser import StudyBrowser
 from mammodesk.qt.workers import LoaderBridge
-from mammodesk.state.loading import FileSummary, Loaded, folder_files
+from mammodesk.services.loading import FileSummary, Loaded, folder_files
 
 AUTO_OPEN_LIMIT = 4  # a folder with at most this many files opens as a study
 TRANSIENT_MS = 4000  # how long a passing status message (a count) stays
-FILE_FILTER = f"Images ({' '.join('*' + s for s in SUPPORTED_SUFFIXES if s)});;All files (*)"
+
+
+def file_filter() -> str:
+    """The Open dialog's filter: every registered format's suffixes."""
+    return f"Images ({' '.join('*' + s for s in supported_suffixes() if s)});;All files (*)"
 
 
 class OpeningController(QtCore.QObject):
@@ -86,7 +90,7 @@ class OpeningController(QtCore.QObject):
             skipped = sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith("."))
             shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
             self.host.status(f"No image files in {folder} (looked for "
-                             f"{', '.join(s for s in SUPPORTED_SUFFIXES if s)} and files without an extension; "
+                             f"{', '.join(s for s in supported_suffixes() if s)} and files without an extension; "
                              "sub-folders are not opened)" + (f"; skipped: {shown}" if skipped else ""))
             return
         self.browser.add_entries(files)
@@ -104,7 +108,7 @@ class OpeningController(QtCore.QObject):
 
     def ask_files(self) -> None:
         paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.host.widget, "Open mammograms",
-                                                          str(self.settings.value("last_folder", "")), FILE_FILTER)
+                                                          str(self.settings.value("last_folder", "")), file_filter())
         if paths:
             self.settings.setValue("last_folder", str(Path(paths[0]).parent))
             self.open_paths(paths)

@@ -1,5 +1,5 @@
 """Whose image is this? Every source asks here, so one woman's images share one key whatever the source,
-and the key matches the one the app reads (`mammodesk.io.dicom`: the hashed DICOM PatientID).
+and the key matches the one the app reads (`mammodesk.io.formats.dicom`: the hashed DICOM PatientID).
 
 How a key was found is kept beside it (`Record.patient_from`): a split by image where no key could be had
 is reported as such, never as a patient-level split."""

@@ -28,6 +28,7 @@ from mammodesk.io.views import normalise_view
 from mammodesk.io.phi import split_tags
 from mammodesk.io.truncation import describe_truncation
 from mammodesk.io.voi import mirror_preset
+from mammodesk.io.registry import Reader, register_reader
 
 _VOI_FUNCTIONS = {"LINEAR", "LINEAR_EXACT", "SIGMOID"}
 
@@ -290,3 +291,6 @@ def _spacing(ds: Dataset) -> tuple[float, float] | None:
 def _patient_key(ds: Dataset) -> str | None:
     patient = str(ds.get("PatientID", "") or "").strip()
     return hashed_key("patient", patient) if patient else None
+
+
+register_reader(Reader("dicom", "DICOM", sniff_dicom, read_dicom, suffixes=(".dcm", ".dicom", ".dic", "")))

@@ -20,12 +20,11 @@ from mammodesk.annotations.sidecar import (
     SidecarRead, pixel_sha256, read_sidecar, remove_stale_temporaries, sidecar_path,
 )
 from mammodesk.errors import ImageReadError
-from mammodesk.io import SUPPORTED_SUFFIXES, Image, WindowPreset, read_image
+from mammodesk.io import Image, WindowPreset, read_image, supported_suffixes
 from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.io import decoding, display
 from mammodesk.preprocessing.spatial import outline_breast
 
-IMAGE_SUFFIXES = frozenset(SUPPORTED_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -129,9 +128,9 @@ def folder_files(folder: str | Path) -> list[str]:
     """Candidate image files of a folder (not recursive), sorted by name.
     DICOM files often have no extension, so extension-less files are listed too;
     a file that is not an image shows up with its error."""
-    root = Path(folder)
+    root, suffixes = Path(folder), set(supported_suffixes())
     return sorted(str(p) for p in root.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
 
 
 WORKER_NICENESS = 10  # decoders yield the cores to the window: on 2 cores they otherwise starve its paints

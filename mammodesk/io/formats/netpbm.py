@@ -12,6 +12,7 @@ from mammodesk.errors import CorruptFileError, UnsupportedImageError
 from mammodesk.io.image import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
 from mammodesk.io.voi import auto_window
+from mammodesk.io.registry import Reader, register_reader
 
 _TOKEN = re.compile(rb"\s*(?:#[^\n]*\n\s*)*(\S+)")
 
@@ -81,3 +82,6 @@ def _header(path: Path, data: bytes) -> tuple[bytes, int, int, int, int]:
     if width <= 0 or height <= 0:
         raise CorruptFileError(path, f"PGM size {width}x{height} is invalid")
     return magic, width, height, maxval, position
+
+
+register_reader(Reader("pgm", "Netpbm PGM", sniff_pgm, read_pgm, suffixes=(".pgm", ".pnm")))

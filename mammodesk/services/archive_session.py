@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pydicom
 
-from mammodesk.annotations.model import ImageLabels
+from mammodesk.annotations.model import ImageLabels, default_author
 from mammodesk.storage import write_atomic
 from mammodesk.archive.cache import StudyCache
 from mammodesk.archive.client import Archive, SearchResult, StudySummary, open_archive, retrieve_study, search
 from mammodesk.archive.outbox import Outbox, Pending, send_pending
 from mammodesk.archive.reports import ReaderReport, latest_reports, person_name, report_bytes
 from mammodesk.archive.servers import ServerConfig, ServerStore
-from mammodesk.state.labelling import default_author
 
 ORIGIN = "origin.json"  # in a cached study's folder: which server and study it came from
 
