@@ -136,7 +136,7 @@ def _info(paths: list[str]) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from mammodesk.errors import MammoDeskError
-    from mammodesk.inference import ModelRegistry
+    from mammodesk.inference import ModelLibrary
     from mammodesk.inference.batch import (BatchReport, parse_box, result_columns, run_batch, run_description,
                                            terminal_progress, write_report)
     from mammodesk.inference.journal import Journal, ResumeError
@@ -156,8 +156,8 @@ def _predict(args: argparse.Namespace) -> int:
         print("mammodesk predict: --out must end in .csv or .json", file=sys.stderr)
         return 2
     try:
-        registry = ModelRegistry(args.models_dir, verify_now=False)
-        runner = registry.runner(args.model or registry.default_reader().path, prefer_gpu=not args.cpu)
+        library = ModelLibrary(args.models_dir, verify_now=False)
+        runner = library.runner(args.model or library.default_reader().path, prefer_gpu=not args.cpu)
     except (KeyError, MammoDeskError) as exc:
         print(f"mammodesk predict: {exc}", file=sys.stderr)
         return 2

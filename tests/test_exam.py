@@ -146,7 +146,7 @@ def test_each_view_is_read_against_the_same_view_of_the_other_breast():
 
 
 def test_a_view_the_reader_could_not_read_leaves_its_breast_and_exam_without_an_answer(tmp_path):
-    from mammodesk.inference.registry import ModelEntry
+    from mammodesk.inference.library import ModelEntry
     from mammodesk.state.opinion import Opinion, Target, unread_view
 
     class Doc:

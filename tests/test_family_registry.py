@@ -13,7 +13,7 @@ from mammodesk_train.catalogue import catalogue, catalogue_text  # noqa: E402
 from mammodesk_train.families.protocol import CatalogueEntry, FamilyBase  # noqa: E402
 from mammodesk_train.families.registry import FAMILIES, PRESETS, family_for, register_family, unit_of  # noqa: E402
 
-from mammodesk.inference.registry import family_catalogue  # noqa: E402
+from mammodesk.inference.library import family_catalogue  # noqa: E402
 from mammodesk.resources import resources_dir  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import pytest
 from onnx_models import build_model
 
 from mammodesk.annotations import Circle, Rect, read_mias_info
-from mammodesk.inference import ModelInputError, ModelRegistry, ModelRunner
+from mammodesk.inference import ModelInputError, ModelLibrary, ModelRunner
 from mammodesk.inference import runner as runner_module
 from mammodesk.inference.patches import patch_positions
 from mammodesk.io import Image, ImageMeta, read_image
@@ -216,13 +216,13 @@ def test_gpu_out_of_memory_retries_on_cpu(tmp_path, mdb001, caplog):
 def test_registry_lists_good_and_broken_models(tmp_path, monkeypatch):
     build_model(tmp_path / "good.onnx")
     (tmp_path / "broken.onnx").write_bytes(b"not a model at all")
-    registry = ModelRegistry([tmp_path], include_bundled=False)
-    by_name = {entry.path.name: entry for entry in registry.entries}
+    library = ModelLibrary([tmp_path], include_bundled=False)
+    by_name = {entry.path.name: entry for entry in library.entries}
     assert by_name["good.onnx"].card.labels == ("normal", "abnormal")
     assert by_name["broken.onnx"].card is None and "not an ONNX model" in by_name["broken.onnx"].error
-    assert registry.runner("good") is registry.runner("good")
+    assert library.runner("good") is library.runner("good")
     with pytest.raises(KeyError, match="available: good"):
-        registry.find("nope")
+        library.find("nope")
 
 
 def test_runner_never_creates_a_session_for_a_bad_contract(tmp_path, monkeypatch):

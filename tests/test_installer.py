@@ -37,9 +37,9 @@ def test_bundle_self_test_passes_offscreen(bundle):
     assert "read synthetic DICOM" in result.stdout and "JPEG 2000" in result.stdout
     assert "Qt platform plugin: platform offscreen" in result.stdout and "self-test passed" in result.stdout
     assert "decoded in a worker process" in result.stdout  # spawned workers work in the frozen build
-    from mammodesk.inference import ModelRegistry
+    from mammodesk.inference import ModelLibrary
 
-    models = ModelRegistry().entries
+    models = ModelLibrary().entries
     assert f"bundled models: {len(models)}" in result.stdout
     assert result.stdout.count("CPUExecutionProvider") >= len(models)
 

@@ -105,7 +105,7 @@ def test_the_first_window_fits_a_1366x768_screen(qtbot, tmp_path, monkeypatch):
 
 def test_a_study_with_one_view_per_breast_hangs_one_by_two():
     from mammodesk.io.views import SLOTS
-    from mammodesk.qt.viewer.views import hanging_slots
+    from mammodesk.qt.viewer.area import hanging_slots
 
     assert hanging_slots({"RMLO": 1, "LMLO": 2}) == ("RMLO", "LMLO")  # MLOs only: R left, L right
     assert hanging_slots({"LMLO": 2}) == ("RMLO", "LMLO")

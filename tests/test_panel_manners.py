@@ -76,21 +76,21 @@ def test_start_up_never_hashes_models_on_the_ui_thread(qtbot, tmp_path, monkeypa
     monkeypatch.setattr(contract, "graph_sha256", observed)
     window = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
     qtbot.addWidget(window)
-    registry = window.opinions.registry
-    assert len(registry.entries) == 5
-    qtbot.waitUntil(lambda: not registry.pending(), timeout=20_000)
+    library = window.opinions.library
+    assert len(library.entries) == 5
+    qtbot.waitUntil(lambda: not library.pending(), timeout=20_000)
     qtbot.waitUntil(lambda: "unusable" in window.second_opinion.panel.models.item(4).text(), timeout=5_000)
     assert threading.main_thread().name not in hashed_on
     # each file's digest checked once by the verifier; a warm-up that may have started meanwhile hashes the
     # bytes it loads in its own worker
     assert sum(name.startswith("mammodesk-verify") for name in hashed_on) == 5
-    assert [e.card is not None for e in registry.entries] == [True, True, True, True, False]
-    assert "weights do not match" in registry.entries[4].error
+    assert [e.card is not None for e in library.entries] == [True, True, True, True, False]
+    assert "weights do not match" in library.entries[4].error
     window.close()
 
 
 def test_the_model_list_names_every_family_and_what_it_is_for(qtbot, window):
-    from mammodesk.inference.registry import family_catalogue
+    from mammodesk.inference.library import family_catalogue
 
     panel = window.second_opinion.panel
     rows = [panel.models.item(i) for i in range(panel.models.count())]
@@ -99,7 +99,7 @@ def test_the_model_list_names_every_family_and_what_it_is_for(qtbot, window):
     assert {"reader", "fusion-vgg", "vae-cnn", "hybrid"} <= {info.family for info in catalogue}
     for info in catalogue:  # every family is listed by its purpose, with a model or with why it has none
         assert any(text.startswith(info.purpose) for text in texts), info.family
-    entry = next(e for e in window.opinions.registry.entries if e.card is not None and e.card.reads_whole_image)
+    entry = next(e for e in window.opinions.library.entries if e.card is not None and e.card.reads_whole_image)
     metrics = entry.card.metrics
     figure = f"CV AUC {metrics['auc']['mean']:.2f}, baseline {metrics['baseline']['baseline']['mean']:.2f}"
     reader = next(text for text in texts if entry.name in text)
@@ -108,4 +108,4 @@ def test_the_model_list_names_every_family_and_what_it_is_for(qtbot, window):
     missing = [row for row in rows if ": not bundled" in row.text()]
     assert len(missing) == sum(info.not_bundled is not None for info in catalogue) >= 2
     assert all(row.flags() == QtCore.Qt.ItemFlag.NoItemFlags for row in missing)  # never selected, never run
-    assert len(rows) == len(window.opinions.registry.entries) + len(missing)
+    assert len(rows) == len(window.opinions.library.entries) + len(missing)

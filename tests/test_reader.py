@@ -397,16 +397,16 @@ def test_predict_without_a_model_runs_the_reader_and_no_level_outranks_a_view_ou
 def test_a_model_in_a_folder_given_wins_over_a_bundled_one_of_the_same_name(tiny_run, tmp_path, capsys):
     """A retrained reader keeps the bundled reader's name: `--models-dir mine --model NAME` takes mine, and says
     which file ran."""
-    from mammodesk.inference import ModelRegistry
+    from mammodesk.inference import ModelLibrary
     from mammodesk.cli import main
 
     root, folder, _, _ = tiny_run
-    bundled = next(e for e in ModelRegistry().entries if e.bundled and e.card and e.card.roi.mode == "image")
+    bundled = next(e for e in ModelLibrary().entries if e.bundled and e.card and e.card.roi.mode == "image")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / f"{bundled.path.stem}.onnx").write_bytes((root / "reader.onnx").read_bytes())
-    registry = ModelRegistry([mine])
-    assert registry.find(bundled.path.stem).path == mine / f"{bundled.path.stem}.onnx"
+    library = ModelLibrary([mine])
+    assert library.find(bundled.path.stem).path == mine / f"{bundled.path.stem}.onnx"
     out = tmp_path / "a.csv"
     assert main(["predict", str(folder / "mdb001.pgm"), "--models-dir", str(mine), "--model", bundled.path.stem,
                  "--out", str(out), "--cpu"]) == 0

@@ -124,9 +124,9 @@ def test_ppm_colour_netpbm_is_refused(tmp_path):
 
 
 def test_a_new_format_is_one_registration_and_every_list_follows(tmp_path):
-    """What a format module does (`io/formats/`): register a Reader. Reading, the folder listing and the Open
+    """What a format module does (`io/formats/`): register a ImageFormat. Reading, the folder listing and the Open
     dialog's filter then know it; nothing else is touched."""
-    from mammodesk.io import Image, ImageMeta, Reader, readers, register_reader, supported_suffixes
+    from mammodesk.io import Image, ImageMeta, ImageFormat, image_formats, register_format, supported_suffixes
     from mammodesk.io import registry
     from mammodesk.qt.viewer.opening import file_filter
     from mammodesk.services.loading import folder_files
@@ -135,7 +135,7 @@ def test_a_new_format_is_one_registration_and_every_list_follows(tmp_path):
         data = np.frombuffer(path.read_bytes()[4:], np.uint8).reshape(8, 8)
         return Image(data.copy(), ImageMeta(source_path=path, bits_stored=8))
 
-    reader = register_reader(Reader("raw8", "RAW8 test", lambda head: head.startswith(b"RAW8"), read_raw,
+    reader = register_format(ImageFormat("raw8", "RAW8 test", lambda head: head.startswith(b"RAW8"), read_raw,
                                     suffixes=(".raw8",)))
     try:
         (tmp_path / "a.raw8").write_bytes(b"RAW8" + bytes(range(64)))
@@ -143,14 +143,14 @@ def test_a_new_format_is_one_registration_and_every_list_follows(tmp_path):
         assert ".raw8" in supported_suffixes() and "*.raw8" in file_filter()
         assert [p.rsplit("/", 1)[-1] for p in folder_files(tmp_path)] == ["a.raw8"]
         assert read_image(tmp_path / "a.raw8").pixels[7, 7] == 63
-        assert readers()[-1] is reader
+        assert image_formats()[-1] is reader
     finally:
-        registry._READERS.remove(reader)
+        registry._FORMATS.remove(reader)
     assert ".raw8" not in supported_suffixes()
 
 
 def test_every_built_in_format_lives_in_the_formats_package():
-    from mammodesk.io import readers
+    from mammodesk.io import image_formats
 
-    assert [r.name for r in readers()][:3] == ["dicom", "pgm", "raster"]
-    assert all(r.read.__module__.startswith("mammodesk.io.formats.") for r in readers())
+    assert [r.name for r in image_formats()][:3] == ["dicom", "pgm", "raster"]
+    assert all(r.read.__module__.startswith("mammodesk.io.formats.") for r in image_formats())

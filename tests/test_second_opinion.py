@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtWidgets
 from onnx_models import build_model
 
 from mammodesk.anatomy import read_anatomy
-from mammodesk.inference import ModelRegistry
+from mammodesk.inference import ModelLibrary
 from mammodesk.inference.scan import scan_windows
 from mammodesk.io import Image, ImageMeta, read_image
 from mammodesk.preprocessing.spatial import breast_mask
@@ -28,14 +28,14 @@ RUN_TIMEOUT = 240_000
 
 
 @pytest.fixture(scope="module")
-def registry():
-    return ModelRegistry()
+def library():
+    return ModelLibrary()
 
 
 @pytest.fixture(scope="module")
-def bundled(registry) -> dict:
+def bundled(library) -> dict:
     """The models shipped in resources/models/: only those that beat the plain baseline."""
-    return {e.name: e for e in registry.entries if e.bundled and e.card is not None}
+    return {e.name: e for e in library.entries if e.bundled and e.card is not None}
 
 
 @pytest.fixture(scope="module")
@@ -247,8 +247,8 @@ def test_failures_are_reported_in_the_panel(qtbot, window, patch_model, tmp_path
 
 
 def test_cache_key_follows_image_model_and_region(test_models, mias_images, tmp_path):
-    registry = ModelRegistry([test_models])
-    entry = registry.find("whole-test")
+    library = ModelLibrary([test_models])
+    entry = library.find("whole-test")
     first, second = document_for(mias_images[0]), document_for(mias_images[0])
     key = cache_key(first, entry, Target("whole"), None)
     assert key == cache_key(first, entry, Target("whole"), None)
@@ -256,14 +256,14 @@ def test_cache_key_follows_image_model_and_region(test_models, mias_images, tmp_
     assert key != cache_key(first, entry, Target("roi", (0, 0, 10, 10)), None)
     copy = tmp_path / "copy.onnx"
     shutil.copy(entry.path, copy)
-    assert key != cache_key(first, registry.find(copy), Target("whole"), None)  # another model file
+    assert key != cache_key(first, library.find(copy), Target("whole"), None)  # another model file
 
 
 def test_state_targets_accept_and_overlay_validation(test_models, patch_model, mias_images):
-    registry = ModelRegistry([test_models])
-    state = OpinionState(registry)
+    library = ModelLibrary([test_models])
+    state = OpinionState(library)
     document = document_for(mias_images[0])
-    fusion, vae = registry.find(patch_model), registry.find("whole-test")
+    fusion, vae = library.find(patch_model), library.find("whole-test")
     assert state.targets_for(vae, document) == [Target("whole")]
     assert state.targets_for(fusion, document) == [Target("scan")]
     assert state.targets_for(fusion, document, scan_when_no_roi=False) == []  # "Run all": no scan of its own
@@ -276,16 +276,16 @@ def test_state_targets_accept_and_overlay_validation(test_models, patch_model, m
         state.set_overlay(opacity=1.5)
     with pytest.raises(ValueError, match="colour map"):
         state.set_overlay(colour_map="rainbow")
-    opinion = run_opinion(registry, vae, document, document.image, Target("whole"), prefer_gpu=False)
+    opinion = run_opinion(library, vae, document, document.image, Target("whole"), prefer_gpu=False)
     state.add(opinion)
     finding = state.accept(opinion)
     assert finding.shape is None and finding.attributes["model_label"] in ("normal", "abnormal")
     assert state.cached(document, vae, Target("whole")) is opinion
 
 
-def test_scan_windows_cover_the_breast_at_the_model_scale(registry, patch_model, mias_images):
+def test_scan_windows_cover_the_breast_at_the_model_scale(library, patch_model, mias_images):
     image = read_image(next(p for p in mias_images if p.name == "mdb023.pgm"))
-    runner = registry.runner(patch_model, prefer_gpu=False)
+    runner = library.runner(patch_model, prefer_gpu=False)
     boxes = scan_windows(image, runner)
     mask = breast_mask(image.pixels)
     centres = np.column_stack([(boxes[:, 1] + boxes[:, 3]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2]).astype(int)
@@ -433,7 +433,7 @@ def test_run_and_ctrl_r_ask_the_whole_mammogram_reader_first(window, bundled):
     panel = window.second_opinion.panel
     reader = next(e for e in bundled.values() if e.card.roi.mode == "image")
     assert panel.current_entry() is not None and panel.current_entry().path == reader.path
-    assert window.opinions.registry.default_reader().path == reader.path
+    assert window.opinions.library.default_reader().path == reader.path
 
 
 def test_an_exam_still_being_read_looks_unfinished(window):
@@ -455,9 +455,9 @@ def test_a_model_folder_added_once_is_there_at_the_next_start(qtbot, window, tes
     from mammodesk.qt.app import MainWindow
 
     window.second_opinion.add_model_folder(str(test_models))
-    assert "whole-test" in [e.name for e in window.opinions.registry.entries]
+    assert "whole-test" in [e.name for e in window.opinions.library.entries]
     window.settings.sync()
     again = MainWindow(QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat))
     qtbot.addWidget(again)
-    assert "whole-test" in [e.name for e in again.opinions.registry.entries]
+    assert "whole-test" in [e.name for e in again.opinions.library.entries]
     again.close()

@@ -12,7 +12,7 @@ from dicom_factory import make_dataset, mammogram_like, write
 from onnx_models import build_model
 
 from mammodesk.cli import main as mammodesk_main
-from mammodesk.inference import ModelContractError, ModelRegistry, ModelRunner
+from mammodesk.inference import ModelContractError, ModelLibrary, ModelRunner
 from mammodesk.inference.calibration import apply_calibration
 from mammodesk.inference.contract import DAMAGED, UNVERIFIED
 from mammodesk.inference.domain import EmbeddingModel, acquisition_kind, check, input_ranges, input_statistics
@@ -42,7 +42,7 @@ def test_a_flipped_bit_in_the_weights_is_refused_everywhere(tmp_path, mdb001, ca
     with pytest.raises(ModelContractError, match="model file damaged: weights do not match their recorded digest; "
                                                  "re-download or rebuild it"):
         ModelRunner(path)
-    entry = {e.path.name: e for e in ModelRegistry([tmp_path], include_bundled=False).entries}["damaged.onnx"]
+    entry = {e.path.name: e for e in ModelLibrary([tmp_path], include_bundled=False).entries}["damaged.onnx"]
     assert entry.card is None and entry.error == DAMAGED  # listed as unusable, with the reason
     image = tmp_path / "mdb001.pgm"
     image.write_bytes(b"P5\n64 64\n255\n" + bytes(64 * 64))

@@ -56,21 +56,21 @@ def test_export_parity_and_engine(tmp_path):
         features = torch.stack([mu, torch.exp(0.5 * logvar), mu], dim=1)  # [mu, sigma, z = mu]
         expected = torch.softmax(model.classifier(features), dim=1)[0].numpy()
     np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)
-    from mammodesk.inference import ModelRegistry
+    from mammodesk.inference import ModelLibrary
 
-    (entry,) = ModelRegistry([tmp_path], include_bundled=False).entries  # the decoder is a companion, not a model
+    (entry,) = ModelLibrary([tmp_path], include_bundled=False).entries  # the decoder is a companion, not a model
     assert entry.companions == {"vae-reconstruction": tmp_path / "tiny.decoder.onnx"}
     decoder = ort.InferenceSession(str(tmp_path / "tiny.decoder.onnx"), providers=["CPUExecutionProvider"])
     (reconstruction,) = decoder.run(None, {"image": x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(reconstruction, model.vae.decode(model.vae.encode(x)[0]).numpy(), atol=1e-5)
-    registry = ModelRegistry([tmp_path], include_bundled=False)
-    session = registry.companion_session(entry.companions["vae-reconstruction"])
+    library = ModelLibrary([tmp_path], include_bundled=False)
+    session = library.companion_session(entry.companions["vae-reconstruction"])
     np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0], reconstruction, atol=1e-6)
 
 
 def test_a_companion_is_verified_like_a_model(tmp_path):
-    from mammodesk.inference import ModelContractError, ModelRegistry
+    from mammodesk.inference import ModelContractError, ModelLibrary
 
     torch.manual_seed(0)
     model = TrainedVaeCnn(VAE(24, 16, (4, 4, 4), 8).eval(), LatentClassifier(3).eval())
@@ -81,6 +81,6 @@ def test_a_companion_is_verified_like_a_model(tmp_path):
     data = bytearray(decoder.read_bytes())
     data[len(data) // 2] ^= 0x01  # the middle of the file is weights
     decoder.write_bytes(bytes(data))
-    (entry,) = ModelRegistry([tmp_path], include_bundled=False).entries
+    (entry,) = ModelLibrary([tmp_path], include_bundled=False).entries
     with pytest.raises(ModelContractError, match="damaged"):
-        ModelRegistry([tmp_path], include_bundled=False).companion_session(entry.companions["vae-reconstruction"])
+        ModelLibrary([tmp_path], include_bundled=False).companion_session(entry.companions["vae-reconstruction"])

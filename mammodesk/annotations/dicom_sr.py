@@ -1,5 +1,5 @@
 """DICOM Structured Report export (TID 1500 Measurement Report, through
-highdicom) of one DICOM image's findings, and its reader.
+highdicom) of one DICOM image's findings, and its author.
 
 Each located finding is a TID 1410 planar ROI group: the outline as an image
 region (POINT, CIRCLE, ELLIPSE or a closed POLYLINE, DICOM's pixel-corner
@@ -93,8 +93,8 @@ def write_sr(labels: ImageLabels, source: Path, out: Path, *, author: str = "Mam
 
 def build_sr(labels: ImageLabels, source: Path, *, author: str = "MammoDesk", include_identifiers: bool = False,
              series_instance_uid: str | None = None, instance_number: int = 1) -> tuple[Dataset, int]:
-    """(the report, its number of ROI groups). A reader's reports of one study share
-    `series_instance_uid` (one series per reader); every call makes a new instance."""
+    """(the report, its number of ROI groups). An author's reports of one study share
+    `series_instance_uid` (one series per author); every call makes a new instance."""
     import highdicom as hd
 
     try:
@@ -142,7 +142,7 @@ def build_sr(labels: ImageLabels, source: Path, *, author: str = "MammoDesk", in
     return document, len(groups)
 
 
-def sr_reader(ds: Dataset) -> str:
+def sr_author(ds: Dataset) -> str:
     """The person observer who wrote a report ("" when it names none)."""
     for item in ds.get("ContentSequence", []):
         if _is(item, codes.DCM.PersonObserverName) and "PersonName" in item:

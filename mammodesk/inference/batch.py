@@ -26,7 +26,7 @@ from mammodesk.inference.results import format_box, parse_box  # noqa: F401 - pa
 from mammodesk.inference.runner import ModelRunner, Prediction
 from mammodesk.inference.scan import ScanResult, scan
 from mammodesk.inference.spacing import spacing_source, with_assumed_spacing
-from mammodesk.io import find_reader, read_image
+from mammodesk.io import find_format, read_image
 from mammodesk.io.decoding import DecodeFailed, decode_all
 from mammodesk.preprocessing.spatial import BreastOutline, outline_breast
 from mammodesk.storage import write_atomic
@@ -76,7 +76,7 @@ def expand_paths(paths: Sequence[str | Path], report: BatchReport) -> Iterator[P
             continue
         for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
             try:
-                find_reader(child)
+                find_format(child)
             except UnsupportedFormatError:
                 report.ignored += 1
                 continue

@@ -1,5 +1,5 @@
-"""Readers are a tiny protocol plus a registry (MONAI `ImageReader`, napari
-reader hooks): each reader recognises its format from the file's first bytes,
+"""Image formats are a tiny protocol plus a registry (MONAI `ImageReader`, napari
+reader hooks): each format recognises its files from their first bytes,
 not from the extension, and turns the file into an `Image`."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ HEAD_BYTES = 512
 
 
 @dataclass(frozen=True)
-class Reader:
+class ImageFormat:
     name: str
     description: str
     sniff: Callable[[bytes], bool]
@@ -23,33 +23,33 @@ class Reader:
     suffixes: tuple[str, ...] = ()  # where such files are usually found ("" for none: DICOM often has none)
 
 
-_READERS: list[Reader] = []
+_FORMATS: list[ImageFormat] = []
 
 
-def register_reader(reader: Reader, *, first: bool = False) -> Reader:
-    """Add a reader; `first=True` lets a plugin take precedence over the built-ins."""
-    if any(r.name == reader.name for r in _READERS):
-        raise ValueError(f"a reader named {reader.name!r} is already registered")
-    _READERS.insert(0, reader) if first else _READERS.append(reader)
-    return reader
+def register_format(image_format: ImageFormat, *, first: bool = False) -> ImageFormat:
+    """Add a format; `first=True` lets a plugin take precedence over the built-ins."""
+    if any(r.name == image_format.name for r in _FORMATS):
+        raise ValueError(f"an image format named {image_format.name!r} is already registered")
+    _FORMATS.insert(0, image_format) if first else _FORMATS.append(image_format)
+    return image_format
 
 
-def readers() -> tuple[Reader, ...]:
-    return tuple(_READERS)
+def image_formats() -> tuple[ImageFormat, ...]:
+    return tuple(_FORMATS)
 
 
 def supported_suffixes() -> tuple[str, ...]:
-    """What a folder listing and the Open dialog offer: every registered reader's suffixes, lower case."""
-    return tuple(dict.fromkeys(s.lower() for reader in _READERS for s in reader.suffixes))
+    """What a folder listing and the Open dialog offer: every registered format's suffixes, lower case."""
+    return tuple(dict.fromkeys(s.lower() for image_format in _FORMATS for s in image_format.suffixes))
 
 
-def find_reader(path: str | Path) -> Reader:
+def find_format(path: str | Path) -> ImageFormat:
     path = Path(path)
     head = _read_head(path)
-    for reader in _READERS:
-        if reader.sniff(head):
-            return reader
-    known = ", ".join(r.description for r in _READERS)
+    for image_format in _FORMATS:
+        if image_format.sniff(head):
+            return image_format
+    known = ", ".join(r.description for r in _FORMATS)
     if not head:
         raise CorruptFileError(path, "the file is empty")
     raise UnsupportedFormatError(path, f"not a recognised image format (supported: {known})")
@@ -59,9 +59,9 @@ def read_image(path: str | Path, *, keep_identifying: bool = False) -> Image:
     """Read any supported mammogram file. Raises a subclass of `ImageReadError`
     naming the file and the cause; never another exception for bad content."""
     path = Path(path)
-    reader = find_reader(path)
+    image_format = find_format(path)
     try:
-        return reader.read(path, keep_identifying=keep_identifying)
+        return image_format.read(path, keep_identifying=keep_identifying)
     except ImageReadError:
         raise
     except MemoryError as exc:
@@ -69,7 +69,7 @@ def read_image(path: str | Path, *, keep_identifying: bool = False) -> Image:
     except BaseException as exc:  # decoder libraries raise anything on damaged input, even panics
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
-        raise CorruptFileError(path, f"{reader.name} data could not be decoded ({exc})") from exc
+        raise CorruptFileError(path, f"{image_format.name} data could not be decoded ({exc})") from exc
 
 
 def _read_head(path: Path) -> bytes:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from mammodesk.io import readers
+from mammodesk.io import image_formats
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class ActionSpec:
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open", "&Open...", "Ctrl+O", f"Open image files ({', '.join(r.description for r in readers())})",
+    ActionSpec("open", "&Open...", "Ctrl+O", f"Open image files ({', '.join(r.description for r in image_formats())})",
                "File"),
     ActionSpec("open_folder", "Open &Folder...", "Ctrl+Shift+O", "Open a folder as a study", "File"),
     ActionSpec("servers", "DICOM &Servers...", "Ctrl+Shift+D", "DICOMweb and DIMSE servers (passwords in the OS keyring)", "File"),

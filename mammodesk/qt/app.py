@@ -22,7 +22,7 @@ from mammodesk.qt.viewer.metadata import MetadataPanel
 from mammodesk.qt.viewer.opening import OpeningController
 from mammodesk.qt.viewer.pipeline import PipelinePanel
 from mammodesk.qt.viewer.processing import ProcessingController
-from mammodesk.qt.viewer.views import ViewerArea
+from mammodesk.qt.viewer.area import ViewerArea
 from mammodesk.qt.workers import WorkerPools
 from mammodesk.services.archive_session import ArchiveSession
 from mammodesk.state.opinion import OpinionState
@@ -54,7 +54,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.processing = ProcessingController(self.host, self.area, self.pipeline_panel)
         self.second_opinion = SecondOpinion(self.state, self.opinions, self, settings=self.settings,
                                             workers=self.workers)
-        self.archive = ArchiveController(self.host, ArchiveSession(reader=author))
+        self.archive = ArchiveController(self.host, ArchiveSession(author=author))
         self.docks = {key: self._dock(title, widget, side) for key, title, widget, side in (
             ("pipeline", "Preprocessing", self.pipeline_panel, RIGHT), ("browser", "Study", StudyPanel(self.browser), LEFT),
             ("metadata", "Metadata", self.metadata, LEFT), ("models", "Models", _scrolling(self.second_opinion.panel),

@@ -1,6 +1,6 @@
 """The reading room's side of the archive, Qt-free: searching a server,
 retrieving a study (and offering the woman's priors), knowing which open
-images came from which server, saving a reader's labels back as a report
+images came from which server, saving an author's labels back as a report
 through the outbox, and reading the team's reports of an image."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from mammodesk.storage import write_atomic
 from mammodesk.archive.cache import StudyCache
 from mammodesk.archive.client import Archive, SearchResult, StudySummary, open_archive, retrieve_study, search
 from mammodesk.archive.outbox import Outbox, Pending, send_pending
-from mammodesk.archive.reports import ReaderReport, latest_reports, person_name, report_bytes
+from mammodesk.archive.reports import AuthorReport, latest_reports, person_name, report_bytes
 from mammodesk.archive.servers import ServerConfig, ServerStore
 
 ORIGIN = "origin.json"  # in a cached study's folder: which server and study it came from
@@ -33,16 +33,16 @@ class Origin:
 class SaveResult:
     sent: bool
     message: str
-    concurrent: tuple[str, ...] = ()  # other readers whose reports arrived while this one was edited
+    concurrent: tuple[str, ...] = ()  # other authors whose reports arrived while this one was edited
 
 
 class ArchiveSession:
     def __init__(self, store: ServerStore | None = None, cache: StudyCache | None = None,
-                 outbox: Outbox | None = None, reader: str | None = None):
+                 outbox: Outbox | None = None, author: str | None = None):
         self.store = store or ServerStore()
         self.cache = cache or StudyCache()
         self.outbox = outbox or Outbox()
-        self.reader = reader or default_author()
+        self.author = author or default_author()
         self._archives: dict[str, Archive] = {}
 
     # --- servers ------------------------------------------------------------------------------------
@@ -93,15 +93,15 @@ class ArchiveSession:
             return None
 
     # --- reports ----------------------------------------------------------------------------------------
-    def reports(self, image: Path) -> tuple[ReaderReport | None, list[ReaderReport]]:
-        """(this reader's latest report on the image, the other readers' latest ones), from the cached study."""
+    def reports(self, image: Path) -> tuple[AuthorReport | None, list[AuthorReport]]:
+        """(this author's latest report on the image, the other authors' latest ones), from the cached study."""
         sop = str(pydicom.dcmread(image, stop_before_pixels=True).SOPInstanceUID)
         latest = latest_reports([p for p in image.parent.glob("*.dcm") if _modality(p) == "SR"], sop)
-        mine = latest.pop(person_name(self.reader), None)
-        return mine, sorted(latest.values(), key=lambda r: r.reader)
+        mine = latest.pop(person_name(self.author), None)
+        return mine, sorted(latest.values(), key=lambda r: r.author)
 
-    def refresh_reports(self, image: Path) -> tuple[ReaderReport | None, list[ReaderReport]]:
-        """Fetch reports the server has that the cache lacks (other readers saving meanwhile), then `reports`."""
+    def refresh_reports(self, image: Path) -> tuple[AuthorReport | None, list[AuthorReport]]:
+        """Fetch reports the server has that the cache lacks (other authors saving meanwhile), then `reports`."""
         origin = self.origin(image)
         if origin is not None:
             archive = self.archive(origin.server)
@@ -111,13 +111,13 @@ class ArchiveSession:
         return self.reports(image)
 
     def save(self, image: Path, labels: ImageLabels) -> SaveResult:
-        """Queue this reader's labels as a new report and send what waits for the server. A report is
+        """Queue this author's labels as a new report and send what waits for the server. A report is
         never lost: it stays in the outbox until the server acknowledges it."""
         origin = self.origin(image)
         if origin is None:
             return SaveResult(False, "this image did not come from a server: its labels stay in the sidecar")
-        before = {r.reader: r.written for r in self.reports(image)[1]}
-        data, sop = report_bytes(labels, image, self.reader)
+        before = {r.author: r.written for r in self.reports(image)[1]}
+        data, sop = report_bytes(labels, image, self.author)
         self.outbox.add(data, origin.server, image.name)
         (origin.folder / f"{sop}.dcm").write_bytes(data)  # the cache shows it at once, under its own UID
         sent, errors = send_pending(self.outbox, self.archive(origin.server), origin.server)
@@ -128,7 +128,7 @@ class ArchiveSession:
             _, others = self.refresh_reports(image)
         except Exception:  # noqa: BLE001 - the save itself succeeded; a failed refresh only skips the notice
             others = []
-        concurrent = tuple(r.reader for r in others if before.get(r.reader, "") < r.written)
+        concurrent = tuple(r.author for r in others if before.get(r.author, "") < r.written)
         return SaveResult(True, f"saved to {origin.server} as a new report ({sent} sent)", concurrent)
 
     def pending(self) -> list[Pending]:

@@ -75,7 +75,7 @@ class LabellingState:
         self.taxonomy = taxonomy or Taxonomy()
         self.sheets: dict[int, Sheet] = {}
         self.measurements: dict[int, list] = {}  # image key -> ruler segments (source pixels)
-        self.others: dict[int, list] = {}  # image key -> [(reader, findings)]: other readers' labels, read-only
+        self.others: dict[int, list] = {}  # image key -> [(author, findings)]: other authors' labels, read-only
         self.tool = "select"
         self.next_type = "mass"  # what a newly drawn ROI is labelled
         self.next_pathology = Pathology.UNKNOWN
@@ -265,13 +265,13 @@ class LabellingState:
         self.select(key, uids[index % len(uids)])
 
     # --- the team's labels (from the archive) ----------------------------------------------------------
-    def set_others(self, key: int, readers: list) -> None:
-        """Other readers' latest findings on this image, shown read-only: [(reader, findings)]."""
-        self.others[key] = list(readers)
+    def set_others(self, key: int, authors: list) -> None:
+        """Other authors' latest findings on this image, shown read-only: [(author, findings)]."""
+        self.others[key] = list(authors)
         self.changed.emit(key)
 
     def adopt(self, key: int, labels: ImageLabels, text: str) -> bool:
-        """This reader's latest report from the server becomes the labels, as one undoable edit,
+        """This author's latest report from the server becomes the labels, as one undoable edit,
         unless there are local edits not yet saved anywhere (those win and are kept)."""
         sheet = self.sheets.get(key)
         if sheet is None or not sheet.saved or labels.findings == sheet.labels.findings:

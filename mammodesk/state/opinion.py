@@ -12,7 +12,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from mammodesk.annotations.model import Finding, FindingKind, Pathology, Rect
-from mammodesk.inference import ModelEntry, ModelRegistry, Prediction, SourceMap
+from mammodesk.inference import ModelEntry, ModelLibrary, Prediction, SourceMap
 from mammodesk.inference.bilateral import Bilateral
 from mammodesk.inference.exam import (ExamAnswer, ViewAnswer, answer_text, combine, exam_key, patient_of, study_of,
                                       view_caveat)
@@ -128,8 +128,8 @@ def cache_key(document: Document, entry: ModelEntry, target: Target, assumed_spa
 
 
 class OpinionState:
-    def __init__(self, registry: ModelRegistry | None = None) -> None:
-        self.registry = registry or ModelRegistry(verify_now=False)  # digests: verify_models, in a worker
+    def __init__(self, library: ModelLibrary | None = None) -> None:
+        self.library = library or ModelLibrary(verify_now=False)  # digests: verify_models, in a worker
         self.opinions: list[Opinion] = []
         self.selected: Opinion | None = None
         self.overlay = OverlaySettings()
@@ -150,16 +150,16 @@ class OpinionState:
     # --- models ---------------------------------------------------------------------------
     @property
     def models(self) -> list[ModelEntry]:
-        return self.registry.entries
+        return self.library.entries
 
     def add_model_folder(self, folder: str) -> None:
-        self.registry.add_folder(folder)
+        self.library.add_folder(folder)
         self.models_changed.emit()
 
     def verify_models(self) -> bool:
         """Check the weights digests not yet checked (slow: call from a worker); True when the
         list changed, so `models_changed` is due on the UI thread."""
-        return self.registry.verify_pending()
+        return self.library.verify_pending()
 
     def targets_for(self, entry: ModelEntry, document: Document, mode: str = "auto",
                     scan_when_no_roi: bool = True) -> list[Target]:

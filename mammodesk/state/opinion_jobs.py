@@ -12,7 +12,7 @@ from mammodesk.inference import (
     ModelContractError,
     ModelEntry,
     ModelInputError,
-    ModelRegistry,
+    ModelLibrary,
 )
 from mammodesk.inference.exam import view_answer
 from mammodesk.inference.modes.base import to_nchw
@@ -21,12 +21,12 @@ from mammodesk.io import Image
 from mammodesk.state.opinion import Opinion, Target
 from mammodesk.state.viewer import Document
 
-def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, image: Image, target: Target, *,
+def run_opinion(library: ModelLibrary, entry: ModelEntry, document: Document, image: Image, target: Target, *,
                 prefer_gpu: bool = True, progress: Callable[[int, int], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> Opinion:
     opinion = Opinion(document, entry, target)
     try:
-        runner = registry.runner(entry.path, prefer_gpu=prefer_gpu)
+        runner = library.runner(entry.path, prefer_gpu=prefer_gpu)
         if target.kind == "scan":
             result = scan(image, runner, progress=progress, should_stop=should_stop)
             opinion.scan = result
@@ -41,7 +41,7 @@ def run_opinion(registry: ModelRegistry, entry: ModelEntry, document: Document, 
         _prepare_display(opinion)
         decoder = entry.companions.get("vae-reconstruction")
         if decoder is not None and target.kind == "whole":
-            opinion.reconstruction = reconstruct(registry.companion_session(decoder),
+            opinion.reconstruction = reconstruct(library.companion_session(decoder),
                                                  runner.card.spec.apply(image).array)
     except InterruptedError:
         opinion.error = "stopped"

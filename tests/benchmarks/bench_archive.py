@@ -95,7 +95,7 @@ def worklist_stall(server: Orthanc, work: Path) -> None:
     store.save([ServerConfig("team", url=server.dicomweb)])
     window = MainWindow(QtCore.QSettings(str(work / "s.ini"), QtCore.QSettings.Format.IniFormat))
     window.archive.session = window.archive.panel.session = ArchiveSession(
-        store, StudyCache(work / "cache"), Outbox(work / "outbox"), reader="Bench")
+        store, StudyCache(work / "cache"), Outbox(work / "outbox"), author="Bench")
     window.archive.panel.refresh_servers()
     window.resize(1366, 768)
     window.show()

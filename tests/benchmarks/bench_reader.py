@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conftest import MIAS_ARCHIVE  # noqa: E402
 from timing import interleaved  # noqa: E402
 
-from mammodesk.inference import ModelRegistry  # noqa: E402
+from mammodesk.inference import ModelLibrary  # noqa: E402
 from mammodesk.inference.batch import run_batch  # noqa: E402
 from mammodesk.inference.scan import scan  # noqa: E402
 from mammodesk.inference.spacing import with_assumed_spacing  # noqa: E402
@@ -49,14 +49,14 @@ def main() -> int:
     args = parser.parse_args()
     from mammodesk.cli import demo_files
 
-    registry = ModelRegistry()
-    readers = [e for e in registry.entries if e.card is not None and e.card.roi.mode == "image"]
-    scanners = [e for e in registry.entries if e.card is not None and not e.card.reads_whole_image]
+    library = ModelLibrary()
+    readers = [e for e in library.entries if e.card is not None and e.card.roi.mode == "image"]
+    scanners = [e for e in library.entries if e.card is not None and not e.card.reads_whole_image]
     if not readers or not scanners:
         print("needs a bundled image reader and a bundled ROI model")
         return 1
-    reader = registry.runner(readers[0].path, prefer_gpu=False)
-    roi_model = registry.runner(scanners[0].path, prefer_gpu=False)
+    reader = library.runner(readers[0].path, prefer_gpu=False)
+    roi_model = library.runner(scanners[0].path, prefer_gpu=False)
     files = mias_files(args.images)
     views = {"MIAS": [with_assumed_spacing(read_image(f), 0.2) for f in files],
              "demo CBIS-DDSM": [read_image(f).with_meta(pixel_spacing_mm=(DEMO_SPACING_MM, DEMO_SPACING_MM))

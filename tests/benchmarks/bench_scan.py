@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from conftest import MIAS_ARCHIVE  # noqa: E402
 from timing import interleaved  # noqa: E402
 
-from mammodesk.inference import ModelRegistry  # noqa: E402
+from mammodesk.inference import ModelLibrary  # noqa: E402
 from mammodesk.inference.scan import scan  # noqa: E402
 from scan_reference import scan_per_window  # noqa: E402
 from mammodesk.io import read_image  # noqa: E402
@@ -45,7 +45,7 @@ def mias_image(name: str = "mdb028.pgm"):
     return read_image(folder / "mias" / name)
 
 
-def scans(registry: ModelRegistry, repeat: int) -> None:
+def scans(library: ModelLibrary, repeat: int) -> None:
     from mammodesk.cli import demo_files
 
     images = {"MIAS mdb028": mias_image(),
@@ -53,10 +53,10 @@ def scans(registry: ModelRegistry, repeat: int) -> None:
                   pixel_spacing_mm=(DEMO_SPACING_MM, DEMO_SPACING_MM))}
     print(f"{'model':<32}{'image':<34}{'windows':>8}{'per-window ms':>15}{'batched ms':>12}{'speed-up':>10}"
           f"{'max |dp|':>10}")
-    for entry in registry.entries:
+    for entry in library.entries:
         if entry.card is None or entry.card.reads_whole_image:
             continue
-        runner = registry.runner(entry.path, prefer_gpu=False)
+        runner = library.runner(entry.path, prefer_gpu=False)
         for label, image in images.items():
             fast, slow = scan(image, runner), scan_per_window(image, runner)
             worst = max(float(np.abs(a.probabilities - b.probabilities).max())
@@ -124,9 +124,9 @@ def main() -> int:
     parser.add_argument("--models", type=Path, help="a folder of models instead of the bundled ones")
     parser.add_argument("--study-only", action="store_true", help="only the demo study in the window")
     args = parser.parse_args()
-    registry = ModelRegistry([args.models], include_bundled=False) if args.models else ModelRegistry()
+    library = ModelLibrary([args.models], include_bundled=False) if args.models else ModelLibrary()
     if not args.study_only:
-        scans(registry, args.repeat)
+        scans(library, args.repeat)
     study(args.repeat)
     return 0
 

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from conftest import MIAS_ARCHIVE  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
-from mammodesk.inference import ModelRegistry  # noqa: E402
+from mammodesk.inference import ModelLibrary  # noqa: E402
 from mammodesk.inference.patches import cut_patches, patch_positions  # noqa: E402
 from mammodesk.inference.modes.base import to_nchw  # noqa: E402
 from mammodesk.io import read_image  # noqa: E402
@@ -130,7 +130,7 @@ def main() -> None:
     print(f"{args.image} {cols}x{rows}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
           f"median of {args.repeat} after a warm-up")
     print(f"{'model':32} {'app run->overlay':>17} {'torch eager+autograd':>21} {'ratio':>6}")
-    for entry in ModelRegistry().entries:
+    for entry in ModelLibrary().entries:
         if entry.card is None:
             continue
         run = args.runs / entry.name

@@ -1,6 +1,6 @@
-"""The image formats MammoDesk reads, one module each. A module registers its `Reader` (name, what it
+"""The image formats MammoDesk reads, one module each. A module registers its `ImageFormat` (name, what it
 reads, the file suffixes it is usually found under, `sniff` on the first bytes, `read`) with
-`register_reader`; every module here is imported below, in name order, so a new format is one file.
+`register_format`; every module here is imported below, in name order, so a new format is one file.
 Files are recognised by their content: the suffixes only say what a folder listing and the Open dialog
 offer."""
 

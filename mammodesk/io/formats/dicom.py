@@ -28,7 +28,7 @@ from mammodesk.io.views import normalise_view
 from mammodesk.io.phi import split_tags
 from mammodesk.io.truncation import describe_truncation
 from mammodesk.io.voi import mirror_preset
-from mammodesk.io.registry import Reader, register_reader
+from mammodesk.io.registry import ImageFormat, register_format
 
 _VOI_FUNCTIONS = {"LINEAR", "LINEAR_EXACT", "SIGMOID"}
 
@@ -293,4 +293,4 @@ def _patient_key(ds: Dataset) -> str | None:
     return hashed_key("patient", patient) if patient else None
 
 
-register_reader(Reader("dicom", "DICOM", sniff_dicom, read_dicom, suffixes=(".dcm", ".dicom", ".dic", "")))
+register_format(ImageFormat("dicom", "DICOM", sniff_dicom, read_dicom, suffixes=(".dcm", ".dicom", ".dic", "")))

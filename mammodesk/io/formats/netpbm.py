@@ -12,7 +12,7 @@ from mammodesk.errors import CorruptFileError, UnsupportedImageError
 from mammodesk.io.image import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
 from mammodesk.io.voi import auto_window
-from mammodesk.io.registry import Reader, register_reader
+from mammodesk.io.registry import ImageFormat, register_format
 
 _TOKEN = re.compile(rb"\s*(?:#[^\n]*\n\s*)*(\S+)")
 
@@ -84,4 +84,4 @@ def _header(path: Path, data: bytes) -> tuple[bytes, int, int, int, int]:
     return magic, width, height, maxval, position
 
 
-register_reader(Reader("pgm", "Netpbm PGM", sniff_pgm, read_pgm, suffixes=(".pgm", ".pnm")))
+register_format(ImageFormat("pgm", "Netpbm PGM", sniff_pgm, read_pgm, suffixes=(".pgm", ".pnm")))

@@ -12,7 +12,7 @@ from mammodesk.errors import CorruptFileError, UnsupportedImageError
 from mammodesk.io.image import Image, ImageMeta
 from mammodesk.io.naming import infer_from_name
 from mammodesk.io.voi import auto_window
-from mammodesk.io.registry import Reader, register_reader
+from mammodesk.io.registry import ImageFormat, register_format
 
 _SIGNATURES = {
     b"\x89PNG\r\n\x1a\n": "PNG",
@@ -78,4 +78,4 @@ def _to_grey(path: Path, pixels: np.ndarray, warns: list[str]) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
 
 
-register_reader(Reader("raster", "PNG/TIFF/JPEG", sniff_raster, read_raster, suffixes=(".png", ".tif", ".tiff", ".jpg", ".jpeg")))
+register_format(ImageFormat("raster", "PNG/TIFF/JPEG", sniff_raster, read_raster, suffixes=(".png", ".tif", ".tiff", ".jpg", ".jpeg")))

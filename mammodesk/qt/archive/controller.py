@@ -1,5 +1,5 @@
 """The archive in the window: "Save Labels to Server", the team's reports on
-opened images (this reader's become the labels, the others are shown
+opened images (this author's become the labels, the others are shown
 read-only), opening a retrieved study (over its prior), and the servers
 dialog. Its server calls and the Worklist panel's share one thread."""
 
@@ -15,7 +15,7 @@ from mammodesk.services.archive_session import ArchiveSession
 
 
 class ArchiveController(QtCore.QObject):
-    """Reports of images opened from a server (this reader's become the labels, the others are shown
+    """Reports of images opened from a server (this author's become the labels, the others are shown
     read-only) and "Save Labels to Server", all off the UI thread."""
 
     _reports = QtCore.Signal(int, object, bool)  # document id, (mine, others) or Exception, adopt mine
@@ -55,7 +55,7 @@ class ArchiveController(QtCore.QObject):
         host.when_loads_finish(when_loaded)
 
     def on_loaded(self, document, adopt_mine: bool = True) -> None:
-        """Fetch the image's reports: the others' are shown; this reader's latest becomes the labels
+        """Fetch the image's reports: the others' are shown; this author's latest becomes the labels
         (not after a save: it is what was just saved, and its round trip through the SR would only
         replace the labels with an equal copy)."""
         path = document.image.meta.source_path
@@ -104,7 +104,7 @@ class ArchiveController(QtCore.QObject):
             key, mine.labels, f"Your report of {mine.written[:8]} from the server")
         if adopted:
             self.host.status("Your latest report from the server is now the labels (Ctrl+Z undoes)")
-        labelling.set_others(key, [(r.reader, r.labels.findings) for r in others])
+        labelling.set_others(key, [(r.author, r.labels.findings) for r in others])
         if error is not None:
             self.host.status(f"Showing cached reports; the server did not answer: {error}")
 

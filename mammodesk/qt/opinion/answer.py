@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from mammodesk.inference.exam import answer_text, view_caveat
 from mammodesk.inference.results import PATCH_MAP
 from mammodesk.inference import ModelEntry
-from mammodesk.inference.registry import FamilyInfo
+from mammodesk.inference.library import FamilyInfo
 from mammodesk.state.opinion import Opinion
 
 

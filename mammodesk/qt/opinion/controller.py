@@ -33,9 +33,9 @@ class SecondOpinion(QtCore.QObject):
         self.workers = workers or WorkerPools()
         for folder in self._remembered_folders():  # models trained here: added once, there at every start
             if Path(folder).is_dir():
-                opinions.registry.add_folder(folder)
+                opinions.library.add_folder(folder)
         self.panel = ModelPanel(opinions, self.workers)
-        self.worker = OpinionRunner(opinions.registry, self.workers, self, prefer_gpu=prefer_gpu)
+        self.worker = OpinionRunner(opinions.library, self.workers, self, prefer_gpu=prefer_gpu)
         self.placing = False
         self.panel.run_requested.connect(self.run)
         self.panel.stop_requested.connect(self.stop)
@@ -64,7 +64,7 @@ class SecondOpinion(QtCore.QObject):
 
     def _verify_models(self) -> None:
         """Weights digests hash whole files: never on the UI thread (a damaged file turns red when found)."""
-        if self.opinions.registry.pending():
+        if self.opinions.library.pending():
             try:
                 self.workers.submit("verify", lambda: emit_from_worker(self.models_verified,
                                                                        self.opinions.verify_models()))

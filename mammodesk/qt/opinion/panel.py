@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.device import probe_device
 from mammodesk.qt.compact import compact_combo
-from mammodesk.inference.registry import family_catalogue
+from mammodesk.inference.library import family_catalogue
 from mammodesk.qt.opinion.answer import (ProbabilityBars, evaluation_headline, legend_caption, model_card_markdown,
                                         model_purpose, short_figures)
 from mammodesk.qt.opinion.overlay import ColourLegend
@@ -207,7 +207,7 @@ class ModelPanel(QtWidgets.QWidget):
     def default_model(self) -> str | None:
         """The whole-mammogram reader: Run and Ctrl+R ask it first, as `predict` does without --model."""
         try:
-            return self.state.registry.default_reader().name
+            return self.state.library.default_reader().name
         except KeyError:
             return None
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore
 
-from mammodesk.inference import ModelEntry, ModelRegistry
+from mammodesk.inference import ModelEntry, ModelLibrary
 from mammodesk.io import Image
 from mammodesk.qt.workers import BusyCounter, WorkerPools
 from mammodesk.state.opinion import Opinion, Target
@@ -29,10 +29,10 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
     progress = QtCore.Signal(str, int, int)  # what is running, done, total
     busy_changed = QtCore.Signal(int)  # jobs queued or running
 
-    def __init__(self, registry: ModelRegistry, workers: WorkerPools, parent: QtCore.QObject | None = None, *,
+    def __init__(self, library: ModelLibrary, workers: WorkerPools, parent: QtCore.QObject | None = None, *,
                  prefer_gpu: bool = True) -> None:
         super().__init__(parent)
-        self.registry, self.workers = registry, workers
+        self.library, self.workers = library, workers
         self.prefer_gpu = prefer_gpu
         self._init_busy()
         self._epoch = 0  # stop() moves it on: jobs from an older epoch end early and report nothing
@@ -45,7 +45,7 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
         def create() -> None:
             for entry in usable:
                 try:
-                    self.registry.runner(entry.path, prefer_gpu=self.prefer_gpu)
+                    self.library.runner(entry.path, prefer_gpu=self.prefer_gpu)
                 except Exception:  # noqa: BLE001 - a model that cannot load says so when it is run
                     pass
 
@@ -80,7 +80,7 @@ class OpinionRunner(BusyCounter, QtCore.QObject):
             if stale():
                 return
             self.progress.emit(label, 0, 1)
-            opinion = run_opinion(self.registry, job.entry, job.document, job.image, job.target,
+            opinion = run_opinion(self.library, job.entry, job.document, job.image, job.target,
                                   prefer_gpu=self.prefer_gpu, should_stop=stale,
                                   progress=lambda done, total: self.progress.emit(label, done, total))
             if not stale():

@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtWidgets
 
 from mammodesk.qt.host import Host
 from mammodesk.qt.viewer.pipeline import PipelinePanel
-from mammodesk.qt.viewer.views import ViewerArea
+from mammodesk.qt.viewer.area import ViewerArea
 from mammodesk.qt.workers import ProcessingRunner
 from mammodesk.resources import resources_dir
 from mammodesk.state.processing import ProcessedView, ScheduleBook, preview_scale

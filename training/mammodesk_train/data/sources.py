@@ -248,13 +248,13 @@ def unlabelled_images(path: Path, cache_dir: Path | None = None) -> list[Record]
     patient is its name's hint (MIAS or CBIS naming), else its folder (one folder per case, as
     archives export them), else the file itself."""
     from mammodesk_train.app import ImageReadError, UnsupportedFormatError
-    from mammodesk_train.app import find_reader
+    from mammodesk_train.app import find_format
     from mammodesk_train.data.patients import patient_of
 
     records = []
     for image in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
         try:
-            find_reader(image)
+            find_format(image)
         except (UnsupportedFormatError, ImageReadError):
             continue
         patient, how = patient_of(image, path, folder_is_case=True)

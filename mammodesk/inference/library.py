@@ -31,7 +31,7 @@ from mammodesk.resources import resources_dir
 class FamilyInfo:
     family: str  # a card's `family`
     task: str  # a card's `task`
-    purpose: str  # what it answers, in the reader's words (one short line)
+    purpose: str  # what it answers, in the radiologist's words (one short line)
     detail: str = ""  # what it is (the tooltip)
     not_bundled: str | None = None  # a short line when no model of it ships, else None
     why: str = ""  # the measurement behind not_bundled
@@ -63,7 +63,7 @@ class ModelEntry:
         return self.card.name if self.card else self.path.stem
 
 
-class ModelRegistry:
+class ModelLibrary:
     def __init__(self, folders: Iterable[str | Path] = (), *, include_bundled: bool = True,
                  verify_now: bool = True):
         self._folders: list[tuple[Path, bool]] = []
@@ -114,7 +114,7 @@ class ModelRegistry:
                     entry = dataclasses.replace(entry, verified=True, card=None if error else entry.card, error=error)
                     changed = True
                 entries.append(entry)
-            self.entries = entries  # one assignment: readers see the old list or the new one
+            self.entries = entries  # one assignment: threads reading it see the old list or the new one
         return changed
 
     def _digest_error(self, path: Path) -> str | None:
