@@ -27,3 +27,21 @@ def test_the_archive_tests_skip_naming_the_readme_line_that_runs_them():
     from orthanc_server import INSTALL
 
     assert f"`{INSTALL}`" in (ROOT / "README.md").read_text()
+
+
+def test_every_file_architecture_names_exists():
+    """ARCHITECTURE.md's map and recipes name real files: a path in backticks is found under the repository,
+    the app, the training package or the app's feature floors (`<name>` stands for any file there)."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    bases = [ROOT, ROOT / "mammodesk", ROOT / "training" / "mammodesk_train", ROOT / "mammodesk" / "state",
+             ROOT / "mammodesk" / "inference", ROOT / "mammodesk" / "io"]
+    missing = []
+    for name in sorted(set(re.findall(r"`([\w./<>-]+(?:\.py|\.json|/))`", text))):
+        if "<" in name:
+            folder = name.split("<", 1)[0]
+            found = any((base / folder).is_dir() for base in bases)
+        else:
+            found = any((base / name).exists() for base in bases)
+        if not found:
+            missing.append(name)
+    assert missing == []

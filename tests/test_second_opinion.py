@@ -461,3 +461,50 @@ def test_a_model_folder_added_once_is_there_at_the_next_start(qtbot, window, tes
     qtbot.addWidget(again)
     assert "whole-test" in [e.name for e in again.opinions.library.entries]
     again.close()
+
+
+def test_inference_reads_the_breast_found_at_load(library, bundled, mias_images, monkeypatch):
+    """The breast outline and the anatomy are found once, when the image is added; the reader's answer and
+    a scan's windows read them from the document, never again from the pixels."""
+    from mammodesk.inference import exam, scan as scan_module
+    from mammodesk.state.viewer import ViewerState
+
+    image = read_image(next(p for p in mias_images if p.name == "mdb001.pgm"))
+    document = ViewerState().add_image(image)
+    assert document.outline is not None and document.outline.mask.any()
+    expected = run_opinion(library, next(e for e in bundled.values() if e.card.mode.whole_mammogram), document,
+                           image, Target("whole"))
+
+    def found_again(*_args, **_kwargs):
+        raise AssertionError("the breast was found again")
+
+    monkeypatch.setattr(exam, "outline_breast", found_again)
+    monkeypatch.setattr(exam, "read_anatomy", found_again)
+    monkeypatch.setattr(scan_module, "read_anatomy", found_again)
+    reader = next(e for e in bundled.values() if e.card.mode.whole_mammogram)
+    opinion = run_opinion(library, reader, document, image, Target("whole"))
+    assert opinion.error is None and opinion.view is not None
+    assert (opinion.view.probability, opinion.view.above_nipple, opinion.view.box) == \
+        (expected.view.probability, expected.view.above_nipple, expected.view.box)
+    runner = library.runner(bundled[next(n for n, e in bundled.items() if e.card.mode.votes)].path)
+    assert len(scan_windows(image, runner, anatomy=document.anatomy)) > 0
+
+
+def test_a_run_is_planned_in_state_without_a_window(tmp_path, mias_images):
+    """Run is a state action: whole-image models first, ROI models on the ROIs placed (a scan only when one
+    is asked for by name), and answers already known shown again without a job."""
+    build_model(tmp_path / "whole.onnx")
+    build_model(tmp_path / "roi.onnx", mode="roi", roi={"mode": "roi", "size": 64})
+    opinions = OpinionState(ModelLibrary([tmp_path], include_bundled=False))
+    document = document_for(mias_images[0])
+    roi_model = next(e for e in opinions.models if e.name == "roi")
+    assert [(j.entry.name, j.target.kind) for j in opinions.plan_run(None, [document])] == [("whole", "whole")]
+    assert [j.target.kind for j in opinions.plan_run(roi_model, [document])] == ["scan"]
+    opinions.add_roi(document, (300.0, 300.0, 420.0, 420.0))
+    jobs = opinions.plan_run(None, [document])
+    assert [(j.entry.name, j.target.kind) for j in jobs] == [("whole", "whole"), ("roi", "roi")]
+    answer = run_opinion(opinions.library, jobs[0].entry, document, jobs[0].image, jobs[0].target)
+    opinions.add(answer)
+    opinions.opinions.clear()
+    assert [(j.entry.name, j.target.kind) for j in opinions.plan_run(None, [document])] == [("roi", "roi")]
+    assert opinions.opinions == [answer]  # the known answer is shown again

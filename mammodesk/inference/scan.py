@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from mammodesk.anatomy import read_anatomy
+from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.inference.results import Prediction, SourceMap
 from mammodesk.inference.runner import ModelInputError, ModelRunner
 from mammodesk.io import Image
@@ -42,7 +42,8 @@ class ScanResult:
         return list(np.argsort(-scores, kind="stable"))
 
 
-def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None) -> np.ndarray:
+def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None,
+                 anatomy: Anatomy | None = None) -> np.ndarray:
     """(N, 4) ROI boxes (x0, y0, x1, y1) on a grid over the breast: windows of the
     model's ROI size at this image's spacing, `overlap` shared with each neighbour,
     kept when their centre lies on the breast mask."""
@@ -55,7 +56,7 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None
         raise ModelInputError(f"the image ({cols}x{rows}) is smaller than one {size}-pixel ROI of "
                               f"{runner.card.name}")
     overlap = runner.card.mode.scan_overlap if overlap is None else overlap
-    mask = tissue_mask(image)
+    mask = tissue_mask(image, anatomy)
     if not mask.any():
         raise ModelInputError("no breast found in the image (blank or unreadable contrast); place ROIs by hand")
     stride = max(1, int(size * (1 - overlap)))
@@ -71,12 +72,13 @@ def scan_windows(image: Image, runner: ModelRunner, overlap: float | None = None
     return np.array([(cx - half, cy - half, cx + half, cy + half) for cx, cy in inside], float).reshape(-1, 4)
 
 
-def tissue_mask(image: Image) -> np.ndarray:
+def tissue_mask(image: Image, anatomy: Anatomy | None = None) -> np.ndarray:
     """What a scan covers: the breast (film borders, labels and marks out), less the pectoral muscle
-    on an MLO view where it is seen (a window on the muscle looks at muscle, not at breast)."""
+    on an MLO view where it is seen (a window on the muscle looks at muscle, not at breast). `anatomy`:
+    the image's, when known (from its load); read here otherwise."""
     valid = None if image.meta.padding_mask is None else ~image.meta.padding_mask
     mask = breast_mask(image.pixels, valid)
-    anatomy = read_anatomy(image)
+    anatomy = anatomy or read_anatomy(image)
     if mask.any() and anatomy.family == "MLO":
         muscle = pectoral_mask(image.pixels, mask, anatomy.chest_wall)
         if muscle is not None:
@@ -96,11 +98,12 @@ def _centres(start: int, end: int, size: int, stride: int) -> list[int]:
 
 def scan(image: Image, runner: ModelRunner, *, overlap: float | None = None,
          progress: Callable[[int, int], None] | None = None,
-         should_stop: Callable[[], bool] | None = None, explained: int = 1) -> ScanResult:
+         should_stop: Callable[[], bool] | None = None, explained: int = 1,
+         anatomy: Anatomy | None = None) -> ScanResult:
     """Classify every window of `scan_windows` in batches; the `explained` most positive windows
     also get their heat maps. `progress(done, total)` follows the batches; `should_stop()`
     returning True ends the scan early (InterruptedError)."""
-    boxes = scan_windows(image, runner, overlap)
+    boxes = scan_windows(image, runner, overlap, anatomy)
     if len(boxes) == 0:
         raise ModelInputError("the breast is smaller than one ROI of this model")
     predictions = runner.predict_windows(image, [tuple(box) for box in boxes], progress=progress,

@@ -23,7 +23,7 @@ from mammodesk.errors import ImageReadError
 from mammodesk.io import Image, WindowPreset, read_image, supported_suffixes
 from mammodesk.anatomy import Anatomy, read_anatomy
 from mammodesk.io import decoding, display
-from mammodesk.preprocessing.spatial import outline_breast
+from mammodesk.preprocessing.spatial import BreastOutline, outline_breast
 
 
 
@@ -38,6 +38,7 @@ class Loaded:
     sha256: str = ""
     annotations: SidecarRead | None = None  # the image's saved labels, read off the UI thread
     display: display.DisplayCopy | None = None  # what the view paints while the whole image is in sight
+    outline: BreastOutline | None = None  # where the breast is, found once: inference reads it too
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def load(path: str) -> Loaded | LoadFailure:
     anatomy = read_anatomy(image, outline)
     return Loaded(image, display.breast_window(image, outline.pixels, outline.mask), anatomy,
                   _summary(path, image, anatomy, LabelStatus.of(annotations.labels)), sha256, annotations,
-                  display.display_copy(image.pixels))
+                  display.display_copy(image.pixels), outline)
 
 
 def summarise(path: str) -> FileSummary:

@@ -127,6 +127,15 @@ def cache_key(document: Document, entry: ModelEntry, target: Target, assumed_spa
     return document.id, str(entry.path), card.weights_sha256, card.spec.to_json(indent=None), target, spacing
 
 
+@dataclass(frozen=True)
+class Job:
+    """One model asked about one region of one image."""
+    entry: ModelEntry
+    document: Document
+    image: Image
+    target: Target
+
+
 class OpinionState:
     def __init__(self, library: ModelLibrary | None = None) -> None:
         self.library = library or ModelLibrary(verify_now=False)  # digests: verify_models, in a worker
@@ -187,6 +196,25 @@ class OpinionState:
     def image_for_models(self, document: Document) -> Image:
         """The image as the models see it: with the assumed spacing when it has none."""
         return with_assumed_spacing(document.image, self.assumed_spacing_mm)
+
+    def plan_run(self, entry: ModelEntry | None, documents: list[Document], mode: str = "auto") -> list["Job"]:
+        """What a run asks, the user action behind Run (Qt only carries the jobs to a worker): `entry`, or every
+        usable model, on `documents`. Answers already cached for the same image, model and region are shown
+        again here, without a job. "Run all" (no `entry`) asks ROI models only about ROIs placed: the image's
+        answer is the whole-image reader's, and a breast scan by an ROI model is asked for by name or by the
+        "scan" mode. Whole-image models come first: their answers are quick."""
+        entries = [entry] if entry is not None else [e for e in self.models if e.card is not None]
+        entries.sort(key=lambda e: e.card is not None and not e.card.reads_whole_image)
+        jobs = []
+        for model in (e for e in entries if e.card is not None):
+            for document in documents:
+                for target in self.targets_for(model, document, mode, scan_when_no_roi=entry is not None):
+                    cached = self.cached(document, model, target)
+                    if cached is not None:
+                        self.add(cached)
+                    else:
+                        jobs.append(Job(model, document, self.image_for_models(document), target))
+        return jobs
 
     # --- results --------------------------------------------------------------------------
     def cached(self, document: Document, entry: ModelEntry, target: Target) -> Opinion | None:

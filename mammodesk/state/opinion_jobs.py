@@ -28,14 +28,15 @@ def run_opinion(library: ModelLibrary, entry: ModelEntry, document: Document, im
     try:
         runner = library.runner(entry.path, prefer_gpu=prefer_gpu)
         if target.kind == "scan":
-            result = scan(image, runner, progress=progress, should_stop=should_stop)
+            result = scan(image, runner, progress=progress, should_stop=should_stop, anatomy=document.anatomy)
             opinion.scan = result
             opinion.prediction = result.predictions[result.ranked()[0]]
         else:
             opinion.prediction = runner.predict(image, target.box, view=document.anatomy.view)
             levels = runner.card.level_rules
             if levels is not None:
-                opinion.view = view_answer(image, opinion.prediction, document.name, levels, document.anatomy)
+                opinion.view = view_answer(image, opinion.prediction, document.name, levels, document.anatomy,
+                                           document.outline)
             if progress is not None:
                 progress(1, 1)
         _prepare_display(opinion)

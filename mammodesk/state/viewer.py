@@ -47,6 +47,7 @@ class Document:
     processed_window: WindowPreset | None = None
     processed_window_custom: bool = False
     display_copy: display.DisplayCopy | None = None  # reduced copy for the view (None: show the pixels)
+    outline: BreastOutline | None = None  # where the breast is, found once at load (anatomy, window, answers)
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -99,15 +100,15 @@ class ViewerState:
 
     # --- documents -----------------------------------------------------------
     def add_image(self, image: Image, *, auto: WindowPreset | None = None, anatomy: Anatomy | None = None,
-                  copy: display.DisplayCopy | None = None) -> Document:
-        """Open an image. Loaders pass the automatic window, the anatomy and the display copy they
-        computed off the UI thread; otherwise the first two are computed here."""
-        if anatomy is None or auto is None:
-            outline = outline_breast(image)
+                  copy: display.DisplayCopy | None = None, outline: BreastOutline | None = None) -> Document:
+        """Open an image. Loaders pass the automatic window, the anatomy, the breast outline and the display
+        copy they computed off the UI thread; otherwise the first three are computed here."""
+        if anatomy is None or auto is None or outline is None:
+            outline = outline or outline_breast(image)
             anatomy = anatomy or read_anatomy(image, outline)
             auto = auto or automatic_window(image, outline)
         document = Document(image, default_window(image, auto), anatomy, flip=anatomy.needs_flip, auto=auto,
-                            display_copy=copy)
+                            display_copy=copy, outline=outline)
         self.documents.append(document)
         if image.meta.source_path is not None:
             self.note_recent(str(image.meta.source_path))
@@ -178,6 +179,12 @@ class ViewerState:
     def comparison(self) -> list[tuple[Document | None, str]]:
         """The priors layout's four panes (`priors.comparison`)."""
         return comparison(self.documents, self.active, self.priors_page)
+
+    def shown_documents(self) -> list[Document]:
+        """The images on screen: the hanging's in 2x2, else the active one."""
+        if self.layout == "2x2":
+            return [d for d in self.hanging().values() if d is not None]
+        return [self.active] if self.active is not None else []
 
     def hanging(self) -> dict[str, Document]:
         """Slot (RCC, LCC, RMLO, LMLO) -> document, for the 2x2 layout (`anatomy.assign_slots`)."""

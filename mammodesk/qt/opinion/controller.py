@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.runner import roi_window
 from mammodesk.qt.opinion.panel import ModelPanel
-from mammodesk.qt.opinion.worker import Job, OpinionRunner
+from mammodesk.qt.opinion.worker import OpinionRunner
 from mammodesk.qt.workers import WorkerPools, emit_from_worker
 from mammodesk.state.opinion import Opinion, OpinionState
 from mammodesk.state.viewer import Document, ViewerState
@@ -77,28 +77,15 @@ class SecondOpinion(QtCore.QObject):
 
     # --- running ----------------------------------------------------------------------------
     def run(self, entry: ModelEntry | None, mode: str = "auto", all_images: bool = False) -> int:
-        """Queue jobs; answers already cached for the same image, model and region are
-        shown again without running. Returns the number of jobs queued. "Run all" asks
-        ROI models only about ROIs placed: the image's answer is the whole-image reader's,
-        and a breast scan by an ROI model is asked for by name or by the "scan" mode."""
-        entries = [entry] if entry is not None else [e for e in self.opinions.models if e.card is not None]
-        entries.sort(key=lambda e: e.card is not None and not e.card.reads_whole_image)  # quick answers first
-        documents = self._shown_documents() if all_images else [self.viewer.active]
-        queued = 0
-        for model in entries:
-            if model.card is None:
-                continue
-            for document in [d for d in documents if d is not None]:
-                for target in self.opinions.targets_for(model, document, mode, scan_when_no_roi=entry is not None):
-                    cached = self.opinions.cached(document, model, target)
-                    if cached is not None:
-                        self.opinions.add(cached)
-                        continue
-                    self.worker.submit(Job(model, document, self.opinions.image_for_models(document), target))
-                    queued += 1
-        if not queued and not self.worker.busy:
-            self.panel.set_idle("nothing to run: open an image" if not any(documents) else "shown from the cache")
-        return queued
+        """Queue the jobs `OpinionState.plan_run` asks for (on the views shown with `all_images`, else the active
+        one); the number queued."""
+        documents = self.viewer.shown_documents() if all_images else [d for d in [self.viewer.active] if d]
+        jobs = self.opinions.plan_run(entry, documents, mode)
+        for job in jobs:
+            self.worker.submit(job)
+        if not jobs and not self.worker.busy:
+            self.panel.set_idle("nothing to run: open an image" if not documents else "shown from the cache")
+        return len(jobs)
 
     def run_everything(self, assumed_spacing_mm: float | None = None) -> None:
         """Every model on every image shown (the demo's first look), then the best answer for the active
@@ -117,11 +104,6 @@ class SecondOpinion(QtCore.QObject):
     def stop(self) -> None:
         self.worker.stop()
         self.panel.set_idle("stopped")
-
-    def _shown_documents(self) -> list[Document]:
-        if self.viewer.layout == "2x2":
-            return [d for d in self.viewer.hanging().values() if d is not None]
-        return [self.viewer.active] if self.viewer.active is not None else []
 
     def _on_finished(self, opinion: Opinion) -> None:
         if opinion.document not in self.viewer.documents:

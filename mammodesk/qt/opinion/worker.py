@@ -3,25 +3,13 @@ every core for one job), and reports progress and answers as Qt signals."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6 import QtCore
 
 from mammodesk.inference import ModelEntry, ModelLibrary
-from mammodesk.io import Image
 from mammodesk.qt.workers import BusyCounter, WorkerPools
-from mammodesk.state.opinion import Opinion, Target
+from mammodesk.state.opinion import Job, Opinion
 from mammodesk.services.loading import yield_to_the_window
 from mammodesk.state.opinion_jobs import run_opinion
-from mammodesk.state.viewer import Document
-
-
-@dataclass(frozen=True)
-class Job:
-    entry: ModelEntry
-    document: Document
-    image: Image
-    target: Target
 
 
 class OpinionRunner(BusyCounter, QtCore.QObject):

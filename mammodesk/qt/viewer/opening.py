@@ -157,7 +157,7 @@ class OpeningController(QtCore.QObject):
         if loaded.image.meta.source_path is not None:
             self._opening.discard(same_file_key(loaded.image.meta.source_path))
         document = self.host.viewer.add_image(loaded.image, auto=loaded.auto, anatomy=loaded.anatomy,
-                                              copy=loaded.display)
+                                              copy=loaded.display, outline=loaded.outline)
         self.loaded.emit(document, loaded)
         self.browser.set_summary(loaded.summary)
         self.describe_active()
