@@ -45,7 +45,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.host = WindowHost(self)  # what the feature controllers may ask of the window
         author = self.settings.value("author", None) or None
         self.labelling = LabellingController(self.host, author=author)
-        self.host.labelling = self.labelling.state
         self.area = ViewerArea(self.state, self.opinions, self, labelling=self.labelling.state)
         self.setCentralWidget(self.area)
         self.browser, self.metadata, self.pipeline_panel = StudyBrowser(), MetadataPanel(), PipelinePanel(self.state)
@@ -54,7 +53,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.processing = ProcessingController(self.host, self.area, self.pipeline_panel)
         self.second_opinion = SecondOpinion(self.state, self.opinions, self, settings=self.settings,
                                             workers=self.workers)
-        self.archive = ArchiveController(self.host, ArchiveSession(author=author))
+        self.archive = ArchiveController(self.host, ArchiveSession(author=author), self.labelling.state)
         self.docks = {key: self._dock(title, widget, side) for key, title, widget, side in (
             ("pipeline", "Preprocessing", self.pipeline_panel, RIGHT), ("browser", "Study", StudyPanel(self.browser), LEFT),
             ("metadata", "Metadata", self.metadata, LEFT), ("models", "Models", _scrolling(self.second_opinion.panel),

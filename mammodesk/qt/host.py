@@ -1,7 +1,9 @@
 """What a feature's controller may ask of the window that composes it, and no
-more: the viewer state, the labels, a line in the status bar, opening a file,
-waiting for the files being opened, a parent for its dialogs, and the study
-browser's order. Controllers take a `Host`; they never reach into the window."""
+more: the viewer state, the worker pools, a line in the status bar, opening a
+file, waiting for the files being opened, a parent for its dialogs, and the
+study browser's order. It carries no feature: a controller that needs another
+feature's state is given it. Controllers take a `Host`; they never reach into
+the window."""
 
 from __future__ import annotations
 
@@ -10,14 +12,12 @@ from typing import Callable, Protocol
 from PySide6 import QtWidgets
 
 from mammodesk.qt.workers import WorkerPools
-from mammodesk.state.labelling import LabellingState
 from mammodesk.state.viewer import Document, ViewerState
 
 
 class Host(Protocol):
     viewer: ViewerState
     workers: WorkerPools  # every worker thread a controller runs comes from here
-    labelling: LabellingState | None  # None until the labelling controller exists
     widget: QtWidgets.QWidget  # the parent of a controller's dialogs
 
     def status(self, text: str, timeout_ms: int = 0) -> None: ...
@@ -44,7 +44,6 @@ class WindowHost:
         self._window = window
         self.viewer: ViewerState = window.state
         self.workers: WorkerPools = window.workers
-        self.labelling: LabellingState | None = None
         self.widget: QtWidgets.QWidget = window
 
     def status(self, text: str, timeout_ms: int = 0) -> None:

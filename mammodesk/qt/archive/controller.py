@@ -12,6 +12,7 @@ from mammodesk.qt.archive.servers_dialog import ServersDialog
 from mammodesk.qt.host import Host
 from mammodesk.qt.workers import attempt, emit_from_worker
 from mammodesk.services.archive_session import ArchiveSession
+from mammodesk.state.labelling import LabellingState
 
 
 class ArchiveController(QtCore.QObject):
@@ -21,9 +22,9 @@ class ArchiveController(QtCore.QObject):
     _reports = QtCore.Signal(int, object, bool)  # document id, (mine, others) or Exception, adopt mine
     _saved = QtCore.Signal(int, object)  # document id, SaveResult or Exception
 
-    def __init__(self, host: Host, session: ArchiveSession) -> None:
+    def __init__(self, host: Host, session: ArchiveSession, labelling: LabellingState) -> None:
         super().__init__(host.widget)
-        self.host, self.session = host, session
+        self.host, self.session, self.labelling = host, session, labelling
         self.panel = WorklistPanel(session, host.workers)
         self._reports.connect(self._on_reports)
         self._saved.connect(self._on_saved)
@@ -77,8 +78,8 @@ class ArchiveController(QtCore.QObject):
 
     def save_active(self) -> None:
         document = self.host.viewer.active
-        labelling = self.host.labelling
-        sheet = labelling.sheet(document.id) if document is not None and labelling is not None else None
+        labelling = self.labelling
+        sheet = labelling.sheet(document.id) if document is not None else None
         path = document.image.meta.source_path if document is not None else None
         if sheet is None or self.session.origin(path) is None:
             self.host.status("Save to server: the active image was not opened from a server "
@@ -93,8 +94,8 @@ class ArchiveController(QtCore.QObject):
         submit_archive(self.host.workers, work)
 
     def _on_reports(self, key: int, result, adopt_mine: bool) -> None:
-        labelling = self.host.labelling
-        if labelling is None or isinstance(result, Exception) or key not in labelling.sheets:
+        labelling = self.labelling
+        if isinstance(result, Exception) or key not in labelling.sheets:
             if isinstance(result, Exception):
                 self.host.status(f"Reports not read: {result}")
             return
