@@ -69,7 +69,7 @@ def flag_rates(library: ModelLibrary, sets: dict[str, list[Path]]) -> None:
                 image = read_image(path)
                 if not image.meta.pixel_spacing_mm:  # CBIS-DDSM: the demo's assumed spacing
                     image = image.with_meta(pixel_spacing_mm=(0.05, 0.05))
-                if entry.card.roi.mode == "whole":
+                if entry.card.reads_whole_image:
                     prediction = runner.predict(image)
                 else:
                     result = scan(image, runner)

@@ -66,4 +66,4 @@ def test_the_bundled_catalogue_is_derived_from_the_families():
 
 
 def test_region_families_count_rois_on_their_cards():
-    assert {name for name in FAMILIES if unit_of(name) == "ROIs"} == {"fusion-vgg", "hybrid"}
+    assert {name for name in FAMILIES if unit_of(name) == "ROIs"} == {"fusion-vgg", "hybrid", "transfer"}

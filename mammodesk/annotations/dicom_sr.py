@@ -1,5 +1,5 @@
 """DICOM Structured Report export (TID 1500 Measurement Report, through
-highdicom) of one DICOM image's findings, and its author.
+highdicom) of one DICOM image's findings, and reading it back.
 
 Each located finding is a TID 1410 planar ROI group: the outline as an image
 region (POINT, CIRCLE, ELLIPSE or a closed POLYLINE, DICOM's pixel-corner

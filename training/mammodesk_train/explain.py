@@ -7,7 +7,7 @@ held-out patients only, so the maps are those a reader would see.
 - Pointing game (ROI models): every held-out image with located findings is
   scanned whole; a hit is when the most positive window contains a finding's
   centre ("window"), and when the Grad-CAM peak of that window lies inside a
-  finding's circle or box ("CAM peak"). Chance: the share of scan_breast windows that
+  finding's circle or box ("CAM peak"). Chance: the share of scan windows that
   contain a finding's centre."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What makes an answer trustworthy, fitted from a CV run: the calibration of
 its probabilities (on out-of-fold predictions, the method chosen by CV) and
-the record of the training domain that the engine's domain check_domain reads.
+the record of the training domain that the engine's domain check reads.
 
 Calibration is measured honestly: each fold's predictions are calibrated by a
 map chosen and fitted on the other folds' out-of-fold predictions, so the ECE
@@ -145,7 +145,7 @@ def domain_record(metas, x: np.ndarray, embeddings: np.ndarray | None, assumed_s
 
 
 def flag_rate(record: dict, metas, x: np.ndarray, embeddings: np.ndarray | None) -> tuple[float, dict[str, int]]:
-    """Share of samples the engine's domain check_domain would flag, and why, under `record`."""
+    """Share of samples the engine's domain check would flag, and why, under `record`."""
     model = EmbeddingModel.from_dict(record["embedding"]) if "embedding" in record else None
     reasons: dict[str, int] = {}
     flagged = 0

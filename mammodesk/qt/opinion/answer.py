@@ -25,7 +25,7 @@ def model_card_markdown(entry: ModelEntry) -> str:
     card = entry.card
     lines = [f"# {card.name}", "", card.description, "", f"- family: {card.family}", f"- task: {card.task}",
              f"- labels: {', '.join(card.labels)}", f"- input: {card.input.width}x{card.input.height}",
-             f"- region: {card.mode.words.lower()}", f"- trained on: {card.training.get('dataset', 'not stated')}",
+             f"- region: {card.roi.mode}", f"- trained on: {card.training.get('dataset', 'not stated')}",
              f"- evaluated: {card.metrics.get('how', 'not stated')}"]
     for name, value in card.metrics.items():
         if isinstance(value, dict) and "mean" in value:

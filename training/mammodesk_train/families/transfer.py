@@ -121,7 +121,7 @@ class Augmented(TensorDataset):
 
 
 
-@register_family("transfer", presets=PRESETS)
+@register_family("transfer", presets=PRESETS, unit="ROIs")
 class TransferFamily(FamilyBase):
     def __init__(self, preset: TransferPreset, device: str = "auto", progress: bool = True):
         self.preset = preset
