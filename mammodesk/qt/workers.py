@@ -61,6 +61,16 @@ class WorkerPools:
                 self._pools[pool] = executor
         return executor.submit(function, *args)
 
+    def start_daemon(self, name: str, function) -> threading.Thread:
+        """A loop that ends on its own (it watches a flag its owner's shutdown sets) and must never hold the
+        interpreter at exit, as a pool's thread would; RuntimeError once the window is closing."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the window is closing: no new work")
+            thread = threading.Thread(target=function, name=f"mammodesk-{name}", daemon=True)
+        thread.start()
+        return thread
+
     def close_pool(self, pool: str) -> None:
         """Stop one pool (its queued jobs dropped, a running one left to end): a dialog that closes."""
         with self._lock:
@@ -138,7 +148,7 @@ class LoaderBridge(QtCore.QObject):
                 return
             self._watching = True
         try:
-            self.workers.submit("decode-watch", self._watch_loop)
+            self.workers.start_daemon("decode-watch", self._watch_loop)
         except RuntimeError:  # the window is closing
             with self._lock:
                 self._watching = False
