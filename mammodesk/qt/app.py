@@ -209,9 +209,9 @@ class MainWindow(QtWidgets.QMainWindow):
             QtWidgets.QMessageBox.warning(self, "Annotations not saved",
                                           "These annotations could not be written: " + ", ".join(unsaved))
         window_settings.save(self, self.settings, self.state, self.actions_["loupe"].isChecked())
-        for part in (self.processing, self.second_opinion, self.archive, self.opening):
+        for part in (self.processing, self.second_opinion, self.archive):
             part.shutdown()
-        self.workers.shutdown()
+        self.workers.shutdown()  # the loader's decoding processes too (LoaderBridge registers its stop)
         super().closeEvent(event)
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802

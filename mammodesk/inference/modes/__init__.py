@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from mammodesk.inference.modes.base import MODES, ReadingMode, mode_named, reading_mode
+from mammodesk.inference.modes.base import MODES, ReadingMode, reading_mode
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["MODES", "ReadingMode", "mode_named", "reading_mode"]
+__all__ = ["MODES", "ReadingMode", "reading_mode"]

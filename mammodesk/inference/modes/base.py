@@ -34,10 +34,6 @@ def reading_mode(cls: _M) -> _M:
     return cls
 
 
-def mode_named(name: str) -> "ReadingMode":
-    return MODES[name]
-
-
 class ReadingMode:
     name: ClassVar[str]
     words: ClassVar[str]  # what the panel calls the region it reads ("Drawn ROI")

@@ -52,9 +52,6 @@ class OpeningController(QtCore.QObject):
         browser.open_requested.connect(self.open_path)
         host.viewer.active_changed.connect(self.describe_active)  # no message about another image
 
-    def shutdown(self) -> None:
-        self.loader.shutdown()
-
     # --- opening ---------------------------------------------------------------------------------
     def open_paths(self, paths: list[str]) -> None:
         for path in paths:
