@@ -39,7 +39,8 @@ def test_the_wheel_scrolls_the_panel_and_changes_a_slider_only_when_focused(qtbo
 def test_the_status_bar_names_the_active_view(qtbot, window, mias_images):
     first, second = (next(p for p in mias_images if p.name == name) for name in ("mdb001.pgm", "mdb002.pgm"))
     window.open_paths([str(first), str(second)])
-    qtbot.waitUntil(lambda: len(window.state.documents) == 2, timeout=60_000)
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2 and not window.opening.pending, timeout=60_000)
+    assert window.state.active.name in window.statusBar().currentMessage()  # reading done: the active view, no count
     by_name = {d.name: d for d in window.state.documents}
     for name in ("mdb002.pgm", "mdb001.pgm", "mdb002.pgm"):
         window.state.set_active(by_name[name])

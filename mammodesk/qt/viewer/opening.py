@@ -189,8 +189,11 @@ class OpeningController(QtCore.QObject):
         if count:
             self.host.status(f"Reading {count} file(s)...")
         elif self.host.current_status().startswith("Reading "):  # never leave a stale "Reading"
-            failed = f", {len(viewer.errors)} could not be read" if viewer.errors else ""
-            self.host.status(f"{len(viewer.documents)} image(s) open{failed}", TRANSIENT_MS)
+            if viewer.errors:
+                self.host.status(f"{len(viewer.documents)} image(s) open, {len(viewer.errors)} could not be read",
+                                 TRANSIENT_MS)
+            else:  # the last arrival may have described the active view while a count was still in flight
+                self.describe_active()
 
 
 def same_file_key(path) -> str:
