@@ -90,24 +90,24 @@ def test_reports_one_series_per_reader_and_nothing_overwritten(server, tmp_path)
         return uid
 
     mass = Finding(FindingKind.MASS, Pathology.MALIGNANT, Rect(10, 10, 40, 40), uid="a1")
-    save("Ann ImageFormat", ImageLabels("RCC", (mass,)))
-    save("Ann ImageFormat", ImageLabels("RCC", (mass, Finding(FindingKind.CALCIFICATION, shape=Rect(50, 50, 60, 60), uid="a2"))))
-    save("Bob ImageFormat", ImageLabels("RCC", (Finding(FindingKind.MASS, Pathology.BENIGN, Rect(12, 12, 38, 38)),)))
+    save("Ann Reader", ImageLabels("RCC", (mass,)))
+    save("Ann Reader", ImageLabels("RCC", (mass, Finding(FindingKind.CALCIFICATION, shape=Rect(50, 50, 60, 60), uid="a2"))))
+    save("Bob Reader", ImageLabels("RCC", (Finding(FindingKind.MASS, Pathology.BENIGN, Rect(12, 12, 38, 38)),)))
     assert len(outbox.pending("test")) == 3
     assert send_pending(outbox, archive, "test") == (3, []) and outbox.pending() == []
     reports = archive.instances(study, modality="SR")
     assert len(reports) == 3 and len({r.series_uid for r in reports}) == 2  # one series per reader, 3 instances
     files = archive.retrieve(reports, tmp_path / "reports")
     latest = latest_reports(files, sop)
-    assert set(latest) == {"ImageFormat^Ann", "ImageFormat^Bob"}
-    assert len(latest["ImageFormat^Ann"].labels.findings) == 2  # her latest save, the earlier one still on the server
-    assert latest["ImageFormat^Bob"].labels.findings[0].pathology == Pathology.BENIGN
+    assert set(latest) == {"Reader^Ann", "Reader^Bob"}
+    assert len(latest["Reader^Ann"].labels.findings) == 2  # her latest save, the earlier one still on the server
+    assert latest["Reader^Bob"].labels.findings[0].pathology == Pathology.BENIGN
 
 
 def test_a_server_that_is_down_loses_nothing(server, tmp_path):
     study, paths = study_files(tmp_path / "src", compressed=False)
     outbox = Outbox(tmp_path / "outbox")
-    data, _ = report_bytes(ImageLabels("x", (Finding(FindingKind.MASS, shape=Rect(1, 1, 9, 9)),)), paths[0], "Ann ImageFormat")
+    data, _ = report_bytes(ImageLabels("x", (Finding(FindingKind.MASS, shape=Rect(1, 1, 9, 9)),)), paths[0], "Ann Reader")
     entry = outbox.add(data, "down", paths[0].name)
     dead = open_archive(ServerConfig("down", url=f"http://127.0.0.1:{server.http_port + 1}/dicom-web", timeout_s=3))
     with pytest.raises(ArchiveError, match=r"cannot reach .*\(server down or network lost\)"):
@@ -282,8 +282,8 @@ def test_reading_room_session_two_readers_and_priors(server, tmp_path):
         server.upload(path)
     store = ServerStore(tmp_path / "servers.json")
     store.save([ServerConfig("team", url=server.dicomweb)])
-    ann = ArchiveSession(store, StudyCache(tmp_path / "cache-ann"), Outbox(tmp_path / "out-ann"), author="Ann ImageFormat")
-    bob = ArchiveSession(store, StudyCache(tmp_path / "cache-bob"), Outbox(tmp_path / "out-bob"), author="Bob ImageFormat")
+    ann = ArchiveSession(store, StudyCache(tmp_path / "cache-ann"), Outbox(tmp_path / "out-ann"), author="Ann Reader")
+    bob = ArchiveSession(store, StudyCache(tmp_path / "cache-bob"), Outbox(tmp_path / "out-bob"), author="Bob Reader")
     study = next(s for s in ann.search("team", patient_id=PATIENT).studies if s.study_uid == current)
     assert [p.study_uid for p in ann.priors("team", study)] == [prior]  # the woman's earlier study is offered
     images = ann.retrieve("team", current)
@@ -293,12 +293,12 @@ def test_reading_room_session_two_readers_and_priors(server, tmp_path):
     first = ann.save(image, ImageLabels("RCC", (Finding(FindingKind.MASS, shape=Rect(5, 5, 30, 30)),)))
     assert first.sent and first.concurrent == ()
     bob_result = bob.save(bob_image, ImageLabels("RCC", (Finding(FindingKind.ASYMMETRY, shape=Rect(40, 40, 60, 60)),)))
-    assert bob_result.sent and bob_result.concurrent == ("ImageFormat^Ann",)  # Ann saved while Bob was editing: both kept
+    assert bob_result.sent and bob_result.concurrent == ("Reader^Ann",)  # Ann saved while Bob was editing: both kept
     second = ann.save(image, ImageLabels("RCC", (Finding(FindingKind.MASS, Pathology.MALIGNANT, Rect(5, 5, 30, 30)),)))
-    assert second.sent and second.concurrent == ("ImageFormat^Bob",)
+    assert second.sent and second.concurrent == ("Reader^Bob",)
     mine, others = ann.refresh_reports(image)
     assert mine.labels.findings[0].pathology == Pathology.MALIGNANT  # her latest becomes the editable labels
-    assert [r.author for r in others] == ["ImageFormat^Bob"] and others[0].labels.findings[0].kind == FindingKind.ASYMMETRY
+    assert [r.author for r in others] == ["Reader^Bob"] and others[0].labels.findings[0].kind == FindingKind.ASYMMETRY
     assert len(open_archive(store.find("team")).instances(current, "SR")) == 3  # nothing overwritten
 
 

@@ -33,7 +33,7 @@ def open_labelled(qtbot, win, path):
     (document,) = open_and_wait(qtbot, win, path)
     qtbot.waitUntil(lambda: document.id in win.labelling.state.sheets, timeout=10_000)
     win.docks["labels"].raise_()
-    editor = win.area.editor_for(document)
+    editor = win.labelling.editor_for(document)
     QtWidgets.QApplication.processEvents()
     return document, editor
 

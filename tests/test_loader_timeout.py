@@ -17,7 +17,8 @@ def test_a_file_that_hangs_its_decoder_fails_alone_after_the_limit(qtbot):
     try:
         for path in ("a.dcm", "hangs.dcm", "b.dcm"):
             bridge._submit(hang_on, path, done.append)
-        qtbot.waitUntil(lambda: bridge.pending == 0, timeout=60_000)
+        # `failed` is queued to this thread; the count drops in the worker right after posting it
+        qtbot.waitUntil(lambda: bridge.pending == 0 and len(done) + len(failed) == 3, timeout=60_000)
     finally:
         bridge.shutdown()
     assert sorted(done) == ["A.DCM", "B.DCM"]

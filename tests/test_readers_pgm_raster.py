@@ -124,7 +124,7 @@ def test_ppm_colour_netpbm_is_refused(tmp_path):
 
 
 def test_a_new_format_is_one_registration_and_every_list_follows(tmp_path):
-    """What a format module does (`io/formats/`): register a ImageFormat. Reading, the folder listing and the Open
+    """What a format module does (`io/formats/`): register an ImageFormat. Reading, the folder listing and the Open
     dialog's filter then know it; nothing else is touched."""
     from mammodesk.io import Image, ImageMeta, ImageFormat, image_formats, register_format, supported_suffixes
     from mammodesk.io import registry

@@ -283,14 +283,16 @@ def test_settings_restore_recent_files_and_geometry(qtbot, tmp_path, mias_images
 
 
 def test_shortcuts_are_unique_and_listed(window):
-    keys = [QtGui.QKeySequence(a.shortcut).toString() for a in ACTIONS if a.shortcut]
+    specs = window.action_specs  # the shared table, the panels' toggles and Help
+    assert {a.key for a in ACTIONS} | {f"panel_{key}" for key in window.docks} | {"help"} == {a.key for a in specs}
+    keys = [QtGui.QKeySequence(a.shortcut).toString() for a in specs if a.shortcut]
     assert len(keys) == len(set(keys))
-    dialog = ShortcutsDialog(window)
+    dialog = ShortcutsDialog(specs, window)
     listed = {dialog.table.item(row, 1).text() for row in range(dialog.table.rowCount())}
-    assert {a.text.replace("&", "") for a in ACTIONS} <= listed
-    assert all(window.actions_[a.key].shortcut().toString() for a in ACTIONS if a.shortcut)
+    assert {a.text.replace("&", "") for a in specs} <= listed
+    assert all(window.actions_[a.key].shortcut().toString() for a in specs if a.shortcut)
     # identifiers in exports: a menu item with a confirmation, never one chord
-    assert [a.key for a in ACTIONS if not a.shortcut] == ["include_identifiers"]
+    assert [a.key for a in specs if not a.shortcut] == ["include_identifiers"]
 
 
 def test_spec_of_a_bundled_model_can_be_shown(window, qtbot, mias_images):

@@ -58,10 +58,14 @@ def document_for(path) -> Document:
     return Document(image, default_window(image), read_anatomy(image))
 
 
-def assert_layer_aligned(canvas, row: int, col: int) -> None:
+def overlay_on(window, canvas):
+    return window.second_opinion.layer.overlay_on(canvas)
+
+
+def assert_layer_aligned(canvas, overlay, row: int, col: int) -> None:
     """The heat-map pixel over source (row, col) is drawn where the mammogram draws that pixel."""
-    x0, y0, sx, sy = canvas.overlay._placement
-    on_layer = canvas.overlay.item.mapToView(QtCore.QPointF((col + 0.5 - x0) / sx, (row + 0.5 - y0) / sy))
+    x0, y0, sx, sy = overlay._placement
+    on_layer = overlay.item.mapToView(QtCore.QPointF((col + 0.5 - x0) / sx, (row + 0.5 - y0) / sy))
     on_image = canvas.image_item.mapToView(QtCore.QPointF(col + 0.5, row + 0.5))
     assert abs(on_layer.x() - on_image.x()) < 1 and abs(on_layer.y() - on_image.y()) < 1
 
@@ -114,25 +118,26 @@ def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window,
     for bar in panel.bars.bars:  # each percentage beside its bar, never drawn over the bar's end
         assert not bar.isTextVisible() and bar.format() in shown_labels
     canvas = window.area.canvases[0]
-    assert canvas.overlay.item.isVisible() and canvas.overlay.peak is not None
-    row, col = canvas.overlay.peak
+    overlay = overlay_on(window, canvas)
+    assert overlay.item.isVisible() and overlay.peak is not None
+    row, col = overlay.peak
     shown = window.opinions.overlay_map(answers["whole-test"])[0]
-    assert_layer_aligned(canvas, row, col)
-    item_rect = canvas.overlay.item.mapRectToView(canvas.overlay.item.boundingRect())
+    assert_layer_aligned(canvas, overlay, row, col)
+    item_rect = overlay.item.mapRectToView(overlay.item.boundingRect())
     assert abs(item_rect.width() - shown.values.shape[1]) < 2 and abs(item_rect.height() - shown.values.shape[0]) < 2
 
     # H toggles the layer, never the pixels.
     pixels_before = canvas.image_item.image.copy()
     window.actions_["overlay"].trigger()
-    assert not canvas.overlay.item.isVisible() and not window.opinions.overlay.visible
+    assert not overlay.item.isVisible() and not window.opinions.overlay.visible
     window.actions_["overlay"].trigger()
-    assert canvas.overlay.item.isVisible()
+    assert overlay.item.isVisible()
     np.testing.assert_array_equal(canvas.image_item.image, pixels_before)
 
     # Opacity only recolours: alpha scales, colours stay.
-    rgba_before = canvas.overlay.shown_rgba().copy()
+    rgba_before = overlay.shown_rgba().copy()
     panel.opacity.setValue(30)
-    rgba_after = canvas.overlay.shown_rgba()
+    rgba_after = overlay.shown_rgba()
     assert rgba_after[..., 3].max() < rgba_before[..., 3].max()
     np.testing.assert_array_equal(rgba_after[..., :3], rgba_before[..., :3])
 
@@ -140,9 +145,9 @@ def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window,
     assert {"combined", "branch_b"} <= set(answers["branches-test"].map_names())
     scan = answers[patch_model]
     window.opinions.select(scan)
-    row, col = canvas.overlay.peak
+    row, col = overlay.peak
     assert breast_mask(document.image.pixels)[row, col]
-    assert_layer_aligned(canvas, row, col)
+    assert_layer_aligned(canvas, overlay, row, col)
 
     # The findings entry becomes an annotation linked to the model and its weights.
     panel.accept_button.click()
@@ -165,8 +170,8 @@ def test_every_bundled_model_in_the_app_with_overlay_and_findings(qtbot, window,
     panel.select_model("whole-test")
     run_and_wait(qtbot, window, panel.current_entry())
     assert canvas.flip and canvas.document is window.state.documents[1]
-    row, col = canvas.overlay.peak
-    assert_layer_aligned(canvas, row, col)
+    row, col = overlay.peak
+    assert_layer_aligned(canvas, overlay, row, col)
 
     # A real CBIS-DDSM DICOM (no pixel spacing, so the patch model needs an assumed one): it scans that too.
     window.open_paths([str(cbis_dicoms[0])])
@@ -309,8 +314,9 @@ def test_demo_runs_the_models_on_the_four_views(qtbot, window, cbis_dicoms):
     documents = list(window.state.documents)
     for canvas in window.area.visible_canvases():  # a view shows its map (and its box) only where it has an answer
         view, caveat = window.opinions.as_read(window.opinions.shown_for(canvas.document), documents)
-        assert canvas.overlay.item.isVisible() == (not caveat and not view.caveat)
-        assert not (caveat or view.caveat) or not canvas.overlay._boxes
+        overlay = overlay_on(window, canvas)
+        assert overlay.item.isVisible() == (not caveat and not view.caveat)
+        assert not (caveat or view.caveat) or not overlay._boxes
     best = window.opinions.selected  # the demo ends on the model with the best cross-validated AUC
     assert best is not None and best.document is window.state.active
     assert best.entry.card.roi.mode == "image"  # the whole-mammogram reader is the default answer (#23)

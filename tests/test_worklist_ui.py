@@ -52,7 +52,7 @@ def test_worklist_retrieve_save_and_another_reader_sees_it(orthanc, qtbot, tmp_p
         orthanc.upload(path)
     store = ServerStore(tmp_path / "servers.json")
     store.save([ServerConfig("team", url=orthanc.dicomweb)])
-    ann = make_window(qtbot, tmp_path, "Ann ImageFormat", store)
+    ann = make_window(qtbot, tmp_path, "Ann Reader", store)
     search_and_open(qtbot, ann)
     assert ann.state.layout == "2x2" and len(ann.state.hanging()) == 4
     document = ann.state.documents[0]
@@ -62,20 +62,20 @@ def test_worklist_retrieve_save_and_another_reader_sees_it(orthanc, qtbot, tmp_p
     ann.actions_["save_to_server"].trigger()
     qtbot.waitUntil(lambda: "saved to team" in ann.statusBar().currentMessage(), timeout=20_000)
 
-    bob = make_window(qtbot, tmp_path, "Bob ImageFormat", store)
+    bob = make_window(qtbot, tmp_path, "Bob Reader", store)
     search_and_open(qtbot, bob)
     same = next(d for d in bob.state.documents if d.image.meta.source_path.name == document.image.meta.source_path.name)
     qtbot.waitUntil(lambda: bool(bob.labelling.state.others.get(same.id)), timeout=20_000)
     reader, findings = bob.labelling.state.others[same.id][0]
-    assert reader == "ImageFormat^Ann" and findings[0].kind == FindingKind.MASS  # read-only, with her name
+    assert reader == "Reader^Ann" and findings[0].kind == FindingKind.MASS  # read-only, with her name
     assert not bob.labelling.state.sheets[same.id].labels.findings  # never mixed into Bob's own labels
 
 
 def test_waiting_reports_are_offered_at_start(orthanc, qtbot, tmp_path):
     store = ServerStore(tmp_path / "servers.json")
     store.save([ServerConfig("team", url=orthanc.dicomweb)])
-    Outbox(tmp_path / "out-Ann ImageFormat").add(b"not sent before the crash", "team", "RCC.dcm")
-    window = make_window(qtbot, tmp_path, "Ann ImageFormat", store)
+    Outbox(tmp_path / "out-Ann Reader").add(b"not sent before the crash", "team", "RCC.dcm")
+    window = make_window(qtbot, tmp_path, "Ann Reader", store)
     window.archive.panel.show_pending()
     assert window.archive.panel.send_button.isVisibleTo(window.archive.panel)
     assert "1 report(s) not yet acknowledged" in window.archive.panel.status.text()
@@ -85,7 +85,7 @@ def test_waiting_reports_are_offered_at_start(orthanc, qtbot, tmp_path):
 def test_a_dead_server_is_one_clear_message(qtbot, tmp_path, url):
     store = ServerStore(tmp_path / "servers.json")
     store.save([ServerConfig("gone", url=url, timeout_s=3)])
-    window = make_window(qtbot, tmp_path, "Ann ImageFormat", store)
+    window = make_window(qtbot, tmp_path, "Ann Reader", store)
     panel = window.archive.panel
     panel.search_button.click()
     qtbot.waitUntil(lambda: "cannot reach" in panel.status.text(), timeout=20_000)
@@ -97,7 +97,7 @@ def test_the_worklist_finds_anonymised_studies_and_says_what_it_hid(orthanc, qtb
     anonymised_studies(orthanc, tmp_path)
     store = ServerStore(tmp_path / "servers.json")
     store.save([ServerConfig("team", url=orthanc.dicomweb)])
-    window = make_window(qtbot, tmp_path, "Ann ImageFormat", store)
+    window = make_window(qtbot, tmp_path, "Ann Reader", store)
     panel = window.archive.panel
     panel.query["patient_id"].setText("ANON-0001")
     assert panel.query["modality"].text() == "MG"

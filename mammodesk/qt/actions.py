@@ -1,9 +1,12 @@
 """Every frequent action with its shortcut, in one table: the menus, the
-shortcuts and the help dialog (F1) are all built from it, so they agree."""
+shortcuts and the help dialog (F1) are all built from it, so they agree.
+The features' panels add their toggles (Panels menu), and a feature may add
+entries of its own (`Feature.actions`); `window_actions` joins them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -105,16 +108,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "confirmation (no key turns it on)", "Labels", True),
     ActionSpec("edit_taxonomy", "Label &Taxonomy...", "Ctrl+T", "Edit the project's finding types and attributes",
                "Labels"),
-    ActionSpec("panel_pipeline", "&Preprocessing Panel", "Ctrl+1", "Show or hide the preprocessing panel", "Panels",
-               True),
-    ActionSpec("panel_browser", "&Study Browser", "Ctrl+2", "Show or hide the study browser", "Panels", True),
-    ActionSpec("panel_metadata", "&Metadata", "Ctrl+3", "Show or hide the metadata panel", "Panels", True),
-    ActionSpec("panel_models", "M&odels Panel", "Ctrl+4", "Show or hide the model panel", "Panels", True),
-    ActionSpec("panel_labels", "&Labels Panel", "Ctrl+5", "Show or hide the labelling panel", "Panels", True),
-    ActionSpec("panel_worklist", "&Worklist", "Ctrl+6", "Search a DICOM server and open studies from it", "Panels",
-               True),
-    ActionSpec("help", "&Keyboard Shortcuts", "F1", "This list", "Help"),
 )
+HELP = ActionSpec("help", "&Keyboard Shortcuts", "F1", "This list", "Help")
 MOUSE_HELP = (
     ("Left drag", "Pan"),
     ("Wheel", "Zoom around the cursor"),
@@ -126,10 +121,15 @@ MOUSE_HELP = (
 )
 
 
-def build_actions(window: QtWidgets.QMainWindow) -> dict[str, QtGui.QAction]:
+def window_actions(extra: Iterable[ActionSpec]) -> tuple[ActionSpec, ...]:
+    """The shared table, then the features' entries, Help last."""
+    return (*ACTIONS, *extra, HELP)
+
+
+def build_actions(window: QtWidgets.QMainWindow, specs: Iterable[ActionSpec]) -> dict[str, QtGui.QAction]:
     actions: dict[str, QtGui.QAction] = {}
     menus: dict[str, QtWidgets.QMenu] = {}
-    for spec in ACTIONS:
+    for spec in specs:
         action = QtGui.QAction(spec.text, window)
         action.setShortcut(QtGui.QKeySequence(spec.shortcut))
         action.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
@@ -144,11 +144,11 @@ def build_actions(window: QtWidgets.QMainWindow) -> dict[str, QtGui.QAction]:
 
 
 class ShortcutsDialog(QtWidgets.QDialog):
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, specs: Iterable[ActionSpec], parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard and mouse")
         rows = [(QtGui.QKeySequence(a.shortcut).toString(QtGui.QKeySequence.SequenceFormat.NativeText),
-                 a.text.replace("&", ""), a.help) for a in ACTIONS]
+                 a.text.replace("&", ""), a.help) for a in specs]
         rows += [(gesture, what, "") for gesture, what in MOUSE_HELP]
         table = QtWidgets.QTableWidget(len(rows), 3)
         table.setHorizontalHeaderLabels(["Key", "Action", "What it does"])

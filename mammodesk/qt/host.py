@@ -1,7 +1,7 @@
 """What a feature's controller may ask of the window that composes it, and no
-more: the viewer state, the worker pools, a line in the status bar, opening a
-file, waiting for the files being opened, a parent for its dialogs, and the
-study browser's order. It carries no feature: a controller that needs another
+more: the viewer state, the worker pools, the settings, a line in the status
+bar, opening a file, waiting for the files being opened, a parent for its
+dialogs, bringing a panel forward, and the study browser's order. It carries no feature: a controller that needs another
 feature's state is given it. Controllers take a `Host`; they never reach into
 the window."""
 
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from mammodesk.qt.workers import WorkerPools
-from mammodesk.state.viewer import Document, ViewerState
+from mammodesk.state.viewer import ViewerState
 
 
 class Host(Protocol):
     viewer: ViewerState
     workers: WorkerPools  # every worker thread a controller runs comes from here
     widget: QtWidgets.QWidget  # the parent of a controller's dialogs
+    settings: QtCore.QSettings
 
     def status(self, text: str, timeout_ms: int = 0) -> None: ...
 
@@ -28,7 +29,7 @@ class Host(Protocol):
 
     def when_loads_finish(self, callback: Callable[[], None]) -> None: ...
 
-    def editor_for(self, document: Document | None): ...
+    def show_panel(self, key: str) -> None: ...
 
     def study_paths(self) -> list[str]: ...
 
@@ -45,6 +46,7 @@ class WindowHost:
         self.viewer: ViewerState = window.state
         self.workers: WorkerPools = window.workers
         self.widget: QtWidgets.QWidget = window
+        self.settings: QtCore.QSettings = window.settings
 
     def status(self, text: str, timeout_ms: int = 0) -> None:
         self._window.statusBar().showMessage(text, timeout_ms)
@@ -58,8 +60,8 @@ class WindowHost:
     def when_loads_finish(self, callback: Callable[[], None]) -> None:
         self._window.when_loads_finish(callback)
 
-    def editor_for(self, document: Document | None):
-        return self._window.area.editor_for(document)
+    def show_panel(self, key: str) -> None:
+        self._window.toggle_panel(key, front=True)
 
     def study_paths(self) -> list[str]:
         return self._window.browser.paths()

@@ -146,9 +146,9 @@ def label_all(folder: Path, count: int, by_keys: bool, settings_file: Path) -> t
         document = state.active
         if n == 0 and len(window.area.visible_canvases()) > 1:  # one image at a time, in both sessions
             window.actions_["layout"].trigger()
-        session.wait(lambda: window.area.editor_for(document) is not None)
+        session.wait(lambda: window.labelling.editor_for(document) is not None)
         QTest.qWait(20)
-        editor = window.area.editor_for(document)
+        editor = window.labelling.editor_for(document)
         if by_keys:
             window.activateWindow()
             window.area.setFocus()

@@ -5,31 +5,45 @@ dialog. Its server calls and the Worklist panel's share one thread."""
 
 from __future__ import annotations
 
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
 
 from mammodesk.qt.archive.panel import ARCHIVE_POOL, WorklistPanel, submit_archive
 from mammodesk.qt.archive.servers_dialog import ServersDialog
+from mammodesk.qt.feature import Feature, Panel
 from mammodesk.qt.host import Host
 from mammodesk.qt.workers import attempt, emit_from_worker
 from mammodesk.services.archive_session import ArchiveSession
 from mammodesk.state.labelling import LabellingState
 
 
-class ArchiveController(QtCore.QObject):
+class ArchiveController(QtCore.QObject, Feature):
     """Reports of images opened from a server (this author's become the labels, the others are shown
     read-only) and "Save Labels to Server", all off the UI thread."""
 
     _reports = QtCore.Signal(int, object, bool)  # document id, (mine, others) or Exception, adopt mine
     _saved = QtCore.Signal(int, object)  # document id, SaveResult or Exception
 
-    def __init__(self, host: Host, session: ArchiveSession, labelling: LabellingState) -> None:
+    def __init__(self, host: Host, labelling: LabellingState, session: ArchiveSession | None = None) -> None:
         super().__init__(host.widget)
+        session = session or ArchiveSession(author=host.settings.value("author", None) or None)
         self.host, self.session, self.labelling = host, session, labelling
         self.panel = WorklistPanel(session, host.workers)
         self._reports.connect(self._on_reports)
         self._saved.connect(self._on_saved)
         self.panel.manage.clicked.connect(self.servers_dialog)
         self.panel.open_files.connect(self.open_retrieved)
+
+    # --- the feature ---------------------------------------------------------------------------
+    def panels(self) -> list[Panel]:
+        return [Panel("worklist", "Worklist", self.panel, "left", "Ctrl+6",
+                      "Search a DICOM server and open studies from it", tab_with="browser", scrolls=True)]
+
+    def connect_actions(self, a: dict[str, QtGui.QAction], area) -> None:
+        a["servers"].triggered.connect(lambda: self.servers_dialog())
+        a["save_to_server"].triggered.connect(lambda: self.save_active())
+
+    def on_loaded(self, document, loaded) -> None:
+        self.fetch_reports(document)
 
     def shutdown(self) -> None:
         """The archive thread ends with the window (a running request finishes on its own; nothing new starts)."""
@@ -55,7 +69,7 @@ class ArchiveController(QtCore.QObject):
 
         host.when_loads_finish(when_loaded)
 
-    def on_loaded(self, document, adopt_mine: bool = True) -> None:
+    def fetch_reports(self, document, adopt_mine: bool = True) -> None:
         """Fetch the image's reports: the others' are shown; this author's latest becomes the labels
         (not after a save: it is what was just saved, and its round trip through the SR would only
         replace the labels with an equal copy)."""
@@ -122,4 +136,4 @@ class ArchiveController(QtCore.QObject):
         self.panel.show_pending()
         document = next((d for d in self.host.viewer.documents if d.id == key), None)
         if document is not None:
-            self.on_loaded(document, adopt_mine=False)
+            self.fetch_reports(document, adopt_mine=False)

@@ -12,8 +12,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from mammodesk.annotations.model import Pathology
 from mammodesk.annotations.taxonomy import TAXONOMY_FILE, STANDARD_TYPES, Taxonomy, load_taxonomy
 from mammodesk.errors import MammoDeskError
+from mammodesk.qt.feature import Feature, Panel
 from mammodesk.qt.host import Host
 from mammodesk.qt.labelling.panel import LabelsPanel
+from mammodesk.qt.labelling.roi_editor import RoiEditor, RoiEditors
 from mammodesk.services import label_io
 from mammodesk.services.autosave import AutoSaver
 from mammodesk.state.labelling import TOOLS, LabellingState
@@ -27,20 +29,22 @@ PATHOLOGY_KEYS = {"pathology_benign": Pathology.BENIGN, "pathology_malignant": P
                   "pathology_unknown": Pathology.UNKNOWN}
 
 
-class LabellingController(QtCore.QObject):
+class LabellingController(QtCore.QObject, Feature):
     _saved = QtCore.Signal(object, object)  # SaveJob, error: from the saver thread to the UI thread
     _imported = QtCore.Signal(str, str, object)  # kind, path, list[ImageLabels] | Exception
     labels_changed = QtCore.Signal(str, object)  # image path, LabelStatus: the worklist's mark
 
-    def __init__(self, host: Host, author: str | None = None) -> None:
+    def __init__(self, host: Host) -> None:
         super().__init__(host.widget)
         self.host = host
+        author = host.settings.value("author", None) or None
         self.export_folder: str | None = None  # where the last export went (this session)
         host.viewer.active_changed.connect(self.show_active)
         host.viewer.documents_changed.connect(self.on_documents_changed)
         self.saver = AutoSaver(on_done=lambda job, error: self._saved.emit(job, error))
         self.state = LabellingState(self.saver, author=author)
         self.panel = LabelsPanel(self.state)
+        self.editors = RoiEditors(self.state)
         self.targets: dict[int, label_io.LabelTarget] = {}
         self.pending_imports: list[tuple[str, object]] = []  # (text, ImageLabels) for images not open yet
         self.taxonomy_file: str | None = None
@@ -92,8 +96,28 @@ class LabellingController(QtCore.QObject):
         document = self.host.viewer.active
         return document.id if document is not None and document.id in self.state.sheets else None
 
-    def active_editor(self):
-        return self.host.editor_for(self.host.viewer.active)
+    def active_editor(self) -> RoiEditor | None:
+        return self.editors.editor_for(self.host.viewer.active)
+
+    def editor_for(self, document: Document | None) -> RoiEditor | None:
+        return self.editors.editor_for(document)
+
+    # --- the feature ------------------------------------------------------------------------------------
+    def panels(self) -> list[Panel]:
+        return [Panel("labels", "Labels", self.panel, "right", "Ctrl+5", "Show or hide the labelling panel",
+                      menu_text="&Labels Panel", tab_with="pipeline", scrolls=True)]
+
+    def canvas_layer(self) -> RoiEditors:
+        return self.editors
+
+    def cancel(self) -> bool:
+        return self.cancel_drawing()  # Esc first drops a polygon being placed
+
+    def shutdown(self) -> None:
+        unsaved = self.close()
+        if unsaved:
+            QtWidgets.QMessageBox.warning(self.host.widget, "Annotations not saved",
+                                          "These annotations could not be written: " + ", ".join(unsaved))
 
     # --- actions ----------------------------------------------------------------------------------------
     def connect_actions(self, a: dict[str, QtGui.QAction], area: QtWidgets.QWidget) -> None:

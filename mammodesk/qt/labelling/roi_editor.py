@@ -255,3 +255,29 @@ class RoiEditor:
         self.layer.set_trace([])
         self.layer.set_preview(None)
         return busy
+
+
+class RoiEditors:
+    """Labelling's layer on the canvases: one editor on each, which sees left drags and clicks first."""
+
+    def __init__(self, labelling: LabellingState) -> None:
+        self.labelling = labelling
+        self.editors: dict[object, RoiEditor] = {}  # canvas -> its editor
+        labelling.changed.connect(self.refresh)
+        labelling.selection_changed.connect(lambda key, _uid: self.refresh(key))
+
+    def attach(self, canvas) -> None:
+        self.editors[canvas] = editor = RoiEditor(canvas, self.labelling)
+        canvas.attach_editor(editor)
+
+    def refresh(self, key: int | None = None) -> None:
+        for canvas, editor in self.editors.items():
+            if key is None or (canvas.document is not None and canvas.document.id == key):
+                editor.refresh()
+
+    def editor_for(self, document) -> RoiEditor | None:
+        """The editor of the visible view showing `document`."""
+        for canvas, editor in self.editors.items():
+            if document is not None and canvas.isVisible() and canvas.document is document:
+                return editor
+        return None

@@ -6,35 +6,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.inference import ModelEntry
 from mammodesk.inference.runner import roi_window
+from mammodesk.qt.feature import Feature, Panel, set_checked
+from mammodesk.qt.host import Host
+from mammodesk.qt.opinion.layer import OpinionLayer
 from mammodesk.qt.opinion.panel import ModelPanel
 from mammodesk.qt.opinion.worker import OpinionRunner
-from mammodesk.qt.workers import WorkerPools, emit_from_worker
+from mammodesk.qt.workers import emit_from_worker
 from mammodesk.state.opinion import Opinion, OpinionState
-from mammodesk.state.viewer import Document, ViewerState
+from mammodesk.state.viewer import Document
 
 DEFAULT_ROI_PX = 120
 MODEL_FOLDERS = "models/folders"  # the settings key of the model folders the user added
 
 
-class SecondOpinion(QtCore.QObject):
+class SecondOpinion(QtCore.QObject, Feature):
     answered = QtCore.Signal(object)  # Opinion, after it is recorded in the state
     idle = QtCore.Signal()  # every queued job has finished
     models_verified = QtCore.Signal(bool)  # the digests were checked off the UI thread; True: a model changed
 
-    def __init__(self, viewer: ViewerState, opinions: OpinionState, parent: QtWidgets.QWidget,
-                 *, prefer_gpu: bool = True, settings: QtCore.QSettings | None = None,
-                 workers: WorkerPools | None = None) -> None:
-        super().__init__(parent)
-        self.viewer, self.opinions, self.settings = viewer, opinions, settings
-        self.workers = workers or WorkerPools()
+    def __init__(self, host: Host, opinions: OpinionState, *, prefer_gpu: bool = True) -> None:
+        super().__init__(host.widget)
+        viewer = host.viewer
+        self.viewer, self.opinions, self.settings, self.workers = viewer, opinions, host.settings, host.workers
+        opinions.open_documents = lambda: list(viewer.documents)
         for folder in self._remembered_folders():  # models trained here: added once, there at every start
             if Path(folder).is_dir():
                 opinions.library.add_folder(folder)
         self.panel = ModelPanel(opinions, self.workers)
+        self.layer = OpinionLayer(viewer, opinions)
         self.worker = OpinionRunner(opinions.library, self.workers, self, prefer_gpu=prefer_gpu)
         self.placing = False
         self.panel.run_requested.connect(self.run)
@@ -70,6 +73,24 @@ class SecondOpinion(QtCore.QObject):
                                                                        self.opinions.verify_models()))
             except RuntimeError:  # shut down while closing
                 pass
+
+    # --- the feature ---------------------------------------------------------------------------
+    def panels(self) -> list[Panel]:
+        return [Panel("models", "Models", self.panel, "right", "Ctrl+4", "Show or hide the model panel",
+                      menu_text="M&odels Panel", tab_with="pipeline", scrolls=True)]
+
+    def canvas_layer(self) -> OpinionLayer:
+        return self.layer
+
+    def connect_actions(self, a: dict[str, QtGui.QAction], area) -> None:
+        a["run_models"].triggered.connect(lambda: self.panel.run_button.click())
+        a["run_all_models"].triggered.connect(lambda: self.run(None, self.panel.target_mode(), True))
+        a["overlay"].setChecked(self.opinions.overlay.visible)
+        a["overlay"].toggled.connect(lambda on: self.opinions.set_overlay(visible=on))
+        self.opinions.overlay_changed.connect(lambda s: set_checked(a["overlay"], s.visible))
+        a["place_roi"].toggled.connect(self.set_placing)
+        self.panel.place_roi.toggled.connect(lambda on: set_checked(a["place_roi"], on))
+        area.clicked_at.connect(self.on_clicked)
 
     def shutdown(self) -> None:
         self.worker.shutdown()

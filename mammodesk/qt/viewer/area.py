@@ -1,29 +1,29 @@
 """The canvas area: one image (original, processed, or both side by side) or
-the 2x2 hanging, with zoom/pan synchronised across the views."""
+the 2x2 hanging, with zoom/pan synchronised across the views. The features
+draw over the images through their layers; the area knows none of them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6 import QtCore, QtWidgets
 
-from mammodesk.qt.viewer.canvas import ImageCanvas
-from mammodesk.qt.labelling.roi_editor import RoiEditor
 from mammodesk.io.views import SLOTS
-from mammodesk.state.labelling import LabellingState
-from mammodesk.state.opinion import OpinionState
+from mammodesk.qt.viewer.canvas import ImageCanvas
 from mammodesk.state.viewer import Document, ViewerState
+
+if TYPE_CHECKING:
+    from mammodesk.qt.feature import CanvasLayer
 
 
 class ViewerArea(QtWidgets.QWidget):
     cursor_text = QtCore.Signal(str)
     clicked_at = QtCore.Signal(object, float, float)  # document, source x, source y
 
-    def __init__(self, state: ViewerState, opinions: OpinionState | None = None,
-                 parent: QtWidgets.QWidget | None = None, labelling: LabellingState | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.opinions = opinions
-        self.labelling = labelling
-        self._overlay_which: tuple = (None, None)
+        self.layers: list[CanvasLayer] = []  # what the features draw over the images
         self.canvases = [ImageCanvas(self) for _ in range(4)]
         self._grid = QtWidgets.QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
@@ -37,11 +37,6 @@ class ViewerArea(QtWidgets.QWidget):
             canvas.activated.connect(state.set_active)
             canvas.range_changed.connect(self._on_range_changed)
             canvas.clicked_at.connect(self.clicked_at)
-            if labelling is not None:
-                canvas.attach_editor(RoiEditor(canvas, labelling))
-        if labelling is not None:
-            labelling.changed.connect(self.refresh_rois)
-            labelling.selection_changed.connect(lambda key, _uid: self.refresh_rois(key))
         state.documents_changed.connect(self.rebuild)
         state.active_changed.connect(lambda *_: self.rebuild())
         state.layout_changed.connect(lambda *_: self.rebuild(fit=True))
@@ -49,11 +44,6 @@ class ViewerArea(QtWidgets.QWidget):
         state.orientation_changed.connect(lambda: self.rebuild(fit=True))
         state.window_changed.connect(self._on_window_changed)
         state.processed_changed.connect(self._on_processed)
-        if opinions is not None:
-            opinions.selected_changed.connect(lambda *_: self.refresh_overlays())
-            opinions.opinions_changed.connect(self.refresh_overlays)
-            opinions.rois_changed.connect(lambda *_: self.refresh_overlays())
-            opinions.overlay_changed.connect(self._on_overlay_style)
         self.rebuild()
 
     # --- what goes where ----------------------------------------------------------
@@ -90,8 +80,8 @@ class ViewerArea(QtWidgets.QWidget):
             if refit:
                 canvas.fit()
             canvas.set_active(document is not None and document is self.state.active and len(plan) > 1)
-        self.refresh_overlays()
-        self.refresh_rois()
+        for layer in self.layers:
+            layer.refresh()
         if len(plan) == 2 and plan[0][0] is plan[1][0]:  # original and processed: the same coordinates
             self.canvases[1].view_box.setXLink(self.canvases[0].view_box)
             self.canvases[1].view_box.setYLink(self.canvases[0].view_box)
@@ -143,51 +133,13 @@ class ViewerArea(QtWidgets.QWidget):
         for canvas in self.canvases:
             canvas.set_loupe(enabled)
 
-    # --- labelled ROIs ----------------------------------------------------------------------
-    def refresh_rois(self, key: int | None = None) -> None:
+    # --- the features' layers ----------------------------------------------------------------
+    def add_layer(self, layer: CanvasLayer) -> None:
+        """A feature's drawing over the images: on every canvas, refreshed after every relayout."""
+        self.layers.append(layer)
         for canvas in self.canvases:
-            if canvas.editor is not None and (key is None or (canvas.document is not None
-                                                               and canvas.document.id == key)):
-                canvas.editor.refresh()
-
-    def editor_for(self, document: Document | None) -> RoiEditor | None:
-        for canvas in self.visible_canvases():
-            if document is not None and canvas.document is document and canvas.editor is not None:
-                return canvas.editor
-        return None
-
-    # --- heat maps ------------------------------------------------------------------------
-    def refresh_overlays(self) -> None:
-        """Each visible view draws the map of the answer shown for its image."""
-        if self.opinions is None:
-            return
-        documents = list(self.state.documents)
-        for canvas in self.canvases:
-            document = canvas.document if canvas.isVisible() else None
-            flip_width = document.image.shape[1] if document is not None and canvas.flip else None
-            opinion = self.opinions.shown_for(document) if document is not None else None
-            read = self.opinions.as_read(opinion, documents) if opinion is not None else None
-            unanswered = read is not None and bool(read[1] or read[0].caveat)  # no answer: no mark, no heat
-            shown = self.opinions.overlay_map(opinion) if opinion is not None and not unanswered else None
-            canvas.overlay.set_map(shown[0] if shown else None, self.opinions.overlay_for(opinion),
-                                   flip_width=flip_width)
-            rois = self.opinions.rois.get(document.id, []) if document is not None else []
-            analysed = [opinion.box] if opinion is not None and opinion.box is not None \
-                and self.opinions.marks_a_place(opinion, documents, read) else []
-            label = f"{read[0].answer} · {read[0].score}/10" if analysed and read and read[0].score is not None else ""
-            canvas.keep_clear(canvas.overlay.set_boxes(rois, analysed, flip_width=flip_width, label=label))
-
-    def _on_overlay_style(self, settings) -> None:
-        """Colours, opacity and threshold only recolour; another map or class re-maps."""
-        which = (settings.map_name, settings.class_index)
-        if which != self._overlay_which:
-            self._overlay_which = which
-            self.refresh_overlays()
-        else:
-            for canvas in self.canvases:
-                document = canvas.document if canvas.isVisible() else None
-                shown = self.opinions.shown_for(document) if document is not None else None
-                canvas.overlay.restyle(self.opinions.overlay_for(shown))
+            layer.attach(canvas)
+        layer.refresh()
 
     # --- state -> view ---------------------------------------------------------------
     def _on_window_changed(self, document: Document) -> None:

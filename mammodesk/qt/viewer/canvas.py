@@ -20,7 +20,6 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mammodesk.io.image import WindowPreset
-from mammodesk.qt.opinion.overlay import OverlayLayer
 from mammodesk.qt.timers import single_shot_timer
 from mammodesk.io.display import DisplayCopy, lut_size, window_lut
 from mammodesk.state.measurements import scale_bar
@@ -74,7 +73,6 @@ class ImageCanvas(pg.GraphicsView):
         self.setCentralItem(self.view_box)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
-        self.overlay = OverlayLayer(self.view_box)
         self.document: Document | None = None
         self.processed = False
         self.flip = False
@@ -101,7 +99,7 @@ class ImageCanvas(pg.GraphicsView):
         self.view_box.window_dragged.connect(self._on_window_dragged)
         self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self.editor = None  # RoiEditor, attached by the view area when labelling is available
+        self.editor = None  # the mouse handler a feature's layer attaches (labelling's ROI editor)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self.setMouseTracking(True)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from mammodesk.qt.feature import Feature, Panel
 from mammodesk.qt.host import Host
 from mammodesk.qt.viewer.pipeline import PipelinePanel
 from mammodesk.qt.viewer.area import ViewerArea
@@ -18,12 +19,13 @@ from mammodesk.state.viewer import Document
 TRANSIENT_MS = 4000
 
 
-class ProcessingController(QtCore.QObject):
+class ProcessingController(QtCore.QObject, Feature):
     busy_changed = QtCore.Signal(int)  # processing jobs queued or running
 
-    def __init__(self, host: Host, area: ViewerArea, panel: PipelinePanel) -> None:
+    def __init__(self, host: Host, area: ViewerArea) -> None:
         super().__init__(host.widget)
-        self.host, self.area, self.panel = host, area, panel
+        self.host, self.area = host, area
+        self.panel = panel = PipelinePanel(host.viewer)
         self.runner = ProcessingRunner(self, workers=host.workers)
         self.book = ScheduleBook()
         self.busy = 0
@@ -39,6 +41,16 @@ class ProcessingController(QtCore.QObject):
         panel.load_requested.connect(self.load_spec)
         panel.save_requested.connect(self.save_spec)
         panel.model_requested.connect(self.spec_from_model)
+        panel.stop_requested.connect(self.stop)
+
+    # --- the feature ---------------------------------------------------------------------------
+    def panels(self) -> list[Panel]:
+        return [Panel("pipeline", "Preprocessing", self.panel, "right", "Ctrl+1",
+                      "Show or hide the preprocessing panel", menu_text="&Preprocessing Panel")]
+
+    def cancel(self) -> bool:
+        self.stop()
+        return True
 
     def shutdown(self) -> None:
         self.runner.shutdown()
