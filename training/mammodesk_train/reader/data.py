@@ -130,14 +130,19 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     return data
 
 
-def _read(record: Record, spec: PipelineSpec, reader: WholeImageReader, flip_reading: bool) -> tuple[dict, Entry]:
-    """One image through the spec and the frozen trunk: its feature maps (cells x C per reading) and the rest."""
+def read_input(record: Record, spec: PipelineSpec):
+    """(the image, the spec's result, the network's input: 1 x 3 x H x W float32 on the CPU)."""
     image = with_assumed_spacing(record.load(), record.assumed_spacing_mm)
     processed = spec.apply(image)
+    return image, processed, torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float()
+
+
+def _read(record: Record, spec: PipelineSpec, reader: WholeImageReader, flip_reading: bool) -> tuple[dict, Entry]:
+    """One image through the spec and the frozen trunk: its feature maps (cells x C per reading) and the rest."""
+    image, processed, x = read_input(record, spec)
     anatomy = read_anatomy(image, outline_breast(image))
     family = VIEW_FAMILY.get((anatomy.view or "").upper())
-    device = next(reader.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(processed.array.transpose(2, 0, 1)))[None].float().to(device)
+    x = x.to(next(reader.parameters()).device)
     with torch.no_grad():
         fmap = reader.features(x)[0]
         maps = {"upright": fmap.flatten(1).T.cpu().numpy()}
