@@ -63,7 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if panel.tab_with is not None:
                 self.tabifyDockWidget(self.docks[panel.tab_with], self.docks[panel.key])
         self.docks["browser"].raise_()
-        toggles = sorted((panel.toggle() for panel in panels), key=lambda spec: spec.shortcut)
+        toggles = sorted((panel.toggle() for panel in panels), key=lambda spec: (len(spec.shortcut), spec.shortcut))
         self.action_specs = window_actions([spec for feature in self.features for spec in feature.actions] + toggles)
         self.actions_ = build_actions(self, self.action_specs)
         self._recent_menu = self.menuBar().actions()[0].menu().addMenu("Open &Recent")
@@ -182,7 +182,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt naming
         window_settings.save(self, self.settings, self.state, self.actions_["loupe"].isChecked())
-        for feature in reversed(self.features):  # labelling's saves are flushed before its state is gone
+        for feature in self.features:  # in the order composed: labelling's saves flush while the archive can still send
             feature.shutdown()
         self.workers.shutdown()  # the loader's decoding processes too (LoaderBridge registers its stop)
         super().closeEvent(event)

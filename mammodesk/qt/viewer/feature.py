@@ -17,6 +17,7 @@ class ViewerFeature(Feature):
     def __init__(self, host: Host, area: ViewerArea, settings: QtCore.QSettings) -> None:
         self.host, self.area, self.state = host, area, host.viewer
         self.browser, self.metadata = StudyBrowser(), MetadataPanel()
+        self.study_panel = StudyPanel(self.browser)
         self.opening = OpeningController(host, self.browser, settings)
         self.opening.browse_requested.connect(lambda: host.show_panel("browser"))
         self.opening.loader.identifying.connect(self.metadata.set_identifying)
@@ -24,7 +25,7 @@ class ViewerFeature(Feature):
         self.state.active_changed.connect(self.metadata.show_document)
 
     def panels(self) -> list[Panel]:
-        return [Panel("browser", "Study", StudyPanel(self.browser), "left", "Ctrl+2", "Show or hide the study browser",
+        return [Panel("browser", "Study", self.study_panel, "left", "Ctrl+2", "Show or hide the study browser",
                       menu_text="&Study Browser"),
                 Panel("metadata", "Metadata", self.metadata, "left", "Ctrl+3", "Show or hide the metadata panel")]
 
