@@ -22,6 +22,7 @@ from mammodesk_train.reader import finetune  # noqa: E402
 from mammodesk_train.reader import fit as fitting  # noqa: E402
 from mammodesk_train.reader import run as reader_run  # noqa: E402
 from mammodesk_train.reader.model import STAGES, WholeImageReader  # noqa: E402
+from mammodesk_train.splits import patient_kfold  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TINY = dataclasses.replace(reader_run.PRESETS["reader-lite0"], name="reader-tiny", spacing_mm=0.1, height=128,
@@ -127,3 +128,44 @@ def _run(command: list[str], env: dict) -> None:
     done = subprocess.run(command, env=env, timeout=600, capture_output=True, text=True)
     assert done.returncode == 0, f"exit {done.returncode}\n--- stdout ---\n{done.stdout[-4000:]}\n" \
                                  f"--- stderr ---\n{done.stderr[-8000:]}"
+
+
+def test_a_fine_tuned_reader_run_tunes_each_fold_on_its_training_images_and_exports(small, tmp_path, monkeypatch):
+    """The whole run with a fine-tuning preset: every tuned trunk learns from one outer training fold (or, for
+    the shipped model, from every image), the report and the export are as the frozen reader's, and the app
+    runs the exported file."""
+    from mammodesk.inference import ModelRunner
+    from mammodesk.io import read_image
+
+    folder = small[1]
+    preset = dataclasses.replace(TINY, name="reader-tiny-tuned", finetune=dataclasses.replace(SMALL_TUNE, epochs=1))
+    tuned_on = []
+    original = finetune._Rows.__init__
+    monkeypatch.setattr(finetune._Rows, "__init__",
+                        lambda self, maps, data, index: (tuned_on.append(frozenset(index.tolist())),
+                                                         original(self, maps, data, index))[1])
+    report = reader_run.run(f"mias:{folder}", tmp_path / "run", preset, folds=2, seed=0, second_seed=1,
+                            export=tmp_path / "tuned.onnx", force=True)
+    data = small[4]
+    everything = frozenset(range(len(data)))
+    trains = {frozenset(f.train.tolist()) for s in (0, 1) for f in patient_kfold(data.y, data.groups, 2, s)}
+    assert set(tuned_on) == trains | {everything}  # four outer training folds and the shipped model, once each
+    assert "fine-tuned" in report["description"] and report["reported"]["comparison"]["model"]
+    runner = ModelRunner(tmp_path / "tuned.onnx", prefer_gpu=False)
+    image = read_image(sorted(folder.glob("*.pgm"))[0])
+    assert 0.0 <= runner.predict(image).probabilities[1] <= 1.0
+
+
+def test_a_fine_tuning_reader_run_under_torchrun_gives_the_single_process_report(small, tmp_path):
+    """Two ranks (gloo) share each fine-tuning fit and compute the rest alike; the first writes the report,
+    which is the one process's, up to rounding."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    _run([sys.executable, str(HERE / "reader_worker.py"), str(small[1]), str(tmp_path / "one")], env)
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          str(HERE / "reader_worker.py"), str(small[1]), str(tmp_path / "two")], env)
+    one, two = (json.loads((tmp_path / name / "report.json").read_text()) for name in ("one", "two"))
+    for part in ("reported", "second_seed"):
+        assert [f["chosen"] for f in one[part]["folds"]] == [f["chosen"] for f in two[part]["folds"]]
+        np.testing.assert_allclose(one[part]["oof_probability"], two[part]["oof_probability"], atol=1e-4)
+    np.testing.assert_allclose(one["shipped_oof_probability"], two["shipped_oof_probability"], atol=1e-4)

@@ -412,9 +412,17 @@ def _reader(args: argparse.Namespace) -> int:
     name = args.name or (args.export.stem if args.export is not None else None)
     if args.export is not None:
         _own_name(name, args.export)
-    report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
-                 second_seed=args.second_seed, export=args.export, force=args.force, model_name=name,
-                 resume=args.resume, device=args.device)
+    from mammodesk_train.engine import distributed, init_distributed_from_env, leave_distributed
+
+    init_distributed_from_env()  # a no-op unless launched by torchrun (a fine-tuning preset's fits are shared)
+    try:
+        report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
+                     second_seed=args.second_seed, export=args.export, force=args.force, model_name=name,
+                     resume=args.resume, device=args.device)
+        if distributed()[0] != 0:
+            return 0
+    finally:
+        leave_distributed()
     print(f"report: {args.out / 'report.json'}")
     if "export" in report:
         print(f"exported {args.export}: {report['export']}")

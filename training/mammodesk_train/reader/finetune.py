@@ -84,8 +84,9 @@ def early_maps(records: list, spec, reader: WholeImageReader, tune: FineTune, da
     array = None if not done else np.load(path, mmap_mode="r+")
     counter = Progress(len(records) - done, "reading images through the frozen stages") if progress and \
         done < len(records) else None
+    where = next(frozen.parameters()).device
     for i in range(done, len(records)):
-        x = read_input(records[i], spec)[2]
+        x = read_input(records[i], spec)[2].to(where)
         with torch.no_grad():
             maps = [frozen(lite0_input(x))[0]]
             if readings == 2:
@@ -93,7 +94,7 @@ def early_maps(records: list, spec, reader: WholeImageReader, tune: FineTune, da
         if array is None:
             array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16,
                                               shape=(len(records), readings, *maps[0].shape))
-        array[i] = torch.stack(maps).numpy().astype(np.float16)
+        array[i] = torch.stack(maps).cpu().numpy().astype(np.float16)
         if i % 16 == 15 or i == len(records) - 1:
             array.flush()
             done_file.write_text(str(i + 1))
@@ -190,10 +191,11 @@ def tuned_features(model: TunedPart, maps: EarlyMaps) -> tuple[torch.Tensor, tor
     """Every image's feature map as the tuned stages read it (N x cells x C; the flipped reading's put back
     on the upright cells), in memory: float32."""
     upright, flipped = [], []
+    where = next(model.parameters()).device
     for i in range(len(maps)):
-        upright.append(model.stages(maps.get(i, 0)[None])[0].flatten(1).T)
+        upright.append(model.stages(maps.get(i, 0)[None].to(where))[0].flatten(1).T.cpu())
         if maps.array.shape[1] == 2:
-            flipped.append(model.stages(maps.get(i, 1)[None])[0].flip(dims=[1]).flatten(1).T)
+            flipped.append(model.stages(maps.get(i, 1)[None].to(where))[0].flip(dims=[1]).flatten(1).T.cpu())
     return torch.stack(upright), torch.stack(flipped) if flipped else None
 
 
@@ -201,27 +203,65 @@ def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, inde
                settings: list[Setting], schedule: Schedule, config: FineTune, seed: int, *,
                keep: Path | None = None, device: torch.device | None = None) -> tuple[ReaderData, TunedPart]:
     """`data` with every image's features read by a trunk fine-tuned on `index` only. The start: the head
-    the frozen features choose in inner CV of `index`. With `keep`, the tuned part is kept there (and its
-    fit resumed from its checkpoint) under a key of everything it depends on."""
+    the frozen features choose in inner CV of `index`. With `keep`, the tuned part and its starting setting
+    are kept there (and a stopped fit resumed from its checkpoint) under a key of everything they depend on."""
+    from mammodesk_train.app import write_atomic, write_atomic_with
+    from mammodesk_train.engine import distributed
+    from mammodesk_train.reader.fit import patch_classifier
+
     key = hashlib.sha256(json.dumps({"maps": maps.key, "index": index.tolist(), "settings": [
         dataclasses.asdict(s) for s in settings], "schedule": dataclasses.asdict(schedule),
         "tune": dataclasses.asdict(config), "seed": seed}).encode()).hexdigest()[:16]
     weights = keep / f"tuned-{key}.pt" if keep is not None else None
-    best = choose(data, index, settings, schedule, seed)[0]
-    head = fit_head(data, index, best, schedule, seed)
-    model = TunedPart(reader, config, head_from_standardised(head.net, head.mean, head.sd), best.k)
-    if weights is not None and weights.is_file():
+    chosen = weights.with_suffix(".json") if weights is not None else None
+    if weights is not None and weights.is_file() and chosen.is_file():
+        best = Setting(**json.loads(chosen.read_text()))
+        channels = data.features.shape[-1]
+        start = head_from_standardised(patch_classifier(channels, best.hidden), torch.zeros(channels),
+                                       torch.ones(channels))
+        model = TunedPart(reader, config, start, best.k)
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     else:
+        best = choose(data, index, settings, schedule, seed)[0]
+        head = fit_head(data, index, best, schedule, seed)
         model = tune(maps, data, index, reader, head, best, config, seed, device=device,
                      out=keep / f"tuning-{key}" if keep is not None else None)
-        if weights is not None:
-            from mammodesk_train.app import write_atomic_with
-
+        if weights is not None and distributed()[0] == 0:
             write_atomic_with(weights, lambda temporary: torch.save(model.state_dict(), temporary))
-    features, flipped = tuned_features(model.eval(), maps)
+            write_atomic(chosen, json.dumps(dataclasses.asdict(best)).encode())
+    features, flipped = tuned_features(model.eval().to(device or "cpu"), maps)
+    model.cpu()
     return dataclasses.replace(data, features=features, flipped=flipped,
                                provenance=f"{data.provenance}/tuned-{key}"), model
+
+
+class Tuning:
+    """The fine-tuning of one reader run: the early maps read once (by the first rank first, under
+    torchrun), then a tuned trunk per outer training fold and one on every image for the shipped model,
+    each kept in `folder` and taken from there by a resumed run."""
+
+    def __init__(self, config: FineTune, records: list, spec, reader: WholeImageReader, data: ReaderData,
+                 folder: Path, device: torch.device | None = None, progress: bool = True) -> None:
+        self.config, self.reader, self.data, self.folder, self.device = config, reader, data, folder, device
+        self.maps = first_rank_first(lambda: early_maps(records, spec, reader, config, data, folder, progress))
+
+    def tuned(self, index: np.ndarray, settings: list[Setting], schedule: Schedule,
+              seed: int) -> tuple[ReaderData, TunedPart]:
+        return tuned_data(self.data, self.maps, self.reader, index, settings, schedule, self.config, seed,
+                          keep=self.folder, device=self.device)
+
+
+def first_rank_first(work):
+    """`work()` on rank 0, then on the others (which then find what it wrote); once without torchrun."""
+    from mammodesk_train.engine import distributed
+
+    rank, world = distributed()
+    if world > 1 and rank > 0:
+        torch.distributed.barrier()
+    result = work()
+    if world > 1 and rank == 0:
+        torch.distributed.barrier()
+    return result
 
 
 def into_reader(reader: WholeImageReader, model: TunedPart, config: FineTune) -> WholeImageReader:

@@ -317,13 +317,16 @@ def _outer_fold(data: ReaderData, fold, settings: list[Setting], schedule: Sched
             "box_hits": [bool(h) for h in fold_box_hits], "detail": detail}
 
 
-def _fingerprint(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int) -> str:
+def _fingerprint(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int,
+                 tuning: str = "") -> str:
     """What a kept fold depends on: the images (their files and how they were read), their labels, located
-    findings and patients, the settings, the schedule, the folds, this code. Anything else is fitted again."""
+    findings and patients, the settings, the schedule, the folds, the fine-tuning, this code. Anything else
+    is fitted again."""
     return kept.fingerprint({
         "ids": list(data.ids), "y": data.y, "groups": data.groups, "features": data.provenance,
         "findings": hashlib.sha256(data.finding.numpy().tobytes()).hexdigest(),
-        "settings": [asdict(s) for s in settings], "schedule": asdict(schedule), "folds": folds, "seed": seed})
+        "settings": [asdict(s) for s in settings], "schedule": asdict(schedule), "folds": folds, "seed": seed,
+        **({"tuning": tuning} if tuning else {})})
 
 
 def _time_left(started: float, done: int, total: int) -> str:
@@ -335,11 +338,14 @@ def _time_left(started: float, done: int, total: int) -> str:
 
 
 def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int,
-              progress: bool = True, checkpoints: Path | None = None) -> dict:
+              progress: bool = True, checkpoints: Path | None = None, tuning=None) -> dict:
     """Outer patient-level folds; settings chosen inside each outer training fold. Returns out-of-fold
     image logits, per-fold AUCs, chosen settings, pointing hits and the folds themselves. With `checkpoints`,
     each finished outer fold is kept there and a later call on the same data and settings takes it from there
-    (every fit is seeded, so a resumed run gives the same figures)."""
+    (every fit is seeded, so a resumed run gives the same figures). With `tuning` (`finetune.Tuning`), each
+    outer fold reads features of a trunk fine-tuned on its own training images."""
+    from mammodesk_train.engine import distributed
+
     outer = patient_kfold(data.y, data.groups, folds, seed)
     oof = np.full(len(data), np.nan)
     detail = []
@@ -350,7 +356,7 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     exam_oof: dict[str, float] = {}
     started = time.perf_counter()
     print_fits = progress
-    key = _fingerprint(data, settings, schedule, folds, seed)
+    key = _fingerprint(data, settings, schedule, folds, seed, repr(tuning.config) if tuning is not None else "")
     for fold in outer:
         path = checkpoints / f"seed{seed}-fold{fold.index + 1}.json" if checkpoints is not None else None
         result = kept.load(path, key)
@@ -359,8 +365,10 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
                 print(f"  each outer fold: {len(settings)} settings fitted together in each of 3 inner folds, then "
                       "the fold's own head", flush=True)
                 print_fits = False
-            result = _outer_fold(data, fold, settings, schedule, seed, partners)
-            kept.keep(path, key, result)
+            fold_data = data if tuning is None else tuning.tuned(fold.train, settings, schedule, seed + fold.index)[0]
+            result = _outer_fold(fold_data, fold, settings, schedule, seed, partners)
+            if distributed()[0] == 0:
+                kept.keep(path, key, result)
         elif progress:
             print(f"  fold {fold.index + 1}/{folds}: kept from the stopped run ({path.name})", flush=True)
         oof[fold.test] = result["oof"]

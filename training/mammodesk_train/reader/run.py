@@ -1,6 +1,8 @@
 """`mammodesk-train reader`: build, evaluate and export the whole-mammogram reader.
 
 1. Every image once through the spec and the frozen ImageNet trunk (`data.prepare`).
+   With a fine-tuning preset, each outer fold reads features of a trunk tuned on
+   its own training images (`finetune.Tuning`).
 2. For the reported fold seed and a second one: nested CV (settings chosen in
    inner folds of each outer training fold), the plain baseline in the same
    outer folds, calibration fitted out of fold on whole images, the operating
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,84 +25,22 @@ import torch
 from mammodesk_train.app import InputLayout, RoiMode, build_metadata
 from mammodesk_train.app import apply_calibration
 from mammodesk_train.app import summarise_acquisition
-from mammodesk_train.app import PipelineSpec
 
 from mammodesk_train import __version__, baseline, trust
 from mammodesk_train.data.patients import evaluation, grouping
 from mammodesk_train.data.sources import assumed_spacing, load_source, public_spec
 from mammodesk_train.data.tasks import check_task, described
 from mammodesk_train.export import weights_sha256
-from mammodesk_train.families.protocol import CatalogueEntry
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import READS, ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
-from mammodesk_train.reader.fit import Schedule, Setting, choose, fit_head, nested_cv, reader_logits
+from mammodesk_train.reader.finetune import Tuning, first_rank_first, into_reader
+from mammodesk_train.reader.presets import CATALOGUE, PRESETS, ReaderPreset  # noqa: F401 - the reader's presets, here too
+from mammodesk_train.reader.fit import Setting, choose, fit_head, nested_cv, reader_logits
 from mammodesk_train.reader.levels import (breast_table, cross_answers, evaluate_levels, exam_logits, exam_table,
                                            fit_exam_rule, fit_level, fold_index, level_dict, operating_point)
-from mammodesk_train.reader.model import STRIDE, WholeImageReader, head_from_standardised
+from mammodesk_train.reader.model import WholeImageReader, head_from_standardised
 from mammodesk_train.splits import Fold, patient_key_hash, patient_kfold
-
-
-@dataclass(frozen=True)
-class ReaderPreset:
-    name: str
-    trunk: str  # lite0, lite1, lite2 (ImageNet, from their PyPI packages)
-    spacing_mm: float = 0.4
-    height: int = 640
-    width: int = 384
-    settings: tuple[Setting, ...] = field(default_factory=lambda: tuple(
-        Setting(k, 1e-2, cw) for k in (4, 8, 16) for cw in (0.0, 1.0)))
-    schedule: Schedule = Schedule()
-    sensitivity: float = 0.80  # the operating point's stated sensitivity
-    flip_reading: bool = False  # also read each breast upside down: trained on both, answered by their mean
-
-    def __post_init__(self) -> None:
-        if self.height % STRIDE or self.width % STRIDE:  # else the breast cells and the map disagree in size
-            raise ValueError(f"{self.name}: the input ({self.height} x {self.width}) must be a multiple of {STRIDE}")
-
-    def spec(self) -> PipelineSpec:
-        return PipelineSpec([
-            {"op": "crop_to_breast", "params": {"margin": 4}},
-            {"op": "flip_laterality", "params": {"chest_wall": "left"}},
-            {"op": "resample", "params": {"spacing_mm": self.spacing_mm}},
-            {"op": "normalise", "params": {"mode": "minmax", "low_percentile": 1.0, "high_percentile": 99.5,
-                                           "foreground_only": True}},
-            {"op": "resize", "params": {"width": self.width, "height": self.height, "upscale": False,
-                                        "align": "chest-wall"}},
-            {"op": "to_rgb"}])
-
-    def description(self) -> str:
-        hidden = sorted({s.hidden for s in self.settings} - {0})
-        head = "a linear patch classifier" if not hidden else \
-            f"a patch classifier (linear, or one hidden ReLU layer of {'/'.join(map(str, hidden))})"
-        chosen = "k, weight decay, the patch loss's weight" + (" and the head" if hidden else "")
-        return (f"whole-mammogram reader: ImageNet EfficientNet-{self.trunk.title()} trunk (frozen) read fully "
-                f"convolutionally over the breast cropped, chest wall left, resampled to {self.spacing_mm} mm "
-                f"per pixel, breast intensities scaled to their 1st-99.5th percentiles; {head} on every 16-pixel "
-                f"cell of its fifth stage; the image logit the mean of the k most suspicious breast "
-                f"cells (top-k MIL)" + ("; each breast also read upside down (trained on both readings, the "
-                                        "answer and the map their mean)" if self.flip_reading else "")
-                + f"; {chosen} chosen by inner CV")
-
-
-PRESETS = {f"reader-{t}": ReaderPreset(f"reader-{t}", t) for t in ("lite0", "lite1", "lite2")}
-CATALOGUE = (CatalogueEntry(
-    task="normal_abnormal", purpose="Whole mammogram: normal vs abnormal",
-    detail="whole-mammogram reader: one pass per view, each view read against the other breast's; answers per view, "
-           "breast and study, with a location"),)
-# The linear grid plus a patch classifier with one hidden layer (32 ReLU units, dropout 0.2, stronger weight
-# decay), read at 0.5 mm per pixel (8 mm cells), k counted in those cells. Both were screened on fold seeds 2 and
-# 3, never the reported 0 and 1, with one fixed head (hidden 32, weight decay 0.3, k 1, 2 or 4): the hidden layer
-# gained +0.03 and +0.07 AUC over the linear head. The spacing rule, stated before its screen: the best AUC among
-# the spacings whose 25.6 mm location box holds at least half of the located findings. Mean of both seeds, best k:
-# 0.4 mm AUC 0.732, box 52 %; 0.5 mm 0.757, 54 %; 0.6 mm 0.760, 50 % (49.5); 0.8 mm 0.764, 48-50 %; 1.0 mm
-# 0.705. Which head and k each fold uses is chosen in its inner folds like every setting. The flipped reading
-# (trained on both, answered by the mean), screened at 0.5 mm with k=4 on the same seeds: +0.024 and +0.015 AUC
-# (5/5 and 4/5 folds); upright training with only the mean at test time gained +0.008 and +0.007.
-PRESETS["reader-lite0-hidden"] = ReaderPreset(
-    "reader-lite0-hidden", "lite0", spacing_mm=0.5, height=512, width=304, flip_reading=True, settings=(
-        *(Setting(k, 1e-2, cw) for k in (1, 2, 4) for cw in (0.0, 1.0)),
-        *(Setting(k, wd, 1.0, hidden=32) for k in (1, 2, 4) for wd in (0.1, 0.3))))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -117,8 +57,9 @@ def cross_fitted_operating_point(p: np.ndarray, y: np.ndarray, folds: list[Fold]
 
 
 def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int,
-                  checkpoints: Path | None = None) -> dict:
-    cv = nested_cv(data, list(preset.settings), preset.schedule, folds, seed, checkpoints=checkpoints)
+                  checkpoints: Path | None = None, tuning: Tuning | None = None) -> dict:
+    cv = nested_cv(data, list(preset.settings), preset.schedule, folds, seed, checkpoints=checkpoints,
+                   tuning=tuning)
     outer: list[Fold] = cv["folds"]
     base = np.full(len(data), np.nan)
     for fold in outer:
@@ -255,12 +196,16 @@ def trust_auc(y: np.ndarray, scores: np.ndarray) -> float:
     return auc(y, scores)
 
 
-def fixed_setting_oof(data: ReaderData, setting: Setting, preset: ReaderPreset, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold image logits of heads fitted with one setting, in the reported seed's outer folds."""
+def fixed_setting_oof(data: ReaderData, setting: Setting, preset: ReaderPreset, folds: int, seed: int,
+                      tuning: Tuning | None = None) -> np.ndarray:
+    """Out-of-fold image logits of heads fitted with one setting, in the reported seed's outer folds (on each
+    fold's own tuned trunk, with `tuning`: the one its nested CV used, kept)."""
     oof = np.full(len(data), np.nan)
     for fold in patient_kfold(data.y, data.groups, folds, seed):
-        head = fit_head(data, fold.train, setting, preset.schedule, seed + fold.index)
-        oof[fold.test] = reader_logits(head, data, fold.test)
+        fold_data = data if tuning is None else \
+            tuning.tuned(fold.train, list(preset.settings), preset.schedule, seed + fold.index)[0]
+        head = fit_head(fold_data, fold.train, setting, preset.schedule, seed + fold.index)
+        oof[fold.test] = reader_logits(head, fold_data, fold.test)
     return oof
 
 
@@ -276,7 +221,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     """`resume`: continue a stopped run in `out`, its finished outer folds taken from `out/folds` (without it,
     an `out` holding folds is refused, never mixed into). `device`: where the trunk reads the images (auto,
     cpu, cuda)."""
-    from mammodesk_train.engine import pick_device
+    from mammodesk_train.engine import distributed, pick_device
 
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -290,8 +235,11 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     print(plan(records, preset, folds, seed, second_seed, export, where), flush=True)
     trunk = build_trunk(preset.trunk)
     reader = WholeImageReader(trunk, k=1, flip_reading=preset.flip_reading)
-    data = prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm, flip_reading=preset.flip_reading,
-                   trunk=f"imagenet-{preset.trunk}", device=where)
+    data = first_rank_first(lambda: prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm,
+                                            flip_reading=preset.flip_reading, trunk=f"imagenet-{preset.trunk}",
+                                            device=where))
+    tuning = None if preset.finetune is None else \
+        Tuning(preset.finetune, records, preset.spec(), reader, data, out / "finetune", where)
     reader.cpu()  # the head is fitted, and the model exported, on the CPU
     report: dict = {"preset": preset.name, "description": preset.description(), "data": data_spec,
                     "spacing_mm": preset.spacing_mm,
@@ -304,19 +252,23 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
                                   "folds of each outer training fold (nested); development data, not a test set"}
     for which, s in (("reported", seed), ("second_seed", second_seed)):
         print(f"nested CV, fold seed {s} ({which})", flush=True)
-        report[which] = evaluate_seed(data, preset, folds, s, checkpoints=kept)
+        report[which] = evaluate_seed(data, preset, folds, s, checkpoints=kept, tuning=tuning)
         print("  " + baseline.verdict(report[which]["comparison"]), flush=True)
         if report[which]["bilateral"]:
             print("  both breasts compared: " + baseline.verdict(report[which]["bilateral"]["comparison"]) +
                   " (a baseline that sees both breasts)", flush=True)
     everything = np.arange(len(data))
-    best, scores, _, window = choose(data, everything, list(preset.settings), preset.schedule, seed)
-    head = fit_head(data, everything, best, preset.schedule, seed)
+    shipped = data
+    if tuning is not None:  # the shipped trunk: tuned on every image
+        shipped, part = tuning.tuned(everything, list(preset.settings), preset.schedule, seed)
+        reader = into_reader(reader, part, preset.finetune)
+    best, scores, _, window = choose(shipped, everything, list(preset.settings), preset.schedule, seed)
+    head = fit_head(shipped, everything, best, preset.schedule, seed)
     reader.head = head_from_standardised(head.net, head.mean, head.sd)
     reader.k = best.k
     # Calibration and threshold of the shipped head: out-of-fold answers of heads with its own setting
     # (the nested folds chose other k's, whose pooled logits sit on other scales).
-    oof_logits = fixed_setting_oof(data, best, preset, folds, seed)
+    oof_logits = fixed_setting_oof(data, best, preset, folds, seed, tuning)
     oof = sigmoid(oof_logits)
     probs = np.column_stack([1 - oof, oof])
     shipped_folds = patient_kfold(data.y, data.groups, folds, seed)
@@ -337,13 +289,15 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
                          "calibration": calibration, "bilateral": None if bilateral is None else asdict(bilateral),
                          "levels": levels}
     report["seconds"] = time.perf_counter() - started
+    if distributed()[0] != 0:  # under torchrun every rank computes the same; the first writes
+        return report
     (out / "report.json").write_text(json.dumps(report, indent=2))
     beats = report["reported"]["comparison"]["beats_baseline"]
     if export is not None and not beats and not force:
         report["not_exported"] = "the reader does not beat the plain baseline by more than the fold spread " \
                                  "(--force exports it anyway; its card then says so)"
     elif export is not None:
-        report["export"] = export_model(reader, preset, data, report, calibration, threshold, export,
+        report["export"] = export_model(reader, preset, shipped, report, calibration, threshold, export,
                                         model_name or preset.name, assumed_spacing(records))
         finish_card(export, report, records[:8])
         (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -355,10 +309,15 @@ def plan(records, preset: ReaderPreset, folds: int, seed: int, second_seed: int,
     """What the run will do, said before it starts."""
     patients = len({r.patient_key for r in records})
     where = "CUDA" if device.type == "cuda" else "the CPU"
+    tuned = "" if preset.finetune is None else \
+        (f"; in each outer fold (and once on all images for the shipped model) the trunk's last "
+         f"{preset.finetune.stages} stages fine-tuned for {preset.finetune.epochs} epochs on that fold's training "
+         "images, from the head its inner CV chooses")
     return (f"plan: {len(records)} images of {patients} patients through {preset.name}'s frozen trunk on {where} "
             f"(images read before come from the cache); nested CV with {folds} outer folds on fold seeds {seed} and "
             f"{second_seed}, each outer fold choosing among {len(preset.settings)} settings in 3 inner folds; the "
-            "plain baseline in the same folds; then the shipped head on all images, its calibration, operating point and levels"
+            "plain baseline in the same folds" + tuned + "; then the shipped head on all images, its calibration, "
+            "operating point and levels"
             + (f"; export to {export} if it beats the baseline" if export is not None else ""))
 
 
