@@ -13,15 +13,19 @@ from mammodesk_train.engine import init_distributed_from_env, leave_distributed
 
 
 def tuned_weights(folder: Path, work: Path, config) -> dict:
+    """{"start": the tuned part before its fit, "tuned": after}."""
     from test_reader_finetune import TINY, small_data
-    from mammodesk_train.reader.finetune import early_maps, tune
+    from mammodesk_train.reader.finetune import TunedPart, early_maps, tune
     from mammodesk_train.reader.fit import fit_head
+    from mammodesk_train.reader.model import head_from_standardised
 
     records, reader, data = small_data(folder, work)
     maps = early_maps(records, TINY.spec(), reader, config, data, work / "early", progress=False)
     index = np.arange(len(data))
-    head = fit_head(data, index, TINY.settings[1], TINY.schedule, 0)
-    return tune(maps, data, index, reader, head, TINY.settings[1], config, seed=0).state_dict()
+    setting = TINY.settings[1]
+    head = fit_head(data, index, setting, TINY.schedule, 0)
+    start = TunedPart(reader, config, head_from_standardised(head.net, head.mean, head.sd), setting.k).state_dict()
+    return {"start": start, "tuned": tune(maps, data, index, reader, head, setting, config, seed=0).state_dict()}
 
 
 if __name__ == "__main__":

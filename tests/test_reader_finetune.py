@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ TINY = dataclasses.replace(reader_run.PRESETS["reader-lite0"], name="reader-tiny
 SMALL_TUNE = finetune.FineTune(stages=2, epochs=3, lr=1e-3, batch=4, shuffle=False)
 # SGD for the comparison across process counts: Adam's first steps are about lr * sign(gradient), so a
 # gradient within rounding of zero moves a weight by lr one way or the other
-DDP_TUNE = dataclasses.replace(SMALL_TUNE, optimizer="sgd", lr=1e-4)
+DDP_TUNE = dataclasses.replace(SMALL_TUNE, optimizer="sgd", lr=1e-3)
 
 
 def small_data(folder: Path, work: Path):
@@ -118,10 +119,12 @@ def test_two_processes_under_torchrun_tune_as_one(small, tmp_path):
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
           str(HERE / "finetune_worker.py"), str(folder), str(tmp_path / "two"), str(double)], env)
     a, b = torch.load(single, weights_only=True), torch.load(double, weights_only=True)
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
-    start = finetune.TunedPart(small[3], DDP_TUNE, torch.nn.Conv2d(1, 1, 1), 4).state_dict()
-    assert any(not torch.equal(a[k], start[k]) for k in start if k.startswith("stages."))  # it did train
+    for key, start in a["start"].items():  # the same start; what each learnt, the same to 1 % of its size
+        assert torch.equal(start, b["start"][key]), key
+        moved, moved_too = a["tuned"][key] - start, b["tuned"][key] - start
+        torch.testing.assert_close(moved_too, moved, rtol=0, atol=0.01 * float(moved.abs().max()) + 1e-9)
+    learnt = max(float((a["tuned"][k] - a["start"][k]).abs().max()) for k in a["start"] if k.startswith("stages."))
+    assert learnt > 1e-3  # the trunk did learn, far beyond the tolerance
 
 
 def _run(command: list[str], env: dict) -> None:
@@ -149,7 +152,7 @@ def test_a_fine_tuned_reader_run_tunes_each_fold_on_its_training_images_and_expo
     data = small[4]
     everything = frozenset(range(len(data)))
     trains = {frozenset(f.train.tolist()) for s in (0, 1) for f in patient_kfold(data.y, data.groups, 2, s)}
-    assert set(tuned_on) == trains | {everything}  # four outer training folds and the shipped model, once each
+    assert Counter(tuned_on) == Counter([*trains, everything])  # four outer training folds and the shipped model, once each
     assert "fine-tuned" in report["description"] and report["reported"]["comparison"]["model"]
     runner = ModelRunner(tmp_path / "tuned.onnx", prefer_gpu=False)
     image = read_image(sorted(folder.glob("*.pgm"))[0])

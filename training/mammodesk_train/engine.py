@@ -5,6 +5,7 @@ when launched with torchrun (per-rank batch = global batch / world size)."""
 
 from __future__ import annotations
 
+import datetime
 import gc
 import json
 import math
@@ -82,7 +83,8 @@ def init_distributed_from_env() -> bool:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    torch.distributed.init_process_group(backend)
+    # long: the other ranks wait at a barrier while the first reads every image once (the reader's caches)
+    torch.distributed.init_process_group(backend, timeout=datetime.timedelta(hours=6))
     return True
 
 

@@ -8,11 +8,16 @@ computed once and kept on disk, float16, memory-mapped (`early_maps`), so a fit 
 only. The fit is the engine's (`engine.fit`): mixed precision and channels-last on CUDA, and
 DistributedDataParallel when launched by torchrun (the global batch split over the ranks).
 
-Honest by construction: `tuned_data` fine-tunes on one training fold only, starting from the head the
-frozen pass chose in that fold's inner CV, and returns every image's features as the tuned trunk reads
-them. The outer fold's test images never reach a fit; the inner folds that choose the head settings next
-read features tuned on their own training patients plus their held-out ones, which can only make that
-choice worse, never the reported figures better."""
+What stays honest, and what does not: `tuned_data` fine-tunes on one outer training fold only, starting
+from the head the frozen pass chose in that fold's inner CV, and returns every image's features as the
+tuned trunk reads them, so no outer test image or label reaches a fit that scores it. The inner folds that
+then choose the fold's head setting and location window, and fit its bilateral weights and exam rule, read
+features tuned on their held-out images' labels too: their out-of-fold logits are optimistic and may sit
+on another scale than the outer head's, so those choices can be worse than the frozen reader's (the
+shipped model's choice likewise). The reported figures stay out of fold.
+
+The cell loss is averaged per image (each image's known cells weigh alike, and a sharded batch gives the
+one-process mean); the frozen head fit averages over every known cell of its batch instead."""
 
 from __future__ import annotations
 
@@ -125,8 +130,11 @@ class TunedPart(nn.Module):
         return self
 
     def forward(self, early: torch.Tensor) -> torch.Tensor:
-        """N x C x h x w (the frozen stages' maps) -> N x cells patch logits."""
-        return self.head(self.stages(early))[:, 0].flatten(1)
+        """N x C x h x w (the frozen stages' maps) -> N x cells patch logits. The head runs in float32 under
+        mixed precision: the standardisation folded into its first layer cancels large means."""
+        features = self.stages(early)
+        with torch.autocast(features.device.type, enabled=False):
+            return self.head(features.float())[:, 0].flatten(1)
 
 
 class _Rows(Dataset):
@@ -201,7 +209,8 @@ def tuned_features(model: TunedPart, maps: EarlyMaps) -> tuple[torch.Tensor, tor
 
 def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, index: np.ndarray,
                settings: list[Setting], schedule: Schedule, config: FineTune, seed: int, *,
-               keep: Path | None = None, device: torch.device | None = None) -> tuple[ReaderData, TunedPart]:
+               keep: Path | None = None, device: torch.device | None = None,
+               progress: bool = False) -> tuple[ReaderData, TunedPart]:
     """`data` with every image's features read by a trunk fine-tuned on `index` only. The start: the head
     the frozen features choose in inner CV of `index`. With `keep`, the tuned part and its starting setting
     are kept there (and a stopped fit resumed from its checkpoint) under a key of everything they depend on."""
@@ -209,9 +218,13 @@ def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, inde
     from mammodesk_train.engine import distributed
     from mammodesk_train.reader.fit import patch_classifier
 
-    key = hashlib.sha256(json.dumps({"maps": maps.key, "index": index.tolist(), "settings": [
-        dataclasses.asdict(s) for s in settings], "schedule": dataclasses.asdict(schedule),
-        "tune": dataclasses.asdict(config), "seed": seed}).encode()).hexdigest()[:16]
+    from mammodesk_train import __version__
+
+    key = hashlib.sha256(json.dumps({
+        "maps": maps.key, "index": index.tolist(), "y": data.y.tolist(), "groups": data.groups.tolist(),
+        "findings": hashlib.sha256(data.finding.numpy().tobytes()).hexdigest(), "settings": [
+            dataclasses.asdict(s) for s in settings], "schedule": dataclasses.asdict(schedule),
+        "tune": dataclasses.asdict(config), "seed": seed, "code": __version__}).encode()).hexdigest()[:16]
     weights = keep / f"tuned-{key}.pt" if keep is not None else None
     chosen = weights.with_suffix(".json") if weights is not None else None
     if weights is not None and weights.is_file() and chosen.is_file():
@@ -224,8 +237,11 @@ def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, inde
     else:
         best = choose(data, index, settings, schedule, seed)[0]
         head = fit_head(data, index, best, schedule, seed)
+        if progress and distributed()[0] == 0:
+            print(f"  fine-tuning the trunk's last {config.stages} stages on {len(index)} training images from "
+                  f"{best.text()} ({config.epochs} epochs)", flush=True)
         model = tune(maps, data, index, reader, head, best, config, seed, device=device,
-                     out=keep / f"tuning-{key}" if keep is not None else None)
+                     out=keep / f"tuning-{key}" if keep is not None else None, progress=progress)
         if weights is not None and distributed()[0] == 0:
             write_atomic_with(weights, lambda temporary: torch.save(model.state_dict(), temporary))
             write_atomic(chosen, json.dumps(dataclasses.asdict(best)).encode())
@@ -243,12 +259,13 @@ class Tuning:
     def __init__(self, config: FineTune, records: list, spec, reader: WholeImageReader, data: ReaderData,
                  folder: Path, device: torch.device | None = None, progress: bool = True) -> None:
         self.config, self.reader, self.data, self.folder, self.device = config, reader, data, folder, device
+        self.progress = progress
         self.maps = first_rank_first(lambda: early_maps(records, spec, reader, config, data, folder, progress))
 
     def tuned(self, index: np.ndarray, settings: list[Setting], schedule: Schedule,
               seed: int) -> tuple[ReaderData, TunedPart]:
         return tuned_data(self.data, self.maps, self.reader, index, settings, schedule, self.config, seed,
-                          keep=self.folder, device=self.device)
+                          keep=self.folder, device=self.device, progress=self.progress)
 
 
 def first_rank_first(work):
@@ -265,7 +282,8 @@ def first_rank_first(work):
 
 
 def into_reader(reader: WholeImageReader, model: TunedPart, config: FineTune) -> WholeImageReader:
-    """The reader with the tuned stages in place of its last ones (the head is fitted afresh after)."""
-    stages = list(reader.stages[:STAGES - config.stages]) + list(copy.deepcopy(model.stages))
-    reader.stages = nn.Sequential(*stages)
-    return reader
+    """A copy of the reader with the tuned stages in place of its last ones (the head is fitted afresh
+    after). A copy: the frozen reader goes on starting every other fold's tuning."""
+    tuned = copy.deepcopy(reader)
+    tuned.stages = nn.Sequential(*tuned.stages[:STAGES - config.stages], *copy.deepcopy(model.stages))
+    return tuned

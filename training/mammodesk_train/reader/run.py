@@ -226,7 +226,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     started = time.perf_counter()
     torch.manual_seed(seed)
     kept = out / "folds"
-    if not resume and kept.is_dir() and any(kept.iterdir()):
+    if not resume and any(folder.is_dir() and any(folder.iterdir()) for folder in (kept, out / "finetune")):
         raise ValueError(f"{out} holds the folds of an earlier run: --resume continues it (the folds done are not "
                          "fitted again), or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -246,6 +246,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
                     "images": len(data), "patients": int(len(set(data.groups.tolist()))),
                     "abnormal": int(data.y.sum()), "located": int(data.located.sum()), "folds": folds,
                     "settings": [asdict(s) for s in preset.settings], "schedule": asdict(preset.schedule),
+                    "finetune": asdict(preset.finetune) if preset.finetune is not None else None,
                     "grouping": (grouped := grouping([r.patient_from for r in records])),
                     "acquisition": summarise_acquisition(data.metas, assumed_spacing(records)),
                     "evaluation": evaluation(folds, "cross-validation", grouped) + ", settings chosen in 3 inner "
