@@ -1,5 +1,5 @@
 """What a feature's controller may ask of the window that composes it, and no
-more: the viewer state, the worker pools, the settings, a line in the status
+more: the viewer state, the worker pools, the settings and author, a line in the status
 bar, opening a file, waiting for the files being opened, a parent for its
 dialogs, bringing a panel forward, and the study browser's order. It carries no feature: a controller that needs another
 feature's state is given it. Controllers take a `Host`; they never reach into
@@ -20,6 +20,7 @@ class Host(Protocol):
     workers: WorkerPools  # every worker thread a controller runs comes from here
     widget: QtWidgets.QWidget  # the parent of a controller's dialogs
     settings: QtCore.QSettings
+    author: str | None  # the radiologist labels and server reports are written as (settings' "author")
 
     def status(self, text: str, timeout_ms: int = 0) -> None: ...
 
@@ -47,6 +48,7 @@ class WindowHost:
         self.workers: WorkerPools = window.workers
         self.widget: QtWidgets.QWidget = window
         self.settings: QtCore.QSettings = window.settings
+        self.author: str | None = window.settings.value("author", None) or None
 
     def status(self, text: str, timeout_ms: int = 0) -> None:
         self._window.statusBar().showMessage(text, timeout_ms)

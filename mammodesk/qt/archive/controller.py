@@ -25,7 +25,7 @@ class ArchiveController(QtCore.QObject, Feature):
 
     def __init__(self, host: Host, labelling: LabellingState, session: ArchiveSession | None = None) -> None:
         super().__init__(host.widget)
-        session = session or ArchiveSession(author=host.settings.value("author", None) or None)
+        session = session or ArchiveSession(author=host.author)
         self.host, self.session, self.labelling = host, session, labelling
         self.panel = WorklistPanel(session, host.workers)
         self._reports.connect(self._on_reports)

@@ -37,12 +37,11 @@ class LabellingController(QtCore.QObject, Feature):
     def __init__(self, host: Host) -> None:
         super().__init__(host.widget)
         self.host = host
-        author = host.settings.value("author", None) or None
         self.export_folder: str | None = None  # where the last export went (this session)
         host.viewer.active_changed.connect(self.show_active)
         host.viewer.documents_changed.connect(self.on_documents_changed)
         self.saver = AutoSaver(on_done=lambda job, error: self._saved.emit(job, error))
-        self.state = LabellingState(self.saver, author=author)
+        self.state = LabellingState(self.saver, author=host.author)
         self.panel = LabelsPanel(self.state)
         self.editors = RoiEditors(self.state)
         self.targets: dict[int, label_io.LabelTarget] = {}
