@@ -19,6 +19,7 @@ from mammodesk_train.data.sources import Record, assumed_spacing
 from mammodesk_train.data.tasks import Task
 from mammodesk_train.engine import distributed
 from mammodesk_train.metrics import aggregate_folds, classification_metrics
+from mammodesk_train.outer import FoldClock, baseline_out_of_fold, kept_folds
 from mammodesk_train.report import write_report
 from mammodesk_train.selection import choose, prepare_candidates
 from mammodesk_train.splits import check_leakage, patient_key_hash, patient_kfold
@@ -50,40 +51,40 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
     base_features = baseline.sample_features(primary)
     fold_metrics, leakage, fold_extra, base_metrics, selection = [], [], [], [], []
     oof = np.full((len(primary), len(task.classes)), np.nan)
-    base_oof = np.full_like(oof, np.nan)
     assumed = assumed_spacing(records)
     splits = patient_kfold(primary.y, groups, folds, seed)
+    base_oof = baseline_out_of_fold(base_features, primary.y, splits, len(task.classes))
     domain_folds = []
-    for fold in splits:
+    if distributed()[0] == 0:  # the run's key first: a kept fold is always of a known run
+        kept.keep(marker, key, {"data": data})
+
+    def fit_fold(fold):
+        folder = out / f"fold{fold.index + 1}"
+        print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples", flush=True)
+        if resume and folder.is_dir() and distributed()[0] == 0:  # cut short: its logs and weights go
+            shutil.rmtree(folder)
+        return _fit_fold(candidates, fold, task, seed, folder, select_folds, assumed, bool(alternatives))
+
+    clock = FoldClock(len(splits))
+    for fold, done, fitted in kept_folds(splits, fit_fold, lambda f: out / f"fold{f.index + 1}" / "fold.json",
+                                         key, resume=resume):
         train_records = np.unique(primary.record_index[fold.train])
         test_records = np.unique(primary.record_index[fold.test])
         leakage.append({"fold": fold.index + 1, **check_leakage(records, train_records, test_records, hashes)})
-        folder = out / f"fold{fold.index + 1}"
-        done = kept.load(folder / "fold.json", key) if resume else None
-        if done is None:
-            print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples",
+        if not fitted:
+            print(f"fold {fold.index + 1}/{folds}: kept from the stopped run (fold{fold.index + 1}/fold.json)",
                   flush=True)
-            if resume and folder.is_dir() and distributed()[0] == 0:  # cut short: its logs and weights go
-                shutil.rmtree(folder)
-            done = _fit_fold(candidates, fold, task, seed, folder, select_folds, assumed, bool(alternatives))
-            if distributed()[0] == 0:  # the run's key first: a kept fold is always of a known run
-                kept.keep(marker, key, {"data": data})
-                kept.keep(folder / "fold.json", key, done)
-        else:
-            print(f"fold {fold.index + 1}/{folds}: kept from the stopped run ({folder.name}/fold.json)", flush=True)
         oof[fold.test] = np.asarray(done["oof"])
         fold_metrics.append(done["metrics"])
         if done["selection"] is not None:
             selection.append(done["selection"])
             print(f"  chose {done['selection']['chosen']} in inner CV of the training patients", flush=True)
-        base_oof[fold.test] = baseline.fit_predict(base_features, primary.y, fold.train, fold.test,
-                                                   len(task.classes))
         base_metrics.append(classification_metrics(primary.y[fold.test], base_oof[fold.test], task.classes,
                                                    bootstrap=0))
         metrics = done["metrics"]
         print(f"  accuracy {metrics['accuracy']:.3f}, AUC {_fmt(metrics['auc'])}, "
-              f"weighted F1 {metrics['f1_weighted']:.3f}; plain baseline AUC {_fmt(base_metrics[-1]['auc'])}",
-              flush=True)
+              f"weighted F1 {metrics['f1_weighted']:.3f}; plain baseline AUC {_fmt(base_metrics[-1]['auc'])}; "
+              + clock.tick(fitted), flush=True)
         if done["extra"] is not None:
             fold_extra.append(done["extra"])
         domain_folds.append(done["domain"])
@@ -165,9 +166,9 @@ def _fit_fold(candidates, fold, task: Task, seed: int, folder: Path, select_fold
     extra = None
     if chosen.family.extra_metrics is not None:  # e.g. patch-level figures of a patch model
         extra = chosen.family.extra_metrics(model, chosen.primary.x[fold.test], y, task.classes)
-    return kept.plain({"oof": oof, "metrics": classification_metrics(y, oof, task.classes, bootstrap=0),
-                       "selection": selection, "extra": extra,
-                       "domain": _domain_fold(chosen.primary, fold, model, chosen.family.embed, assumed)})
+    return {"oof": oof, "metrics": classification_metrics(y, oof, task.classes, bootstrap=0),
+            "selection": selection, "extra": extra,
+            "domain": _domain_fold(chosen.primary, fold, model, chosen.family.embed, assumed)}
 
 
 def _domain_fold(primary, fold, model, embed, assumed: float | None) -> dict:

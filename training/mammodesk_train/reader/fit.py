@@ -16,7 +16,6 @@ logits of the training fold, and applied to the outer head's test logits."""
 from __future__ import annotations
 
 import hashlib
-import time
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -329,14 +328,6 @@ def _fingerprint(data: ReaderData, settings: list[Setting], schedule: Schedule, 
         **({"tuning": tuning} if tuning else {})})
 
 
-def _time_left(started: float, done: int, total: int) -> str:
-    from mammodesk_train.progress import duration
-
-    elapsed = time.perf_counter() - started
-    left = elapsed / done * (total - done)
-    return f"{duration(elapsed)} so far" + (f", about {duration(left)} left for this seed" if done < total else "")
-
-
 def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, folds: int, seed: int,
               progress: bool = True, checkpoints: Path | None = None, tuning=None) -> dict:
     """Outer patient-level folds; settings chosen inside each outer training fold. Returns out-of-fold
@@ -344,7 +335,7 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     each finished outer fold is kept there and a later call on the same data and settings takes it from there
     (every fit is seeded, so a resumed run gives the same figures). With `tuning` (`finetune.Tuning`), each
     outer fold reads features of a trunk fine-tuned on its own training images."""
-    from mammodesk_train.engine import distributed
+    from mammodesk_train.outer import FoldClock, kept_folds
 
     outer = patient_kfold(data.y, data.groups, folds, seed)
     oof = np.full(len(data), np.nan)
@@ -354,35 +345,36 @@ def nested_cv(data: ReaderData, settings: list[Setting], schedule: Schedule, fol
     partners = data.partners()
     compared = np.full(len(data), np.nan)
     exam_oof: dict[str, float] = {}
-    started = time.perf_counter()
-    print_fits = progress
     key = _fingerprint(data, settings, schedule, folds, seed, repr(tuning.config) if tuning is not None else "")
-    for fold in outer:
-        path = checkpoints / f"seed{seed}-fold{fold.index + 1}.json" if checkpoints is not None else None
-        result = kept.load(path, key)
-        if result is None:
-            if print_fits:
-                print(f"  each outer fold: {len(settings)} settings fitted together in each of 3 inner folds, then "
-                      "the fold's own head", flush=True)
-                print_fits = False
-            fold_data = data if tuning is None else tuning.tuned(fold.train, settings, schedule, seed + fold.index)[0]
-            result = _outer_fold(fold_data, fold, settings, schedule, seed, partners)
-            if distributed()[0] == 0:
-                kept.keep(path, key, result)
-        elif progress:
-            print(f"  fold {fold.index + 1}/{folds}: kept from the stopped run ({path.name})", flush=True)
+    announced = not progress
+
+    def fit_fold(fold):
+        nonlocal announced
+        if not announced:
+            print(f"  each outer fold: {len(settings)} settings fitted together in each of 3 inner folds, then "
+                  "the fold's own head", flush=True)
+            announced = True
+        fold_data = data if tuning is None else tuning.tuned(fold.train, settings, schedule, seed + fold.index)[0]
+        return _outer_fold(fold_data, fold, settings, schedule, seed, partners)
+
+    where = (lambda fold: checkpoints / f"seed{seed}-fold{fold.index + 1}.json") if checkpoints is not None \
+        else (lambda fold: None)
+    clock = FoldClock(folds)
+    for fold, result, fitted in kept_folds(outer, fit_fold, where, key):
+        if progress and not fitted:
+            print(f"  fold {fold.index + 1}/{folds}: kept from the stopped run ({where(fold).name})", flush=True)
         oof[fold.test] = result["oof"]
         compared[fold.test] = result["compared"]
         exam_oof.update(result["exam"])
         hits += result["hits"]
         box_hits += result["box_hits"]
         detail.append(result["detail"])
+        elapsed = clock.tick(fitted)
         if progress:
             best = detail[-1]
             print(f"  fold {fold.index + 1}/{folds}: chose {Setting(**best['chosen']).text()}, location window "
                   f"{best['location_window']} (inner AUC {best['inner_auc'][Setting(**best['chosen']).text()]:.3f}); "
                   f"outer AUC {best['auc']:.3f}, location box "
-                  f"{np.mean(result['box_hits']) if result['box_hits'] else float('nan'):.2f}; "
-                  + _time_left(started, fold.index + 1, folds), flush=True)
+                  f"{np.mean(result['box_hits']) if result['box_hits'] else float('nan'):.2f}; " + elapsed, flush=True)
     return {"oof_logits": oof, "folds": outer, "detail": detail, "pointing_hits": hits, "box_hits": box_hits,
             "oof_bilateral_logits": compared, "oof_exam_logits": exam_oof}

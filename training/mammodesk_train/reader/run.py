@@ -31,6 +31,7 @@ from mammodesk_train.data.patients import evaluation, grouping
 from mammodesk_train.data.sources import assumed_spacing, load_source, public_spec
 from mammodesk_train.data.tasks import check_task, described
 from mammodesk_train.export import weights_sha256
+from mammodesk_train.outer import baseline_out_of_fold
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import READS, ReaderData, prepare
 from mammodesk_train.reader.export import export_reader
@@ -61,9 +62,7 @@ def evaluate_seed(data: ReaderData, preset: ReaderPreset, folds: int, seed: int,
     cv = nested_cv(data, list(preset.settings), preset.schedule, folds, seed, checkpoints=checkpoints,
                    tuning=tuning)
     outer: list[Fold] = cv["folds"]
-    base = np.full(len(data), np.nan)
-    for fold in outer:
-        base[fold.test] = baseline.fit_predict(data.base_features, data.y, fold.train, fold.test, 2)[:, 1]
+    base = baseline_out_of_fold(data.base_features, data.y, outer, 2)[:, 1]
     model_folds = [{"auc": d["auc"]} for d in cv["detail"]]
     base_folds = [{"auc": trust_auc(data.y[f.test], base[f.test])} for f in outer]
     raw = sigmoid(cv["oof_logits"])
@@ -94,10 +93,7 @@ def both_breasts_baseline(data: ReaderData, folds: list[Fold]) -> np.ndarray | N
     if paired.mean() < 0.5:
         return None
     both = np.column_stack([data.base_features, data.base_features[np.where(paired, partners, np.arange(len(data)))]])
-    base = np.full(len(data), np.nan)
-    for fold in folds:
-        base[fold.test] = baseline.fit_predict(both, data.y, fold.train, fold.test, 2)[:, 1]
-    return base
+    return baseline_out_of_fold(both, data.y, folds, 2)[:, 1]
 
 
 def bilateral_evaluation(data: ReaderData, cv: dict, one_view_baseline: np.ndarray, base: np.ndarray | None,
