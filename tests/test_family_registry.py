@@ -42,6 +42,7 @@ def toy_family():
 def test_a_family_is_its_module_and_every_list_follows(toy_family):
     assert isinstance(family_for(PRESETS["toy-one"], device="cpu"), toy_family)
     assert unit_of("toy") == "ROIs" and unit_of("reader") == "images"
+    assert FAMILIES["reader"].default and not toy_family.default  # the app's default second opinion
     rows = catalogue()["families"]
     assert [r for r in rows if r["family"] == "toy"] == [{"family": "toy", "task": "density", "purpose": "Toy: density", "detail": "a toy",
                         "not_bundled": "not bundled: a toy", "why": "it is a test"}]

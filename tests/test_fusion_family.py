@@ -48,6 +48,10 @@ def test_every_registered_preset_builds_and_runs(name):
             model.eval()  # convolutional: a small input checks the wiring; the spec checks the real size
             assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
             assert preset.spec().apply(read_image_like(preset.roi)).array.shape == (preset.size, preset.size, 3)
+        elif preset.family == "reader":
+            model.eval()  # one image logit and the patch map, 16 pixels a cell
+            logit, patch = model(torch.zeros(1, 3, preset.height, preset.width))
+            assert logit.shape == (1, 1) and patch.shape == (1, 1, preset.height // 16, preset.width // 16)
         else:
             model.vae.eval()
             channels = 3 if preset.lite else 1  # the Lite0 encoder reads ImageNet's three channels

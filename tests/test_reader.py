@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from reader_reference import fit_one_head, synthetic_reader_data  # noqa: E402
-from train_fixtures import mias_folder  # noqa: E402
+from train_fixtures import mias_folder, run_and_ship  # noqa: E402
 
 from mammodesk.inference import ModelRunner  # noqa: E402
 from mammodesk.inference.contract import read_card  # noqa: E402
@@ -145,7 +145,7 @@ def test_hidden_layer_settings_are_repeatable_and_named():
     preset = reader_run.PRESETS["reader-lite0-hidden"]
     assert {s.hidden for s in preset.settings} == {0, 32}  # linear and hidden heads, chosen in inner CV
     assert {s.k for s in preset.settings if s.hidden} == {s.k for s in preset.settings if not s.hidden}
-    assert "one hidden ReLU layer of 32" in preset.description()
+    assert "one hidden ReLU layer of 32" in preset.description
 
 
 def test_settings_fitted_together_equal_each_fitted_alone(tmp_path):
@@ -211,8 +211,8 @@ def tiny_run(tmp_path_factory):
     reader_run.choose, fitting.choose = recording_choose, recording_choose
     fitting.fit_bilateral, fitting.exam_table = recording_bilateral, recording_exam_table
     try:
-        report = reader_run.run(f"mias:{folder}", root / "run", TINY, folds=2, seed=0, second_seed=1,
-                                export=root / "reader.onnx", force=True)
+        report = run_and_ship(f"mias:{folder}", root / "run", TINY, root / "reader.onnx", folds=2, seed=0,
+                              second_seed=1)
     finally:
         reader_run.choose, fitting.choose = original_choose, original_choose
         fitting.fit_bilateral, fitting.exam_table = original_bilateral, original_exam_table
@@ -313,6 +313,27 @@ def test_the_export_runs_in_the_app_with_its_map_and_location(tiny_run):
     assert values.size and values.min() >= 0.0 and values.max() <= 1.0
     x0, y0, x1, y1 = prediction.roi_box
     assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+
+
+def test_a_reader_run_exports_again_through_the_export_command_as_every_family_does(tiny_run, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """The run folder keeps the shipped reader (`final/`): `mammodesk-train export RUN` rebuilds the same model,
+    weights and card figures as the run's own export, and refuses it, as any family's, when it loses to its
+    baseline unless forced."""
+    from mammodesk_train.entry import main
+    from mammodesk_train.families.registry import PRESETS
+
+    root, _, report, _ = tiny_run
+    monkeypatch.setitem(PRESETS, TINY.name, TINY)
+    again = tmp_path / "again.onnx"
+    beats = report["reported"]["comparison"]["beats_baseline"]
+    assert main(["export", str(root / "run"), "--out", str(again)]) == (0 if beats else 3)
+    assert main(["export", str(root / "run"), "--out", str(again), "--name", "reader-tiny", "--force"]) == 0
+    assert "parity with torch verified" in capsys.readouterr().out
+    first, second = read_card(root / "reader.onnx"), read_card(again)
+    assert second.weights_sha256 == first.weights_sha256 and second.threshold == first.threshold
+    assert second.metrics == first.metrics and second.levels == first.levels
+    assert main(["explain", str(root / "run"), "--data", "mias:x"]) == 2  # the reader's maps are measured in its run
 
 
 def test_predict_writes_image_breast_and_exam_answers(tiny_run):
@@ -480,16 +501,16 @@ def test_a_reader_trained_from_a_data_list_answers_under_its_own_name(tmp_path, 
     data = f"manifest:{manifest}" if source == "manifest" else f"labels:{folder}"
     models = tmp_path / "models"
     models.mkdir()
-    report = reader_run.run(data, tmp_path / "run", dataclasses.replace(TINY, flip_reading=False),
-                            folds=2, seed=0, second_seed=1, export=models / "our-reader.onnx", force=True,
-                            model_name="our-reader")
+    report = run_and_ship(data, tmp_path / "run", dataclasses.replace(TINY, flip_reading=False),
+                          models / "our-reader.onnx", "our-reader", folds=2, seed=0, second_seed=1)
     assert report["patients"] == 8 and report["grouping"]["counts"] == {
         "manifest": {"given": 16}, "labels": {"file name": 16}}[source]
     assert "2-fold patient-level" in report["evaluation"]
     card = read_card(models / "our-reader.onnx")
     public = {"manifest": "manifest:list.csv", "labels": f"labels:{folder.name}"}[source]
     assert card.name == "our-reader" and card.training["dataset"] == public
-    assert "Far too small for accuracy" in (models / "our-reader.md").read_text()
+    card_text = (models / "our-reader.md").read_text()
+    assert "Far too small for accuracy" in card_text and "**Not for clinical use.**" in card_text  # every card's opening
     out = tmp_path / "answers.csv"
     assert main(["predict", str(folder / "mdb001.pgm"), "--models-dir", str(models), "--model", "our-reader",
                  "--out", str(out), "--cpu"]) == 0
@@ -524,9 +545,8 @@ def test_a_reader_trained_on_digital_rsna_answers_digital_views_and_flags_film(t
     (root / "train.csv").write_text("\n".join(rows) + "\n")
     models = tmp_path / "models"
     models.mkdir()
-    report = reader_run.run(f"rsna:{root}", tmp_path / "run", dataclasses.replace(TINY, flip_reading=False), folds=2,
-                            seed=0, second_seed=1, export=models / "rsna-reader.onnx", force=True,
-                            model_name="rsna-reader")
+    report = run_and_ship(f"rsna:{root}", tmp_path / "run", dataclasses.replace(TINY, flip_reading=False),
+                          models / "rsna-reader.onnx", "rsna-reader", folds=2, seed=0, second_seed=1)
     assert report["patients"] == 8 and report["abnormal"] == 4 and report["acquisition"]["kinds"] == ["digital"]
     assert "acquisition digital (12-bit DICOM); patients from the data list's patient column (16 images)" in \
         (models / "rsna-reader.md").read_text()

@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train_fixtures import mias_folder  # noqa: E402
+from train_fixtures import mias_folder, run_and_ship  # noqa: E402
 
 from mammodesk_train.reader import finetune  # noqa: E402
 from mammodesk_train.reader import fit as fitting  # noqa: E402
@@ -147,8 +147,8 @@ def test_a_fine_tuned_reader_run_tunes_each_fold_on_its_training_images_and_expo
     monkeypatch.setattr(finetune._Rows, "__init__",
                         lambda self, maps, data, index: (tuned_on.append(frozenset(index.tolist())),
                                                          original(self, maps, data, index))[1])
-    report = reader_run.run(f"mias:{folder}", tmp_path / "run", preset, folds=2, seed=0, second_seed=1,
-                            export=tmp_path / "tuned.onnx", force=True)
+    report = run_and_ship(f"mias:{folder}", tmp_path / "run", preset, tmp_path / "tuned.onnx", folds=2, seed=0,
+                          second_seed=1)
     data = small[4]
     everything = frozenset(range(len(data)))
     trains = {frozenset(f.train.tolist()) for s in (0, 1) for f in patient_kfold(data.y, data.groups, 2, s)}

@@ -62,7 +62,7 @@ def test_fit_export_evaluate(tmp_path, capsys):
     (["fit", "--preset", "vae-cnn-huge", "--data", "mias:/x", "--task", "density", "--out", "o"], "unknown preset"),
     (["fit", "--preset", "vae-cnn-lite", "--data", "mias:/no/such", "--task", "density", "--out", "o"], "not found"),
     (["fit", "--preset", "vae-cnn-lite", "--data", "nope", "--task", "density", "--out", "o"], "KIND:PATH"),
-    (["export", "/no/run", "--out", "x.onnx"], "No such file"),
+    (["export", "/no/run", "--out", "x.onnx"], "/no/run holds no finished run"),
 ])
 def test_errors_are_one_line(args, message, capsys):
     assert main(args) == 2
@@ -80,31 +80,51 @@ def test_card_says_when_pretraining_saw_held_out_patients():
 
 
 def test_every_registered_family_satisfies_the_family_protocol():
-    """run_cv, explain and export ask a family for typed parts, never by getattr: each preset's family has
-    them, and says whether it takes a pretrained backbone file."""
-    from mammodesk_train.families.protocol import Family, FamilyBase
+    """fit, explain and export ask a family for typed parts, never by getattr: each preset's family has its
+    protocol and export; those on `cv.run_cv`'s protocol have its parts too, and say whether they take a
+    pretrained backbone file."""
+    from mammodesk_train.families.protocol import Family, FamilyBase, SampleFamily
     from mammodesk_train.families.registry import PRESETS, family_for
 
     for name, preset in PRESETS.items():
         family = family_for(preset, device="cpu", progress=False)
         assert isinstance(family, Family) and isinstance(family, FamilyBase), name
-        assert callable(family.embed) and (family.extra_metrics is None or callable(family.extra_metrics)), name
+        if type(family).evaluate is FamilyBase.evaluate:
+            assert isinstance(family, SampleFamily), name
+            assert callable(family.embed) and (family.extra_metrics is None or callable(family.extra_metrics)), name
     assert not family_for(next(p for p in PRESETS.values() if p.family == "vae-cnn"), device="cpu").accepts_init
+    assert {p.family for p in PRESETS.values() if type(family_for(p, device="cpu")).evaluate is not
+            FamilyBase.evaluate} == {"reader"}  # the one family with a protocol of its own
 
 
-def test_a_retrained_reader_is_named_after_its_file_unless_named(tmp_path, monkeypatch):
-    """`mammodesk-train reader` names the model after --export's file (or --name), not the preset: a site's
-    retrained reader is not mistaken for the bundled one."""
+def test_the_reader_is_fitted_and_exported_through_fit_like_every_family(tmp_path, monkeypatch, capsys):
+    """`reader` is `fit` with a reader preset: one protocol entry (the family's `evaluate`), the trunk's device
+    passed on, and one shipping path, the model named after --export's file (or --name), never the preset, so
+    a site's retrained reader is not mistaken for the bundled one."""
+    from mammodesk_train import shipping
     from mammodesk_train.entry import main
-    from mammodesk_train.reader import run as reader_run
+    from mammodesk_train.families.reader import ReaderFamily
 
-    seen = []
-    monkeypatch.setattr(reader_run, "run", lambda *a, **k: seen.append((k["model_name"], k["device"]))
-                        or {"not_exported": "x"})
-    main(["reader", "--data", "mias:x", "--out", str(tmp_path / "r"), "--export", str(tmp_path / "reader-site.onnx")])
-    main(["reader", "--data", "mias:x", "--out", str(tmp_path / "r"), "--export", str(tmp_path / "a.onnx"),
-          "--name", "reader-hospital-2026", "--device", "cpu"])
-    assert seen == [("reader-site", "auto"), ("reader-hospital-2026", "cpu")]  # the trunk's device, auto by default
+    data = f"mias:{mias_folder(tmp_path / 'data')}"
+    assert main(["fit", "--preset", "reader-lite0", "--data", data, "--task", "density", "--out",
+                 str(tmp_path / "g")]) == 2
+    assert "reader-lite0 learns normal_abnormal, not density" in capsys.readouterr().err
+    assert main(["fit", "--preset", "vae-cnn-lite", "--data", data, "--out", str(tmp_path / "h")]) == 2
+    assert "--task is needed for vae-cnn-lite" in capsys.readouterr().err
+    evaluated, shipped = [], []
+    monkeypatch.setattr(ReaderFamily, "evaluate", lambda self, records, task, options: evaluated.append(
+        (self.preset.name, self.device, task.name, options.seed, options.second_seed)) or {})
+    monkeypatch.setattr(ReaderFamily, "summary", staticmethod(lambda document, out: ["done"]))
+    monkeypatch.setattr(shipping, "ship", lambda run, path, name, force=False, notes=(), family=None:
+                        shipped.append((run.name, path.name, name, force)) or "exported")
+    assert main(["reader", "--data", data, "--out", str(tmp_path / "r"), "--export",
+                 str(tmp_path / "reader-site.onnx")]) == 0
+    assert main(["fit", "--preset", "reader-lite0", "--data", data, "--out", str(tmp_path / "f"), "--export",
+                 str(tmp_path / "a.onnx"), "--name", "reader-hospital-2026", "--device", "cpu", "--seed", "3",
+                 "--force"]) == 0
+    assert evaluated == [("reader-lite0-hidden", "auto", "normal_abnormal", 0, 1),  # the trunk's device: auto
+                         ("reader-lite0", "cpu", "normal_abnormal", 3, None)]  # second seed: the reader's default
+    assert shipped == [("r", "reader-site.onnx", "reader-site", False), ("f", "a.onnx", "reader-hospital-2026", True)]
 
 
 def test_a_device_torch_cannot_use_is_refused_by_name(capsys):

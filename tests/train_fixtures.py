@@ -110,3 +110,17 @@ def class_folders(root: Path) -> Path:
         for i in range(4):
             cv2.imwrite(str(folder / name / f"case{i}_{name}.png"), breast(i + 10 * bright, bright))
     return folder
+
+
+def run_and_ship(data: str, out, preset, export, name: str | None = None, **options) -> dict:
+    """A reader run (`reader.run.run`) shipped as `fit --export --force` ships it; its report with the export's
+    figures."""
+    import json
+
+    from mammodesk_train.families.registry import family_for
+    from mammodesk_train.reader import run as reader_run
+    from mammodesk_train.shipping import ship
+
+    reader_run.run(data, out, preset, **options)
+    ship(out, export, name or preset.name, force=True, family=family_for(preset, device="cpu"))
+    return json.loads((out / "report.json").read_text())

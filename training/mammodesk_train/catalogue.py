@@ -1,5 +1,5 @@
 """The app's catalogue of model families (`resources/models/families.json`), derived from the registered
-families and the reader, never kept by hand: `mammodesk-train catalogue` writes it, and a test checks that
+families, never kept by hand: `mammodesk-train catalogue` writes it, and a test checks that
 the committed file is what this module makes."""
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ ABOUT = ("Every model family of MODELS.md, the task each is built for and what i
 
 
 def catalogue() -> dict:
-    """The reader first, then the families by name; bundled tasks before the others."""
-    from mammodesk_train.reader.run import CATALOGUE as READER
-
-    rows = [("reader", entry) for entry in READER]
-    rows += [(name, entry) for name, cls in sorted(FAMILIES.items()) for entry in cls.catalogue]
+    """Bundled tasks before the others; the default second opinion first, then the families by name."""
+    rows = [(name, entry) for name, cls in sorted(FAMILIES.items(), key=lambda item: (not item[1].default, item[0]))
+            for entry in cls.catalogue]
     rows.sort(key=lambda row: row[1].not_bundled is not None)
     return {"about": ABOUT, "families": [_row(name, entry) for name, entry in rows]}
 

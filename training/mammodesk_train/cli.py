@@ -11,12 +11,12 @@ import numpy as np
 
 from mammodesk_train import __version__
 from mammodesk_train.entry import COMMANDS as COMMAND_HELP, DESCRIPTION
-from mammodesk_train.data.sources import SOURCES, DataError, load_source, public_spec
+from mammodesk_train.data.sources import SOURCES, DataError, load_source
 from mammodesk_train.data.tasks import TASKS, get_task
-from mammodesk_train.families.registry import PRESETS, empty_model, family_for
+from mammodesk_train.families.registry import FAMILIES, PRESETS, family_for
 
 
-STOPPED = {  # what a stopped command kept, and how to go on
+STOPPED = {  # what a stopped command kept, and how to go on (`fit` of a reader preset: the reader's)
     "reader": "Kept: every image read so far (the data folder's cache/reader-features) and every finished outer "
               "fold (--out's folds/); run the same command again with --resume and none of them is done again.",
     "fit": "Kept: the finished folds in --out; run the same command again with --resume and none of them is fitted "
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help=COMMAND_HELP["fit"])
     fit.add_argument("--preset", required=True)
     fit.add_argument("--data", required=True, help="SOURCE:PATH, e.g. mias:../shared/data/mias-dev.tar.gz")
-    fit.add_argument("--task", required=True)
+    fit.add_argument("--task", help="what to learn (see list); the reader's presets learn normal_abnormal, their "
+                                     "default")
     fit.add_argument("--folds", type=int, default=5)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--out", required=True, type=Path)
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "in is fitted afresh")
     fit.add_argument("--init", type=Path, help="start the trunk from a backbone file written by `pretrain`: "
                      "ResNet50V2 (simclr, hybrid, transfer-resnet50v2) or VGG16 (fusion-vgg16)")
+    fit.add_argument("--second-seed", type=int, help="a second outer fold seed, reported too (the reader's "
+                     "presets: default --seed + 1)")
+    _export_options(fit)
     pre = sub.add_parser("pretrain", help=COMMAND_HELP["pretrain"])
     pre.add_argument("--method", choices=["simclr"], default="simclr")
     pre.add_argument("--data", required=True, action="append",
@@ -101,22 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     reader = sub.add_parser("reader", help=COMMAND_HELP["reader"])
     reader.add_argument("--data", required=True, help="SOURCE:PATH with image labels and located findings")
     reader.add_argument("--preset", default="reader-lite0-hidden",
-                        help="reader-lite0-hidden (shipped), reader-lite0, reader-lite1 or reader-lite2")
+                        help="reader-lite0-hidden (shipped), reader-lite0, reader-lite1, reader-lite2 or "
+                             "reader-lite0-finetune")
     reader.add_argument("--folds", type=int, default=5)
     reader.add_argument("--seed", type=int, default=0, help="the reported outer fold seed")
     reader.add_argument("--second-seed", type=int, default=1, help="a second outer fold seed, reported too")
     reader.add_argument("--out", required=True, type=Path)
-    reader.add_argument("--export", type=Path, help="write the ONNX file here when the reader beats the baseline")
-    reader.add_argument("--force", action="store_true", help="export even when it does not beat the baseline")
     reader.add_argument("--resume", action="store_true",
                         help="continue a stopped run into the same --out: its finished outer folds are kept, and "
                              "images read before come from the feature cache")
-    reader.add_argument("--name", help="the model's name in the app and in predict (default: the --export file's "
-                                       "name without .onnx)")
     reader.add_argument("--device", default="auto",
                         help="where the frozen trunk reads the images: auto (a CUDA GPU when torch sees one), cpu or "
                              "cuda; the heads are fitted on the CPU")
+    _export_options(reader)
     return parser
+
+
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--export", type=Path, help="when done, export the shipped model here (an ONNX file and its "
+                                                    "card) if it beats the plain baseline: as `export OUT --out`")
+    parser.add_argument("--name", help="the exported model's name in the app and in predict (default: the --export "
+                                       "file's name without .onnx)")
+    parser.add_argument("--force", action="store_true", help="export even when it does not beat the baseline")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print(f"\nmammodesk-train {args.command}: stopped (Ctrl+C). {STOPPED.get(args.command, 'Nothing was kept.')}",
+        kind = "reader" if args.command == "fit" and getattr(PRESETS.get(args.preset), "family", "") == "reader" \
+            else args.command
+        print(f"\nmammodesk-train {args.command}: stopped (Ctrl+C). {STOPPED.get(kind, 'Nothing was kept.')}",
               file=sys.stderr)
         return 130
     except (CliError, DataError, ValueError, KeyError, FileNotFoundError) as exc:
@@ -160,13 +172,9 @@ DATA_HELP = {
 
 
 def _list(args) -> int:
-    from mammodesk_train.reader.run import PRESETS as READERS
-
-    print("reader presets (mammodesk-train reader; the app's default second opinion):")
-    for name, preset in READERS.items():
-        print(f"  {name:<22} {preset.description()}")
-    print("presets (mammodesk-train fit):")
-    for name, preset in sorted(PRESETS.items(), key=lambda item: (item[1].family, item[0])):
+    print("presets (mammodesk-train fit --preset; reader-lite0-hidden is the app's default second opinion):")
+    for name, preset in sorted(PRESETS.items(), key=lambda item: (item[1].family != "reader", item[1].family,
+                                                                  item[0])):
         print(f"  {name:<22} {preset.family:<10} {preset.description}")
     print("tasks (fit --task; the reader learns normal_abnormal):")
     for name, task in TASKS.items():
@@ -204,19 +212,47 @@ def _fit(args) -> int:
         raise CliError("--select-from: each candidate preset once (and not --preset again)")
     if args.select_folds < 2:
         raise CliError("--select-folds: at least 2 inner folds")
-    from mammodesk_train.engine import init_distributed_from_env, leave_distributed
+    learns = FAMILIES[presets[0].family].tasks
+    if args.task is None:
+        if learns is None or len(learns) != 1:
+            raise CliError(f"--task is needed for {args.preset} (see `mammodesk-train list`)")
+        args.task = learns[0]
+    elif learns is not None and args.task not in learns:
+        raise CliError(f"{args.preset} learns {' or '.join(learns)}, not {args.task}")
+    name = _export_name(args)
+    from mammodesk_train.engine import distributed, init_distributed_from_env, leave_distributed
 
     init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
-        return _fit_in_group(args, presets)
+        _fit_in_group(args, presets)
+        if distributed()[0] != 0:
+            return 0
     finally:
         leave_distributed()
+    if args.export is None:
+        return 0
+    from mammodesk_train.shipping import NotBetter, ship
+
+    try:
+        print(ship(args.out, args.export, name, force=args.force))
+    except NotBetter as exc:
+        print(f"not exported: {exc} (--force exports it anyway; its card then says so)")
+        return 1
+    return 0
 
 
-def _fit_in_group(args, presets) -> int:
-    from mammodesk_train.cv import run_cv
+def _export_name(args) -> str | None:
+    """The exported model's name: --name, else the --export file's; never a bundled model's (checked first)."""
+    if args.export is None:
+        return None
+    name = args.name or args.export.stem
+    _own_name(name, args.export)
+    return name
 
+
+def _fit_in_group(args, presets) -> None:
     from mammodesk_train.data.tasks import check_task
+    from mammodesk_train.families.protocol import RunOptions
 
     if args.out.is_dir() and any(args.out.iterdir()) and not args.resume:
         raise CliError(f"{args.out} already holds a run: --resume continues it (its finished folds are not fitted "
@@ -234,9 +270,14 @@ def _fit_in_group(args, presets) -> int:
             if not family.accepts_init:
                 raise CliError(f"--init: the {family.preset.family} family has no trunk to start from a backbone file")
             family.init = args.init
-    document = run_cv(families[0], records, task, data=args.data, folds=args.folds, seed=args.seed, out=args.out,
-                      final=not args.no_final, alternatives=tuple(families[1:]), select_folds=args.select_folds,
-                      resume=args.resume)
+    options = RunOptions(data=args.data, folds=args.folds, seed=args.seed, out=args.out, resume=args.resume,
+                         final=not args.no_final, alternatives=tuple(families[1:]), select_folds=args.select_folds,
+                         second_seed=args.second_seed)
+    document = families[0].evaluate(records, task, options)
+    from mammodesk_train.engine import distributed
+
+    if distributed()[0] != 0:
+        return
     if args.init is not None:
         from mammodesk_train.simclr.backbone import seen_patients
 
@@ -247,24 +288,7 @@ def _fit_in_group(args, presets) -> int:
         if seen:
             print(f"note: the backbone's pretraining saw images (not labels) of {seen} of these patients; "
                   "the CV figures are not free of that overlap", file=sys.stderr)
-    summary = document["cv_summary"]
-    print(f"{document['evaluation']} ({document['samples']} images, {document['patients']} patients):")
-    for key in ("auc", "accuracy", "f1_weighted", "sensitivity", "specificity"):
-        if key in summary:
-            print(f"  {key:<12} {summary[key]['mean']:.3f} ± {summary[key]['sd']:.3f}")
-    for level in (k for k in document if k.startswith("cv_summary_")):
-        shown = ", ".join(f"{k} {v['mean']:.3f} ± {v['sd']:.3f}" for k, v in document[level].items()
-                          if k in ("auc", "accuracy", "sensitivity"))
-        print(f"  {level.removeprefix('cv_summary_').replace('_', '-')}: {shown}")
-    if "comparison" in document:
-        from mammodesk_train.baseline import verdict
-
-        print(f"  {verdict(document['comparison'])}")
-    for choice in document.get("selection", {}).get("folds", []):
-        scores = ", ".join(f"{name} {auc:.3f}" for name, auc in choice["inner_auc"].items())
-        print(f"  fold {choice['fold']}: chose {choice['chosen']} (inner AUC {scores})")
-    print(f"wall time {document['wall_time_s']:.0f} s; report: {args.out / 'report.html'}")
-    return 0
+    print("\n".join(families[0].summary(document, args.out)))
 
 
 def _pretrain(args) -> int:
@@ -288,58 +312,17 @@ def _pretrain(args) -> int:
 
 
 def _export(args) -> int:
-    from mammodesk_train.cv import load_weights
-    from mammodesk_train.model_card import write_model_card
+    from mammodesk_train.shipping import NotBetter, ship
 
-    run = json.loads((args.run / "run.json").read_text())
-    metrics = json.loads((args.run / "metrics.json").read_text())
-    if "final_model" not in metrics:
-        raise CliError(f"{args.run} has no final model (it was fitted with --no-final)")
-    comparison = metrics.get("comparison")
-    if comparison is None:
-        raise CliError(f"{args.run} has no comparison with the plain baseline (fitted by an older "
-                       "mammodesk-train?): refit it")
-    if not comparison["beats_baseline"] and not args.force:
-        from mammodesk_train.baseline import verdict
-
-        raise CliError(f"refusing to export: {verdict(comparison)}. A model that does not beat ten lines of "
-                       "scikit-learn is not worth shipping; pass --force to export it anyway (its card will say so)",
-                       code=REFUSED_BY_BASELINE)
-    preset = _preset(run["preset"])
-    task = get_task(run["task"], classes=metrics["classes"])
-    model = load_weights(empty_model(preset, len(task.classes)), args.run / "final")
-    summary = metrics["cv_summary"]
-    card_metrics = {"how": metrics["evaluation"] + f", seed {run['seed']}, {metrics['samples']} images of "
-                           f"{metrics['patients']} patients; the shipped model is retrained on all of them",
-                    **{k: {"mean": v["mean"], "sd": v["sd"]} for k, v in summary.items()},
-                    **{level.removeprefix("cv_summary_"): {k: {"mean": v["mean"], "sd": v["sd"]}
-                                                           for k, v in metrics[level].items()}
-                       for level in metrics if level.startswith("cv_summary_")},
-                    "baseline": comparison}
-    explained = args.run / "explain.json"
-    explanations = json.loads(explained.read_text()) if explained.is_file() else None
-    if explanations:
-        card_metrics["explanations"] = {"cam_in_breast": explanations["cam_in_breast"],
-                                        "pointing": explanations["pointing"]}
-    run = {**run, "data": public_spec(run["data"])}  # no local folder names in shipped files
-    training = {"dataset": run["data"], "split": metrics["evaluation"], "samples": metrics["samples"],
-                "patients": metrics["patients"],
-                "patient_key_hashes": metrics["final_model"]["patient_key_hashes"]}
-    family = family_for(preset, device="cpu", progress=False)
     name = args.name or args.run.name
     out = args.out / f"{name}.onnx" if args.out.is_dir() else args.out
     _own_name(name, out)
-    domain_file = args.run / "final" / "domain.json"
-    trust = {"calibration": metrics.get("calibration", {}).get("calibration"),
-             "domain": json.loads(domain_file.read_text()) if domain_file.is_file() else None}
-    report = family.export(model, task, out, training, card_metrics, name, trust=trust)
-    run["acquisition"] = (trust["domain"] or {}).get("acquisition")
-    path = report.path
-    card = write_model_card(path.with_suffix(".md"), name, metrics, run, preset.description, args.note,
-                            explanations)
-    companions = [p.name for p in path.parent.glob(f"{path.stem}.*.onnx")]
-    print(f"exported {path} (+ {', '.join(companions) or 'no companion files'}, model card {card.name}); "
-          f"parity with torch verified: {report.summary()}")
+    try:
+        print(ship(args.run, out, name, force=args.force, notes=args.note))
+    except NotBetter as exc:
+        raise CliError(f"refusing to export: {exc}. A model that does not beat ten lines of scikit-learn is not "
+                       "worth shipping; pass --force to export it anyway (its card will say so)",
+                       code=REFUSED_BY_BASELINE) from None
     return 0
 
 
@@ -348,6 +331,9 @@ def _explain(args) -> int:
 
     run = json.loads((args.run / "run.json").read_text())
     preset = _preset(run["preset"])
+    if preset.family == "reader":
+        raise CliError("the reader's map is its own patch classifier's, exported with it; its pointing game and "
+                       "location box are measured in every outer fold of its run (report.json, and its card)")
     records = load_source(args.data)
     classes = json.loads((args.run / "metrics.json").read_text()).get("classes")
     task = get_task(run["task"], records, classes=classes)  # a folder task: the run's own classes, in its order
@@ -405,31 +391,13 @@ def _evaluate(args) -> int:
 
 
 def _reader(args: argparse.Namespace) -> int:
-    from mammodesk_train.reader.run import PRESETS as READERS, run
-
-    if args.preset not in READERS:
-        raise CliError(f"unknown reader preset {args.preset!r} (known: {', '.join(READERS)})")
-    name = args.name or (args.export.stem if args.export is not None else None)
-    if args.export is not None:
-        _own_name(name, args.export)
-    from mammodesk_train.engine import distributed, init_distributed_from_env, leave_distributed
-
-    init_distributed_from_env()  # a no-op unless launched by torchrun (a fine-tuning preset's fits are shared)
-    try:
-        report = run(args.data, args.out, READERS[args.preset], folds=args.folds, seed=args.seed,
-                     second_seed=args.second_seed, export=args.export, force=args.force, model_name=name,
-                     resume=args.resume, device=args.device)
-        if distributed()[0] != 0:
-            return 0
-    finally:
-        leave_distributed()
-    print(f"report: {args.out / 'report.json'}")
-    if "export" in report:
-        print(f"exported {args.export}: {report['export']}")
-    elif args.export is not None:
-        print(f"not exported: {report['not_exported']}")
-        return 1
-    return 0
+    """`fit` with a reader preset, its defaults the reader's."""
+    if PRESETS.get(args.preset) is None or PRESETS[args.preset].family != "reader":
+        readers = [name for name, preset in PRESETS.items() if preset.family == "reader"]
+        raise CliError(f"unknown reader preset {args.preset!r} (known: {', '.join(readers)})")
+    fit = argparse.Namespace(**vars(args), task="normal_abnormal", select_from="", select_folds=3, epochs_scale=1.0,
+                             init=None, no_final=False)
+    return _fit(fit)
 
 
 def _catalogue(args) -> int:

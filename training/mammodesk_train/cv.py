@@ -55,15 +55,16 @@ def run_cv(family: Family, records: list[Record], task: Task, *, data: str, fold
     splits = patient_kfold(primary.y, groups, folds, seed)
     base_oof = baseline_out_of_fold(base_features, primary.y, splits, len(task.classes))
     domain_folds = []
-    if distributed()[0] == 0:  # the run's key first: a kept fold is always of a known run
-        kept.keep(marker, key, {"data": data})
 
     def fit_fold(fold):
         folder = out / f"fold{fold.index + 1}"
         print(f"fold {fold.index + 1}/{folds}: {len(fold.train)} train, {len(fold.test)} test samples", flush=True)
         if resume and folder.is_dir() and distributed()[0] == 0:  # cut short: its logs and weights go
             shutil.rmtree(folder)
-        return _fit_fold(candidates, fold, task, seed, folder, select_folds, assumed, bool(alternatives))
+        done = _fit_fold(candidates, fold, task, seed, folder, select_folds, assumed, bool(alternatives))
+        if distributed()[0] == 0:  # the run's key before its fold: a kept fold is always of a known run
+            kept.keep(marker, key, {"data": data})
+        return done
 
     clock = FoldClock(len(splits))
     for fold, done, fitted in kept_folds(splits, fit_fold, lambda f: out / f"fold{f.index + 1}" / "fold.json",

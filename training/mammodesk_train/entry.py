@@ -14,15 +14,16 @@ INSTALL_HINT = ("install the training extra: pip install torch==2.13.0 (CPU buil
 COMMANDS = {  # name -> help; the parser (cli.py) takes them from here, so --help works without the extra
     "env": "print the training environment (torch, devices, exporters)",
     "list": "presets, tasks and data sources",
-    "fit": "patient-level cross-validation, then a final model on all data",
+    "fit": "patient-level cross-validation against the plain baseline, then the shipped model on all data (any "
+           "family's preset, the reader's included); with --export, its ONNX file",
     "pretrain": "self-supervised pretraining of a backbone on unlabelled images",
-    "export": "export a run's final model to ONNX with its CV metrics",
+    "export": "export a run's shipped model to ONNX with its CV metrics and model card (any family)",
     "explain": "per CV fold: the share of Grad-CAM on the breast, and the pointing game on whole-breast scans "
                "(ROI models), through the app's engine",
     "evaluate": "run an exported model through the app's engine on labelled data",
-    "reader": "the whole-mammogram reader: nested patient-level CV against the plain baseline on two fold "
-              "seeds, out-of-fold calibration and operating point, then (with --export) the ONNX file, shipped "
-              "only when it beats the baseline",
+    "reader": "fit with a reader preset (the whole-mammogram reader): nested patient-level CV against the "
+              "plain baseline on two fold seeds, out-of-fold calibration and operating points per view, breast and "
+              "exam, then (with --export) the ONNX file, shipped only when it beats the baseline",
     "catalogue": "write the app's catalogue of model families (resources/models/families.json) from the "
                  "registered families",
 }

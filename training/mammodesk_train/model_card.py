@@ -38,6 +38,17 @@ def size_warning(samples: int, patients: int, unit: str = "images") -> str:
             "on this data, not how well a model can read it.\n\n")
 
 
+def opening(name: str, comparison: dict | None, samples: int, patients: int, unit: str = "images") -> str:
+    """Every card's first lines, whatever its family: its name, whether it lost to its plain baseline (exported
+    anyway), whether its data is far too small, and that it is not for clinical use."""
+    warning = ""
+    if comparison and not comparison["beats_baseline"]:
+        warning = (f"**Does not beat its plain baseline** ({verdict(comparison)}); exported with `--force`. "
+                   "Treat its answers as no better than simple intensity statistics.\n\n")
+    return (f"# {name}\n\n{warning}{size_warning(samples, patients, unit)}**Not for clinical use.** Research "
+            "software; this model is not a medical device.\n")
+
+
 def write_model_card(path: Path, name: str, metrics: dict, run: dict, description: str,
                      notes: list[str] = (), explanations: dict | None = None) -> Path:
     summary = metrics["cv_summary"]
@@ -47,18 +58,10 @@ def write_model_card(path: Path, name: str, metrics: dict, run: dict, descriptio
         label = level.removeprefix("cv_summary_").replace("_", "-")
         rows += f"\n| **{label}** | | |\n" + _rows(metrics[level])
     comparison = metrics.get("comparison")
-    warning = ""
-    if comparison and not comparison["beats_baseline"]:
-        warning = (f"**Does not beat its plain baseline** ({verdict(comparison)}); exported with `--force`. "
-                   "Treat its answers as no better than simple intensity statistics.\n\n")
-    warning += size_warning(metrics["samples"], metrics["patients"], unit)
     source = run["data"].split(":", 1)[0]
     support = [c["support"] for c in metrics["pooled"]["per_class"].values()]
     majority = max(support) / max(1, sum(support))
-    card = f"""# {name}
-
-{warning}**Not for clinical use.** Research software; this model is not a medical device.
-
+    card = opening(name, comparison, metrics["samples"], metrics["patients"], unit) + f"""
 | about | |
 |---|---|
 | family / preset | {metrics['family']} / `{metrics['preset']}` |

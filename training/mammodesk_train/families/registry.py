@@ -16,9 +16,10 @@ _C = TypeVar("_C", bound=type)
 
 
 def register_family(name: str, *, presets: Mapping[str, Any], unit: str = "images",
-                    catalogue: tuple[CatalogueEntry, ...] = ()) -> Callable[[_C], _C]:
+                    catalogue: tuple[CatalogueEntry, ...] = (), default: bool = False) -> Callable[[_C], _C]:
     """Class decorator. `unit`: what one sample is ("images", or "ROIs" for families that classify regions);
-    `catalogue`: the tasks the app lists for this family."""
+    `catalogue`: the tasks the app lists for this family; `default`: the app's default second opinion (listed
+    first)."""
 
     def register(cls: _C) -> _C:
         if name in FAMILIES:
@@ -27,7 +28,7 @@ def register_family(name: str, *, presets: Mapping[str, Any], unit: str = "image
         clashes = sorted(set(presets) & set(PRESETS))
         if strays or clashes:
             raise ValueError(f"family {name!r}: presets of another family {strays} or taken names {clashes}")
-        cls.family_name, cls.unit, cls.catalogue = name, unit, tuple(catalogue)
+        cls.family_name, cls.unit, cls.catalogue, cls.default = name, unit, tuple(catalogue), default
         FAMILIES[name] = cls
         PRESETS.update(presets)
         return cls
@@ -45,8 +46,8 @@ def empty_model(preset, classes: int):
 
 
 def unit_of(family: str) -> str:
-    """What one sample of a family is, for cards ("images" for families not registered here: the reader)."""
-    return getattr(FAMILIES.get(family), "unit", "images")
+    """What one sample of a family is, for cards."""
+    return FAMILIES[family].unit
 
 
 for _module in pkgutil.iter_modules(importlib.import_module("mammodesk_train.families").__path__):

@@ -1,4 +1,5 @@
-"""The whole-mammogram reader's model card (markdown beside the ONNX file), from its run report."""
+"""The whole-mammogram reader's model card (markdown beside the ONNX file), from its run report: the opening
+every card has (`model_card.opening`), then the reader's own tables (two fold seeds, three levels)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ from pathlib import Path
 from mammodesk_train.app import LOCATION_MM, location_cells
 
 from mammodesk_train import __version__
-from mammodesk_train.baseline import verdict
 from mammodesk_train.data.patients import PATIENTS_FROM
 from mammodesk_train.data.sources import public_spec
-from mammodesk_train.model_card import LIMITS, acquisition_words, size_warning
+from mammodesk_train.model_card import LIMITS, acquisition_words, opening
 from mammodesk_train.reader.fit import Setting
 from mammodesk_train.reader.model import STRIDE
 
@@ -100,15 +100,14 @@ def _bilateral_rows(part: dict | None) -> list[str]:
     ]
 
 
-def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: float | None = None) -> Path:
+def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: float | None = None,
+                      notes: list[str] = ()) -> Path:
     shipped = report["shipped"]
-    first = report["reported"]["comparison"]
-    warning = "" if first["beats_baseline"] else (
-        f"**Does not beat its plain baseline** ({verdict(first)}); exported with `--force`.\n\n")
     limits = LIMITS.get(report["data"].split(":", 1)[0], "")
     spacing = report["spacing_mm"]
     lines = [
-        f"# {name}", "", warning + size_warning(report["images"], report["patients"]) + f"{report['description']}.", "",
+        opening(name, report["reported"]["comparison"], report["images"], report["patients"]),
+        f"{report['description']}.", "",
         f"**Task**: normal vs abnormal, per image (any abnormality {_labelled_as(report)}); per breast and per exam in the app and `mammodesk predict`, each on its own scale (the table per level below). "
         f"{report['images']} images of {report['patients']} women ({report['abnormal']} abnormal, "
         f"{report['located']} with a located finding). {report['evaluation']}.", "",
@@ -146,7 +145,7 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
     lines += ["", "## Limits", "", limits,
               "The trunk is ImageNet's, frozen: only the patch classifier is fitted, so what it can see is what "
               f"ImageNet features at {STRIDE * spacing:g} mm cells show; small calcifications are below "
-              "that scale.", "",
+              "that scale.", "", *(f"- {note}" for note in notes), *([""] if notes else []),
               f"Reproduce: `mammodesk-train reader --data {_reproduce_data(report['data'])} --preset "
               f"{report['preset']} --out runs/{report['preset']} --export resources/models/{name}.onnx` (built with "
               f"mammodesk-train {__version__}; another version may fit the heads "

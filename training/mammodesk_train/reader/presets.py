@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from mammodesk_train.app import PipelineSpec
 
 from mammodesk_train.families.protocol import CatalogueEntry
 from mammodesk_train.reader.finetune import FineTune
 from mammodesk_train.reader.fit import Schedule, Setting
-from mammodesk_train.reader.model import STRIDE
+from mammodesk_train.reader.model import STRIDE, WholeImageReader
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,24 @@ class ReaderPreset:
     sensitivity: float = 0.80  # the operating point's stated sensitivity
     flip_reading: bool = False  # also read each breast upside down: trained on both, answered by their mean
     finetune: FineTune | None = None  # the trunk's last stages trained too, per outer fold (`finetune.py`)
+    family: ClassVar[str] = "reader"
+
+    def build(self, classes: int = 2) -> WholeImageReader:
+        """The untrained reader of this preset (the registry's `empty_model`): its ImageNet trunk, a fresh
+        linear head and k=1 until a setting is chosen. One image logit: normal vs abnormal, two classes."""
+        from mammodesk_train.reader.run import build_trunk
+
+        if classes != 2:
+            raise ValueError(f"{self.name} answers normal vs abnormal (2 classes), not {classes}")
+        return WholeImageReader(build_trunk(self.trunk), k=1, flip_reading=self.flip_reading)
+
+    def scaled(self, factor: float) -> "ReaderPreset":
+        """Every epoch count times `factor` (smoke runs: `fit --epochs-scale`)."""
+        epochs = lambda n: max(1, round(n * factor))  # noqa: E731
+        tuned = None if self.finetune is None else dataclasses.replace(self.finetune,
+                                                                       epochs=epochs(self.finetune.epochs))
+        return dataclasses.replace(self, schedule=dataclasses.replace(self.schedule, epochs=epochs(self.schedule.epochs)),
+                                   finetune=tuned)
 
     def __post_init__(self) -> None:
         if self.height % STRIDE or self.width % STRIDE:  # else the breast cells and the map disagree in size
@@ -44,6 +63,7 @@ class ReaderPreset:
                                         "align": "chest-wall"}},
             {"op": "to_rgb"}])
 
+    @property
     def description(self) -> str:
         hidden = sorted({s.hidden for s in self.settings} - {0})
         head = "a linear patch classifier" if not hidden else \

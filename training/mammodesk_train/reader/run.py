@@ -1,4 +1,5 @@
-"""`mammodesk-train reader`: build, evaluate and export the whole-mammogram reader.
+"""The whole-mammogram reader's training protocol (`families/reader.py` registers it: `mammodesk-train fit
+--preset reader-...`, or its shorthand `mammodesk-train reader`).
 
 1. Every image once through the spec and the frozen ImageNet trunk (`data.prepare`).
    With a fine-tuning preset, each outer fold reads features of a trunk tuned on
@@ -10,7 +11,8 @@
    each fold, the pointing game.
 3. The shipped head: its setting chosen by CV on all images, fitted on all;
    calibration and operating point from the reported seed's out-of-fold answers.
-4. Export (contract roi.mode "image") and verification against torch."""
+4. The run folder: `report.json`, `run.json` and the shipped reader in `final/`, which the one shipping path
+   (`mammodesk_train.shipping`, `reader/shipping.py`) exports (contract roi.mode "image") and verifies."""
 
 from __future__ import annotations
 
@@ -22,25 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mammodesk_train.app import InputLayout, RoiMode, build_metadata
-from mammodesk_train.app import apply_calibration
-from mammodesk_train.app import summarise_acquisition
+from mammodesk_train.app import apply_calibration, summarise_acquisition
 
-from mammodesk_train import __version__, baseline, trust
+from mammodesk_train import baseline, trust
 from mammodesk_train.data.patients import evaluation, grouping
-from mammodesk_train.data.sources import assumed_spacing, load_source, public_spec
+from mammodesk_train.data.sources import assumed_spacing, load_source
 from mammodesk_train.data.tasks import check_task, described
-from mammodesk_train.export import weights_sha256
 from mammodesk_train.outer import baseline_out_of_fold
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
 from mammodesk_train.reader.data import READS, ReaderData, prepare
-from mammodesk_train.reader.export import export_reader
+from mammodesk_train.reader.shipping import domain_record, keep_shipped
 from mammodesk_train.reader.finetune import Tuning, first_rank_first, into_reader
-from mammodesk_train.reader.presets import CATALOGUE, PRESETS, ReaderPreset  # noqa: F401 - the reader's presets, here too
+from mammodesk_train.reader.presets import PRESETS, ReaderPreset  # noqa: F401 - the reader's presets, here too
 from mammodesk_train.reader.fit import Setting, choose, fit_head, nested_cv, reader_logits
 from mammodesk_train.reader.levels import (breast_table, cross_answers, evaluate_levels, exam_logits, exam_table,
                                            fit_exam_rule, fit_level, fold_index, level_dict, operating_point)
-from mammodesk_train.reader.model import WholeImageReader, head_from_standardised
+from mammodesk_train.reader.model import head_from_standardised
 from mammodesk_train.splits import Fold, patient_key_hash, patient_kfold
 
 
@@ -212,11 +211,12 @@ def build_trunk(name: str):
 
 
 def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed: int = 0, second_seed: int = 1,
-        export: Path | None = None, model_name: str | None = None, force: bool = False,
-        resume: bool = False, device: str = "cpu") -> dict:
-    """`resume`: continue a stopped run in `out`, its finished outer folds taken from `out/folds` (without it,
-    an `out` holding folds is refused, never mixed into). `device`: where the trunk reads the images (auto,
-    cpu, cuda)."""
+        resume: bool = False, device: str = "cpu", records: list | None = None) -> dict:
+    """The reader's training protocol, into the run folder `out`: `report.json`, `run.json` and the shipped
+    reader in `final/` (`mammodesk_train.shipping` exports it). `resume`: continue a stopped run in `out`, its
+    finished outer folds taken from `out/folds` (without it, an `out` holding folds is refused, never mixed
+    into). `device`: where the trunk reads the images (auto, cpu, cuda). `records`: the source's, when read
+    already."""
     from mammodesk_train.engine import distributed, pick_device
 
     started = time.perf_counter()
@@ -226,18 +226,17 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
         raise ValueError(f"{out} holds the folds of an earlier run: --resume continues it (the folds done are not "
                          "fitted again), or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    records = labelled(load_source(data_spec), folds)
+    records = labelled(load_source(data_spec) if records is None else records, folds)
     where = pick_device(device)
-    print(plan(records, preset, folds, seed, second_seed, export, where), flush=True)
-    trunk = build_trunk(preset.trunk)
-    reader = WholeImageReader(trunk, k=1, flip_reading=preset.flip_reading)
+    print(plan(records, preset, folds, seed, second_seed, where), flush=True)
+    reader = preset.build()
     data = first_rank_first(lambda: prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm,
                                             flip_reading=preset.flip_reading, trunk=f"imagenet-{preset.trunk}",
                                             device=where))
     tuning = None if preset.finetune is None else \
         Tuning(preset.finetune, records, preset.spec(), reader, data, out / "finetune", where)
     reader.cpu()  # the head is fitted, and the model exported, on the CPU
-    report: dict = {"preset": preset.name, "description": preset.description(), "data": data_spec,
+    report: dict = {"preset": preset.name, "description": preset.description, "data": data_spec,
                     "spacing_mm": preset.spacing_mm,
                     "images": len(data), "patients": int(len(set(data.groups.tolist()))),
                     "abnormal": int(data.y.sum()), "located": int(data.located.sum()), "folds": folds,
@@ -284,24 +283,20 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     report["shipped"] = {"setting": asdict(best), "location_window": window, "inner_auc_all_data": scores,
                          "threshold": threshold,
                          "calibration": calibration, "bilateral": None if bilateral is None else asdict(bilateral),
-                         "levels": levels}
+                         "levels": levels,
+                         "patient_key_hashes": sorted({patient_key_hash(g) for g in shipped.groups.tolist()})}
     report["seconds"] = time.perf_counter() - started
     if distributed()[0] != 0:  # under torchrun every rank computes the same; the first writes
         return report
+    keep_shipped(out / "final", reader, domain_record(shipped, assumed_spacing(records)))
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    beats = report["reported"]["comparison"]["beats_baseline"]
-    if export is not None and not beats and not force:
-        report["not_exported"] = "the reader does not beat the plain baseline by more than the fold spread " \
-                                 "(--force exports it anyway; its card then says so)"
-    elif export is not None:
-        report["export"] = export_model(reader, preset, shipped, report, calibration, threshold, export,
-                                        model_name or preset.name, assumed_spacing(records))
-        finish_card(export, report, records[:8])
-        (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "run.json").write_text(json.dumps({"preset": preset.name, "task": READS.name, "data": data_spec,
+                                              "seed": seed, "second_seed": second_seed, "folds": folds,
+                                              "comparison": report["reported"]["comparison"]}, indent=2))
     return report
 
 
-def plan(records, preset: ReaderPreset, folds: int, seed: int, second_seed: int, export: Path | None,
+def plan(records, preset: ReaderPreset, folds: int, seed: int, second_seed: int,
          device: torch.device = torch.device("cpu")) -> str:
     """What the run will do, said before it starts."""
     patients = len({r.patient_key for r in records})
@@ -314,8 +309,7 @@ def plan(records, preset: ReaderPreset, folds: int, seed: int, second_seed: int,
             f"(images read before come from the cache); nested CV with {folds} outer folds on fold seeds {seed} and "
             f"{second_seed}, each outer fold choosing among {len(preset.settings)} settings in 3 inner folds; the "
             "plain baseline in the same folds" + tuned + "; then the shipped head on all images, its calibration, "
-            "operating point and levels"
-            + (f"; export to {export} if it beats the baseline" if export is not None else ""))
+            "operating point and levels")
 
 
 def labelled(records, folds: int) -> list:
@@ -329,101 +323,3 @@ def labelled(records, folds: int) -> list:
     return kept
 
 
-def finish_card(model: Path, report: dict, records) -> Path:
-    """Time the exported reader through the app's engine (warm, one view at a time) and write its card."""
-    from mammodesk_train.app import ModelRunner
-    from mammodesk_train.app import with_assumed_spacing
-    from mammodesk_train.reader.card import write_reader_card
-
-    runner = ModelRunner(model, prefer_gpu=False)
-    images = [with_assumed_spacing(r.load(), r.assumed_spacing_mm) for r in records]
-    runner.predict(images[0])
-    started = time.perf_counter()
-    for image in images:
-        runner.predict(image)
-    report["seconds_per_view"] = (time.perf_counter() - started) / len(images)
-    return write_reader_card(model.with_suffix(".md"), model.stem, report, report["seconds_per_view"])
-
-
-def reader_metrics(report: dict) -> dict:
-    """The card's `mammodesk.metrics`: what the app shows (auc, baseline comparison) and the rest of the table."""
-    reported = report["reported"]
-    return {"how": report["evaluation"], "auc": reported["comparison"]["model"], "baseline": reported["comparison"],
-            "operating_point": reported["operating_point"], "pointing_game": reported["pointing"],
-            "second_seed": report["second_seed"]["comparison"],
-            "ece": {k: reported["calibration"][k] for k in ("ece_before", "ece_after")}}
-
-
-def bilateral_metadata(report: dict) -> dict | None:
-    shipped = report["shipped"].get("bilateral")
-    evaluated = report["reported"].get("bilateral")
-    if not shipped or not evaluated:
-        return None
-    return {**shipped, "auc": evaluated["comparison"]["model"], "baseline": evaluated["comparison"],
-            "operating_point": evaluated["operating_point"], "how": evaluated["how"]}
-
-
-def levels_metadata(report: dict) -> dict:
-    """The shipped thresholds and scores per level, each with the reported seed's out-of-fold figures at it."""
-    shipped, figures = report["shipped"]["levels"], report["reported"]["levels"]
-    out = {name: {**level, "figures": _short_figures(figures.get(name))} if level else None
-           for name, level in shipped.items()}
-    exam = figures.get("exam")
-    kind = report["data"].split(":", 1)[0]
-    share = f"{report['abnormal'] / report['images']:.0%} of images" + (
-        f" and {exam['abnormal'] / exam['units']:.0%} of women" if exam else "")
-    out["population"] = (f"{kind.upper() if kind == 'mias' else public_spec(report['data'])} development data: "
-                         f"{report['images']} images of {report['patients']} women, {share} abnormal"
-                         + ("; enriched, not a screening population" if kind == "mias" else ""))
-    return out
-
-
-def _short_figures(figures: dict | None) -> dict | None:
-    if not figures:
-        return None
-    c = figures["comparison"]
-    return {"auc": c["model"]["mean"], "auc_sd": c["model"]["sd"], "baseline_auc": c["baseline"]["mean"],
-            "beats_baseline": c["beats_baseline"],
-            **{k: figures[k] for k in ("units", "abnormal", "sensitivity", "specificity", "band_share",
-                                       "clear_error_rate", "coverage_abnormal", "coverage_normal")}}
-
-
-def breast_embeddings(data: ReaderData) -> np.ndarray:
-    """Each image's trunk features averaged over its breast cells (the domain check's embedding), a chunk of
-    images at a time: the feature maps stay on disk."""
-    from mammodesk_train.reader.fit import in_chunks
-
-    out = []
-    for index in in_chunks(np.arange(len(data))):
-        weights = data.breast[index].float()[..., None]
-        out.append(((data.features[index] * weights).sum(1) / weights.sum(1).clamp(min=1.0)).numpy())
-    return np.concatenate(out)
-
-
-def export_model(reader: WholeImageReader, preset: ReaderPreset, data: ReaderData, report: dict,
-                 calibration: dict | None, threshold: float, path: Path, name: str,
-                 assumed_mm: float | None) -> dict:
-    from mammodesk_train.app import EmbeddingModel, input_ranges
-
-    point = report["reported"]["operating_point"]
-    embeddings = breast_embeddings(data)
-    acquisition = {**summarise_acquisition(data.metas, assumed_mm), "normalised": True}
-    domain = {"acquisition": acquisition, "input": input_ranges(data.inputs_mean_sd, over="breast"),
-              "embedding": EmbeddingModel.fit(embeddings).to_dict()}
-    metrics = reader_metrics(report)
-    metadata = build_metadata(
-        family="reader", name=name, task="normal_abnormal", labels=["normal", "abnormal"], spec=preset.spec(),
-        input=InputLayout("image", 3, preset.height, preset.width), activation="sigmoid",
-        roi=RoiMode("image", spacing_mm=preset.spacing_mm, location_window=report["shipped"]["location_window"]),
-        training={"dataset": public_spec(report["data"]), "split": report["evaluation"], "samples": len(data),
-                  "abnormal": int(data.y.sum()), "patients": report["patients"],
-                  "patients_from": report["grouping"]["counts"],
-                  "patient_key_hashes": sorted({patient_key_hash(g) for g in data.groups.tolist()})},
-        metrics=metrics, weights_sha256=weights_sha256(reader), tool_version=f"mammodesk-train {__version__}",
-        description=f"{name}: {preset.description()}", calibration=calibration, domain=domain,
-        embedding="embedding", map_output="patch_logits",
-        operating_point={"threshold": threshold, "sensitivity_target": preset.sensitivity, **point},
-        bilateral=bilateral_metadata(report), levels=levels_metadata(report))
-    example = torch.zeros(2, 3, preset.height, preset.width)
-    example[:, :, : preset.height // 2, : preset.width // 2] = torch.rand(2, 3, preset.height // 2, preset.width // 2)
-    return export_reader(reader, example, path, metadata)
