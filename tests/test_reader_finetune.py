@@ -106,7 +106,11 @@ def test_a_fold_is_tuned_on_its_training_images_only_and_kept(small, monkeypatch
     assert tuned.features.shape == data.features[np.arange(len(data))].shape and tuned.provenance != data.provenance
     again, _ = finetune.tuned_data(data, maps, reader, train, list(TINY.settings), TINY.schedule, SMALL_TUNE, 0,
                                    keep=root / "kept")
-    assert len(seen) == 1 and torch.equal(again.features, tuned.features)  # kept: not fitted again
+    every = np.arange(len(data))
+    assert len(seen) == 1 and torch.equal(again.features[every], tuned.features[every])  # kept: not fitted again
+    from mammodesk_train.reader.cache import Rows
+
+    assert isinstance(tuned.features, Rows) and tuned.features.path.parent == root / "kept"  # on disk, not in memory
 
 
 def test_two_processes_under_torchrun_tune_as_one(small, tmp_path):

@@ -5,7 +5,8 @@ BatchNorm's statistics, and stochastic depth is off, so that small and sharded b
 
 Cheap by construction: what the frozen stages make of each image (both readings, with the flipped one) is
 computed once and kept on disk, float16, memory-mapped (`early_maps`), so a fit runs the trained stages
-only. The fit is the engine's (`engine.fit`): mixed precision and channels-last on CUDA, and
+only; each tuned trunk's features of every image are kept the same way beside its weights (`tuned_features`),
+so memory does not grow with the images. The fit is the engine's (`engine.fit`): mixed precision and channels-last on CUDA, and
 DistributedDataParallel when launched by torchrun (the global batch split over the ranks).
 
 What stays honest, and what does not: `tuned_data` fine-tunes on one outer training fold only, starting
@@ -25,6 +26,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from torch.utils.data import Dataset
 
 from mammodesk_train.backbones.imagenet import lite0_input
 from mammodesk_train.progress import Progress
+from mammodesk_train.reader.cache import Rows
 from mammodesk_train.reader.data import ReaderData, read_input
 from mammodesk_train.reader.fit import FINDING_WEIGHT, Head, Schedule, Setting, choose, fit_head
 from mammodesk_train.reader.model import STAGES, WholeImageReader, head_from_standardised, top_k_mean
@@ -195,16 +198,42 @@ def tune(maps: EarlyMaps, data: ReaderData, index: np.ndarray, reader: WholeImag
 
 
 @torch.no_grad()
-def tuned_features(model: TunedPart, maps: EarlyMaps) -> tuple[torch.Tensor, torch.Tensor | None]:
+def tuned_features(model: TunedPart, maps: EarlyMaps, folder: Path | None = None, name: str = "tuned",
+                   shape: tuple[int, int] | None = None) -> tuple[torch.Tensor | Rows, torch.Tensor | Rows | None]:
     """Every image's feature map as the tuned stages read it (N x cells x C; the flipped reading's put back
-    on the upright cells), in memory: float32."""
-    upright, flipped = [], []
+    on the upright cells). With `folder` (and `shape`, cells x C): float16 files there, memory-mapped as the frozen features are
+    (`cache.Rows`: memory stays flat), written once (the first rank first, under torchrun) and read back by a
+    resumed run; else in memory, float32."""
+    readings = maps.array.shape[1]
     where = next(model.parameters()).device
-    for i in range(len(maps)):
-        upright.append(model.stages(maps.get(i, 0)[None].to(where))[0].flatten(1).T.cpu())
-        if maps.array.shape[1] == 2:
-            flipped.append(model.stages(maps.get(i, 1)[None].to(where))[0].flip(dims=[1]).flatten(1).T.cpu())
-    return torch.stack(upright), torch.stack(flipped) if flipped else None
+
+    def read(i: int, reading: int) -> torch.Tensor:
+        fmap = model.stages(maps.get(i, reading)[None].to(where))[0]
+        return (fmap if reading == 0 else fmap.flip(dims=[1])).flatten(1).T.cpu()
+
+    if folder is None:
+        stacked = [torch.stack([read(i, r) for i in range(len(maps))]) for r in range(readings)]
+        return stacked[0], stacked[1] if readings == 2 else None
+    files = [folder / f"{name}.{reading}.f16" for reading in ("upright", "flipped")[:readings]]
+
+    def write() -> None:
+        if all(f.is_file() for f in files):
+            return
+        for reading, path in enumerate(files):
+            partial = path.with_name(f".{path.name}.partial")
+            array = None
+            for i in range(len(maps)):
+                rows = read(i, reading).numpy().astype(np.float16)
+                if array is None:
+                    array = np.memmap(partial, np.float16, "w+", shape=(len(maps), *rows.shape))
+                array[i] = rows
+            array.flush()
+            del array
+            os.replace(partial, path)
+
+    first_rank_first(write)
+    opened = [Rows(path, np.arange(len(maps)), shape) for path in files]
+    return opened[0], opened[1] if readings == 2 else None
 
 
 def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, index: np.ndarray,
@@ -245,7 +274,8 @@ def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, inde
         if weights is not None and distributed()[0] == 0:
             write_atomic_with(weights, lambda temporary: torch.save(model.state_dict(), temporary))
             write_atomic(chosen, json.dumps(dataclasses.asdict(best)).encode())
-    features, flipped = tuned_features(model.eval().to(device or "cpu"), maps)
+    features, flipped = tuned_features(model.eval().to(device or "cpu"), maps, keep, f"tuned-{key}.features",
+                                       tuple(data.features.shape[1:]))
     model.cpu()
     return dataclasses.replace(data, features=features, flipped=flipped,
                                provenance=f"{data.provenance}/tuned-{key}"), model
