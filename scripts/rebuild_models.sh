@@ -14,7 +14,7 @@
 # Runs with whichever environment is active: mammodesk-train on the PATH, else .venv's (or $MAMMODESK_TRAIN).
 # All models: about 3 hours on 2 CPU cores (the comparison: 2 more); the reader alone about 25 minutes.
 # A stopped reader run continues (--resume: the folds it finished, on the same data and settings, are kept).
-# fit uses a GPU when torch sees one; the reader's frozen trunk runs on the CPU.
+# fit uses a GPU when torch sees one (the reader: its trunk's pass over the images; its heads on the CPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mias=../shared/data/mias-dev.tar.gz

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -331,9 +332,29 @@ def test_a_reader_run_exports_again_through_the_export_command_as_every_family_d
     assert main(["export", str(root / "run"), "--out", str(again), "--name", "reader-tiny", "--force"]) == 0
     assert "parity with torch verified" in capsys.readouterr().out
     first, second = read_card(root / "reader.onnx"), read_card(again)
-    assert second.weights_sha256 == first.weights_sha256 and second.threshold == first.threshold
-    assert second.metrics == first.metrics and second.levels == first.levels
+    # the trained reader itself: its digest taken in the run, before its weights were kept
+    assert second.weights_sha256 == first.weights_sha256 == report["shipped"]["weights_sha256"]
+    assert second.threshold == first.threshold and second.metrics == first.metrics and second.levels == first.levels
     assert main(["explain", str(root / "run"), "--data", "mias:x"]) == 2  # the reader's maps are measured in its run
+    capsys.readouterr()
+
+    moved = tmp_path / "moved"  # the run's data gone since: exported all the same, untimed
+    shutil.copytree(root / "run", moved)
+    about = json.loads((moved / "report.json").read_text())
+    (moved / "report.json").write_text(json.dumps({**about, "data": f"mias:{tmp_path / 'gone'}"}))
+    assert main(["export", str(moved), "--out", str(tmp_path / "untimed.onnx"), "--name", "reader-tiny",
+                 "--force"]) == 0
+    assert "not timed" in capsys.readouterr().out and "Wall time" not in (tmp_path / "untimed.md").read_text()
+
+    damaged = tmp_path / "damaged"  # weights that are not the run's: refused, and nothing half-written
+    shutil.copytree(root / "run", damaged)
+    state = torch.load(damaged / "final" / "model.pt", weights_only=True)
+    state["head.weight" if "head.weight" in state else "head.0.weight"] += 1.0
+    torch.save(state, damaged / "final" / "model.pt")
+    target = tmp_path / "models"
+    assert main(["export", str(damaged), "--out", str(target / "reader-tiny.onnx"), "--force"]) == 2
+    assert "is not the reader its run trained" in capsys.readouterr().err
+    assert list(target.iterdir()) == []  # no model, card or temporary folder left behind
 
 
 def test_predict_writes_image_breast_and_exam_answers(tiny_run):

@@ -98,12 +98,14 @@ def test_every_registered_family_satisfies_the_family_protocol():
 
 
 def test_the_reader_is_fitted_and_exported_through_fit_like_every_family(tmp_path, monkeypatch, capsys):
-    """`reader` is `fit` with a reader preset: one protocol entry (the family's `evaluate`), the trunk's device
-    passed on, and one shipping path, the model named after --export's file (or --name), never the preset, so
-    a site's retrained reader is not mistaken for the bundled one."""
+    """`reader` is `fit` with a reader preset: one protocol entry (the family's `evaluate`: fold seeds --seed
+    and, by default, --seed + 1; the trunk's device passed on), one summary, and one shipping path, the model
+    named after --export's file (or --name), never the preset, so a site's retrained reader is not mistaken
+    for the bundled one. Options the reader's protocol does not offer are refused before any image is read."""
     from mammodesk_train import shipping
+    from mammodesk_train.baseline import compare
     from mammodesk_train.entry import main
-    from mammodesk_train.families.reader import ReaderFamily
+    from mammodesk_train.reader import run as reader_run
 
     data = f"mias:{mias_folder(tmp_path / 'data')}"
     assert main(["fit", "--preset", "reader-lite0", "--data", data, "--task", "density", "--out",
@@ -111,10 +113,17 @@ def test_the_reader_is_fitted_and_exported_through_fit_like_every_family(tmp_pat
     assert "reader-lite0 learns normal_abnormal, not density" in capsys.readouterr().err
     assert main(["fit", "--preset", "vae-cnn-lite", "--data", data, "--out", str(tmp_path / "h")]) == 2
     assert "--task is needed for vae-cnn-lite" in capsys.readouterr().err
-    evaluated, shipped = [], []
-    monkeypatch.setattr(ReaderFamily, "evaluate", lambda self, records, task, options: evaluated.append(
-        (self.preset.name, self.device, task.name, options.seed, options.second_seed)) or {})
-    monkeypatch.setattr(ReaderFamily, "summary", staticmethod(lambda document, out: ["done"]))
+    for refused in (["--preset", "vae-cnn-lite", "--task", "normal_abnormal", "--select-from", "reader-lite0"],
+                    ["--preset", "reader-lite0", "--no-final"], ["--preset", "vae-cnn-lite", "--task", "density",
+                                                                "--second-seed", "4"]):
+        assert main(["fit", *refused, "--data", "mias:/not/read", "--out", str(tmp_path / "i")]) == 2
+        assert len(capsys.readouterr().err.splitlines()) == 1  # one line, no traceback, no data read
+    runs, shipped = [], []
+    comparison = compare([{"auc": 0.8}] * 5, [{"auc": 0.6}] * 5)
+    monkeypatch.setattr(reader_run, "run", lambda spec, out, preset, **k: runs.append(
+        (preset.name, k["device"], k["seed"], k["second_seed"], len(k["records"]))) or {
+        "reported": {"seed": k["seed"], "comparison": comparison},
+        "second_seed": {"seed": k["second_seed"], "comparison": comparison}, "seconds": 1.0})
     monkeypatch.setattr(shipping, "ship", lambda run, path, name, force=False, notes=(), family=None:
                         shipped.append((run.name, path.name, name, force)) or "exported")
     assert main(["reader", "--data", data, "--out", str(tmp_path / "r"), "--export",
@@ -122,9 +131,18 @@ def test_the_reader_is_fitted_and_exported_through_fit_like_every_family(tmp_pat
     assert main(["fit", "--preset", "reader-lite0", "--data", data, "--out", str(tmp_path / "f"), "--export",
                  str(tmp_path / "a.onnx"), "--name", "reader-hospital-2026", "--device", "cpu", "--seed", "3",
                  "--force"]) == 0
-    assert evaluated == [("reader-lite0-hidden", "auto", "normal_abnormal", 0, 1),  # the trunk's device: auto
-                         ("reader-lite0", "cpu", "normal_abnormal", 3, None)]  # second seed: the reader's default
+    assert runs == [("reader-lite0-hidden", "auto", 0, 1, 16),  # the trunk's device: auto by default
+                    ("reader-lite0", "cpu", 3, 4, 16)]  # the second fold seed: --seed + 1 unless given
     assert shipped == [("r", "reader-site.onnx", "reader-site", False), ("f", "a.onnx", "reader-hospital-2026", True)]
+    said = capsys.readouterr().out
+    assert "fold seed 3: " in said and "fold seed 4: " in said and f"report: {tmp_path / 'f' / 'report.json'}" in said
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reader_run, "run", interrupted)
+    assert main(["fit", "--preset", "reader-lite0", "--data", data, "--out", str(tmp_path / "s")]) == 130
+    assert "cache/reader-features" in capsys.readouterr().err  # the reader's: what was kept, and --resume
 
 
 def test_a_device_torch_cannot_use_is_refused_by_name(capsys):

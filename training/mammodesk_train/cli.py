@@ -173,8 +173,8 @@ DATA_HELP = {
 
 def _list(args) -> int:
     print("presets (mammodesk-train fit --preset; reader-lite0-hidden is the app's default second opinion):")
-    for name, preset in sorted(PRESETS.items(), key=lambda item: (item[1].family != "reader", item[1].family,
-                                                                  item[0])):
+    for name, preset in sorted(PRESETS.items(), key=lambda item: (not FAMILIES[item[1].family].default,
+                                                                  item[1].family, item[0])):
         print(f"  {name:<22} {preset.family:<10} {preset.description}")
     print("tasks (fit --task; the reader learns normal_abnormal):")
     for name, task in TASKS.items():
@@ -258,12 +258,6 @@ def _fit_in_group(args, presets) -> None:
         raise CliError(f"{args.out} already holds a run: --resume continues it (its finished folds are not fitted "
                        "again); two runs in one folder would mix their logs and weights, so choose another --out, or "
                        "delete that folder first")
-    records = load_source(args.data)
-    task = get_task(args.task, records)
-    check_task(records, task, args.folds)
-    if len(task.classes) == 2:
-        print(f"classes: {task.classes[0]} (0, negative), {task.classes[1]} (1, positive: AUC, sensitivity and the "
-              "operating point are about it)", flush=True)
     families = [family_for(preset, device=args.device) for preset in presets]
     if args.init is not None:
         for family in families:
@@ -273,6 +267,13 @@ def _fit_in_group(args, presets) -> None:
     options = RunOptions(data=args.data, folds=args.folds, seed=args.seed, out=args.out, resume=args.resume,
                          final=not args.no_final, alternatives=tuple(families[1:]), select_folds=args.select_folds,
                          second_seed=args.second_seed)
+    families[0].check(options)  # before any image is read
+    records = load_source(args.data)
+    task = get_task(args.task, records)
+    check_task(records, task, args.folds)
+    if len(task.classes) == 2:
+        print(f"classes: {task.classes[0]} (0, negative), {task.classes[1]} (1, positive: AUC, sensitivity and the "
+              "operating point are about it)", flush=True)
     document = families[0].evaluate(records, task, options)
     from mammodesk_train.engine import distributed
 

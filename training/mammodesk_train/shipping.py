@@ -6,6 +6,8 @@ by more than the fold spread, or forced: the card then says so), then for the fi
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from mammodesk_train.baseline import verdict
@@ -28,12 +30,20 @@ def family_of_run(run: Path):
 
 
 def ship(run: Path, path: Path, name: str, *, force: bool = False, notes: list[str] = (), family=None) -> str:
-    """`family`: the run's, where its preset is not a registered one (defined in Python, as tests do)."""
+    """Whole or nothing: the file, its card and companions are written in a folder beside `path` and moved
+    into place only when all are done, so a failed export never leaves a new model beside an old card (or
+    replaces a bundled one by half). `family`: the run's, where its preset is not a registered one (defined
+    in Python, as tests do)."""
     family = family or family_of_run(run)
     comparison = family.run_comparison(run)
     if not comparison["beats_baseline"] and not force:
         raise NotBetter(verdict(comparison))
-    return family.export_run(run, path, name, notes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as folder:
+        said = family.export_run(run, Path(folder) / path.name, name, notes)
+        for made in sorted(Path(folder).iterdir()):
+            os.replace(made, path.parent / made.name)
+    return said.replace(str(Path(folder) / path.name), str(path))
 
 
 def sample_run_comparison(run: Path) -> dict:

@@ -37,6 +37,9 @@ class Family(Protocol):
     accepts_init: bool  # whether `init` (a backbone file from `pretrain`) starts its trunk
     init: Path | None
 
+    def check(self, options: RunOptions) -> None:
+        """Refuse (ValueError) options its protocol does not offer, before any data is read."""
+
     def evaluate(self, records: list, task, options: RunOptions) -> dict:
         """The training protocol: patient-level CV against the plain baseline, the shipped model, written to
         `options.out`; returns what `fit` prints."""
@@ -81,11 +84,18 @@ class FamilyBase:
     tasks: tuple[str, ...] | None = None  # the tasks it can learn (`fit --task`); None: any
     extra_metrics = None  # or a method (model, x, y, classes) -> dict of further figures per fold
 
+    def check(self, options: RunOptions) -> None:
+        if options.second_seed is not None:
+            raise ValueError("--second-seed: this family's protocol reports one fold seed (the reader's two)")
+        own = [a.preset.name for a in options.alternatives if type(a).evaluate is not FamilyBase.evaluate]
+        if own:
+            raise ValueError(f"--select-from: {', '.join(own)} trains by a protocol of its own, not one to choose "
+                             "in the inner folds of this one")
+
     def evaluate(self, records: list, task, options: RunOptions) -> dict:
         from mammodesk_train.cv import run_cv
 
-        if options.second_seed is not None:
-            raise ValueError("--second-seed: this family's protocol reports one fold seed (the reader's two)")
+        self.check(options)
         return run_cv(self, records, task, data=options.data, folds=options.folds, seed=options.seed,
                       out=options.out, final=options.final, alternatives=options.alternatives,
                       select_folds=options.select_folds, resume=options.resume)

@@ -23,12 +23,15 @@ class ReaderFamily(FamilyBase):
     def __init__(self, preset, device: str = "auto", progress: bool = True) -> None:
         self.preset, self.device = preset, device  # device: where the trunk reads the images (auto, cpu, cuda)
 
-    def evaluate(self, records: list, task, options: RunOptions) -> dict:
-        from mammodesk_train.reader.run import run
-
+    def check(self, options: RunOptions) -> None:
         if options.alternatives or not options.final:
             raise ValueError("the reader chooses its settings in the inner folds of each outer fold itself and "
                              "always fits the shipped model: --select-from and --no-final are for the other families")
+
+    def evaluate(self, records: list, task, options: RunOptions) -> dict:
+        from mammodesk_train.reader.run import run
+
+        self.check(options)
         second = options.seed + 1 if options.second_seed is None else options.second_seed
         return run(options.data, options.out, self.preset, folds=options.folds, seed=options.seed,
                    second_seed=second, resume=options.resume, device=self.device, records=records)

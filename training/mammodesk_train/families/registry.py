@@ -46,8 +46,8 @@ def empty_model(preset, classes: int):
 
 
 def unit_of(family: str) -> str:
-    """What one sample of a family is, for cards."""
-    return FAMILIES[family].unit
+    """What one sample of a family is, for cards ("images" for a family this version does not know)."""
+    return getattr(FAMILIES.get(family), "unit", "images")
 
 
 for _module in pkgutil.iter_modules(importlib.import_module("mammodesk_train.families").__path__):

@@ -235,7 +235,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
                                             device=where))
     tuning = None if preset.finetune is None else \
         Tuning(preset.finetune, records, preset.spec(), reader, data, out / "finetune", where)
-    reader.cpu()  # the head is fitted, and the model exported, on the CPU
+    reader.cpu()  # the head is fitted, and the shipped reader kept, on the CPU
     report: dict = {"preset": preset.name, "description": preset.description, "data": data_spec,
                     "spacing_mm": preset.spacing_mm,
                     "images": len(data), "patients": int(len(set(data.groups.tolist()))),
@@ -288,7 +288,8 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     report["seconds"] = time.perf_counter() - started
     if distributed()[0] != 0:  # under torchrun every rank computes the same; the first writes
         return report
-    keep_shipped(out / "final", reader, domain_record(shipped, assumed_spacing(records)))
+    report["shipped"]["weights_sha256"] = keep_shipped(out / "final", reader,
+                                                       domain_record(shipped, assumed_spacing(records)))
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "run.json").write_text(json.dumps({"preset": preset.name, "task": READS.name, "data": data_spec,
                                               "seed": seed, "second_seed": second_seed, "folds": folds,

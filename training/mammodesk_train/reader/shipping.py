@@ -44,21 +44,27 @@ def domain_record(data: ReaderData, assumed_mm: float | None) -> dict:
             "embedding": EmbeddingModel.fit(breast_embeddings(data)).to_dict()}
 
 
-def keep_shipped(final: Path, reader: WholeImageReader, domain: dict) -> None:
+def keep_shipped(final: Path, reader: WholeImageReader, domain: dict) -> str:
+    """The shipped reader's weights and domain record in `final/`; returns the weights' digest (the report
+    keeps it, and `load_shipped` checks the file against it)."""
     final.mkdir(parents=True, exist_ok=True)
     torch.save(reader.state_dict(), final / "model.pt")
     (final / "domain.json").write_text(json.dumps(domain))
+    return weights_sha256(reader)
 
 
-def load_shipped(final: Path, preset: ReaderPreset, setting: Setting) -> WholeImageReader:
+def load_shipped(final: Path, preset: ReaderPreset, setting: Setting, digest: str) -> WholeImageReader:
     """The shipped reader as `keep_shipped` kept it: the preset's trunk and the setting's head, its weights
-    loaded (tensors only)."""
+    loaded (tensors only) and checked against the digest the run recorded."""
     reader = preset.build()
     reader.k = setting.k
     channels = reader.head.in_channels
     reader.head = head_from_standardised(patch_classifier(channels, setting.hidden), torch.zeros(channels),
                                          torch.ones(channels))
     reader.load_state_dict(torch.load(final / "model.pt", map_location="cpu", weights_only=True))
+    if weights_sha256(reader) != digest:
+        raise ValueError(f"{final / 'model.pt'} is not the reader its run trained (its weights' digest differs from "
+                         "the report's): damaged or replaced; fit the run again")
     return reader.eval()
 
 
@@ -69,25 +75,31 @@ def export_run(run: Path, path: Path, name: str, preset: ReaderPreset, notes: li
 
     report = json.loads((run / "report.json").read_text())
     shipped = report["shipped"]
-    reader = load_shipped(run / "final", preset, Setting(**shipped["setting"]))
+    reader = load_shipped(run / "final", preset, Setting(**shipped["setting"]), shipped["weights_sha256"])
     domain = json.loads((run / "final" / "domain.json").read_text())
     report["export"] = export_model(reader, preset, report, domain, path, name)
     report["seconds_per_view"] = seconds_per_view(path, report["data"])
     card = write_reader_card(path.with_suffix(".md"), name, report, report["seconds_per_view"], notes)
     (run / "report.json").write_text(json.dumps(report, indent=2))
     figures = report["export"]
+    timed = "not timed (the run's data is not where it was)" if report["seconds_per_view"] is None else \
+        f"{report['seconds_per_view'] * 1000:.0f} ms per view"
     return (f"exported {path} (model card {card.name}); parity with torch verified: max logit difference "
-            f"{figures['max_logit_error']:.1e}, map {figures['max_map_error']:.1e}; "
-            f"{report['seconds_per_view'] * 1000:.0f} ms per view")
+            f"{figures['max_logit_error']:.1e}, map {figures['max_map_error']:.1e}; {timed}")
 
 
-def seconds_per_view(model: Path, data: str, views: int = 8) -> float:
-    """The exported reader through the app's engine, warm, one view at a time, on the run's first views."""
+def seconds_per_view(model: Path, data: str, views: int = 8) -> float | None:
+    """The exported reader through the app's engine, warm, one view at a time, on the run's first views (None
+    when the run's data has moved since)."""
     from mammodesk_train.app import ModelRunner, with_assumed_spacing
-    from mammodesk_train.data.sources import load_source
+    from mammodesk_train.data.sources import DataError, load_source
 
+    try:
+        records = load_source(data)[:views]
+    except (DataError, OSError):
+        return None
     runner = ModelRunner(model, prefer_gpu=False)
-    images = [with_assumed_spacing(r.load(), r.assumed_spacing_mm) for r in load_source(data)[:views]]
+    images = [with_assumed_spacing(r.load(), r.assumed_spacing_mm) for r in records]
     runner.predict(images[0])
     started = time.perf_counter()
     for image in images:
