@@ -102,7 +102,7 @@ PRESETS["reader-lite0-hidden"] = ReaderPreset(
 
 # Shen et al. 2019's second step on the shipped preset: the last two trunk stages (stride 16) trained with the
 # patch classifier, from the head the frozen pass chooses; mixed precision on CUDA, DDP under torchrun. Not
-# shipped: on MIAS, in the shipped reader's folds, image AUC 0.754 and 0.741 (seeds 0, 1) against the frozen
-# 0.763 and 0.760 (docs/TRAINING.md); ~200 training images a fold are too few for it.
+# shipped: on MIAS, in the shipped reader's folds, image AUC 0.754 and 0.741 (seeds 0, 1) against 0.752 and
+# 0.754 for the frozen reader of the same code (docs/TRAINING.md); ~200 training images a fold are too few.
 PRESETS["reader-lite0-finetune"] = dataclasses.replace(PRESETS["reader-lite0-hidden"], name="reader-lite0-finetune",
                                                        finetune=FineTune())
