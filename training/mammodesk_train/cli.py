@@ -16,12 +16,6 @@ from mammodesk_train.data.tasks import TASKS, get_task
 from mammodesk_train.families.registry import FAMILIES, PRESETS, family_for
 
 
-STOPPED = {  # what a stopped command kept, and how to go on (`fit` of a reader preset: the reader's)
-    "reader": "Kept: every image read so far (the data folder's cache/reader-features) and every finished outer "
-              "fold (--out's folds/); run the same command again with --resume and none of them is done again.",
-    "fit": "Kept: the finished folds in --out; run the same command again with --resume and none of them is fitted "
-           "again.",
-}
 REFUSED_BY_BASELINE = 3  # export's exit status when the model does not beat its plain baseline
 
 
@@ -134,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        kind = "reader" if args.command == "fit" and getattr(PRESETS.get(args.preset), "family", "") == "reader" \
-            else args.command
-        print(f"\nmammodesk-train {args.command}: stopped (Ctrl+C). {STOPPED.get(kind, 'Nothing was kept.')}",
+        preset = PRESETS.get(args.preset) if args.command in ("fit", "reader") else None
+        kept = FAMILIES[preset.family].kept_on_stop if preset is not None else "Nothing was kept."
+        print(f"\nmammodesk-train {args.command}: stopped (Ctrl+C). {kept}",
               file=sys.stderr)
         return 130
     except (CliError, DataError, ValueError, KeyError, FileNotFoundError) as exc:

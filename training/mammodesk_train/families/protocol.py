@@ -82,6 +82,8 @@ class FamilyBase:
     accepts_init = True
     init: Path | None = None
     tasks: tuple[str, ...] | None = None  # the tasks it can learn (`fit --task`); None: any
+    kept_on_stop = ("Kept: the finished folds in --out; run the same command again with --resume and none of them "
+                    "is fitted again.")  # what `fit` says when Ctrl+C stops it
     extra_metrics = None  # or a method (model, x, y, classes) -> dict of further figures per fold
 
     def check(self, options: RunOptions) -> None:

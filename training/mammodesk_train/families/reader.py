@@ -19,6 +19,9 @@ from mammodesk_train.reader.presets import CATALOGUE, PRESETS
 class ReaderFamily(FamilyBase):
     accepts_init = False  # its trunk is ImageNet's (fine-tuned per fold by a fine-tuning preset)
     tasks = ("normal_abnormal",)  # normal vs any abnormality, benign included (`reader.data.READS`)
+    kept_on_stop = ("Kept: every image read so far (the data folder's cache/reader-features) and every finished "
+                    "outer fold (--out's folds/); run the same command again with --resume and none of them is "
+                    "done again.")
 
     def __init__(self, preset, device: str = "auto", progress: bool = True) -> None:
         self.preset, self.device = preset, device  # device: where the trunk reads the images (auto, cpu, cuda)

@@ -245,7 +245,7 @@ def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, inde
     are kept there (and a stopped fit resumed from its checkpoint) under a key of everything they depend on."""
     from mammodesk_train.app import write_atomic, write_atomic_with
     from mammodesk_train.engine import distributed
-    from mammodesk_train.reader.fit import patch_classifier
+    from mammodesk_train.reader.fit import folded_head
 
     from mammodesk_train import __version__
 
@@ -258,10 +258,7 @@ def tuned_data(data: ReaderData, maps: EarlyMaps, reader: WholeImageReader, inde
     chosen = weights.with_suffix(".json") if weights is not None else None
     if weights is not None and weights.is_file() and chosen.is_file():
         best = Setting(**json.loads(chosen.read_text()))
-        channels = data.features.shape[-1]
-        start = head_from_standardised(patch_classifier(channels, best.hidden), torch.zeros(channels),
-                                       torch.ones(channels))
-        model = TunedPart(reader, config, start, best.k)
+        model = TunedPart(reader, config, folded_head(data.features.shape[-1], best), best.k)
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     else:
         best = choose(data, index, settings, schedule, seed)[0]

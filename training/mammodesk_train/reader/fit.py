@@ -71,6 +71,15 @@ def patch_classifier(channels: int, hidden: int) -> torch.nn.Module:
                                torch.nn.Linear(hidden, 1))
 
 
+def folded_head(channels: int, setting: Setting) -> torch.nn.Module:
+    """An empty head of the shape `head_from_standardised` gives a fitted one of `setting` (1x1
+    convolutions), for kept weights to be loaded into."""
+    from mammodesk_train.reader.model import head_from_standardised
+
+    return head_from_standardised(patch_classifier(channels, setting.hidden), torch.zeros(channels),
+                                  torch.ones(channels))
+
+
 @dataclass
 class Head:
     """A patch classifier on standardised features ((f - mean) / sd)."""

@@ -18,8 +18,8 @@ from mammodesk_train.data.sources import public_spec
 from mammodesk_train.export import weights_sha256
 from mammodesk_train.reader.data import ReaderData
 from mammodesk_train.reader.export import export_reader
-from mammodesk_train.reader.fit import Setting, patch_classifier
-from mammodesk_train.reader.model import WholeImageReader, head_from_standardised
+from mammodesk_train.reader.fit import Setting, folded_head
+from mammodesk_train.reader.model import WholeImageReader
 from mammodesk_train.reader.presets import ReaderPreset
 
 
@@ -58,9 +58,7 @@ def load_shipped(final: Path, preset: ReaderPreset, setting: Setting, digest: st
     loaded (tensors only) and checked against the digest the run recorded."""
     reader = preset.build()
     reader.k = setting.k
-    channels = reader.head.in_channels
-    reader.head = head_from_standardised(patch_classifier(channels, setting.hidden), torch.zeros(channels),
-                                         torch.ones(channels))
+    reader.head = folded_head(reader.head.in_channels, setting)
     reader.load_state_dict(torch.load(final / "model.pt", map_location="cpu", weights_only=True))
     if weights_sha256(reader) != digest:
         raise ValueError(f"{final / 'model.pt'} is not the reader its run trained (its weights' digest differs from "
