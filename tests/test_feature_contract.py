@@ -39,7 +39,7 @@ class CentreMarks:
 class GreyLevels(Feature):
     """The active view's grey-level summary in a panel of its own."""
 
-    actions = (ActionSpec("copy_grey_levels", "Copy Grey Levels", "Ctrl+Alt+G", "Copy the summary", "Image"),)
+    menu_actions = (ActionSpec("copy_grey_levels", "Copy Grey Levels", "Ctrl+Alt+G", "Copy the summary", "Image"),)
 
     def __init__(self, host) -> None:
         self.host, self.label, self.layer = host, QtWidgets.QLabel("no image"), CentreMarks()

@@ -186,6 +186,7 @@ def test_slow_op_is_superseded_and_stoppable(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.processing.busy == 0, timeout=LOAD_TIMEOUT)
     assert (slow_generation, False) not in delivered  # its result was dropped
     assert doc.processed is not None and doc.processed.preview
+    assert window.processing.cancel() is False  # nothing under way now: Esc is left to the next feature
     # A newer edit supersedes: only the newest generation's results reach the state.
     editor.set_param(0, "h", 20.0)
     editor.replace_spec(editor.spec.__class__([{"op": "median"}]), "test")

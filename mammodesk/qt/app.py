@@ -64,7 +64,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.tabifyDockWidget(self.docks[panel.tab_with], self.docks[panel.key])
         self.docks["browser"].raise_()
         toggles = sorted((panel.toggle() for panel in panels), key=lambda spec: (len(spec.shortcut), spec.shortcut))
-        self.action_specs = window_actions([spec for feature in self.features for spec in feature.actions] + toggles)
+        self.action_specs = window_actions([spec for feature in self.features for spec in feature.menu_actions] + toggles)
         self.actions_ = build_actions(self, self.action_specs)
         self._recent_menu = self.menuBar().actions()[0].menu().addMenu("Open &Recent")
         self._cursor, self._busy = QtWidgets.QLabel(), QtWidgets.QProgressBar()

@@ -51,7 +51,7 @@ class CanvasLayer(Protocol):
 class Feature:
     """Defaults for every part of the contract; a feature overrides what it has."""
 
-    actions: tuple[ActionSpec, ...] = ()  # menu entries of its own, beyond the window's shared table
+    menu_actions: tuple[ActionSpec, ...] = ()  # menu entries of its own, beyond the window's shared table
 
     def panels(self) -> list[Panel]:
         return []

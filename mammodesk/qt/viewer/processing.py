@@ -49,6 +49,8 @@ class ProcessingController(QtCore.QObject, Feature):
                       "Show or hide the preprocessing panel", menu_text="&Preprocessing Panel")]
 
     def cancel(self) -> bool:
+        if not self.runner.busy:  # nothing under way: Esc goes on to the next feature, the results stay
+            return False
         self.stop()
         return True
 
