@@ -36,6 +36,34 @@ def test_region_features_follow_their_formulas():
     assert features["breast_share"] == 1.0
 
 
+@pytest.mark.parametrize("where", [(slice(9, 30), slice(5, 22)), (slice(0, 25), slice(0, 48))])  # inside, at the edge
+def test_a_masked_region_reads_as_the_plain_formulas_on_the_whole_image(where):
+    """Only the mask's box (grown by a pixel) is looked at: the gradient, co-occurrence and moments equal the
+    plain formulas over the whole image (`np.gradient`, `graycomatrix` with level 0 outside the mask)."""
+    from skimage.feature import graycomatrix, graycoprops
+
+    rng = np.random.default_rng(1)
+    values = rng.random((40, 48)).astype(np.float32)
+    mask = np.zeros_like(values, bool)
+    mask[where] = True
+    mask[where[0].start + 3, where[1].start + 4] = False  # a hole: its pixel is outside, its neighbours inside
+    features = dict(zip(baseline.FEATURES, baseline.region_features(values, mask, roi=False)))
+    gy, gx = np.gradient(values)
+    assert features["gradient"] == pytest.approx(np.hypot(gx, gy)[mask].mean(), rel=1e-6)
+    inside = values[mask].astype(np.float64)
+    z = (inside - inside.mean()) / inside.std()
+    assert features["skewness"] == pytest.approx((z ** 3).mean(), rel=1e-4, abs=1e-6)
+    assert features["kurtosis"] == pytest.approx((z ** 4).mean() - 3, rel=1e-4)
+    quantised = np.where(mask, 1 + np.minimum((values * 32).astype(int), 31), 0).astype(np.uint8)
+    matrix = graycomatrix(quantised, [1, 3], [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=33)[1:, 1:]
+    matrix = matrix / matrix.sum(axis=(0, 1), keepdims=True)
+    for d, distance in enumerate((1, 3)):
+        for prop in ("contrast", "homogeneity", "energy", "correlation"):
+            expected = graycoprops(matrix[:, :, d:d + 1, :], prop).mean()
+            assert features[f"glcm_{prop}_d{distance}"] == pytest.approx(expected, rel=1e-9)
+    assert features["breast_share"] == pytest.approx(mask.mean())
+
+
 def test_whole_image_features_are_absolute_intensity():
     """Scaled by bit depth, not by the image's own range: a dim 12-bit breast stays dim."""
     pixels = np.zeros((64, 64), np.uint16)
