@@ -134,6 +134,33 @@ def test_crop_to_breast_keeps_the_faint_front_of_the_breast(mias_dir):
     assert x0 <= 190 and x0 + cols >= 745
 
 
+def test_edge_strips_go_and_the_breast_stays_as_row_by_row():
+    """`drop_edge_strips` (every row of a border at once) against its rule read one row at a time: along each
+    border in turn, a run of foreground that starts and ends within the band is cleared."""
+    from mammodesk.preprocessing.spatial import EDGE_BAND, drop_edge_strips
+
+    def row_by_row(binary):
+        out = binary.copy()
+        for turn in range(4):
+            view = np.rot90(out, turn)
+            limit = max(2, int(round(EDGE_BAND * view.shape[1])))
+            for row in view:
+                on = np.flatnonzero(row[:limit + 1])
+                if on.size:
+                    off = np.flatnonzero(row[on[0]:] == 0)
+                    end = on[0] + (off[0] if off.size else len(row) - on[0])
+                    if end <= limit:
+                        row[on[0]:end] = 0
+        return out
+
+    rng = np.random.default_rng(0)
+    for case in range(200):
+        rows, cols = rng.integers(3, 90, 2)
+        binary = (rng.random((rows, cols)) < rng.random()).astype(np.uint8)
+        binary[:, :rng.integers(0, 7)] = case % 2  # a strip along the left border, every other case
+        assert np.array_equal(drop_edge_strips(binary), row_by_row(binary)), case
+
+
 def test_sigmoid_voi_never_overflows():
     import warnings
 

@@ -90,20 +90,17 @@ def drop_edge_strips(binary: np.ndarray, band: float = EDGE_BAND) -> np.ndarray:
     along each border, a run of foreground that starts within `band` of the border and ends within it
     too is a strip; the breast's runs reach far beyond it and stay. Works on the small mask copy."""
     out = binary.copy()
-    for turn in range(4):  # each border in turn, as the left one of a rotated view
+    for turn in range(4):  # each border in turn, as the left one of a rotated view; the rows of one at once
         view = np.rot90(out, turn)
         width = view.shape[1]
         limit = max(2, int(round(band * width)))
-        for row in range(view.shape[0]):
-            line = view[row, :limit + 1]
-            on = np.flatnonzero(line)
-            if on.size == 0:
-                continue
-            start = on[0]
-            off = np.flatnonzero(view[row, start:] == 0)
-            end = start + (off[0] if off.size else width - start)
-            if end <= limit:
-                view[row, start:end] = 0
+        columns = np.arange(width)[None]
+        near = view[:, :limit + 1] != 0
+        start = near.argmax(axis=1)[:, None]  # each row's first foreground pixel near the border
+        after = (view == 0) & (columns >= start)
+        end = np.where(after.any(axis=1), after.argmax(axis=1), width)[:, None]  # and where its run ends
+        strip = near.any(axis=1)[:, None] & (end <= limit)
+        view[strip & (columns >= start) & (columns < end)] = 0
     return out
 
 
