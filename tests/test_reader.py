@@ -626,6 +626,30 @@ def test_images_are_read_once_and_a_killed_read_continues_where_it_stopped(tmp_p
     assert fresh.sides == again.sides and fresh.metas[0].bits_stored == again.metas[0].bits_stored == 8
 
 
+def test_worker_processes_read_the_images_as_one_process_does_and_a_bad_file_stops_with_its_name(tmp_path):
+    """`prepare(rebuild=preset)` reads the images not in the cache in worker processes: the same data as read
+    here; a file that cannot be read stops the run naming it, the images read before it kept."""
+    from mammodesk_train.data.sources import load_source
+    from mammodesk_train.reader.data import prepare
+
+    records = load_source(f"mias:{mias_folder(tmp_path / 'mias')}", announce=False)
+    kwargs = dict(spacing_mm=TINY.spacing_mm, flip_reading=True, progress=False)
+    here = prepare(records, TINY.spec(), TINY.build(), cache_root=tmp_path / "here", **kwargs)
+    pooled = prepare(records, TINY.spec(), TINY.build(), cache_root=tmp_path / "pooled", rebuild=TINY, workers=2,
+                     **kwargs)
+    index = np.arange(len(records))
+    for mine, theirs in ((here.features, pooled.features), (here.flipped, pooled.flipped)):
+        assert torch.allclose(mine[index], theirs[index], atol=1e-2, rtol=1e-3)  # float16 rows, one thread or two
+    assert np.array_equal(here.base_features, pooled.base_features) and torch.equal(here.breast, pooled.breast)
+    assert torch.equal(here.tissue, pooled.tissue) and here.sides == pooled.sides and here.ids == pooled.ids
+
+    damaged = records[4].path
+    damaged.write_bytes(b"P5\n64 64\n255\n" + b"\0" * 10)
+    with pytest.raises(ValueError, match=rf"could not read {records[4].image_id}: .*4 images read before it are kept"):
+        prepare(records, TINY.spec(), TINY.build(), cache_root=tmp_path / "stopped", rebuild=TINY, workers=2,
+                **kwargs)
+
+
 def test_predict_resumes_a_stopped_batch_without_reading_its_files_again(tiny_run, tmp_path, capsys):
     """Rows are kept as they finish; --resume reads only the files not yet answered, and the finished CSV,
     breast and exam rows included, is the one an uninterrupted run writes."""

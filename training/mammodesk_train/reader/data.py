@@ -7,6 +7,7 @@ its features do not change between folds), on records split later by patient."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from mammodesk_train.app import VIEW_FAMILY
 from mammodesk_train.app import Geometry
 from mammodesk_train.app import outline_breast
 from mammodesk_train.app import PipelineSpec
+from mammodesk_train.app import DecodeFailed, decode_all
 
 from mammodesk_train import baseline
 from mammodesk_train.data.sources import Record
@@ -100,12 +102,18 @@ def finding_cells(record: Record, geometry, map_shape: tuple[int, int],
 
 def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader, *, spacing_mm: float,
             flip_reading: bool = False, progress: bool = True, cache_root: Path | None = None,
-            trunk: str = "frozen", device: torch.device | str = "cpu") -> ReaderData:
+            trunk: str = "frozen", device: torch.device | str = "cpu", rebuild=None,
+            workers: int | None = None) -> ReaderData:
     """`spacing_mm`: what the spec resamples to (a map cell is STRIDE such pixels). `flip_reading`: also each
     image read upside down (`WholeImageReader.read`), its feature map flipped back onto the same cells.
     Each image's work is kept on disk (`cache.FeatureCache`, under `cache_root`, default the data folder's
     cache/reader-features): an image read once, by this run or an earlier one, is never read again, and the
-    feature maps stay on disk (memory-mapped), so memory does not grow with them."""
+    feature maps stay on disk (memory-mapped), so memory does not grow with them.
+
+    `rebuild`: what builds `reader` again (a preset: `.build()`). With it, on the CPU, the images not in the
+    cache are read by `workers` processes (default: one per core, at most `READERS`), each with its own copy
+    of the reader, each image within `READ_LIMIT_S` (a file that hangs its decoder stops the run with its
+    name, the images read before it kept); else here, one after the other."""
     from mammodesk_train.app import data_dir
 
     reader.eval().to(device)
@@ -113,21 +121,47 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     cache = FeatureCache(cache_root or data_dir() / "cache" / "reader-features",
                          {"trunk": trunk, "spec": spec.to_dict(),
                           "spacing_mm": spacing_mm, "flip_reading": flip_reading}, readings)
-    entries: list[Entry] = []
-    keys: list[str] = []
+    keys = [image_key(record.path, {"assumed_spacing_mm": record.assumed_spacing_mm,
+                                    "laterality": record.labels.laterality, "view": record.labels.view})
+            for record in records]
+    entries: list[Entry | None] = [cache.get(key) for key in keys]
     counter = Progress(len(records), "reading images through the trunk") if progress else None
-    for record in records:
-        stated = {"assumed_spacing_mm": record.assumed_spacing_mm, "laterality": record.labels.laterality,
-                  "view": record.labels.view}
-        key = image_key(record.path, stated)
-        found = cache.get(key)
-        entries.append(found or cache.put(key, *_read(record, spec, reader, flip_reading)))
-        keys.append(key)
+    for _ in range(sum(entry is not None for entry in entries) if counter else 0):
+        counter.step(cached=True)
+    missing = [i for i, entry in enumerate(entries) if entry is None]
+    if workers is None:
+        workers = min(READERS, os.cpu_count() or 1)
+    if rebuild is not None and str(device) == "cpu" and workers > 1 and len(missing) > workers:
+        tasks = [(records[i], spec.to_dict(), rebuild, flip_reading) for i in missing]
+        results = ((i, result) for i, (_, result) in zip(missing, decode_all(_read_task, tasks, workers=workers,
+                                                                              timeout_s=READ_LIMIT_S)))
+    else:
+        results = ((i, _read(records[i], spec, reader, flip_reading)) for i in missing)
+    for i, result in results:
+        if isinstance(result, DecodeFailed):
+            raise ValueError(f"could not read {records[i].image_id}: {result} (the {sum(e is not None for e in entries)} "
+                             "images read before it are kept: the same command goes on from there)")
+        entries[i] = cache.put(keys[i], *result)
         if counter:
-            counter.step(cached=found is not None)
+            counter.step()
     data = _assemble(records, entries, cache, spacing_mm, flip_reading)
     data.provenance = hashlib.sha256((cache.folder.name + "".join(keys)).encode()).hexdigest()
     return data
+
+
+READERS = 2  # worker processes reading images at most (each reads a whole image: decode, spec, trunk)
+READ_LIMIT_S = 600.0  # one image's reading in a worker (a digital view takes about a second)
+_WORKER_READERS: dict = {}  # in a worker process: the reader of each preset, built once
+
+
+def _read_task(task) -> tuple[dict, Entry]:
+    """In a worker process: one image through the spec and the reader `rebuild` builds (one thread: the
+    workers share the cores)."""
+    record, spec, rebuild, flip_reading = task
+    if rebuild not in _WORKER_READERS:
+        torch.set_num_threads(1)
+        _WORKER_READERS[rebuild] = rebuild.build().eval()
+    return _read(record, PipelineSpec.from_dict(spec), _WORKER_READERS[rebuild], flip_reading)
 
 
 def read_input(record: Record, spec: PipelineSpec):

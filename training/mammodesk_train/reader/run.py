@@ -232,7 +232,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     reader = preset.build()
     data = first_rank_first(lambda: prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm,
                                             flip_reading=preset.flip_reading, trunk=f"imagenet-{preset.trunk}",
-                                            device=where))
+                                            device=where, rebuild=preset))
     tuning = None if preset.finetune is None else \
         Tuning(preset.finetune, records, preset.spec(), reader, data, out / "finetune", where)
     reader.cpu()  # the head is fitted, and the shipped reader kept, on the CPU
