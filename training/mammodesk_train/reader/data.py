@@ -130,7 +130,8 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
         counter.step(cached=True)
     missing = [i for i, entry in enumerate(entries) if entry is None]
     if workers is None:
-        workers = min(READERS, os.cpu_count() or 1)
+        workers = min(READERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1)
     if rebuild is not None and str(device) == "cpu" and workers > 1 and len(missing) > workers:
         tasks = [(records[i], spec.to_dict(), rebuild, flip_reading) for i in missing]
         results = ((i, result) for i, (_, result) in zip(missing, decode_all(_read_task, tasks, workers=workers,
@@ -149,7 +150,8 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     return data
 
 
-READERS = 2  # worker processes reading images at most (each reads a whole image: decode, spec, trunk)
+READERS = 8  # worker processes reading images at most, one per core (each reads whole images, one thread each:
+# the decode, spec and statistics are single-threaded, so more processes beat more threads)
 READ_LIMIT_S = 600.0  # one image's reading in a worker (a digital view takes about a second)
 _WORKER_READERS: dict = {}  # in a worker process: the reader of each preset, built once
 
