@@ -156,8 +156,8 @@ def test_settings_fitted_together_equal_each_fitted_alone(tmp_path):
     come from the feature files on disk, a batch at a time: the same heads as from rows in memory."""
     from mammodesk_train.reader.cache import Rows
 
-    data = synthetic_reader_data(24, 20, 16, breast_share=0.7, lift=0.5, finding_share=0.15, seed=5,
-                                 map_shape=(4, 5))
+    data = synthetic_reader_data(24, 608, 16, breast_share=0.7, lift=0.5, finding_share=0.15, seed=5,
+                                 map_shape=(32, 19))  # a map the size of the shipped reader's: ties broken as it is
     data.features, data.flipped = data.features.half().float(), data.flipped.half().float()  # as stored
     index, test = np.arange(16), np.arange(16, 24)
     settings = [fitting.Setting(1, 1e-2, 0.0), fitting.Setting(2, 0.3, 1.0, hidden=8), fitting.Setting(4, 1e-2, 1.0),

@@ -208,7 +208,9 @@ def _fit_heads(data: ReaderData, index: np.ndarray, settings: list[Setting], sch
 
 
 def pooled(logits: torch.Tensor, breast: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
-    """B x S x cells logits -> B x S: column s pooled as `pool` with k = ks[s] (over the breast cells)."""
+    """B x S x cells logits -> B x S: column s pooled as `pool` with k = ks[s] (over the breast cells). One top-k
+    per k, never the first k of one larger top-k: where cells tie (a linear head's zero start) the two pick
+    different cells, and the heads would no longer be those fitted alone."""
     out = torch.empty(logits.shape[:2])
     for k in ks.unique().tolist():
         columns = torch.nonzero(ks == k)[:, 0]
