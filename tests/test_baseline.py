@@ -36,7 +36,8 @@ def test_region_features_follow_their_formulas():
     assert features["breast_share"] == 1.0
 
 
-@pytest.mark.parametrize("where", [(slice(9, 30), slice(5, 22)), (slice(0, 25), slice(0, 48))])  # inside, at the edge
+@pytest.mark.parametrize("where", [(slice(9, 30), slice(5, 22)), (slice(0, 25), slice(0, 48)),
+                                   (slice(20, 40), slice(30, 48))])  # inside; along the top; bottom right
 def test_a_masked_region_reads_as_the_plain_formulas_on_the_whole_image(where):
     """Only the mask's box (grown by a pixel) is looked at: the gradient, co-occurrence and moments equal the
     plain formulas over the whole image (`np.gradient`, `graycomatrix` with level 0 outside the mask)."""

@@ -645,9 +645,15 @@ def test_worker_processes_read_the_images_as_one_process_does_and_a_bad_file_sto
 
     damaged = records[4].path
     damaged.write_bytes(b"P5\n64 64\n255\n" + b"\0" * 10)
-    with pytest.raises(ValueError, match=rf"could not read {records[4].image_id}: .*4 images read before it are kept"):
-        prepare(records, TINY.spec(), TINY.build(), cache_root=tmp_path / "stopped", rebuild=TINY, workers=2,
-                **kwargs)
+    for workers in (2, 1):  # in worker processes, and here
+        with pytest.raises(ValueError, match=rf"could not read {records[4].image_id}: .*stay in the cache"):
+            prepare(records, TINY.spec(), TINY.build(), cache_root=tmp_path / f"stopped{workers}", rebuild=TINY,
+                    workers=workers, **kwargs)
+        reader, reads = TINY.build(), []
+        original = reader.features
+        reader.features = lambda x: (reads.append(1), original(x))[1]
+        prepare(records[:4], TINY.spec(), reader, cache_root=tmp_path / f"stopped{workers}", **kwargs)
+        assert reads == []  # the images before the damaged one were kept
 
 
 def test_predict_resumes_a_stopped_batch_without_reading_its_files_again(tiny_run, tmp_path, capsys):

@@ -33,10 +33,12 @@ class TimedOut(DecodeFailed):
 
 
 def start_worker(parent_pid: int, niceness: int = WORKER_NICENESS) -> None:
-    """Runs first in every decoding process: a lower priority, and an exit when the parent is gone (killed
-    or crashed), so no decoder outlives it. Linux asks the kernel; elsewhere a thread watches the parent.
+    """Runs first in every decoding process: a lower priority, Ctrl+C left to the parent (which stops its
+    workers, no traceback from each), and an exit when the parent is gone (killed or crashed), so no decoder
+    outlives it. Linux asks the kernel; elsewhere a thread watches the parent.
     Decoded pixels go back through shared memory (`shared_pixels`)."""
     shared_pixels.share_from_this_process()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: it stops its workers
     if hasattr(os, "nice"):
         try:
             os.nice(niceness)

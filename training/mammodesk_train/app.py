@@ -28,7 +28,7 @@ from mammodesk.inference.patches import cut_patches, patch_positions
 from mammodesk.inference.scan import scan as scan_breast
 from mammodesk.inference.spacing import with_assumed_spacing
 from mammodesk.io import Image, ImageMeta, find_format, read_image
-from mammodesk.io.decoding import DecodeFailed, decode_all
+from mammodesk.io.decoding import decode_all
 from mammodesk.io.naming import hashed_key, infer_from_name, without_side_and_view
 from mammodesk.io.views import VIEW_FAMILY, VIEWS
 from mammodesk.preprocessing import PipelineSpec, breast_mask, crop_frame

@@ -10,7 +10,7 @@ signal on mammograms, is kept. The features (`FEATURES`, 22 of them):
 
 - intensity: mean, sd, 5/25/50/75/95th percentiles, skewness, excess
   kurtosis, entropy of a 32-bin histogram, share of values above 0.5;
-- texture: mean Sobel gradient magnitude; grey-level co-occurrence (32
+- texture: mean gradient magnitude (central differences); grey-level co-occurrence (32
   levels, distances 1 and 3 pixels, 4 directions averaged) contrast,
   homogeneity, energy and correlation;
 - shape of the region: centre-minus-surround mean (the central half of the
@@ -50,7 +50,8 @@ def region_features(values: np.ndarray, mask: np.ndarray, *, roi: bool) -> np.nd
     share = float(mask.mean())
     contrast = _centre_minus_surround(values, mask) if roi else 0.0
     if mask.any():  # every statistic below sees the mask's pixels and their neighbours only: a digital
-        values, mask = values[_around(mask)], mask[_around(mask)]  # view's breast box, not its 8 Mpx
+        box = _around(mask)  # view's breast box, not its 8 Mpx
+        values, mask = values[box], mask[box]
     inside = values[mask] if mask.any() else values.ravel()
     hist = np.histogram(inside, bins=LEVELS, range=(0.0, 1.0))[0] / max(1, inside.size)
     nonzero = hist[hist > 0]
@@ -95,7 +96,7 @@ def _centre_minus_surround(values: np.ndarray, mask: np.ndarray) -> float:
 def _glcm(values: np.ndarray, mask: np.ndarray) -> list[float]:
     """Co-occurrence statistics inside the mask: level 0 marks outside and is dropped (so a pair with a pixel
     outside the mask never counts, wherever the image is cut around it)."""
-    levels = np.clip(values * LEVELS, 0, LEVELS - 1).astype(np.uint8) + np.uint8(1)
+    levels = np.clip(values * LEVELS, 0, LEVELS - 1).astype(np.uint8) + np.uint8(1)  # below 0: the lowest level
     quantised = np.where(mask, levels, np.uint8(0))
     matrix = graycomatrix(quantised, DISTANCES, (0, np.pi / 4, np.pi / 2, 3 * np.pi / 4), levels=LEVELS + 1)
     matrix = matrix[1:, 1:].astype(np.float64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from mammodesk_train.app import VIEW_FAMILY
 from mammodesk_train.app import Geometry
 from mammodesk_train.app import outline_breast
 from mammodesk_train.app import PipelineSpec
-from mammodesk_train.app import DecodeFailed, decode_all
+from mammodesk_train.app import decode_all
 
 from mammodesk_train import baseline
 from mammodesk_train.data.sources import Record
@@ -110,10 +111,11 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     cache/reader-features): an image read once, by this run or an earlier one, is never read again, and the
     feature maps stay on disk (memory-mapped), so memory does not grow with them.
 
-    `rebuild`: what builds `reader` again (a preset: `.build()`). With it, on the CPU, the images not in the
-    cache are read by `workers` processes (default: one per core, at most `READERS`), each with its own copy
-    of the reader, each image within `READ_LIMIT_S` (a file that hangs its decoder stops the run with its
-    name, the images read before it kept); else here, one after the other."""
+    `rebuild`: what builds `reader` again (a preset whose `.build()` gives the same reader: its features are
+    cached under `trunk`'s name). With it, on the CPU, the images not in the cache are read by `workers`
+    processes (default: one per core, at most `READERS`), each with its own copy of the reader, each image within
+    `READ_LIMIT_S`; else here, one after the other. A file that cannot be read (or, in a worker, hangs its
+    decoder) stops the run with its name; the images read before it stay in the cache."""
     from mammodesk_train.app import data_dir
 
     reader.eval().to(device)
@@ -121,33 +123,54 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     cache = FeatureCache(cache_root or data_dir() / "cache" / "reader-features",
                          {"trunk": trunk, "spec": spec.to_dict(),
                           "spacing_mm": spacing_mm, "flip_reading": flip_reading}, readings)
-    keys = [image_key(record.path, {"assumed_spacing_mm": record.assumed_spacing_mm,
-                                    "laterality": record.labels.laterality, "view": record.labels.view})
-            for record in records]
-    entries: list[Entry | None] = [cache.get(key) for key in keys]
     counter = Progress(len(records), "reading images through the trunk") if progress else None
-    for _ in range(sum(entry is not None for entry in entries) if counter else 0):
-        counter.step(cached=True)
-    missing = [i for i, entry in enumerate(entries) if entry is None]
-    if workers is None:
-        workers = min(READERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1)
-    if rebuild is not None and str(device) == "cpu" and workers > 1 and len(missing) > workers:
-        tasks = [(records[i], spec.to_dict(), rebuild, flip_reading) for i in missing]
-        results = ((i, result) for i, (_, result) in zip(missing, decode_all(_read_task, tasks, workers=workers,
-                                                                              timeout_s=READ_LIMIT_S)))
-    else:
-        results = ((i, _read(records[i], spec, reader, flip_reading)) for i in missing)
-    for i, result in results:
-        if isinstance(result, DecodeFailed):
-            raise ValueError(f"could not read {records[i].image_id}: {result} (the {sum(e is not None for e in entries)} "
-                             "images read before it are kept: the same command goes on from there)")
-        entries[i] = cache.put(keys[i], *result)
-        if counter:
-            counter.step()
+    keys: list[str] = []
+    entries: list[Entry | None] = []
+    for record in records:  # each file's digest first: an image in the cache is never read
+        keys.append(image_key(record.path, {"assumed_spacing_mm": record.assumed_spacing_mm,
+                                            "laterality": record.labels.laterality, "view": record.labels.view}))
+        entries.append(cache.get(keys[-1]))
+        if counter and entries[-1] is not None:
+            counter.step(cached=True)
+    named: dict[str, list[int]] = {}  # the records naming each image not in the cache: it is read once
+    for i, entry in enumerate(entries):
+        if entry is None:
+            named.setdefault(keys[i], []).append(i)
+    with closing(_readings(records, [same[0] for same in named.values()], spec, reader, flip_reading, device,
+                           rebuild, workers)) as results:
+        for i, result in results:
+            if isinstance(result, Exception):
+                raise ValueError(f"could not read {records[i].image_id}: {result} (the images read so far stay in "
+                                 "the cache: the same command goes on from there)") from result
+            entry = cache.put(keys[i], *result)
+            for same in named[keys[i]]:
+                entries[same] = entry
+                if counter:
+                    counter.step()
     data = _assemble(records, entries, cache, spacing_mm, flip_reading)
     data.provenance = hashlib.sha256((cache.folder.name + "".join(keys)).encode()).hexdigest()
     return data
+
+
+def _readings(records: list[Record], index: list[int], spec: PipelineSpec, reader: WholeImageReader,
+              flip_reading: bool, device, rebuild, workers: int | None):
+    """(i, `_read`'s result or why it failed) for each i of `index`, in order: in worker processes where
+    `prepare` says so, else here. Closing it stops the workers."""
+    if workers is None:
+        workers = min(READERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1)
+    if rebuild is not None and str(device) == "cpu" and workers > 1 and len(index) > workers:
+        tasks = [(records[i], spec.to_dict(), rebuild, flip_reading) for i in index]
+        with closing(decode_all(_read_task, tasks, workers=workers, timeout_s=READ_LIMIT_S)) as done:
+            for i, (_, result) in zip(index, done):
+                yield i, result
+        return
+    for i in index:
+        try:
+            result = _read(records[i], spec, reader, flip_reading)
+        except Exception as exc:  # noqa: BLE001 - the file's reason, said with its name
+            result = exc
+        yield i, result
 
 
 READERS = 8  # worker processes reading images at most, one per core (each reads whole images, one thread each:
