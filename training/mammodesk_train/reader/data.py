@@ -123,15 +123,18 @@ def prepare(records: list[Record], spec: PipelineSpec, reader: WholeImageReader,
     cache = FeatureCache(cache_root or data_dir() / "cache" / "reader-features",
                          {"trunk": trunk, "spec": spec.to_dict(),
                           "spacing_mm": spacing_mm, "flip_reading": flip_reading}, readings)
-    counter = Progress(len(records), "reading images through the trunk") if progress else None
+    looking = Progress(len(records), "looking for the images in the cache", "files") if progress else None
     keys: list[str] = []
     entries: list[Entry | None] = []
     for record in records:  # each file's digest first: an image in the cache is never read
         keys.append(image_key(record.path, {"assumed_spacing_mm": record.assumed_spacing_mm,
                                             "laterality": record.labels.laterality, "view": record.labels.view}))
         entries.append(cache.get(keys[-1]))
-        if counter and entries[-1] is not None:
-            counter.step(cached=True)
+        if looking:
+            looking.step()
+    counter = Progress(len(records), "reading images through the trunk") if progress else None
+    for _ in range(sum(entry is not None for entry in entries) if counter else 0):
+        counter.step(cached=True)
     named: dict[str, list[int]] = {}  # the records naming each image not in the cache: it is read once
     for i, entry in enumerate(entries):
         if entry is None:
