@@ -153,4 +153,5 @@ class Rows:
 
     def __getitem__(self, which) -> torch.Tensor:
         rows = self.index[which.numpy() if isinstance(which, torch.Tensor) else which]
-        return torch.from_numpy(self._map[rows]).float()  # torch widens float16 twice as fast as numpy
+        out = torch.from_numpy(self._map[np.atleast_1d(rows)]).float()  # torch widens float16 twice as fast as numpy
+        return out if np.ndim(rows) else out[0]  # one image: its cells x C (a copy, never the read-only mapping)

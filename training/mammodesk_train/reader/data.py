@@ -178,7 +178,7 @@ def _readings(records: list[Record], index: list[int], spec: PipelineSpec, reade
 
 READERS = 8  # worker processes reading images at most, one per core (each reads whole images, one thread each:
 # the decode, spec and statistics are single-threaded, so more processes beat more threads)
-READ_LIMIT_S = 600.0  # one image's reading in a worker (a digital view takes about a second)
+READ_LIMIT_S = 600.0  # one image's reading in a worker (a digital view takes about half a second)
 _WORKER_READERS: dict = {}  # in a worker process: the reader of each preset, built once
 
 
