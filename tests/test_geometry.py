@@ -66,3 +66,19 @@ def test_crop_box_survives_flip_and_resize():
     g = Geometry.identity((50, 60)).crop(5, 10, 30, 20).flip_horizontal().scale_to(60, 40)
     assert g.source_window() == (5, 10, 30, 20)
     np.testing.assert_allclose(g.source_box, (9.5, 4.5, 29.5, 34.5))
+
+
+def test_a_window_partly_or_wholly_outside_the_image_is_zero_and_invalid_there():
+    from mammodesk.preprocessing import crop_frame
+
+    pixels = np.arange(1, 13 * 17 + 1, dtype=np.uint16).reshape(13, 17)
+    image = Image(pixels, ImageMeta())
+    for y0, x0 in [(2, 15), (2, 17), (2, 30), (-10, 3), (-2, -3), (11, -9), (20, 20), (0, 0)]:
+        frame = crop_frame(image, y0, x0, 6, 5)
+        rows = np.arange(y0, y0 + 6)[:, None]
+        cols = np.arange(x0, x0 + 5)[None, :]
+        inside = (rows >= 0) & (rows < 13) & (cols >= 0) & (cols < 17)
+        expected = np.where(inside, pixels[rows.clip(0, 12), cols.clip(0, 16)], 0)
+        assert frame.pixels.shape == (6, 5)
+        np.testing.assert_array_equal(frame.mask, inside)
+        np.testing.assert_array_equal(frame.pixels, expected)

@@ -143,13 +143,19 @@ def crop_frame(image: Image, y0: int, x0: int, rows: int, cols: int) -> Frame:
     src_rows, src_cols = image.shape
     pixels = np.zeros((rows, cols), image.dtype)
     valid = np.zeros((rows, cols), bool)
-    ys, xs = slice(max(0, y0), min(src_rows, y0 + rows)), slice(max(0, x0), min(src_cols, x0 + cols))
+    ys, xs = _overlap(y0, rows, src_rows), _overlap(x0, cols, src_cols)
     target = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
     pixels[target] = image.pixels[ys, xs]
     padding = image.meta.padding_mask
     valid[target] = True if padding is None else ~padding[ys, xs]
     return Frame(pixels=pixels, geometry=Geometry.identity(image.shape).crop(y0, x0, rows, cols),
                  meta=image.meta, mask=valid)
+
+
+def _overlap(start: int, length: int, size: int) -> slice:
+    """The part of [start, start + length) inside [0, size): empty (never reversed) when they do not meet."""
+    low = min(max(0, start), size)
+    return slice(low, max(low, min(size, start + length)))
 
 
 def _as_op_spec(index: int, step: OpSpec | Mapping[str, Any]) -> OpSpec:
