@@ -23,9 +23,9 @@ def test_each_folds_thresholds_are_chosen_on_the_other_folds_at_that_level(monke
     seen = []
     original = fitting.fit_level
 
-    def recording(name, scores, labels, sensitivity):
+    def recording(name, scores, labels, sensitivity, reference=None):
         seen.append(np.sort(scores))
-        return original(name, scores, labels, sensitivity)
+        return original(name, scores, labels, sensitivity, reference)
 
     monkeypatch.setattr(fitting, "fit_level", recording)
     figures = fitting.level_figures(p, y, fold_of, base=p[::-1].copy(), sensitivity=0.8)
@@ -46,6 +46,34 @@ def test_the_flag_keeps_the_stated_sensitivity_and_clear_answers_keep_the_stated
     assert scores.min() == 1 and scores.max() == 10
     assert abs(np.mean(scores[y == 0] <= 5) - 0.5) < 0.02  # score n: above n-1 tenths of the normal units
     assert np.mean(scores[y == 0] >= 9) == pytest.approx(0.2, abs=0.02) and np.mean(scores[y == 1] >= 9) > 0.4
+
+
+def test_the_breast_levels_normal_reference_is_the_breasts_of_women_with_no_finding():
+    """A normal breast beside a finding is read against it and scores low: it must not lower the bar that
+    normal women's breasts are held to."""
+    rng = np.random.default_rng(3)
+    women = 300
+    finding = rng.random(women) < 0.5  # one breast with a finding, the other normal beside it
+    groups = np.repeat(np.arange(women).astype(str), 2)
+    sides = ["R", "L"] * women
+    y = np.zeros(2 * women, int)
+    y[0::2] = finding
+    p = rng.beta(2, 5, 2 * women)
+    p[0::2][finding] += 0.3
+    p[1::2][finding] *= 0.4  # the contralateral normal breast, pushed down by the comparison
+    scores, labels, first, reference = fitting.breast_table(p, y, groups, sides, np.ones(2 * women, bool))
+    np.testing.assert_array_equal(reference, np.repeat(~finding, 2))
+    np.testing.assert_array_equal(labels, y)
+    level = fitting.fit_level("breast", scores, labels, 0.8, reference)
+    normal_women = scores[reference]
+    assert np.mean(normal_women <= level.clear) >= fitting.CLEAR_SPECIFICITY
+    assert level.clear == fitting.clear_point(normal_women)
+    pooled = fitting.fit_level("breast", scores, labels, 0.8)  # every normal breast: a lower bar
+    assert pooled.clear < level.clear and np.mean(normal_women <= pooled.clear) < fitting.CLEAR_SPECIFICITY - 0.03
+    figures = fitting.level_figures(scores, labels, np.arange(len(labels)) % 5, base=scores[::-1].copy(),
+                                    sensitivity=0.8, reference=reference)
+    assert figures["reference"]["normal_units"] == int(reference.sum())
+    assert figures["coverage_normal"] >= fitting.CLEAR_SPECIFICITY - 0.05  # held out of fold, over normal women
 
 
 def test_the_exam_rule_is_fitted_on_exams_and_weighs_the_higher_breast_most():

@@ -22,6 +22,10 @@ Each level holds two thresholds on its p and the score's cut points:
   a clearly abnormal answer always scores 9 or 10 (`clear` is at least the
   normal units' 80th percentile).
 
+The normal units of the breast level are the breasts of women with no finding:
+a normal breast beside a finding is read against it, scores low, and would
+lower the bar a normal woman's breast is held to.
+
 Qt-free and numpy-free: it only reads numbers."""
 
 from __future__ import annotations

@@ -49,6 +49,8 @@ def _seed_table(part: dict, spacing_mm: float) -> str:
     ])
 
 
+NORMAL_UNITS = {"view": "the normal development views", "breast": "the development breasts of women with no finding",
+                "exam": "the normal development exams"}
 LEVEL_WORDS = {"view": "view (read alone)", "breast": "breast (read against the other breast)",
                "exam": "exam (both breasts, fitted rule)"}
 
@@ -70,6 +72,15 @@ def levels_table(levels: dict | None) -> list[str]:
         rows.append(f"| {LEVEL_WORDS[name]} | {f['units']} ({f['abnormal']}) | {m['mean']:.3f} ± {m['sd']:.3f} | "
                     f"{b['mean']:.3f} ± {b['sd']:.3f} | {f['sensitivity']:.2f} / {f['specificity']:.2f} | "
                     f"{f['band_share']:.0%} | {error} | {f['coverage_abnormal']:.0%} / {f['coverage_normal']:.0%} |")
+    for name in ("view", "breast", "exam"):
+        reference = (levels.get(name) or {}).get("reference")
+        if reference:
+            rows += ["", f"{LEVEL_WORDS[name].capitalize()}: the normal units of the thresholds, the score, the "
+                     f"specificity and the normal coverage are the {reference['normal_units']} breasts of women with "
+                     "no finding (a normal breast beside a finding is read against it, which lowers its p). "
+                     f"Abnormal breasts against them: pooled AUC {reference['pooled_auc']:.3f} (plain baseline "
+                     f"{reference['baseline_pooled_auc']:.3f}); specificity over every normal breast "
+                     f"{reference['specificity_all_normal_units']:.2f}."]
     return rows
 
 
@@ -108,7 +119,7 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
     lines = [
         opening(name, report["reported"]["comparison"], report["images"], report["patients"]),
         f"{report['description']}.", "",
-        f"**Task**: normal vs abnormal, per image (any abnormality {_labelled_as(report)}); per breast and per exam in the app and `mammodesk predict`, each on its own scale (the table per level below). "
+        f"**Task**: normal vs abnormal, per image (any abnormality: {_labelled_as(report)}); per breast and per exam in the app and `mammodesk predict`, each on its own scale (the table per level below). "
         f"{report['images']} images of {report['patients']} women ({report['abnormal']} abnormal, "
         f"{report['located']} with a located finding). {report['evaluation']}.", "",
         _data_line(report), "",
@@ -137,8 +148,8 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         if level:
             lines.append(f"- {LEVEL_WORDS[level_name].capitalize()}: flagged at p >= {level['flag']:.3f} (sensitivity "
                          f"0.80 out of fold), clearly abnormal above {level['clear']:.3f} (at or below it: 80 % of "
-                         "normal units), no clear answer between; score n/10 = above n-1 tenths of the normal "
-                         "development units' out-of-fold p" + (f"; rule: {level['rule_chosen'].replace('_', ' and ')} of the two "
+                         f"{NORMAL_UNITS[level_name]}, out of fold), no clear answer between; score n/10 = above "
+                         f"the out-of-fold p of n-1 tenths of them" + (f"; rule: {level['rule_chosen'].replace('_', ' and ')} of the two "
                                                     "breasts' image logits" if level_name == "exam" else "") + ".")
     if seconds_per_view is not None:
         lines.append(f"- Wall time: {seconds_per_view * 1000:.0f} ms per view on the export machine's CPU.")
@@ -156,8 +167,8 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
 
 def _labelled_as(report: dict) -> str:
     if report["data"].startswith("mias:"):
-        return "MIAS labels: masses, calcifications, architectural distortion, asymmetry"
-    return f"the data labels abnormal, benign included, in `{public_spec(report['data'])}`"
+        return "masses, calcifications, architectural distortion and asymmetry in the MIAS labels"
+    return f"whatever `{public_spec(report['data'])}` labels abnormal, benign included"
 
 
 def _reproduce_data(spec: str) -> str:

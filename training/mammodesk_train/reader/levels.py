@@ -10,7 +10,13 @@ on out-of-fold answers at that level only.
   outer training fold's inner out-of-fold logits, never on the fold it answers.
 - Thresholds: `flag` for the stated sensitivity, `clear` so that at least
   CLEAR_SPECIFICITY of normal units lie at or below it. In the tables each
-  fold's two thresholds are chosen on the other folds' out-of-fold answers."""
+  fold's two thresholds are chosen on the other folds' out-of-fold answers.
+- The normal reference (`clear`, the score's knots, specificity): every normal
+  view or exam; at the breast level the breasts of women with no finding. A
+  normal breast beside a finding is read against that finding's breast, which
+  pushes its p down: on MIAS half the normal breasts are such, and with them in
+  the reference 25 % of normal women's breasts, not the stated 20 %, scored
+  "clearly abnormal". A screening population is nearly all normal women."""
 
 from __future__ import annotations
 
@@ -35,10 +41,10 @@ def operating_point(p: np.ndarray, y: np.ndarray, sensitivity: float) -> float:
     return float(positives[max(0, needed - 1)]) if len(positives) else 0.5
 
 
-def clear_point(p: np.ndarray, y: np.ndarray, specificity: float = CLEAR_SPECIFICITY) -> float:
-    """The lowest threshold with at least `specificity` of the normal units at or below it (the split-conformal
-    quantile with its finite-sample correction: rank ceil((n + 1) * specificity) of n)."""
-    negatives = np.sort(p[y == 0])
+def clear_point(normals: np.ndarray, specificity: float = CLEAR_SPECIFICITY) -> float:
+    """The lowest threshold with at least `specificity` of the normal units' p at or below it (the
+    split-conformal quantile with its finite-sample correction: rank ceil((n + 1) * specificity) of n)."""
+    negatives = np.sort(normals)
     if not len(negatives):
         return 1.0
     rank = min(len(negatives), int(np.ceil((len(negatives) + 1) * specificity)))
@@ -52,9 +58,17 @@ def knots(p: np.ndarray) -> list[float]:
     return [float(v) for v in np.quantile(p, np.arange(1, 10) / 10)]
 
 
-def fit_level(name: str, p: np.ndarray, y: np.ndarray, sensitivity: float) -> Level:
-    normals = p[y == 0]
-    return Level(name, operating_point(p, y, sensitivity), clear_point(p, y), tuple(knots(normals)) if len(normals)
+def normal_reference(y: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
+    """The normal units a level's `clear`, knots and specificity are read from: `reference`'s normal units
+    (every normal unit without one, or where it holds none: too few women with no finding)."""
+    normals = y == 0
+    return normals if reference is None or not (normals & reference).any() else normals & reference
+
+
+def fit_level(name: str, p: np.ndarray, y: np.ndarray, sensitivity: float,
+              reference: np.ndarray | None = None) -> Level:
+    normals = p[normal_reference(y, reference)]
+    return Level(name, operating_point(p, y, sensitivity), clear_point(normals), tuple(knots(normals)) if len(normals)
                  else ())
 
 
@@ -124,13 +138,14 @@ def exam_logits(rule: ExamRule, features: np.ndarray) -> np.ndarray:
 
 # --- figures ----------------------------------------------------------------------------------------------------
 
-def cross_answers(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, sensitivity: float) -> tuple[np.ndarray, ...]:
+def cross_answers(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, sensitivity: float,
+                  reference: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Each unit's flag and answer at thresholds chosen on the other folds' out-of-fold answers."""
     flagged = np.zeros(len(y), bool)
     answer = np.empty(len(y), object)
     for f in sorted(set(fold_of.tolist())):
         test, train = fold_of == f, fold_of != f
-        level = fit_level("", p[train], y[train], sensitivity)
+        level = fit_level("", p[train], y[train], sensitivity, None if reference is None else reference[train])
         flagged[test] = p[test] >= level.flag
         answer[test] = [level.answer(float(v)) for v in p[test]]
     return flagged, answer
@@ -146,13 +161,15 @@ def agreeing(answer: np.ndarray, any_breast_flagged: np.ndarray) -> np.ndarray:
 
 
 def level_figures(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, base: np.ndarray, sensitivity: float,
-                  any_breast_flagged: np.ndarray | None = None) -> dict:
+                  any_breast_flagged: np.ndarray | None = None, reference: np.ndarray | None = None) -> dict:
     """Out-of-fold figures at one level: AUC against the plain baseline in the same folds; at thresholds each
     chosen on the other folds: sensitivity and specificity of the flag, the band's share, the clear answers'
     error rate and the share of each class whose own label stays possible (conformal coverage). Exams:
     `any_breast_flagged` (per exam, at the breast level's own cross-fitted thresholds) makes the answers agree
-    with their breasts, as the app does."""
-    flagged, answer = cross_answers(p, y, fold_of, sensitivity)
+    with their breasts, as the app does. With a `reference` (`normal_reference`), the thresholds are fitted
+    on it, specificity and the normal units' coverage are counted over it, and `reference` gives its pooled
+    AUC (abnormal units against its normal ones) beside the baseline's."""
+    flagged, answer = cross_answers(p, y, fold_of, sensitivity, reference)
     if any_breast_flagged is not None:
         answer = agreeing(answer, any_breast_flagged)
     folds = sorted(set(fold_of.tolist()))
@@ -160,13 +177,19 @@ def level_figures(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, base: np.nd
     truth = np.where(y == 1, ABNORMAL, NORMAL)
     auc_of = lambda s: [{"auc": _auc(y[fold_of == f], s[fold_of == f])} for f in folds]  # noqa: E731
     possible = (answer == truth) | ~clear
+    normals = normal_reference(y, reference)
+    screened = (y == 1) | normals
     return {"units": int(len(y)), "abnormal": int(y.sum()),
             "comparison": baseline.compare(auc_of(p), auc_of(base)),
             "pooled_auc": _auc(y, p), "baseline_pooled_auc": _auc(y, base),
-            "sensitivity": float(flagged[y == 1].mean()), "specificity": float((~flagged[y == 0]).mean()),
+            "sensitivity": float(flagged[y == 1].mean()), "specificity": float((~flagged[normals]).mean()),
             "band_share": float((~clear).mean()),
             "clear_error_rate": float((answer[clear] != truth[clear]).mean()) if clear.any() else None,
-            "coverage_abnormal": float(possible[y == 1].mean()), "coverage_normal": float(possible[y == 0].mean()),
+            "coverage_abnormal": float(possible[y == 1].mean()), "coverage_normal": float(possible[normals].mean()),
+            **({} if reference is None else {"reference": {
+                "normal_units": int(normals.sum()), "pooled_auc": _auc(y[screened], p[screened]),
+                "baseline_pooled_auc": _auc(y[screened], base[screened]),
+                "specificity_all_normal_units": float((~flagged[y == 0]).mean())}}),
             "how": f"thresholds of each fold chosen on the other folds' out-of-fold answers: the flag for "
                    f"sensitivity {sensitivity:.2f}, 'clearly abnormal' above {CLEAR_SPECIFICITY:.0%} of normal units"}
 
@@ -196,16 +219,19 @@ def exam_folds(keys: list[str], groups: np.ndarray, fold_of_image: np.ndarray) -
 
 
 def breast_table(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, sides: list,
-                 mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Breasts (a woman's side) of the images in `mask`: their most suspicious view's score, the breast label
-    (any abnormal view) and one image of each (for its fold)."""
+    (any abnormal view), one image of each (for its fold) and whether its woman has no finding in any image
+    (the breast level's normal reference)."""
     by_breast: dict[tuple, list[int]] = {}
     for i in np.flatnonzero(mask):
         if sides[i] in ("R", "L"):
             by_breast.setdefault((str(groups[i]), sides[i]), []).append(int(i))
     members = list(by_breast.values())
+    with_finding = {str(g) for g, label in zip(groups, y) if label}
     return (np.array([max(scores[i] for i in m) for m in members], float),
-            np.array([max(y[i] for i in m) for m in members], int), np.array([m[0] for m in members], int))
+            np.array([max(y[i] for i in m) for m in members], int), np.array([m[0] for m in members], int),
+            np.array([key[0] not in with_finding for key in by_breast], bool))
 
 
 def evaluate_levels(cv: dict, y: np.ndarray, groups: np.ndarray, sides: list, partners: np.ndarray,
@@ -217,10 +243,11 @@ def evaluate_levels(cv: dict, y: np.ndarray, groups: np.ndarray, sides: list, pa
     paired = (partners >= 0) & np.isfinite(cv["oof_bilateral_logits"])
     breast_flags: dict[str, bool] = {}  # per exam: a breast flagged at the breast level (the app's agreement)
     if base_both is not None and paired.mean() >= 0.5:
-        p, labels, first = breast_table(sigmoid(np.nan_to_num(cv["oof_bilateral_logits"])), y, groups, sides, paired)
-        base, _, _ = breast_table(base_both, y, groups, sides, paired)
-        out["breast"] = level_figures(p, labels, fold_of[first], base, sensitivity)
-        flagged, _ = cross_answers(p, labels, fold_of[first], sensitivity)
+        p, labels, first, reference = breast_table(sigmoid(np.nan_to_num(cv["oof_bilateral_logits"])), y, groups,
+                                                   sides, paired)
+        base = breast_table(base_both, y, groups, sides, paired)[0]
+        out["breast"] = level_figures(p, labels, fold_of[first], base, sensitivity, reference=reference)
+        flagged, _ = cross_answers(p, labels, fold_of[first], sensitivity, reference)
         for image, flag in zip(first, flagged):
             breast_flags[str(groups[image])] = breast_flags.get(str(groups[image]), False) or bool(flag)
     keys = [k for k in exams(groups, sides) if k in cv["oof_exam_logits"]]

@@ -129,7 +129,8 @@ def _paired_folds(folds: list[Fold], paired: np.ndarray) -> list[Fold]:
 def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], preset: ReaderPreset):
     """The shipped comparison: weights fitted on the shipped setting's out-of-fold logits, its calibration
     and operating point from weights cross-fitted in the same folds, and the breasts' calibrated out-of-fold
-    answers and labels (the breast level is fitted on them). (None, None) when too few images are paired."""
+    answers, labels and normal reference (the breast level is fitted on them, `levels.breast_table`). (None,
+    None) when too few images are paired."""
     from dataclasses import replace
 
     partners = data.partners()
@@ -148,9 +149,9 @@ def shipped_bilateral(data: ReaderData, logits: np.ndarray, folds: list[Fold], p
     calibration = trust.calibrate(probs, data.y[paired], _paired_folds(folds, paired))["calibration"]
     calibrated = np.full(len(data), np.nan)
     calibrated[paired] = apply_calibration(calibration, probs)[:, 1] if calibration else raw
-    p, y, _ = breast_table(calibrated, data.y, data.groups, data.sides, paired)
+    p, y, _, reference = breast_table(calibrated, data.y, data.groups, data.sides, paired)
     return (replace(weights, threshold=operating_point(calibrated[paired], data.y[paired], preset.sensitivity),
-                    calibration=calibration), (p, y))
+                    calibration=calibration), (p, y, reference))
 
 
 def shipped_exam(data: ReaderData, logits: np.ndarray, folds: list[Fold]) -> tuple[dict, tuple] | None:
@@ -176,11 +177,12 @@ def shipped_exam(data: ReaderData, logits: np.ndarray, folds: list[Fold]) -> tup
 def shipped_levels(answers: dict, sensitivity: float, exam_rule: dict | None) -> dict:
     """Each level's thresholds and score, fitted on its out-of-fold answers (`shipped_level_answers`)."""
     levels = {}
-    for name, pair in answers.items():
-        if pair is None or (name == "exam" and exam_rule is None):
+    for name, units in answers.items():
+        if units is None or (name == "exam" and exam_rule is None):
             levels[name] = None
             continue
-        level = level_dict(fit_level(name, np.asarray(pair["p"]), np.asarray(pair["y"]), sensitivity))
+        reference = np.asarray(units["reference"], bool) if "reference" in units else None
+        level = level_dict(fit_level(name, np.asarray(units["p"]), np.asarray(units["y"]), sensitivity, reference))
         levels[name] = {**level, **(exam_rule if name == "exam" else {})}
     return levels
 
@@ -274,8 +276,9 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     threshold = operating_point(calibrated, data.y, preset.sensitivity)
     exam = shipped_exam(data, oof_logits, shipped_folds)
     answers = {"view": (calibrated, data.y), "breast": breasts, "exam": exam[1] if exam else None}
-    report["shipped_level_answers"] = {name: None if pair is None else {"p": pair[0].tolist(), "y": pair[1].tolist()}
-                                       for name, pair in answers.items()}  # the levels can be refitted from these
+    report["shipped_level_answers"] = {name: None if units is None else dict(zip(("p", "y", "reference"),
+                                                                                (part.tolist() for part in units)))
+                                       for name, units in answers.items()}  # the levels can be refitted from these
     levels = shipped_levels(report["shipped_level_answers"], preset.sensitivity, exam[0] if exam else None)
     for part in ("reported", "second_seed"):
         report[part].pop("calibration_fit")
