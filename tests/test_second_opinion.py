@@ -407,7 +407,10 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
         assert window.opinions.summary(opinion).startswith(levels.breast.answer(expected))
     expected = levels.rule.probability([alone["R"].logit, alone["L"].logit])
     assert exam.ruled and exam.probability == pytest.approx(expected)
-    assert f"Exam: {levels.exam.answer(expected)}" in lines and f"score {levels.exam.score(expected)}/10" in lines
+    answer, any_flagged = levels.exam.answer(expected), any(breast.flagged for breast in exam.breasts)
+    if (answer == "normal" and any_flagged) or (answer == "abnormal" and not any_flagged):
+        answer = "no clear answer"  # the exam agrees with its breasts
+    assert f"Exam: {answer}" in lines and f"score {levels.exam.score(expected)}/10" in lines
     for opinion in answers:  # the map shown is of the finding, whatever the answer's class
         _, name, index = window.opinions.overlay_map(opinion)
         assert name == "patch probability" and opinion.prediction.labels[index] == "abnormal"
