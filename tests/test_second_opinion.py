@@ -404,6 +404,9 @@ def test_the_reader_answers_each_breast_above_the_views(qtbot, window, bundled, 
         assert window.opinions.marks_a_place(opinion, documents) == levels.breast.flagged(expected)
         window.opinions.select(opinion)  # its bars show the breast's one number, the view alone on request
         assert panel.bars.bars[1].value() == round(expected * 1000)
+        captions = [w.text() for w in panel.findChildren(QtWidgets.QLabel) if "probabilities" in w.text()]
+        assert any(f"read against {other.name}" in c and "place this p among the normal cases" in c
+                   for c in captions)  # why a p under a half can answer 'abnormal'
         assert window.opinions.summary(opinion).startswith(levels.breast.answer(expected))
     expected = levels.rule.probability([alone["R"].logit, alone["L"].logit])
     assert exam.ruled and exam.probability == pytest.approx(expected)

@@ -140,15 +140,26 @@ class ProbabilityBars(QtWidgets.QWidget):
             self._grid.addWidget(percent, row, 2)
             self.bars.append(bar)
         compared = view is not None and view.compared_with
-        caption = QtWidgets.QLabel(("calibrated probabilities" if p.calibrated else "uncalibrated probabilities "
-                                    "(this model carries no calibration)")
-                                   + (f", read against {view.compared_with}" if compared else
-                                      ", this view alone" if p.from_image_reader else ""))
+        scored = view is not None and view.score is not None
+        caption = QtWidgets.QLabel(bars_caption(p, view.compared_with if compared else None, scored))
         if compared:
             caption.setToolTip(f"this view alone: p(abnormal) {view.alone:.2f}")
         caption.setWordWrap(True)
         caption.setStyleSheet("color: #909090;")
         self._grid.addWidget(caption, len(p.labels) + 2, 0, 1, 3)
+
+
+def bars_caption(prediction, compared_with: str | None, scored: bool) -> str:
+    """What the bars are. With a score, why p(abnormal) under a half can answer 'abnormal': the p is in the
+    development data's mix, the answer places it among the normal cases."""
+    if not prediction.calibrated:
+        what = "uncalibrated probabilities (this model carries no calibration)"
+    else:
+        what = "calibrated probabilities" + (" in the development data's mix of normal and abnormal cases"
+                                             if scored else "")
+    how = f", read against {compared_with}" if compared_with else \
+        ", this view alone" if prediction.from_image_reader else ""
+    return what + how + ("; the answer and score place this p among the normal cases" if scored else "")
 
 
 def legend_caption(map_name: str, label: str) -> str:
