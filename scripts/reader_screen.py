@@ -58,8 +58,9 @@ def main() -> None:
         columns: dict[str, np.ndarray] = {}
         hits: dict[str, list[bool]] = {}
         for fold in patient_kfold(data.y, data.groups, 5, seed):
-            for j, heads in enumerate(fit_heads(data, fold.train, settings, preset.schedule, seed + fold.index + 1000 * b)
-                                      for b in range(max(1, args.bag))):
+            fits = (fit_heads(data, fold.train, settings, preset.schedule, seed + fold.index + 1000 * b)
+                    for b in range(max(1, args.bag)))
+            for j, heads in enumerate(fits):
                 for setting, head in zip(settings, heads):
                     name = setting.text()
                     logits = reader_logits(head, data, fold.test)

@@ -70,10 +70,14 @@ def test_the_breast_levels_normal_reference_is_the_breasts_of_women_with_no_find
     assert level.clear == fitting.clear_point(normal_women)
     pooled = fitting.fit_level("breast", scores, labels, 0.8)  # every normal breast: a lower bar
     assert pooled.clear < level.clear and np.mean(normal_women <= pooled.clear) < fitting.CLEAR_SPECIFICITY - 0.03
-    figures = fitting.level_figures(scores, labels, np.arange(len(labels)) % 5, base=scores[::-1].copy(),
-                                    sensitivity=0.8, reference=reference)
+    fold_of = (np.arange(len(labels)) // 2) % 5  # a woman's two breasts in one fold
+    figures = fitting.level_figures(scores, labels, fold_of, base=scores[::-1].copy(), sensitivity=0.8,
+                                    reference=reference)
     assert figures["reference"]["normal_units"] == int(reference.sum())
     assert figures["coverage_normal"] >= fitting.CLEAR_SPECIFICITY - 0.05  # held out of fold, over normal women
+    few = reference & (np.cumsum(reference) <= fitting.MIN_REFERENCE - 1)  # too few normal women: every normal breast
+    assert fitting.fit_level("breast", scores, labels, 0.8, few) == pooled
+    assert "reference" not in fitting.level_figures(scores, labels, fold_of, scores[::-1].copy(), 0.8, reference=few)
 
 
 def test_the_exam_rule_is_fitted_on_exams_and_weighs_the_higher_breast_most():

@@ -49,10 +49,15 @@ def _seed_table(part: dict, spacing_mm: float) -> str:
     ])
 
 
-NORMAL_UNITS = {"view": "the normal development views", "breast": "the development breasts of women with no finding",
+NORMAL_UNITS = {"view": "the normal development views", "breast": "the normal development breasts",
                 "exam": "the normal development exams"}
 LEVEL_WORDS = {"view": "view (read alone)", "breast": "breast (read against the other breast)",
                "exam": "exam (both breasts, fitted rule)"}
+
+
+def units_of(name: str, level: dict) -> str:
+    """The normal units a shipped level's thresholds were set on."""
+    return f"the development {level['normal_units']}" if level.get("normal_units") else NORMAL_UNITS[name]
 
 
 def levels_table(levels: dict | None) -> list[str]:
@@ -72,15 +77,14 @@ def levels_table(levels: dict | None) -> list[str]:
         rows.append(f"| {LEVEL_WORDS[name]} | {f['units']} ({f['abnormal']}) | {m['mean']:.3f} ± {m['sd']:.3f} | "
                     f"{b['mean']:.3f} ± {b['sd']:.3f} | {f['sensitivity']:.2f} / {f['specificity']:.2f} | "
                     f"{f['band_share']:.0%} | {error} | {f['coverage_abnormal']:.0%} / {f['coverage_normal']:.0%} |")
-    for name in ("view", "breast", "exam"):
-        reference = (levels.get(name) or {}).get("reference")
-        if reference:
-            rows += ["", f"{LEVEL_WORDS[name].capitalize()}: the normal units of the thresholds, the score, the "
-                     f"specificity and the normal coverage are the {reference['normal_units']} breasts of women with "
-                     "no finding (a normal breast beside a finding is read against it, which lowers its p). "
-                     f"Abnormal breasts against them: pooled AUC {reference['pooled_auc']:.3f} (plain baseline "
-                     f"{reference['baseline_pooled_auc']:.3f}); specificity over every normal breast "
-                     f"{reference['specificity_all_normal_units']:.2f}."]
+    reference = (levels.get("breast") or {}).get("reference")
+    if reference:
+        rows += ["", f"{LEVEL_WORDS['breast'].capitalize()}: the normal units of the thresholds, the score, the "
+                 f"specificity and the normal coverage are the {reference['normal_units']} breasts of women with "
+                 "no finding (a normal breast beside a finding is read against it, which lowers its p); the band "
+                 "and the clear answers count every breast. Abnormal breasts against normal women's: pooled AUC "
+                 f"{reference['pooled_auc']:.3f} (plain baseline {reference['baseline_pooled_auc']:.3f}); "
+                 f"specificity over every normal breast {reference['specificity_all_normal_units']:.2f}."]
     return rows
 
 
@@ -148,7 +152,7 @@ def write_reader_card(path: Path, name: str, report: dict, seconds_per_view: flo
         if level:
             lines.append(f"- {LEVEL_WORDS[level_name].capitalize()}: flagged at p >= {level['flag']:.3f} (sensitivity "
                          f"0.80 out of fold), clearly abnormal above {level['clear']:.3f} (at or below it: 80 % of "
-                         f"{NORMAL_UNITS[level_name]}, out of fold), no clear answer between; score n/10 = above "
+                         f"{units_of(level_name, level)}, out of fold), no clear answer between; score n/10 = above "
                          f"the out-of-fold p of n-1 tenths of them" + (f"; rule: {level['rule_chosen'].replace('_', ' and ')} of the two "
                                                     "breasts' image logits" if level_name == "exam" else "") + ".")
     if seconds_per_view is not None:

@@ -32,6 +32,7 @@ from mammodesk_train.splits import Fold
 
 CLEAR_SPECIFICITY = 0.80  # a clear 'abnormal' leaves at most 20 % of normal units above it (conformal, per class)
 RULES = ("max", "max_min")
+MIN_REFERENCE = 10  # normal units a reference needs to set thresholds and deciles on
 
 
 def operating_point(p: np.ndarray, y: np.ndarray, sensitivity: float) -> float:
@@ -58,11 +59,16 @@ def knots(p: np.ndarray) -> list[float]:
     return [float(v) for v in np.quantile(p, np.arange(1, 10) / 10)]
 
 
+def uses_reference(y: np.ndarray, reference: np.ndarray | None) -> bool:
+    """Whether `reference` holds enough normal units to set a level's thresholds and deciles on."""
+    return reference is not None and int(((y == 0) & reference).sum()) >= MIN_REFERENCE
+
+
 def normal_reference(y: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
-    """The normal units a level's `clear`, knots and specificity are read from: `reference`'s normal units
-    (every normal unit without one, or where it holds none: too few women with no finding)."""
-    normals = y == 0
-    return normals if reference is None or not (normals & reference).any() else normals & reference
+    """The normal units a level's `clear`, knots and specificity are read from: `reference`'s normal units;
+    every normal unit without one, or where it holds fewer than MIN_REFERENCE (a data set of women who nearly
+    all have a finding)."""
+    return (y == 0) & reference if uses_reference(y, reference) else y == 0
 
 
 def fit_level(name: str, p: np.ndarray, y: np.ndarray, sensitivity: float,
@@ -179,6 +185,7 @@ def level_figures(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, base: np.nd
     possible = (answer == truth) | ~clear
     normals = normal_reference(y, reference)
     screened = (y == 1) | normals
+    units = "normal units" if not uses_reference(y, reference) else "breasts of women with no finding"
     return {"units": int(len(y)), "abnormal": int(y.sum()),
             "comparison": baseline.compare(auc_of(p), auc_of(base)),
             "pooled_auc": _auc(y, p), "baseline_pooled_auc": _auc(y, base),
@@ -186,12 +193,14 @@ def level_figures(p: np.ndarray, y: np.ndarray, fold_of: np.ndarray, base: np.nd
             "band_share": float((~clear).mean()),
             "clear_error_rate": float((answer[clear] != truth[clear]).mean()) if clear.any() else None,
             "coverage_abnormal": float(possible[y == 1].mean()), "coverage_normal": float(possible[normals].mean()),
-            **({} if reference is None else {"reference": {
+            **({} if not uses_reference(y, reference) else {"reference": {
                 "normal_units": int(normals.sum()), "pooled_auc": _auc(y[screened], p[screened]),
                 "baseline_pooled_auc": _auc(y[screened], base[screened]),
                 "specificity_all_normal_units": float((~flagged[y == 0]).mean())}}),
             "how": f"thresholds of each fold chosen on the other folds' out-of-fold answers: the flag for "
-                   f"sensitivity {sensitivity:.2f}, 'clearly abnormal' above {CLEAR_SPECIFICITY:.0%} of normal units"}
+                   f"sensitivity {sensitivity:.2f}, 'clearly abnormal' above {CLEAR_SPECIFICITY:.0%} of the {units}; "
+                   f"specificity and the normal coverage over the {units}, the band and the clear answers over "
+                   "every unit"}
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:

@@ -38,7 +38,8 @@ from mammodesk_train.reader.finetune import Tuning, first_rank_first, into_reade
 from mammodesk_train.reader.presets import PRESETS, ReaderPreset  # noqa: F401 - the reader's presets, here too
 from mammodesk_train.reader.fit import Setting, choose, fit_head, nested_cv, reader_logits
 from mammodesk_train.reader.levels import (breast_table, cross_answers, evaluate_levels, exam_logits, exam_table,
-                                           fit_exam_rule, fit_level, fold_index, level_dict, operating_point)
+                                           fit_exam_rule, fit_level, fold_index, level_dict, operating_point,
+                                           uses_reference)
 from mammodesk_train.reader.model import head_from_standardised
 from mammodesk_train.splits import Fold, patient_key_hash, patient_kfold
 
@@ -181,9 +182,11 @@ def shipped_levels(answers: dict, sensitivity: float, exam_rule: dict | None) ->
         if units is None or (name == "exam" and exam_rule is None):
             levels[name] = None
             continue
+        y = np.asarray(units["y"])
         reference = np.asarray(units["reference"], bool) if "reference" in units else None
-        level = level_dict(fit_level(name, np.asarray(units["p"]), np.asarray(units["y"]), sensitivity, reference))
-        levels[name] = {**level, **(exam_rule if name == "exam" else {})}
+        level = level_dict(fit_level(name, np.asarray(units["p"]), y, sensitivity, reference))
+        chosen = {"normal_units": "breasts of women with no finding"} if uses_reference(y, reference) else {}
+        levels[name] = {**level, **chosen, **(exam_rule if name == "exam" else {})}
     return levels
 
 
