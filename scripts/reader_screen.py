@@ -19,18 +19,12 @@ import dataclasses
 import numpy as np
 
 from mammodesk_train.data.sources import load_source
-from mammodesk_train.reader.data import prepare
 from mammodesk_train.reader.fit import Setting, auc, fit_heads, pointing_hits, reader_logits
 from mammodesk_train.reader.levels import exam_table
 from mammodesk_train.reader.presets import PRESETS
 from mammodesk_train.reader.model import STRIDE
 from mammodesk_train.reader.run import labelled
 from mammodesk_train.splits import patient_kfold
-
-
-def read(records, preset):
-    return prepare(records, preset.spec(), preset.build(), spacing_mm=preset.spacing_mm,
-                   flip_reading=preset.flip_reading, trunk=f"imagenet-{preset.trunk}", rebuild=preset)
 
 
 def at_spacing(preset, spacing_mm: float):
@@ -52,8 +46,8 @@ def main() -> None:
     settings = [Setting(int(k), float(wd), float(cw), int(h))
                 for k, wd, cw, h in (s.split(":") for s in args.settings.split(","))]
     records = labelled(load_source(args.data), 5)
-    data = read(records, preset)
-    other = read(records, at_spacing(preset, args.spacing)) if args.spacing else None
+    data = preset.read(records)
+    other = at_spacing(preset, args.spacing).read(records) if args.spacing else None
     for seed in (int(s) for s in args.seeds.split(",")):
         columns: dict[str, np.ndarray] = {}
         hits: dict[str, list[bool]] = {}

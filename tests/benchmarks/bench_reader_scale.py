@@ -54,17 +54,12 @@ def one_pass(manifest: str, cache: str, workers: int) -> dict:
     import resource
 
     from mammodesk_train.data.sources import load_source
-    from mammodesk_train.reader.data import prepare
-    from mammodesk_train.reader.model import WholeImageReader
-    from mammodesk_train.reader.run import PRESETS, build_trunk
+    from mammodesk_train.reader.run import PRESETS
 
     preset = PRESETS["reader-lite0-hidden"]
     records = load_source(f"manifest:{manifest}", announce=False)
-    reader = WholeImageReader(build_trunk(preset.trunk), k=1, flip_reading=preset.flip_reading)
     started = time.perf_counter()
-    data = prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm, flip_reading=preset.flip_reading,
-                   progress=False, cache_root=Path(cache), trunk=f"imagenet-{preset.trunk}", rebuild=preset,
-                   workers=workers)
+    data = preset.read(records, progress=False, cache_root=Path(cache), workers=workers)
     seconds = time.perf_counter() - started
     assert len(data) == len(records)
     return {"views": len(records), "seconds": seconds,

@@ -40,6 +40,15 @@ class ReaderPreset:
             raise ValueError(f"{self.name} answers normal vs abnormal (2 classes), not {classes}")
         return WholeImageReader(build_trunk(self.trunk), k=1, flip_reading=self.flip_reading)
 
+    def read(self, records, reader: WholeImageReader | None = None, **options):
+        """Every image of `records` through this preset's spec and trunk (`data.prepare`, its cache and its
+        worker processes); `options`: prepare's device, workers, cache_root, progress."""
+        from mammodesk_train.reader.data import prepare
+
+        return prepare(records, self.spec(), reader if reader is not None else self.build(),
+                       spacing_mm=self.spacing_mm, flip_reading=self.flip_reading, trunk=f"imagenet-{self.trunk}",
+                       rebuild=self, **options)
+
     def scaled(self, factor: float) -> "ReaderPreset":
         """Every epoch count times `factor` (smoke runs: `fit --epochs-scale`)."""
         epochs = lambda n: max(1, round(n * factor))  # noqa: E731

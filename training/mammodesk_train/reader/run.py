@@ -32,7 +32,7 @@ from mammodesk_train.data.sources import assumed_spacing, load_source
 from mammodesk_train.data.tasks import check_task, described
 from mammodesk_train.outer import baseline_out_of_fold
 from mammodesk_train.reader.bilateral import compared_logits, fit_bilateral
-from mammodesk_train.reader.data import READS, ReaderData, prepare
+from mammodesk_train.reader.data import READS, ReaderData
 from mammodesk_train.reader.shipping import domain_record, keep_shipped
 from mammodesk_train.reader.finetune import Tuning, first_rank_first, into_reader
 from mammodesk_train.reader.presets import PRESETS, ReaderPreset  # noqa: F401 - the reader's presets, here too
@@ -235,9 +235,7 @@ def run(data_spec: str, out: Path, preset: ReaderPreset, *, folds: int = 5, seed
     where = pick_device(device)
     print(plan(records, preset, folds, seed, second_seed, where), flush=True)
     reader = preset.build()
-    data = first_rank_first(lambda: prepare(records, preset.spec(), reader, spacing_mm=preset.spacing_mm,
-                                            flip_reading=preset.flip_reading, trunk=f"imagenet-{preset.trunk}",
-                                            device=where, rebuild=preset))
+    data = first_rank_first(lambda: preset.read(records, reader, device=where))
     tuning = None if preset.finetune is None else \
         Tuning(preset.finetune, records, preset.spec(), reader, data, out / "finetune", where)
     reader.cpu()  # the head is fitted, and the shipped reader kept, on the CPU
